@@ -1,0 +1,39 @@
+//! The agent API's error type.
+
+/// Why an agent could not be built or could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A hyperparameter is out of range or does not fit the environment.
+    #[error("{field}: {message}")]
+    Config {
+        /// JSON path of the field within the agent's config.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The agent cannot work with this environment.
+    #[error("{0}")]
+    Incompatible(String),
+    /// The agent was asked for something its algorithm does not do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The environment refused a step.
+    #[error(transparent)]
+    Env(#[from] rl_env::Error),
+    /// A saved state could not be read back.
+    #[error("cannot restore agent state: {0}")]
+    State(String),
+}
+
+impl Error {
+    /// A configuration error on `field`.
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

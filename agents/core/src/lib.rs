@@ -1,0 +1,135 @@
+//! The rl-lab agent API: what every algorithm implements, so that one
+//! training loop drives all of them.
+//!
+//! The split follows Dopamine's agent/runner and SB3's off-policy base
+//! class: the loop owns the environment; the agent chooses actions
+//! ([`Agent::act`]), sees transitions ([`Agent::observe`]) and learns when
+//! its algorithm says so. Planning agents (dynamic programming) instead
+//! solve the environment's model in [`Agent::plan`] and never step.
+#![warn(missing_docs)]
+
+mod error;
+pub mod registry;
+pub mod schedule;
+pub mod sink;
+
+pub use error::{Error, Result};
+pub use registry::{AgentEntry, AgentRegistry, document, parse_config};
+pub use schedule::{EpsilonSchedule, StepSize};
+pub use sink::{EpisodeRecord, Record, Sink};
+
+use rl_env::{Action, Model, Observation, Space};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One step of experience, as the loop hands it to the agent.
+#[derive(Debug)]
+pub struct Transition<'a> {
+    /// Observation the action was taken in.
+    pub obs: &'a Observation,
+    /// The action taken.
+    pub action: &'a Action,
+    /// Reward received.
+    pub reward: f64,
+    /// Observation after the step (the true final one if the episode ended).
+    pub next_obs: &'a Observation,
+    /// A terminal state was reached: its value is 0, never bootstrapped.
+    pub terminated: bool,
+    /// A time limit cut the episode: the next state's value still counts.
+    pub truncated: bool,
+}
+
+impl Transition<'_> {
+    /// The episode ended, for either reason.
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// What a planning agent reports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PlanReport {
+    /// Sweeps over the state space, in total.
+    pub sweeps: u64,
+    /// Policy-improvement steps (policy iteration only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub improvements: Option<u64>,
+    /// Whether the stopping criterion was met (rather than the sweep cap).
+    pub converged: bool,
+}
+
+/// A tabular agent's learned tables, for the run folder and the summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Tables {
+    /// V(s) under the learned (greedy) or evaluated policy.
+    pub v: Vec<f64>,
+    /// Q(s, a), where the algorithm keeps one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q: Option<Vec<Vec<f64>>>,
+    /// The greedy action in each state (`None` where the state is absorbing).
+    pub policy: Vec<Option<usize>>,
+}
+
+/// What an agent is told about the environment when it is built.
+pub struct EnvContext<'a> {
+    /// The environment's observation space.
+    pub observation_space: &'a Space,
+    /// The environment's action space.
+    pub action_space: &'a Space,
+    /// The exact model, if the environment has one.
+    pub model: Option<&'a dyn Model>,
+    /// Id of the environment, for error messages.
+    pub env_id: &'a str,
+}
+
+/// A learning algorithm.
+pub trait Agent: Send {
+    /// Whether the agent plans from the model instead of stepping.
+    fn is_planner(&self) -> bool {
+        false
+    }
+
+    /// Solves the model (planning agents only). Progress goes to `sink`.
+    fn plan(&mut self, _model: &dyn Model, _sink: &mut dyn Sink) -> Result<PlanReport> {
+        Err(Error::Unsupported(
+            "this agent learns from experience and does not plan".into(),
+        ))
+    }
+
+    /// The action to take while training: explores.
+    fn act(&mut self, obs: &Observation) -> Result<Action>;
+
+    /// The action the learned policy prefers: used for evaluation.
+    fn act_greedy(&mut self, obs: &Observation) -> Result<Action>;
+
+    /// Sees one transition. Temporal-difference agents learn here.
+    fn observe(&mut self, transition: &Transition<'_>) -> Result<()>;
+
+    /// The exploration rate now, for logs.
+    fn epsilon(&self) -> Option<f64> {
+        None
+    }
+
+    /// The learned tables, for tabular agents.
+    fn tables(&self) -> Option<Tables> {
+        None
+    }
+
+    /// Everything needed to continue training exactly: tables, counters,
+    /// random-number state.
+    fn save(&self) -> Result<Value>;
+
+    /// Restores what [`Agent::save`] wrote.
+    fn load(&mut self, state: &Value) -> Result<()>;
+}
+
+/// One documented hyperparameter, for `rl-lab agents`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hyperparameter {
+    /// Field name in the agent's config.
+    pub name: &'static str,
+    /// Its default, as JSON.
+    pub default: Value,
+    /// What it does, in one line.
+    pub doc: &'static str,
+}

@@ -1,0 +1,133 @@
+//! The tabular speed figures behind `rl-lab bench tabular` and
+//! `benches/tabular.rs`. The Python peer (`benches/peers/tabular_peer.py`)
+//! runs the same work: Q-learning (α 0.5, ε 0.1, γ 1) on CliffWalking,
+//! value iteration (γ 0.99, θ 1e-10) on FrozenLake 8x8, random steps on
+//! FrozenLake 8x8 with auto-reset.
+
+use crate::run::Engine;
+use crate::spec::RunSpec;
+use crate::train::{CancelFlag, Counters, NoHooks};
+use rand::{RngExt, SeedableRng};
+use rl_agent::sink::NullSink;
+use rl_env::Action;
+use serde::Serialize;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Steps per second of one workload.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rate {
+    /// Environment steps (with updates, where there is an agent) per second.
+    pub steps_per_second: f64,
+}
+
+/// Time of one planning workload.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanTime {
+    /// Best wall-clock seconds over the repeats.
+    pub seconds: f64,
+    /// Sweeps until convergence.
+    pub sweeps: u64,
+}
+
+/// `rl-lab bench tabular --json`'s object.
+#[derive(Clone, Debug, Serialize)]
+pub struct TabularReport {
+    /// Q-learning on CliffWalking through the shared training loop.
+    pub q_learning_cliff_walking: Rate,
+    /// Value iteration on FrozenLake 8x8's model.
+    pub value_iteration_frozen_lake_8x8: PlanTime,
+    /// Random actions on FrozenLake 8x8, with auto-reset.
+    pub gridworld_steps_per_second: f64,
+}
+
+fn spec(env: &str, agent: serde_json::Value, steps: u64) -> RunSpec {
+    RunSpec::from_value(&json!({
+        "env": {"id": env},
+        "agent": agent,
+        "budget": {"steps": steps},
+        "seed": 0,
+        "eval": {"episodes": 0}
+    }))
+    .expect("the benchmark specs are valid")
+}
+
+/// Runs every tabular workload for about `budget` each.
+pub fn tabular(budget: Duration) -> crate::Result<TabularReport> {
+    let engine = Engine::default();
+
+    // Q-learning: calibrate on a short run, then one run of about `budget`.
+    let q_learning =
+        json!({"id": "q-learning", "config": {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}});
+    let mut steps = 100_000u64;
+    let rate = loop {
+        let mut run = engine.prepare(spec("CliffWalking-v1", q_learning.clone(), steps))?;
+        let began = Instant::now();
+        run.execute(
+            &mut NullSink,
+            &mut NoHooks,
+            &CancelFlag::new(),
+            Counters::default(),
+        )?;
+        let elapsed = began.elapsed();
+        if elapsed >= budget / 2 {
+            break steps as f64 / elapsed.as_secs_f64();
+        }
+        steps *= (budget.as_secs_f64() / elapsed.as_secs_f64().max(1e-6)).clamp(2.0, 100.0) as u64;
+    };
+
+    // Value iteration: best of repeats.
+    let mut best = f64::INFINITY;
+    let mut sweeps = 0;
+    let began = Instant::now();
+    while began.elapsed() < budget || best.is_infinite() {
+        let mut run = engine.prepare(spec(
+            "gridworld/frozen-lake-8x8",
+            json!({"id": "value-iteration", "config": {"gamma": 0.99, "theta": 1e-10}}),
+            1,
+        ))?;
+        let t = Instant::now();
+        let summary = run.execute(
+            &mut NullSink,
+            &mut NoHooks,
+            &CancelFlag::new(),
+            Counters::default(),
+        )?;
+        best = best.min(t.elapsed().as_secs_f64());
+        sweeps = summary.sweeps.unwrap_or(0);
+    }
+
+    // Raw stepping with random actions.
+    let mut env = engine
+        .envs
+        .make("gridworld/frozen-lake-8x8", &serde_json::Value::Null)
+        .map_err(crate::Error::Env)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut obs = env.observation_space().zeros();
+    env.reset_into(Some(0), &mut obs)
+        .map_err(crate::Error::Env)?;
+    let (mut count, began) = (0u64, Instant::now());
+    while began.elapsed() < budget {
+        for _ in 0..10_000 {
+            let out = env
+                .step_into(&Action::Discrete(rng.random_range(0..4)), &mut obs)
+                .map_err(crate::Error::Env)?;
+            if out.terminated || out.truncated {
+                env.reset_into(None, &mut obs).map_err(crate::Error::Env)?;
+            }
+        }
+        count += 10_000;
+    }
+    let gridworld = count as f64 / began.elapsed().as_secs_f64();
+
+    Ok(TabularReport {
+        q_learning_cliff_walking: Rate {
+            steps_per_second: rate,
+        },
+        value_iteration_frozen_lake_8x8: PlanTime {
+            seconds: best,
+            sweeps,
+        },
+        gridworld_steps_per_second: gridworld,
+    })
+}

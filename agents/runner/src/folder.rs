@@ -1,0 +1,120 @@
+//! The run folder: `spec.json`, `metrics.jsonl`, `tables.json`,
+//! `checkpoint.json` and `summary.json`. The server writes the same layout.
+//!
+//! Whole files are written to a temporary name and renamed into place, so a
+//! reader never sees half a summary or half a checkpoint.
+
+use crate::train::{Counters, Hooks, Progress};
+use crate::{Error, Result};
+use rl_agent::{Agent, Record, Sink};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// A run's folder on disk.
+pub struct RunFolder {
+    path: PathBuf,
+}
+
+impl RunFolder {
+    /// Creates the folder. Refuses one that exists and is not empty, so a
+    /// run never overwrites another's results.
+    pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        if path.exists() {
+            let empty = std::fs::read_dir(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .next()
+                .is_none();
+            if !empty {
+                return Err(Error::spec(
+                    "out",
+                    format!(
+                        "'{}' already exists and is not empty; choose another folder",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(RunFolder { path })
+    }
+
+    /// Where the folder is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `name` as pretty JSON, atomically.
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let target = self.path.join(name);
+        let temporary = self.path.join(format!(".{name}.tmp"));
+        let text = serde_json::to_vec_pretty(value)
+            .map_err(|e| Error::io(&target, std::io::Error::other(e)))?;
+        std::fs::write(&temporary, text).map_err(|e| Error::io(&temporary, e))?;
+        std::fs::rename(&temporary, &target).map_err(|e| Error::io(&target, e))
+    }
+
+    /// A sink appending one JSON line per record to `metrics.jsonl`.
+    pub fn metrics(&self) -> Result<JsonlSink> {
+        let path = self.path.join("metrics.jsonl");
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(JsonlSink {
+            out: BufWriter::new(file),
+        })
+    }
+}
+
+/// Writes each record as one line of JSON.
+pub struct JsonlSink {
+    out: BufWriter<File>,
+}
+
+impl JsonlSink {
+    /// Pushes buffered lines to the file.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Sink for JsonlSink {
+    fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+/// What a checkpoint holds: where the run stands and the agent's state.
+#[derive(Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Where the run stands.
+    pub counters: Counters,
+    /// [`Agent::save`]'s output.
+    pub agent: serde_json::Value,
+}
+
+/// Hooks that checkpoint into a run folder and pass progress on.
+pub struct FolderHooks<'a, F: FnMut(&Progress)> {
+    /// The folder.
+    pub folder: &'a RunFolder,
+    /// Called after each episode.
+    pub on_progress: F,
+}
+
+impl<F: FnMut(&Progress)> Hooks for FolderHooks<'_, F> {
+    fn on_episode(&mut self, progress: &Progress) {
+        (self.on_progress)(progress)
+    }
+
+    fn checkpoint(&mut self, agent: &dyn Agent, counters: Counters) -> Result<()> {
+        let state = agent.save().map_err(Error::Agent)?;
+        self.folder.write_json(
+            "checkpoint.json",
+            &Checkpoint {
+                counters,
+                agent: state,
+            },
+        )
+    }
+}

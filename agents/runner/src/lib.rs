@@ -1,0 +1,19 @@
+//! The rl-lab run engine: the run spec, the registries of environments
+//! and agents, and the one training loop that the CLI and the server share.
+#![warn(missing_docs)]
+
+pub mod agents;
+pub mod bench;
+pub mod envs;
+mod error;
+pub mod folder;
+pub mod run;
+pub mod seeds;
+pub mod spec;
+pub mod train;
+
+pub use error::{Error, Result};
+pub use folder::RunFolder;
+pub use run::{Engine, PreparedRun, Summary};
+pub use spec::{Budget, RunSpec};
+pub use train::{CancelFlag, Counters, Progress};

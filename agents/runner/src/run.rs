@@ -1,0 +1,272 @@
+//! From a spec to a finished run: build everything (all validation happens
+//! here, before anything is written), train, evaluate, summarise.
+
+use crate::folder::{FolderHooks, RunFolder};
+use crate::seeds::{Stream, derive};
+use crate::spec::RunSpec;
+use crate::train::{
+    CancelFlag, Counters, EvalReport, Hooks, LoopSettings, Progress, TrainOutcome, evaluate, train,
+};
+use crate::{Error, Result};
+use rl_agent::{Agent, AgentRegistry, EnvContext, Sink, Tables};
+use rl_env::{Env, GridView, Registry};
+use serde::Serialize;
+
+/// The registries a run is built from.
+pub struct Engine {
+    /// Every environment id.
+    pub envs: Registry,
+    /// Every agent id.
+    pub agents: AgentRegistry,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            envs: crate::envs::registry(),
+            agents: crate::agents::registry(),
+        }
+    }
+}
+
+/// A run whose spec has been checked and whose parts are built.
+pub struct PreparedRun {
+    /// The spec.
+    pub spec: RunSpec,
+    /// The training environment.
+    pub env: Box<dyn Env>,
+    /// A second instance for evaluation, so evaluation never disturbs training.
+    pub eval_env: Box<dyn Env>,
+    /// The agent.
+    pub agent: Box<dyn Agent>,
+}
+
+impl Engine {
+    /// Builds the environment described by `spec.env`.
+    pub fn make_env(&self, spec: &RunSpec) -> Result<Box<dyn Env>> {
+        self.envs
+            .make(&spec.env.id, &spec.env.config)
+            .map_err(|e| Error::from_env_config(e, "env.config"))
+    }
+
+    /// Checks `spec` and builds its environments and agent. Every input
+    /// error surfaces here, naming the spec field.
+    pub fn prepare(&self, spec: RunSpec) -> Result<PreparedRun> {
+        let env = self.make_env(&spec)?;
+        let eval_env = self.make_env(&spec)?;
+        let entry = self
+            .agents
+            .get(&spec.agent.id)
+            .map_err(Error::from_agent_config)?;
+        let agent = (entry.make)(
+            &spec.agent.config,
+            &EnvContext {
+                observation_space: env.observation_space(),
+                action_space: env.action_space(),
+                model: env.model(),
+                env_id: &spec.env.id,
+            },
+            derive(spec.seed, Stream::Agent, 0),
+        )
+        .map_err(Error::from_agent_config)?;
+        Ok(PreparedRun {
+            spec,
+            env,
+            eval_env,
+            agent,
+        })
+    }
+}
+
+/// The summary of a run: `summary.json`, and `rl-lab run --json`'s output.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// `completed`, `cancelled` or `failed`.
+    pub status: String,
+    /// Environment id.
+    pub env: String,
+    /// Agent id.
+    pub agent: String,
+    /// The run seed.
+    pub seed: u64,
+    /// Training episodes.
+    pub episodes: u64,
+    /// Training environment steps.
+    pub steps: u64,
+    /// Sweeps over the states (dynamic programming only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweeps: Option<u64>,
+    /// Policy-improvement steps (policy iteration only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub improvements: Option<u64>,
+    /// Whether planning met its stopping criterion (dynamic programming only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converged: Option<bool>,
+    /// Mean return of the last 100 training episodes.
+    pub train_mean_return_last_100: Option<f64>,
+    /// Greedy evaluation after training.
+    pub eval: EvalReport,
+    /// Gridworlds: V(s) per cell, `null` on walls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_grid: Option<Vec<Vec<Option<f64>>>>,
+    /// Gridworlds: the policy as arrows per cell; `·` terminal or wall,
+    /// `+` where no single action is preferred.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_grid: Option<Vec<String>>,
+    /// Seconds of training.
+    pub train_seconds: f64,
+    /// Where the run folder is, if there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_dir: Option<String>,
+    /// Why the run failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PreparedRun {
+    /// Trains, evaluates and summarises, sending metrics to `sink`.
+    pub fn execute(
+        &mut self,
+        sink: &mut dyn Sink,
+        hooks: &mut dyn Hooks,
+        cancel: &CancelFlag,
+        start: Counters,
+    ) -> Result<Summary> {
+        let outcome = train(
+            self.env.as_mut(),
+            self.agent.as_mut(),
+            LoopSettings {
+                budget: self.spec.budget,
+                seed: self.spec.seed,
+                checkpoint_every: self.spec.checkpoint.every_episodes,
+                cancel,
+                start,
+            },
+            sink,
+            hooks,
+        )?;
+        let eval = evaluate(
+            self.eval_env.as_mut(),
+            self.agent.as_mut(),
+            self.spec.eval.episodes,
+            self.spec.eval.max_steps,
+            self.spec.seed,
+        )?;
+        Ok(self.summarize(&outcome, eval))
+    }
+
+    fn summarize(&self, outcome: &TrainOutcome, eval: EvalReport) -> Summary {
+        let tables = self.agent.tables();
+        let grid = self.env.grid();
+        let (value_grid, policy_grid) = match (&grid, &tables) {
+            (Some(grid), Some(tables)) => (
+                Some(value_grid(grid, tables)),
+                Some(policy_grid(grid, tables)),
+            ),
+            _ => (None, None),
+        };
+        Summary {
+            status: if outcome.cancelled {
+                "cancelled"
+            } else {
+                "completed"
+            }
+            .into(),
+            env: self.spec.env.id.clone(),
+            agent: self.spec.agent.id.clone(),
+            seed: self.spec.seed,
+            episodes: outcome.counters.episodes,
+            steps: outcome.counters.steps,
+            sweeps: outcome.plan.as_ref().map(|p| p.sweeps),
+            improvements: outcome.plan.as_ref().and_then(|p| p.improvements),
+            converged: outcome.plan.as_ref().map(|p| p.converged),
+            train_mean_return_last_100: outcome.recent_mean_return,
+            eval,
+            value_grid,
+            policy_grid,
+            train_seconds: outcome.wall_seconds,
+            run_dir: None,
+            error: None,
+        }
+    }
+
+    /// Runs into a folder: spec, metrics, checkpoints, tables and summary.
+    pub fn execute_in(
+        &mut self,
+        folder: &RunFolder,
+        cancel: &CancelFlag,
+        on_progress: impl FnMut(&Progress),
+    ) -> Result<Summary> {
+        folder.write_json("spec.json", &self.spec)?;
+        let mut metrics = folder.metrics()?;
+        let mut hooks = FolderHooks {
+            folder,
+            on_progress,
+        };
+        let result = self.execute(&mut metrics, &mut hooks, cancel, Counters::default());
+        metrics
+            .flush()
+            .map_err(|e| Error::io(folder.path().join("metrics.jsonl"), e))?;
+        let mut summary = match result {
+            Ok(summary) => summary,
+            Err(e) => {
+                let failed = Summary {
+                    status: "failed".into(),
+                    error: Some(e.to_string()),
+                    ..self.summarize(
+                        &TrainOutcome {
+                            counters: Counters::default(),
+                            plan: None,
+                            cancelled: false,
+                            recent_mean_return: None,
+                            wall_seconds: 0.0,
+                        },
+                        EvalReport {
+                            episodes: 0,
+                            mean_return: None,
+                            mean_length: None,
+                            returns: vec![],
+                        },
+                    )
+                };
+                folder.write_json("summary.json", &failed)?;
+                return Err(e);
+            }
+        };
+        summary.run_dir = Some(folder.path().display().to_string());
+        if let Some(tables) = self.agent.tables() {
+            folder.write_json("tables.json", &tables)?;
+        }
+        folder.write_json("summary.json", &summary)?;
+        Ok(summary)
+    }
+}
+
+fn value_grid(grid: &GridView, tables: &Tables) -> Vec<Vec<Option<f64>>> {
+    (0..grid.rows)
+        .map(|r| {
+            (0..grid.cols)
+                .map(|c| grid.cells[r * grid.cols + c].map(|s| tables.v[s]))
+                .collect()
+        })
+        .collect()
+}
+
+fn policy_grid(grid: &GridView, tables: &Tables) -> Vec<String> {
+    (0..grid.rows)
+        .map(|r| {
+            (0..grid.cols)
+                .map(|c| {
+                    let i = r * grid.cols + c;
+                    match grid.cells[i] {
+                        None => '·',
+                        Some(_) if grid.terminal[i] => '·',
+                        Some(s) => tables.policy[s]
+                            .and_then(|a| grid.action_arrows.get(a).copied())
+                            .unwrap_or('+'),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,180 @@
+//! The run spec: one JSON document that describes a run. `rl-lab run`
+//! reads it from a file; the server accepts the same document.
+//!
+//! ```json
+//! {"env": {"id": "gridworld/cliff-walking", "config": {}},
+//!  "agent": {"id": "q-learning", "config": {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}},
+//!  "budget": {"episodes": 500}, "seed": 1, "eval": {"episodes": 10}}
+//! ```
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// The environment to train on.
+    pub env: EnvSpec,
+    /// The algorithm and its hyperparameters.
+    pub agent: AgentSpec,
+    /// How long to train; default 500 episodes. Planning agents ignore it
+    /// and run to convergence.
+    #[serde(default)]
+    pub budget: Budget,
+    /// Seeds every random stream of the run: environment, agent, evaluation. Default 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Greedy evaluation after training.
+    #[serde(default)]
+    pub eval: EvalSpec,
+    /// Checkpointing; default none.
+    #[serde(default)]
+    pub checkpoint: CheckpointSpec,
+}
+
+/// Which environment, configured how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSpec {
+    /// Registry id, e.g. `gridworld/windy` or `FrozenLake-v1`.
+    pub id: String,
+    /// The environment's config; `{}` or absent for its defaults.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub config: Value,
+}
+
+/// Which agent, configured how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Registry id, e.g. `q-learning`.
+    pub id: String,
+    /// Hyperparameters; absent ones take their documented defaults.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub config: Value,
+}
+
+/// The training budget: episodes or environment steps, not both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Budget {
+    /// Train for this many episodes.
+    Episodes(u64),
+    /// Train for this many environment steps.
+    Steps(u64),
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::Episodes(500)
+    }
+}
+
+/// Evaluation of the greedy policy after training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSpec {
+    /// Number of evaluation episodes; default 10. 0 skips evaluation.
+    pub episodes: u64,
+    /// Each evaluation episode is cut after this many steps, so that a
+    /// policy that loops cannot hang a run; default 1,000.
+    pub max_steps: u64,
+}
+
+impl Default for EvalSpec {
+    fn default() -> Self {
+        EvalSpec {
+            episodes: 10,
+            max_steps: 1_000,
+        }
+    }
+}
+
+/// When to save a checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Save every this many episodes (at an episode boundary); default never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every_episodes: Option<u64>,
+}
+
+impl RunSpec {
+    /// Reads a spec from JSON text. Errors name the JSON path of the bad value.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let spec: RunSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                Error::spec("spec", format!("malformed JSON: {inner}"))
+            } else {
+                Error::spec(
+                    if path == "." { "spec".into() } else { path },
+                    inner.to_string(),
+                )
+            }
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Reads a spec from a JSON value.
+    pub fn from_value(value: &Value) -> Result<Self> {
+        Self::from_json(&value.to_string())
+    }
+
+    fn validate(&self) -> Result<()> {
+        match self.budget {
+            Budget::Episodes(0) => Err(Error::spec("budget.episodes", "must be at least 1")),
+            Budget::Steps(0) => Err(Error::spec("budget.steps", "must be at least 1")),
+            _ if self.eval.max_steps == 0 => {
+                Err(Error::spec("eval.max_steps", "must be at least 1"))
+            }
+            _ if self.checkpoint.every_episodes == Some(0) => Err(Error::spec(
+                "checkpoint.every_episodes",
+                "must be at least 1",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issue_example_parses() {
+        let spec = RunSpec::from_json(
+            r#"{"env": {"id": "gridworld/cliff-walking", "config": {}},
+                "agent": {"id": "q-learning", "config": {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}},
+                "budget": {"episodes": 500}, "seed": 1, "eval": {"episodes": 10}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.budget, Budget::Episodes(500));
+        assert_eq!(spec.eval.max_steps, 1000);
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let err = RunSpec::from_json(r#"{"env": {"id": "x", "confg": {}}, "agent": {"id": "q"}}"#)
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("env:") && err.to_string().contains("confg"),
+            "{err}"
+        );
+        let err = RunSpec::from_json(
+            r#"{"env": {"id": "x"}, "agent": {"id": "q"}, "budget": {"episodes": 1, "steps": 2}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("budget"), "{err}");
+        let err = RunSpec::from_json(r#"{"env": {"id": "x"}, "#).unwrap_err();
+        assert!(err.to_string().contains("malformed JSON"), "{err}");
+        let err = RunSpec::from_json(r#"{"env": {"id": "x"}, "agent": {"id": "q"}, "seed": -1}"#)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("seed:"), "{err}");
+    }
+}

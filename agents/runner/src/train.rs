@@ -1,0 +1,271 @@
+//! The one training loop. The CLI, the server and every agent use it; there
+//! is no second copy.
+//!
+//! Each training episode resets the environment with a seed derived from
+//! the run seed and the episode number, so a run resumed from a checkpoint
+//! (taken at an episode boundary) continues exactly as if uninterrupted.
+
+use crate::seeds::{Stream, derive};
+use crate::spec::Budget;
+use crate::{Error, Result};
+use rl_agent::{Agent, EpisodeRecord, PlanReport, Record, Sink, Transition};
+use rl_env::Env;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Where a run stands: what a checkpoint stores besides the agent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Training episodes finished.
+    pub episodes: u64,
+    /// Environment steps taken.
+    pub steps: u64,
+}
+
+/// Progress, as the loop reports it after each episode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Where the run stands.
+    pub counters: Counters,
+    /// Mean return of the last 100 episodes.
+    pub recent_mean_return: Option<f64>,
+    /// Environment steps per second since training began.
+    pub steps_per_second: f64,
+}
+
+/// Lets another thread stop a run between steps.
+#[derive(Clone, Debug, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// A flag that is not raised.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks the run to stop at the next step.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    /// Whether someone asked the run to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What training ended with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOutcome {
+    /// Where the run stands.
+    pub counters: Counters,
+    /// What the planner reported (planning agents only).
+    pub plan: Option<PlanReport>,
+    /// Whether training stopped because it was cancelled.
+    pub cancelled: bool,
+    /// Mean return of the last 100 training episodes.
+    pub recent_mean_return: Option<f64>,
+    /// Seconds spent.
+    pub wall_seconds: f64,
+}
+
+/// Hooks the loop calls between episodes.
+pub trait Hooks {
+    /// After each finished episode.
+    fn on_episode(&mut self, _progress: &Progress) {}
+    /// At each checkpoint boundary: save `agent` and `counters`.
+    fn checkpoint(&mut self, _agent: &dyn Agent, _counters: Counters) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Hooks that do nothing.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+/// What the loop needs besides the env and the agent.
+pub struct LoopSettings<'a> {
+    /// How long to train.
+    pub budget: Budget,
+    /// The run seed.
+    pub seed: u64,
+    /// Checkpoint every this many episodes.
+    pub checkpoint_every: Option<u64>,
+    /// Cooperative cancellation.
+    pub cancel: &'a CancelFlag,
+    /// Where the run stands (zero for a new run, restored on resume).
+    pub start: Counters,
+}
+
+/// Trains `agent` on `env` until the budget is spent or the run is cancelled.
+/// Planning agents plan from the env's model instead of stepping.
+pub fn train(
+    env: &mut dyn Env,
+    agent: &mut dyn Agent,
+    settings: LoopSettings<'_>,
+    sink: &mut dyn Sink,
+    hooks: &mut dyn Hooks,
+) -> Result<TrainOutcome> {
+    let began = Instant::now();
+    if agent.is_planner() {
+        let model = env.model().ok_or_else(|| {
+            Error::Incompatible("this agent plans with a model and the environment has none".into())
+        })?;
+        let report = agent.plan(model, sink).map_err(Error::Agent)?;
+        return Ok(TrainOutcome {
+            counters: settings.start,
+            plan: Some(report),
+            cancelled: false,
+            recent_mean_return: None,
+            wall_seconds: began.elapsed().as_secs_f64(),
+        });
+    }
+
+    let mut counters = settings.start;
+    let mut recent: VecDeque<f64> = VecDeque::with_capacity(100);
+    let mut obs = env.observation_space().zeros();
+    let mut next_obs = obs.clone();
+    let record_error = |e: std::io::Error| Error::io("metrics", e);
+    let mut cancelled = false;
+
+    'episodes: while !budget_spent(settings.budget, counters) {
+        if settings.cancel.is_cancelled() {
+            cancelled = true;
+            break;
+        }
+        let episode_seed = derive(settings.seed, Stream::TrainEpisode, counters.episodes);
+        env.reset_into(Some(episode_seed), &mut obs)
+            .map_err(Error::Env)?;
+        let epsilon = agent.epsilon();
+        let (mut episode_return, mut length) = (0.0, 0u64);
+        loop {
+            let action = agent.act(&obs).map_err(Error::Agent)?;
+            let out = env.step_into(&action, &mut next_obs).map_err(Error::Env)?;
+            counters.steps += 1;
+            length += 1;
+            episode_return += out.reward;
+            agent
+                .observe(&Transition {
+                    obs: &obs,
+                    action: &action,
+                    reward: out.reward,
+                    next_obs: &next_obs,
+                    terminated: out.terminated,
+                    truncated: out.truncated,
+                })
+                .map_err(Error::Agent)?;
+            std::mem::swap(&mut obs, &mut next_obs);
+            if out.terminated || out.truncated {
+                // Episode statistics recorded before reward clipping are the real score.
+                if let Some(stats) = out.info.episode {
+                    (episode_return, length) = (stats.episode_return, stats.length);
+                }
+                counters.episodes += 1;
+                if recent.len() == 100 {
+                    recent.pop_front();
+                }
+                recent.push_back(episode_return);
+                sink.record(&Record::Episode(EpisodeRecord {
+                    episode: counters.episodes,
+                    step: counters.steps,
+                    episode_return,
+                    length,
+                    epsilon,
+                    truncated: out.truncated && !out.terminated,
+                    wall_seconds: began.elapsed().as_secs_f64(),
+                }))
+                .map_err(record_error)?;
+                hooks.on_episode(&Progress {
+                    counters,
+                    recent_mean_return: mean(&recent),
+                    steps_per_second: counters.steps as f64
+                        / began.elapsed().as_secs_f64().max(1e-9),
+                });
+                if settings
+                    .checkpoint_every
+                    .is_some_and(|every| counters.episodes.is_multiple_of(every))
+                {
+                    hooks.checkpoint(agent, counters)?;
+                }
+                break;
+            }
+            if budget_spent(settings.budget, counters) {
+                break 'episodes;
+            }
+            if counters.steps.is_multiple_of(4096) && settings.cancel.is_cancelled() {
+                cancelled = true;
+                break 'episodes;
+            }
+        }
+    }
+    Ok(TrainOutcome {
+        counters,
+        plan: None,
+        cancelled,
+        recent_mean_return: mean(&recent),
+        wall_seconds: began.elapsed().as_secs_f64(),
+    })
+}
+
+fn budget_spent(budget: Budget, counters: Counters) -> bool {
+    match budget {
+        Budget::Episodes(n) => counters.episodes >= n,
+        Budget::Steps(n) => counters.steps >= n,
+    }
+}
+
+fn mean(values: &VecDeque<f64>) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The result of evaluating a policy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// Episodes played.
+    pub episodes: u64,
+    /// Mean undiscounted return.
+    pub mean_return: Option<f64>,
+    /// Mean episode length.
+    pub mean_length: Option<f64>,
+    /// Each episode's return.
+    pub returns: Vec<f64>,
+}
+
+/// Plays `episodes` greedy episodes, each cut after `max_steps` steps.
+pub fn evaluate(
+    env: &mut dyn Env,
+    agent: &mut dyn Agent,
+    episodes: u64,
+    max_steps: u64,
+    seed: u64,
+) -> Result<EvalReport> {
+    let mut obs = env.observation_space().zeros();
+    let (mut returns, mut lengths) = (Vec::new(), Vec::new());
+    for episode in 0..episodes {
+        env.reset_into(Some(derive(seed, Stream::EvalEpisode, episode)), &mut obs)
+            .map_err(Error::Env)?;
+        let (mut total, mut length) = (0.0, 0u64);
+        while length < max_steps {
+            let action = agent.act_greedy(&obs).map_err(Error::Agent)?;
+            let out = env.step_into(&action, &mut obs).map_err(Error::Env)?;
+            length += 1;
+            total += out.reward;
+            if out.terminated || out.truncated {
+                if let Some(stats) = out.info.episode {
+                    (total, length) = (stats.episode_return, stats.length);
+                }
+                break;
+            }
+        }
+        returns.push(total);
+        lengths.push(length as f64);
+    }
+    let average = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    Ok(EvalReport {
+        episodes,
+        mean_return: average(&returns),
+        mean_length: average(&lengths),
+        returns,
+    })
+}

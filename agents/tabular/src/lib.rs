@@ -1,0 +1,131 @@
+//! Textbook tabular agents, each reading like its pseudocode in Sutton &
+//! Barto's *Reinforcement Learning: An Introduction* (2nd ed.):
+//!
+//! | id | algorithm | book |
+//! |---|---|---|
+//! | `policy-evaluation` | iterative policy evaluation | §4.1 |
+//! | `policy-iteration` | policy iteration | §4.3 |
+//! | `value-iteration` | value iteration | §4.4 |
+//! | `monte-carlo-prediction` | first-/every-visit MC prediction | §5.1 |
+//! | `monte-carlo` | on-policy ε-soft MC control | §5.4 |
+//! | `sarsa` | SARSA | §6.4 |
+//! | `q-learning` | Q-learning | §6.5 |
+//! | `expected-sarsa` | Expected SARSA | §6.6 |
+//! | `double-q-learning` | Double Q-learning | §6.7 |
+//! | `n-step-sarsa` | n-step SARSA | §7.2 |
+//!
+//! Dynamic-programming agents need an environment with a model
+//! ([`rl_env::Model`]); the others learn from experience alone.
+#![warn(missing_docs)]
+
+pub mod double_q_learning;
+mod dp;
+pub mod expected_sarsa;
+pub mod mc_prediction;
+pub mod monte_carlo;
+pub mod n_step_sarsa;
+pub mod policy_evaluation;
+pub mod policy_iteration;
+pub mod q_learning;
+pub mod sarsa;
+pub mod table;
+pub mod td;
+pub mod value_iteration;
+
+use rl_agent::{Agent, AgentRegistry, EnvContext, Result, document, parse_config};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn add<C, A>(
+    registry: &mut AgentRegistry,
+    id: &'static str,
+    summary: &'static str,
+    docs: &'static [(&'static str, &'static str)],
+    build: fn(C, &EnvContext<'_>, u64) -> Result<A>,
+) where
+    C: DeserializeOwned + Serialize + Default + 'static,
+    A: Agent + 'static,
+{
+    registry.register(
+        id,
+        summary,
+        document::<C>(docs),
+        move |config, ctx, seed| {
+            Ok(Box::new(build(parse_config(config)?, ctx, seed)?) as Box<dyn Agent>)
+        },
+    );
+}
+
+/// Adds every tabular agent to `registry`.
+pub fn register(registry: &mut AgentRegistry) {
+    add(
+        registry,
+        "policy-evaluation",
+        "Iterative policy evaluation of a given policy with the model (S&B §4.1)",
+        policy_evaluation::DOCS,
+        policy_evaluation::PolicyEvaluation::new,
+    );
+    add(
+        registry,
+        "policy-iteration",
+        "Policy iteration: evaluate, improve greedily, repeat until stable (S&B §4.3)",
+        policy_iteration::DOCS,
+        |c, ctx, _| policy_iteration::PolicyIteration::new(c, ctx),
+    );
+    add(
+        registry,
+        "value-iteration",
+        "Value iteration: in-place Bellman optimality sweeps until the change is below θ (S&B §4.4)",
+        value_iteration::DOCS,
+        |c, ctx, _| value_iteration::ValueIteration::new(c, ctx),
+    );
+    add(
+        registry,
+        "monte-carlo-prediction",
+        "Monte Carlo prediction of v_π for a given policy, first- or every-visit (S&B §5.1)",
+        mc_prediction::DOCS,
+        mc_prediction::McPrediction::new,
+    );
+    add(
+        registry,
+        "monte-carlo",
+        "On-policy ε-soft Monte Carlo control, first- or every-visit (S&B §5.4)",
+        monte_carlo::DOCS,
+        monte_carlo::MonteCarlo::new,
+    );
+    add(
+        registry,
+        "sarsa",
+        "SARSA: on-policy TD control, bootstraps from the action it will take (S&B §6.4)",
+        td::DOCS,
+        sarsa::Sarsa::new,
+    );
+    add(
+        registry,
+        "q-learning",
+        "Q-learning: off-policy TD control, bootstraps from the greedy action (S&B §6.5)",
+        td::DOCS,
+        q_learning::QLearning::new,
+    );
+    add(
+        registry,
+        "expected-sarsa",
+        "Expected SARSA: bootstraps from the expectation under the ε-greedy policy (S&B §6.6)",
+        td::DOCS,
+        expected_sarsa::ExpectedSarsa::new,
+    );
+    add(
+        registry,
+        "double-q-learning",
+        "Double Q-learning: two tables remove the maximisation bias (S&B §6.7)",
+        td::DOCS,
+        double_q_learning::DoubleQLearning::new,
+    );
+    add(
+        registry,
+        "n-step-sarsa",
+        "n-step SARSA: n rewards, then bootstrap; the multi-step method (S&B §7.2)",
+        n_step_sarsa::DOCS,
+        n_step_sarsa::NStepSarsa::new,
+    );
+}

@@ -1,0 +1,145 @@
+//! Monte Carlo prediction (Sutton & Barto §5.1): estimate v_π of a given
+//! policy by averaging the returns that follow visits to each state,
+//! first-visit or every-visit. No model is needed.
+
+use crate::table::{Policy, PolicySpec, Sizes, check_gamma, load, save};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rl_agent::{Agent, EnvContext, Result, StepSize, Tables, Transition};
+use rl_env::{Action, Observation};
+use serde::{Deserialize, Serialize};
+
+/// Hyperparameters of Monte Carlo prediction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McPredictionConfig {
+    /// Discount γ; default 1.0 (episodic tasks, as in Sutton & Barto's blackjack).
+    pub gamma: f64,
+    /// The policy to evaluate: `"uniform"` (default), one action per state, or probability rows.
+    pub policy: PolicySpec,
+    /// Average only the first visit of each state in an episode; default true.
+    pub first_visit: bool,
+    /// Step size: `"1/n"` (default) for exact averages, or a constant.
+    pub alpha: StepSize,
+}
+
+impl Default for McPredictionConfig {
+    fn default() -> Self {
+        McPredictionConfig {
+            gamma: 1.0,
+            policy: PolicySpec::default(),
+            first_visit: true,
+            alpha: StepSize::SampleAverage,
+        }
+    }
+}
+
+/// Field docs for `rl-lab agents`.
+pub const DOCS: &[(&str, &str)] = &[
+    ("gamma", "discount factor γ in [0, 1]"),
+    (
+        "policy",
+        "\"uniform\", one action per state, or one probability row per state",
+    ),
+    ("first_visit", "true: first-visit MC; false: every-visit MC"),
+    (
+        "alpha",
+        "\"1/n\" to average returns, or a constant step size in (0, 1]",
+    ),
+];
+
+/// The agent.
+#[derive(Serialize, Deserialize)]
+pub struct McPrediction {
+    config: McPredictionConfig,
+    sizes: Sizes,
+    policy: Policy,
+    v: Vec<f64>,
+    counts: Vec<u64>,
+    rng: ChaCha8Rng,
+    /// (S_t, R_{t+1}) of the episode so far.
+    episode: Vec<(usize, f64)>,
+    first_seen: Vec<u32>,
+}
+
+const UNSEEN: u32 = u32::MAX;
+
+impl McPrediction {
+    /// Builds the agent, checking the config against the environment.
+    pub fn new(config: McPredictionConfig, ctx: &EnvContext<'_>, seed: u64) -> Result<Self> {
+        let sizes = Sizes::of(ctx, "monte-carlo-prediction")?;
+        check_gamma(config.gamma)?;
+        config.alpha.validate("alpha")?;
+        let policy = Policy::from_spec(&config.policy, &sizes, "policy")?;
+        Ok(McPrediction {
+            config,
+            sizes,
+            policy,
+            v: vec![0.0; sizes.states],
+            counts: vec![0; sizes.states],
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            episode: Vec::new(),
+            first_seen: vec![UNSEEN; sizes.states],
+        })
+    }
+}
+
+impl Agent for McPrediction {
+    fn act(&mut self, obs: &Observation) -> Result<Action> {
+        let s = self.sizes.state(obs)?;
+        Ok(self.sizes.action(self.policy.sample(s, &mut self.rng)))
+    }
+
+    /// Evaluation runs the evaluated policy itself.
+    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
+        self.act(obs)
+    }
+
+    fn observe(&mut self, t: &Transition<'_>) -> Result<()> {
+        let s = self.sizes.state(t.obs)?;
+        self.episode.push((s, t.reward));
+        if !t.done() {
+            return Ok(());
+        }
+        if self.config.first_visit {
+            for (step, &(s, _)) in self.episode.iter().enumerate() {
+                self.first_seen[s] = self.first_seen[s].min(step as u32);
+            }
+        }
+        // G ← γ G + R_{t+1}; V(S_t) ← V(S_t) + α [G − V(S_t)]
+        let mut g = 0.0;
+        for step in (0..self.episode.len()).rev() {
+            let (s, reward) = self.episode[step];
+            g = self.config.gamma * g + reward;
+            if !self.config.first_visit || self.first_seen[s] == step as u32 {
+                self.counts[s] += 1;
+                let alpha = self.config.alpha.alpha(self.counts[s]);
+                self.v[s] += alpha * (g - self.v[s]);
+            }
+        }
+        for &(s, _) in &self.episode {
+            self.first_seen[s] = UNSEEN;
+        }
+        self.episode.clear();
+        Ok(())
+    }
+
+    fn tables(&self) -> Option<Tables> {
+        Some(Tables {
+            v: self.v.clone(),
+            q: None,
+            policy: (0..self.sizes.states)
+                .map(|s| self.policy.mode(s))
+                .collect(),
+        })
+    }
+
+    fn save(&self) -> Result<serde_json::Value> {
+        save(self)
+    }
+
+    fn load(&mut self, state: &serde_json::Value) -> Result<()> {
+        *self = load(state)?;
+        Ok(())
+    }
+}

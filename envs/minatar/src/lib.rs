@@ -1,0 +1,4 @@
+//! minatar environments.
+
+/// Adds this crate's ids to the registry.
+pub fn register(_registry: &mut rl_env::Registry) {}

@@ -1,0 +1,57 @@
+//! `rl-lab bench …`: speed figures as JSON. The README's table comes from
+//! `benches/peers/compare.sh`, which runs these beside the Python peers.
+
+use super::{CliError, CliResult, print_json};
+use std::time::Duration;
+
+/// What to measure.
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Q-learning on CliffWalking, value iteration on FrozenLake 8x8, raw gridworld steps.
+    Tabular(BenchArgs),
+}
+
+/// Options shared by the benchmarks.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to spend on each workload.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+}
+
+impl BenchArgs {
+    fn budget(&self) -> Result<Duration, CliError> {
+        if self.seconds.is_finite() && self.seconds > 0.0 && self.seconds <= 3600.0 {
+            Ok(Duration::from_secs_f64(self.seconds))
+        } else {
+            Err(CliError::input(format!(
+                "--seconds: {} is not a duration in (0, 3600]",
+                self.seconds
+            )))
+        }
+    }
+}
+
+/// Runs the chosen benchmark.
+pub fn bench(command: BenchCommand) -> CliResult {
+    match command {
+        BenchCommand::Tabular(args) => {
+            let report = rl_runner::bench::tabular(args.budget()?)?;
+            if args.json {
+                print_json(&report)
+            } else {
+                println!(
+                    "q-learning on CliffWalking: {:.0} steps/s\nvalue iteration on FrozenLake 8x8: {:.6} s, {} sweeps\ngridworld random steps: {:.0} steps/s",
+                    report.q_learning_cliff_walking.steps_per_second,
+                    report.value_iteration_frozen_lake_8x8.seconds,
+                    report.value_iteration_frozen_lake_8x8.sweeps,
+                    report.gridworld_steps_per_second
+                );
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The subcommands, and how their errors become exit codes: 2 for bad
+//! input (the message names the field and the value), 1 for failures
+//! while running.
+
+pub mod bench;
+pub mod list;
+pub mod run;
+pub mod show;
+
+use std::process::ExitCode;
+
+/// A failed command: its message and exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// 2 for bad input, 1 for a failure while running.
+    pub code: u8,
+    /// One line for stderr.
+    pub message: String,
+}
+
+impl CliError {
+    /// Bad input: exit code 2.
+    pub fn input(message: impl Into<String>) -> Self {
+        CliError {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<rl_runner::Error> for CliError {
+    fn from(e: rl_runner::Error) -> Self {
+        CliError {
+            code: if e.is_input() { 2 } else { 1 },
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What every subcommand returns.
+pub type CliResult = Result<(), CliError>;
+
+/// Prints the error, if any, and picks the exit code.
+pub fn exit(result: CliResult) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// Reads and parses a run spec file; every failure is an input error.
+pub fn read_spec(path: &std::path::Path) -> Result<rl_runner::RunSpec, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+    rl_runner::RunSpec::from_json(&text)
+        .map_err(|e| CliError::input(format!("{}: {e}", path.display())))
+}
+
+/// Prints a value as one line of JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
+    let text = serde_json::to_string(value).map_err(|e| CliError {
+        code: 1,
+        message: e.to_string(),
+    })?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! rl-lab: fast environments, textbook-exact agents, one binary.
+//!
+//! This facade re-exports the workspace's crates so that a user can depend
+//! on `rl-lab` alone.
+
+pub use rl_agent as agent;
+pub use rl_env as env;
+pub use rl_gridworld as gridworld;
+pub use rl_runner as runner;
+pub use rl_tabular as tabular;

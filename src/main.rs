@@ -1,0 +1,41 @@
+//! The `rl-lab` command-line tool.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cli;
+
+/// rl-lab: fast environments, textbook-exact agents, one binary.
+#[derive(Parser)]
+#[command(name = "rl-lab", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train an agent on an environment as described by a run spec (JSON).
+    Run(cli::run::RunArgs),
+    /// List the registered environments: ids, spaces and config defaults.
+    Envs(cli::list::EnvsArgs),
+    /// List the agents with every hyperparameter, its default and what it does.
+    Agents(cli::list::AgentsArgs),
+    /// Print the environment of a run spec rendered as text.
+    Show(cli::show::ShowArgs),
+    /// Measure speed; prints figures (JSON with --json).
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Run(a) => cli::run::run(a),
+        Command::Envs(a) => cli::list::envs(a),
+        Command::Agents(a) => cli::list::agents(a),
+        Command::Show(a) => cli::show::show(a),
+        Command::Bench(b) => cli::bench::bench(b),
+    };
+    cli::exit(result)
+}
