@@ -1,7 +1,7 @@
 //! From a spec to a finished run: build everything (all validation happens
 //! here, before anything is written), train, evaluate, summarise.
 
-use crate::folder::{FolderHooks, RunFolder};
+use crate::folder::{Checkpoint, FolderHooks, RunFolder};
 use crate::seeds::{Stream, derive};
 use crate::spec::RunSpec;
 use crate::train::{
@@ -124,6 +124,13 @@ pub struct Summary {
 }
 
 impl PreparedRun {
+    /// Restores the agent from a checkpoint and returns where the run
+    /// stood; pass that to [`PreparedRun::execute`] to continue it.
+    pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<Counters> {
+        self.agent.load(&checkpoint.agent).map_err(Error::Agent)?;
+        Ok(checkpoint.counters)
+    }
+
     /// Trains, evaluates and summarises, sending metrics to `sink`.
     pub fn execute(
         &mut self,

@@ -166,6 +166,7 @@ pub fn train(
                     recent.pop_front();
                 }
                 recent.push_back(episode_return);
+                let wall_seconds = began.elapsed().as_secs_f64();
                 sink.record(&Record::Episode(EpisodeRecord {
                     episode: counters.episodes,
                     step: counters.steps,
@@ -173,14 +174,13 @@ pub fn train(
                     length,
                     epsilon,
                     truncated: out.truncated && !out.terminated,
-                    wall_seconds: began.elapsed().as_secs_f64(),
+                    wall_seconds,
                 }))
                 .map_err(record_error)?;
                 hooks.on_episode(&Progress {
                     counters,
                     recent_mean_return: mean(&recent),
-                    steps_per_second: counters.steps as f64
-                        / began.elapsed().as_secs_f64().max(1e-9),
+                    steps_per_second: counters.steps as f64 / wall_seconds.max(1e-9),
                 });
                 if settings
                     .checkpoint_every
