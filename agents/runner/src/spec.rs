@@ -58,12 +58,32 @@ pub struct AgentSpec {
 
 /// The training budget: episodes or environment steps, not both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", try_from = "BudgetFields")]
 pub enum Budget {
     /// Train for this many episodes.
     Episodes(u64),
     /// Train for this many environment steps.
     Steps(u64),
+}
+
+/// The JSON form of [`Budget`], so that giving both keys gets a clear error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetFields {
+    episodes: Option<u64>,
+    steps: Option<u64>,
+}
+
+impl TryFrom<BudgetFields> for Budget {
+    type Error = String;
+
+    fn try_from(fields: BudgetFields) -> Result<Self, String> {
+        match (fields.episodes, fields.steps) {
+            (Some(n), None) => Ok(Budget::Episodes(n)),
+            (None, Some(n)) => Ok(Budget::Steps(n)),
+            _ => Err("give exactly one of `episodes` and `steps`".into()),
+        }
+    }
 }
 
 impl Default for Budget {
@@ -162,10 +182,7 @@ mod tests {
     fn errors_name_the_path() {
         let err = RunSpec::from_json(r#"{"env": {"id": "x", "confg": {}}, "agent": {"id": "q"}}"#)
             .unwrap_err();
-        assert!(
-            err.to_string().starts_with("env:") && err.to_string().contains("confg"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("env.confg:"), "{err}");
         let err = RunSpec::from_json(
             r#"{"env": {"id": "x"}, "agent": {"id": "q"}, "budget": {"episodes": 1, "steps": 2}}"#,
         )

@@ -2,7 +2,7 @@
 //! policy by averaging the returns that follow visits to each state,
 //! first-visit or every-visit. No model is needed.
 
-use crate::table::{Policy, PolicySpec, Sizes, check_gamma, load, save};
+use crate::table::{Policy, PolicySpec, Sizes, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rl_agent::{Agent, EnvContext, Result, StepSize, Tables, Transition};
@@ -134,12 +134,5 @@ impl Agent for McPrediction {
         })
     }
 
-    fn save(&self) -> Result<serde_json::Value> {
-        save(self)
-    }
-
-    fn load(&mut self, state: &serde_json::Value) -> Result<()> {
-        *self = load(state)?;
-        Ok(())
-    }
+    crate::save_load_self!();
 }

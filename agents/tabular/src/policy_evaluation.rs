@@ -3,7 +3,7 @@
 //! largest change is below θ.
 
 use crate::dp::{Sweeping, check_stopping, planning_sizes};
-use crate::table::{Policy, PolicySpec, Sizes, backup, check_gamma, load, save};
+use crate::table::{Policy, PolicySpec, Sizes, backup, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rl_agent::{Agent, EnvContext, PlanReport, Record, Result, Sink, Tables};
@@ -180,12 +180,5 @@ impl Agent for PolicyEvaluation {
         })
     }
 
-    fn save(&self) -> Result<serde_json::Value> {
-        save(self)
-    }
-
-    fn load(&mut self, state: &serde_json::Value) -> Result<()> {
-        *self = load(state)?;
-        Ok(())
-    }
+    crate::save_load_self!();
 }

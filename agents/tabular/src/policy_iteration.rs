@@ -7,9 +7,9 @@
 
 use crate::dp::{Sweeping, check_stopping, planning_sizes};
 use crate::policy_evaluation::evaluate;
-use crate::table::{Policy, PolicySpec, Sizes, backup, check_gamma, first_argmax, load, save};
-use rl_agent::{Agent, EnvContext, PlanReport, Record, Result, Sink, Tables};
-use rl_env::{Action, Model, Observation};
+use crate::table::{Policy, PolicySpec, Sizes, backup, check_gamma, first_argmax};
+use rl_agent::{Agent, EnvContext, PlanReport, Record, Result, Sink};
+use rl_env::Model;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of policy iteration.
@@ -74,10 +74,6 @@ impl PolicyIteration {
 }
 
 impl Agent for PolicyIteration {
-    fn is_planner(&self) -> bool {
-        true
-    }
-
     fn plan(&mut self, model: &dyn Model, sink: &mut dyn Sink) -> Result<PlanReport> {
         let c = self.config.clone();
         let mut policy = Policy::from_spec(&PolicySpec::default(), &self.sizes, "policy")?;
@@ -142,33 +138,5 @@ impl Agent for PolicyIteration {
         }
     }
 
-    fn act(&mut self, obs: &Observation) -> Result<Action> {
-        self.act_greedy(obs)
-    }
-
-    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
-        let s = self.sizes.state(obs)?;
-        Ok(self.sizes.action(self.greedy[s].unwrap_or(0)))
-    }
-
-    fn observe(&mut self, _transition: &rl_agent::Transition<'_>) -> Result<()> {
-        Ok(())
-    }
-
-    fn tables(&self) -> Option<Tables> {
-        Some(Tables {
-            v: self.v.clone(),
-            q: None,
-            policy: self.greedy.clone(),
-        })
-    }
-
-    fn save(&self) -> Result<serde_json::Value> {
-        save(self)
-    }
-
-    fn load(&mut self, state: &serde_json::Value) -> Result<()> {
-        *self = load(state)?;
-        Ok(())
-    }
+    crate::greedy_planner_common!();
 }

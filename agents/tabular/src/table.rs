@@ -365,3 +365,20 @@ pub fn save<T: Serialize>(agent: &T) -> Result<serde_json::Value> {
 pub fn load<T: serde::de::DeserializeOwned>(state: &serde_json::Value) -> Result<T> {
     serde_json::from_value(state.clone()).map_err(|e| Error::State(e.to_string()))
 }
+
+/// `Agent::save` and `Agent::load` for an agent that is itself serialisable:
+/// its whole state, random streams included, is the checkpoint.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! save_load_self {
+    () => {
+        fn save(&self) -> rl_agent::Result<serde_json::Value> {
+            $crate::table::save(self)
+        }
+
+        fn load(&mut self, state: &serde_json::Value) -> rl_agent::Result<()> {
+            *self = $crate::table::load(state)?;
+            Ok(())
+        }
+    };
+}

@@ -164,13 +164,6 @@ macro_rules! td_agent_common {
             Some(self.learner.q.tables(|_| false))
         }
 
-        fn save(&self) -> rl_agent::Result<serde_json::Value> {
-            $crate::table::save(self)
-        }
-
-        fn load(&mut self, state: &serde_json::Value) -> rl_agent::Result<()> {
-            *self = $crate::table::load(state)?;
-            Ok(())
-        }
+        $crate::save_load_self!();
     };
 }

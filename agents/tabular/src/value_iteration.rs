@@ -2,9 +2,9 @@
 //! equation in place until the largest change is below θ, then act greedily.
 
 use crate::dp::{check_stopping, planning_sizes};
-use crate::table::{Sizes, backup, check_gamma, first_argmax, load, save};
-use rl_agent::{Agent, EnvContext, PlanReport, Record, Result, Sink, Tables};
-use rl_env::{Action, Model, Observation};
+use crate::table::{Sizes, backup, check_gamma, first_argmax};
+use rl_agent::{Agent, EnvContext, PlanReport, Record, Result, Sink};
+use rl_env::Model;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of value iteration.
@@ -64,10 +64,6 @@ impl ValueIteration {
 }
 
 impl Agent for ValueIteration {
-    fn is_planner(&self) -> bool {
-        true
-    }
-
     fn plan(&mut self, model: &dyn Model, sink: &mut dyn Sink) -> Result<PlanReport> {
         let (gamma, actions) = (self.config.gamma, self.sizes.actions);
         let mut sweeps = 0;
@@ -115,33 +111,5 @@ impl Agent for ValueIteration {
         })
     }
 
-    fn act(&mut self, obs: &Observation) -> Result<Action> {
-        self.act_greedy(obs)
-    }
-
-    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
-        let s = self.sizes.state(obs)?;
-        Ok(self.sizes.action(self.greedy[s].unwrap_or(0)))
-    }
-
-    fn observe(&mut self, _transition: &rl_agent::Transition<'_>) -> Result<()> {
-        Ok(())
-    }
-
-    fn tables(&self) -> Option<Tables> {
-        Some(Tables {
-            v: self.v.clone(),
-            q: None,
-            policy: self.greedy.clone(),
-        })
-    }
-
-    fn save(&self) -> Result<serde_json::Value> {
-        save(self)
-    }
-
-    fn load(&mut self, state: &serde_json::Value) -> Result<()> {
-        *self = load(state)?;
-        Ok(())
-    }
+    crate::greedy_planner_common!();
 }
