@@ -129,12 +129,12 @@ mod serde_json_free {
     }
 }
 
+/// One bound for all elements is written as a number; per-element bounds
+/// as a list, so that reading back gives the same value.
 impl Serialize for Bounds {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let first = self.0.first().copied().unwrap_or(0.0);
-        let uniform = self.0.iter().all(|x| x.to_bits() == first.to_bits());
-        if uniform && !self.0.is_empty() {
-            finite_or_named(first).serialize(s)
+        if let [one] = self.0.as_slice() {
+            finite_or_named(*one).serialize(s)
         } else {
             s.collect_seq(self.0.iter().map(|&x| finite_or_named(x)))
         }
