@@ -4,7 +4,10 @@
 //! on `rl-lab` alone.
 
 pub use rl_agent as agent;
+pub use rl_classic as classic;
 pub use rl_env as env;
 pub use rl_gridworld as gridworld;
+pub use rl_layers as layers;
+pub use rl_minatar as minatar;
 pub use rl_runner as runner;
 pub use rl_tabular as tabular;

@@ -26,6 +26,8 @@ enum Command {
     /// Measure speed; prints figures (JSON with --json).
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    /// Play an environment (one episode, or N steps with auto-reset) and write JSON lines, a GIF or PNGs.
+    Rollout(cli::rollout::RolloutArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Agents(a) => cli::list::agents(a),
         Command::Show(a) => cli::show::show(a),
         Command::Bench(b) => cli::bench::bench(b),
+        Command::Rollout(a) => cli::rollout::rollout(a),
     };
     cli::exit(result)
 }

@@ -1,5 +1,5 @@
 //! `rl-lab bench …`: speed figures as JSON. The README's table comes from
-//! `benches/peers/compare.sh`, which runs these beside the Python peers.
+//! `benches/peers/compare.py`, which runs these beside the Python peers.
 
 use super::{CliError, CliResult, print_json};
 use std::time::Duration;
@@ -9,6 +9,10 @@ use std::time::Duration;
 pub enum BenchCommand {
     /// Q-learning on CliffWalking, value iteration on FrozenLake 8x8, raw gridworld steps.
     Tabular(BenchArgs),
+    /// Env steps/s, single-threaded and vectorised: the MinAtar games and CartPole-v1.
+    Envs(BenchArgs),
+    /// One DQN update per second and 1-observation latency, MinAtar and Nature networks, one thread.
+    Nets(BenchArgs),
 }
 
 /// Options shared by the benchmarks.
@@ -38,6 +42,25 @@ impl BenchArgs {
 /// Runs the chosen benchmark.
 pub fn bench(command: BenchCommand) -> CliResult {
     match command {
+        BenchCommand::Envs(args) => super::bench_envs::bench_envs(args.budget()?, args.json),
+        BenchCommand::Nets(args) => {
+            let report = rl_layers::bench::nets(args.budget()?).map_err(|e| CliError {
+                code: 1,
+                message: e.to_string(),
+            })?;
+            if args.json {
+                print_json(&report)
+            } else {
+                println!(
+                    "MinAtar net: {:.0} updates/s, {:.1} µs per observation\nNature net: {:.1} updates/s, {:.1} µs per observation",
+                    report.minatar.updates_per_second,
+                    report.minatar.infer_b1_us,
+                    report.nature.updates_per_second,
+                    report.nature.infer_b1_us
+                );
+                Ok(())
+            }
+        }
         BenchCommand::Tabular(args) => {
             let report = rl_runner::bench::tabular(args.budget()?)?;
             if args.json {

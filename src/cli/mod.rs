@@ -3,7 +3,9 @@
 //! while running.
 
 pub mod bench;
+pub mod bench_envs;
 pub mod list;
+pub mod rollout;
 pub mod run;
 pub mod show;
 

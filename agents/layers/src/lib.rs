@@ -1,1 +1,80 @@
-//! Neural-network building blocks (layers, losses, optimisers) on ndarray.
+//! Neural-network building blocks (layers, losses, optimisers) on ndarray, from first principles.
+//!
+//! The crate knows nothing about reinforcement learning. Arrays are `f32`,
+//! batch first, images NCHW. Layers follow one contract (see [`layers`]):
+//! `forward(x, mode)` caches what backward needs in typed `Option` fields,
+//! `backward(dy)` returns `dx` and stores parameter gradients, and a separate
+//! [`Optimizer`] visits `(parameter, gradient)` pairs.
+//!
+//! # Build, train and save a network
+//!
+//! Write the architecture as data; input sizes are inferred and named sizes
+//! (here `"classes"`) are given at build time:
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use rl_layers::{Architecture, Init, Loss, Mode, OptimizerConfig};
+//!
+//! # fn main() -> rl_layers::Result<()> {
+//! let arch: Architecture = serde_json::from_str(r#"["flatten", {"affine": 8}, "tanh", {"affine": "classes"}]"#).unwrap();
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+//! let mut net = arch.build(&[2], &[("classes", 2)], Init::XavierUniform, &mut rng)?;
+//! let mut opt = OptimizerConfig::adam(0.05).build()?;
+//!
+//! // XOR, one-hot targets
+//! let x = ndarray::arr2(&[[0.0f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]).into_dyn();
+//! let t = ndarray::arr2(&[[1.0f32, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]).into_dyn();
+//! let mut grad = ndarray::ArrayD::zeros(t.raw_dim());
+//! let mut loss = f32::INFINITY;
+//! for _ in 0..300 {
+//!     let logits = net.forward(x.view(), Mode::Train)?;
+//!     loss = Loss::SoftmaxCrossEntropy.compute_into(logits, t.view(), grad.view_mut())?;
+//!     net.backward(grad.view())?;
+//!     opt.step(&mut net)?;
+//! }
+//! assert!(loss < 0.05);
+//!
+//! // Save in safetensors (opens in Python with safetensors.numpy.load_file) and load back.
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("xor.safetensors");
+//! net.save_safetensors(&path)?;
+//! let mut copy = arch.build(&[2], &[("classes", 2)], Init::XavierUniform, &mut rng)?;
+//! copy.load_safetensors(&path)?;
+//! assert_eq!(copy.named_params(), net.named_params());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # A DQN-style update without allocation
+//!
+//! [`Sequential::forward`] returns a view into a buffer the network owns,
+//! [`Loss::compute_selected`] applies a loss to one entry per row (the action
+//! taken) and writes the gradient into a preallocated `[N, A]` array, and
+//! `Clone` makes the target network. [`bench::dqn_update`] is a complete,
+//! allocation-free example that the benchmark times.
+
+#![warn(missing_docs)]
+
+pub mod bench;
+mod buf;
+mod error;
+mod gemm;
+mod init;
+pub mod io;
+pub mod layers;
+mod loss;
+mod optim;
+mod sequential;
+mod simd;
+
+pub use error::{Error, Result};
+pub use init::Init;
+pub use layers::{
+    Affine, Conv2d, Flatten, Hardtanh, Layer, LeakyRelu, MatMul, MaxPool2d, Mode, Param, Relu,
+    Sigmoid, Softmax, Tanh,
+};
+pub use loss::Loss;
+pub use optim::{
+    Optimizer, OptimizerConfig, OptimizerState, Parameters, clip_grad_norm, grad_norm,
+};
+pub use sequential::{AnyLayer, Architecture, LayerSpec, ParamName, Sequential, Size};

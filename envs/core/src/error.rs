@@ -33,6 +33,14 @@ pub enum Error {
     /// A space was asked for something its kind cannot do.
     #[error("space mismatch: {0}")]
     Space(String),
+    /// A vectorised call got a batch of the wrong size.
+    #[error("got a batch of {got} actions for {expected} environments")]
+    BatchSize {
+        /// Number of environment copies.
+        expected: usize,
+        /// Number of actions given.
+        got: usize,
+    },
     /// Writing a rendered frame failed.
     #[error("could not write {path}: {message}")]
     Write {

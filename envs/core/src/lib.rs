@@ -44,6 +44,9 @@ pub mod model;
 pub mod registry;
 pub mod render;
 pub mod space;
+#[cfg(test)]
+mod testing;
+pub mod vector;
 pub mod wrappers;
 
 pub use error::{Error, Result};
@@ -51,6 +54,7 @@ pub use model::{GridView, Model, Outcome};
 pub use registry::{Registry, parse_config};
 pub use render::{Frame, save_png};
 pub use space::{Bounds, DType, Space};
+pub use vector::{Batch, VectorEnv};
 
 use ndarray::ArrayD;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeSeq};

@@ -130,11 +130,8 @@ impl Rules for Breakout {
             return (0, true);
         }
         let mut reward = 0;
-        match action {
-            Act::Left => self.paddle = (self.paddle - 1).max(0),
-            Act::Right => self.paddle = (self.paddle + 1).min(9),
-            _ => {}
-        }
+        // `l` and `r` move the paddle, within the grid.
+        self.paddle = (self.paddle + action.dx()).clamp(0, 9);
 
         self.last_x = self.ball_x;
         self.last_y = self.ball_y;
@@ -183,6 +180,7 @@ impl Rules for Breakout {
         (reward, self.terminal)
     }
 
+    #[inline(always)]
     fn draw(&self, planes: &mut [u8]) {
         mark(planes, BALL, self.ball_y, self.ball_x);
         mark(planes, PADDLE, 9, self.paddle);

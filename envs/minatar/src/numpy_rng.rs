@@ -36,9 +36,15 @@ const UPPER_MASK: u32 = 0x8000_0000;
 const LOWER_MASK: u32 = 0x7fff_ffff;
 
 /// numpy's `np.random.RandomState`: MT19937 with numpy's derived draws.
+///
+/// Each twist also tempers the whole new block into `out`, in one loop the
+/// compiler vectorises, so a draw is a buffered read.
 #[derive(Clone)]
 pub struct RandomState {
+    /// MT19937's state.
     key: [u32; N],
+    /// `key` tempered: the next outputs, read from `pos` on.
+    out: [u32; N],
     pos: usize,
 }
 
@@ -62,32 +68,48 @@ impl RandomState {
                 .wrapping_mul(prev ^ (prev >> 30))
                 .wrapping_add(i as u32);
         }
-        RandomState { key, pos: N }
+        RandomState {
+            key,
+            out: [0; N],
+            pos: N,
+        }
     }
 
-    /// Regenerates all 624 words (MT19937's twist).
+    /// Regenerates all 624 words (MT19937's twist), in three runs so the
+    /// hot loop has no modulo, and tempers them into `out` in a loop the
+    /// compiler vectorises.
+    #[cold]
+    #[inline(never)]
     fn twist(&mut self) {
-        for i in 0..N {
-            let y = (self.key[i] & UPPER_MASK) | (self.key[(i + 1) % N] & LOWER_MASK);
+        #[inline(always)]
+        fn mix(upper: u32, lower: u32, far: u32) -> u32 {
+            let y = (upper & UPPER_MASK) | (lower & LOWER_MASK);
             let mag = if y & 1 == 1 { MATRIX_A } else { 0 };
-            self.key[i] = self.key[(i + M) % N] ^ (y >> 1) ^ mag;
+            far ^ (y >> 1) ^ mag
+        }
+        let k = &mut self.key;
+        for i in 0..N - M {
+            k[i] = mix(k[i], k[i + 1], k[i + M]);
+        }
+        for i in N - M..N - 1 {
+            k[i] = mix(k[i], k[i + 1], k[i + M - N]);
+        }
+        k[N - 1] = mix(k[N - 1], k[0], k[M - 1]);
+        for (out, &y) in self.out.iter_mut().zip(k.iter()) {
+            *out = temper(y);
         }
         self.pos = 0;
     }
 
     /// The next raw 32-bit word (numpy's `next_uint32`).
-    #[inline]
+    #[inline(always)]
     pub fn next_u32(&mut self) -> u32 {
-        if self.pos == N {
+        if self.pos >= N {
             self.twist();
         }
-        let mut y = self.key[self.pos];
+        let y = self.out[self.pos];
         self.pos += 1;
-        // Tempering.
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
+        y
     }
 
     /// The next 64-bit word: two 32-bit words, the first one high.
@@ -98,12 +120,29 @@ impl RandomState {
     }
 
     /// `rand()`: a uniform double in `[0, 1)` with 53 random bits.
-    #[inline]
+    #[inline(always)]
     pub fn rand(&mut self) -> f64 {
-        let a = self.next_u32() >> 5;
-        let b = self.next_u32() >> 6;
-        // (a · 2²⁶ + b) / 2⁵³
-        (f64::from(a) * 67_108_864.0 + f64::from(b)) / 9_007_199_254_740_992.0
+        // k / 2⁵³, exact: k < 2⁵³ fits a double's mantissa.
+        self.rand_53() as f64 / 9_007_199_254_740_992.0
+    }
+
+    /// The integer `k < 2⁵³` behind `rand()`, which returns exactly
+    /// `k / 2⁵³`: `(a >> 5) · 2²⁶ + (b >> 6)` from the next two words.
+    ///
+    /// `rand() < p` is `rand_53() < ⌈p · 2⁵³⌉` (see [`threshold_53`]),
+    /// an integer comparison.
+    #[inline(always)]
+    pub fn rand_53(&mut self) -> u64 {
+        // Both words from the buffer with one check, unless they straddle
+        // a twist.
+        let (a, b) = if self.pos + 2 <= N {
+            let pair = (self.out[self.pos], self.out[self.pos + 1]);
+            self.pos += 2;
+            pair
+        } else {
+            (self.next_u32(), self.next_u32())
+        };
+        (u64::from(a >> 5) << 26) | u64::from(b >> 6)
     }
 
     /// `randint(low, high)`: an integer in `[low, high)`.
@@ -162,6 +201,37 @@ impl RandomState {
     }
 }
 
+/// MT19937's tempering of one state word into an output.
+#[inline(always)]
+fn temper(mut y: u32) -> u32 {
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c_5680;
+    y ^= (y << 15) & 0xefc6_0000;
+    y ^ (y >> 18)
+}
+
+/// `⌈p · 2⁵³⌉` for a probability `p` in `[0, 1]`: then, for every draw,
+/// `rng.rand() < p` exactly when `rng.rand_53() < threshold_53(p)`.
+///
+/// Why exact: `rand()` is `k / 2⁵³` with no rounding, `p · 2⁵³` is exact
+/// too (a power-of-two scaling), and an integer `k` is below a real `x`
+/// exactly when it is below `⌈x⌉`.
+///
+/// ```
+/// use rl_minatar::numpy_rng::{RandomState, threshold_53};
+/// let (mut a, mut b) = (RandomState::new(7), RandomState::new(7));
+/// for _ in 0..1000 {
+///     assert_eq!(a.rand() < 0.1, b.rand_53() < threshold_53(0.1));
+/// }
+/// ```
+///
+/// # Panics
+/// If `p` is not in `[0, 1]`.
+pub fn threshold_53(p: f64) -> u64 {
+    assert!((0.0..=1.0).contains(&p), "{p} is not a probability");
+    (p * 9_007_199_254_740_992.0).ceil() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +250,19 @@ mod tests {
         let mut b = RandomState::new(3);
         assert_eq!(a.randint(4, 5), 4);
         assert_eq!(a.next_u32(), b.next_u32());
+    }
+
+    #[test]
+    fn integer_threshold_agrees_with_rand() {
+        for p in [0.0, 1e-300, 0.1, 1.0 / 3.0, 0.5, 0.999_999_999, 1.0] {
+            let t = threshold_53(p);
+            let (mut a, mut b) = (RandomState::new(11), RandomState::new(11));
+            for _ in 0..2000 {
+                // Odd offsets make some pairs straddle a twist.
+                a.next_u32();
+                b.next_u32();
+                assert_eq!(a.rand() < p, b.rand_53() < t, "p = {p}");
+            }
+        }
     }
 }

@@ -1,11 +1,42 @@
-//! Composable wrappers. Each owns the environment it wraps, so a stack is a
-//! nested type (`EpisodeStatistics<TimeLimit<E>>`) or, when built from a
-//! spec, nested boxes.
+//! Composable wrappers, named as in Gymnasium. Each owns the environment
+//! it wraps, so a stack is a nested type (`EpisodeStatistics<TimeLimit<E>>`)
+//! or, when built from a spec by [`apply_wrappers`], nested boxes.
+//!
+//! | wrapper | spec | what it does |
+//! |---|---|---|
+//! | [`TimeLimit`] | `{"time_limit": n}` | truncates after `n` steps |
+//! | [`EpisodeStatistics`] | `"episode_statistics"` | return and length in `info.episode` |
+//! | [`ClipReward`] | `"clip_reward"` | reward → its sign |
+//! | [`OneHot`] | `"one_hot"` | `Discrete(n)` → one-hot `float32` |
+//! | [`NoopReset`] | `{"noop_reset": max}` | 1..=max no-op steps after each reset |
+//! | [`FrameStack`] | `{"frame_stack": k}` | the last `k` observations, stacked on a new first axis |
+//! | [`MaxAndSkip`] | `{"max_and_skip": k}` (alias `frame_skip`) | repeat the action `k` times, max of the last two frames |
+//! | [`StickyActions`] | `{"sticky_actions": p}` | repeat the previous action with probability `p` |
+//! | [`ToF32`] | `"to_f32"` | observations → `float32`, `uint8` scaled to [0, 1] |
 //!
 //! Order matters, and is the caller's to choose deliberately: put
 //! [`EpisodeStatistics`] *inside* [`ClipReward`] so logged returns are real
 //! scores, and [`TimeLimit`] inside `EpisodeStatistics` so truncated
-//! episodes are counted.
+//! episodes are counted. A spec lists wrappers innermost first (see
+//! [`apply_wrappers`]).
+//!
+//! No wrapper allocates per step: each keeps the buffers it needs and
+//! reuses the caller's observation when its kind and shape fit.
+
+pub(crate) mod buffers;
+mod frame_stack;
+mod max_and_skip;
+mod noop_reset;
+mod spec;
+mod sticky_actions;
+mod to_f32;
+
+pub use frame_stack::FrameStack;
+pub use max_and_skip::{FrameSkip, MaxAndSkip};
+pub use noop_reset::NoopReset;
+pub use spec::{WrapperSpec, apply_wrappers};
+pub use sticky_actions::StickyActions;
+pub use to_f32::ToF32;
 
 use crate::{
     Action, Env, EpisodeStats, Error, Frame, GridView, Info, Model, Observation, Result, Space,
@@ -26,6 +57,33 @@ macro_rules! forward_render {
         }
     };
 }
+
+/// `inner`, `inner_mut` and `into_inner` for a wrapper with an `env` field.
+macro_rules! inner_access {
+    ($wrapper:ident) => {
+        impl<E> $wrapper<E> {
+            /// The wrapped environment.
+            pub fn inner(&self) -> &E {
+                &self.env
+            }
+            /// The wrapped environment, mutably (e.g. to set a classic-control
+            /// state, as Gymnasium's `env.unwrapped.state = …`).
+            pub fn inner_mut(&mut self) -> &mut E {
+                &mut self.env
+            }
+            /// Unwraps one layer.
+            pub fn into_inner(self) -> E {
+                self.env
+            }
+        }
+    };
+}
+pub(crate) use {forward_render, inner_access};
+
+inner_access!(TimeLimit);
+inner_access!(EpisodeStatistics);
+inner_access!(ClipReward);
+inner_access!(OneHot);
 
 /// Truncates episodes after `max_steps` steps (Gymnasium's `TimeLimit`).
 ///
@@ -335,3 +393,6 @@ mod tests {
         assert!(err.to_string().contains("7"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod pipeline_tests;

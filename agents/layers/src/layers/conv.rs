@@ -1,0 +1,634 @@
+//! 2-D convolution by im2col and GEMM.
+
+use super::linear::copy_into;
+use super::{Layer, Mode, Param};
+use crate::buf::{Buf, take_storage};
+use crate::error::{Error, Result, shape_err};
+use crate::gemm::gemm;
+use crate::init::Init;
+use crate::simd::{Kernel, dispatch};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Ix2};
+use rand::Rng;
+
+/// The geometry of a sliding window over an `H × W` image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Window {
+    /// `O = (H + 2P − K) / S + 1`, or `None` when the window does not fit.
+    pub(crate) fn out_size(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let (hp, wp) = (h + 2 * self.padding, w + 2 * self.padding);
+        if self.stride == 0 || hp < self.kh || wp < self.kw {
+            return None;
+        }
+        Some((
+            (hp - self.kh) / self.stride + 1,
+            (wp - self.kw) / self.stride + 1,
+        ))
+    }
+
+    /// For kernel column `kj`, the output columns `ow` whose input column
+    /// `iw = ow·S + kj − P` lies inside `[0, W)`.
+    fn valid_range(&self, k: usize, size: usize, out: usize) -> (usize, usize) {
+        let (s, p) = (self.stride as isize, self.padding as isize);
+        let k = k as isize;
+        // ow·S + k − P ≥ 0  ⇔  ow ≥ ⌈(P − k) / S⌉
+        let lo = if p > k { (p - k + s - 1) / s } else { 0 };
+        // ow·S + k − P ≤ size − 1  ⇔  ow ≤ ⌊(size − 1 + P − k) / S⌋
+        let top = size as isize - 1 + p - k;
+        let hi = if top < 0 { 0 } else { top / s + 1 };
+        let lo = (lo as usize).min(out);
+        let hi = (hi as usize).clamp(lo, out);
+        (lo, hi)
+    }
+}
+
+/// Copies a short run without a `memcpy` call (runs here are 7 to 400
+/// floats): 8-wide blocks, the last one overlapping the previous, so no
+/// element-by-element tail.
+#[inline(always)]
+pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let src = &src[..n];
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            copy8(&mut dst[i..i + 8], &src[i..i + 8]);
+            i += 8;
+        }
+        if i < n {
+            copy8(&mut dst[n - 8..], &src[n - 8..]);
+        }
+    } else if n >= 4 {
+        copy4(&mut dst[..4], &src[..4]);
+        copy4(&mut dst[n - 4..], &src[n - 4..]);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+#[inline(always)]
+fn copy8(dst: &mut [f32], src: &[f32]) {
+    let d: &mut [f32; 8] = dst.try_into().expect("8 long");
+    *d = src.try_into().expect("8 long");
+}
+
+#[inline(always)]
+fn copy4(dst: &mut [f32], src: &[f32]) {
+    let d: &mut [f32; 4] = dst.try_into().expect("4 long");
+    *d = src.try_into().expect("4 long");
+}
+
+/// Splits `row` into its `S` phases, `dst[r·stride_r + q] = row[q·S + r]`, for
+/// rows that need no padding and whose length is a multiple of `S`.
+#[inline(always)]
+fn deinterleave<const S: usize>(row: &[f32], dst: &mut [f32], phase_stride: usize) {
+    let (groups, _) = row.as_chunks::<S>();
+    for r in 0..S {
+        let out = &mut dst[r * phase_stride..][..groups.len()];
+        for (d, g) in out.iter_mut().zip(groups) {
+            *d = g[r];
+        }
+    }
+}
+
+/// Unrolls image patches into columns.
+///
+/// `x` is `[N, C, H, W]`; `col` is `[C·KH·KW, N·OH·OW]` with row
+/// `(c·KH + ki)·KW + kj` and column `(n·OH + oh)·OW + ow` holding
+/// `x[n, c, oh·S + ki − P, ow·S + kj − P]`, or 0 in the padding.
+///
+/// Each zero-padded input row is first split into its `S` phases
+/// (`phase_r[q] = row[q·S + r]`), so that every output row is one contiguous
+/// run `phase_{kj mod S}[kj div S ..][..OW]` instead of a strided gather.
+pub(crate) fn im2col(
+    x: &[f32],
+    dims: [usize; 4],
+    win: Window,
+    col: &mut [f32],
+    phases: &mut Vec<f32>,
+) {
+    dispatch(Im2col {
+        x,
+        dims,
+        win,
+        col,
+        phases,
+    });
+}
+
+struct Im2col<'a> {
+    x: &'a [f32],
+    dims: [usize; 4],
+    win: Window,
+    col: &'a mut [f32],
+    phases: &'a mut Vec<f32>,
+}
+
+impl Kernel for Im2col<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let Im2col {
+            x,
+            dims,
+            win,
+            col,
+            phases,
+        } = self;
+        let [n, c, h, w] = dims;
+        let (oh, ow) = win.out_size(h, w).expect("validated window");
+        let (l, nl) = (oh * ow, n * oh * ow);
+        let (s, p) = (win.stride, win.padding);
+        // phases[r][ih][q] = x[ih][q·S + r − P], zero in the padding; without
+        // stride or padding the image itself is the one phase
+        let direct = s == 1 && p == 0;
+        let q_len = if direct { w } else { (w + 2 * p).div_ceil(s) };
+        let plane_len = s * h * q_len;
+        if !direct && phases.len() < plane_len {
+            phases.resize(plane_len, 0.0);
+        }
+        for ni in 0..n {
+            for ci in 0..c {
+                let img = &x[(ni * c + ci) * h * w..][..h * w];
+                let ph: &[f32] = if direct {
+                    img
+                } else {
+                    let ph = &mut phases[..plane_len];
+                    for (ih, row) in img.chunks_exact(w).enumerate() {
+                        if p == 0 && w % s == 0 && (s == 2 || s == 4) {
+                            // the Nature network's strides, without bounds arithmetic per element
+                            let out = &mut ph[ih * q_len..];
+                            match s {
+                                2 => deinterleave::<2>(row, out, h * q_len),
+                                _ => deinterleave::<4>(row, out, h * q_len),
+                            }
+                            continue;
+                        }
+                        for r in 0..s {
+                            let dst = &mut ph[(r * h + ih) * q_len..][..q_len];
+                            // u = q·S + r must lie in [P, W + P)
+                            let q_lo = (if p > r { (p - r).div_ceil(s) } else { 0 }).min(q_len);
+                            let q_hi = (w + p).saturating_sub(r).div_ceil(s).clamp(q_lo, q_len);
+                            dst[..q_lo].fill(0.0);
+                            dst[q_hi..].fill(0.0);
+                            let start = q_lo * s + r - p;
+                            for (d, chunk) in dst[q_lo..q_hi].iter_mut().zip(row[start..].chunks(s))
+                            {
+                                *d = chunk[0];
+                            }
+                        }
+                    }
+                    &phases[..plane_len]
+                };
+                for ki in 0..win.kh {
+                    let (oh_lo, oh_hi) = win.valid_range(ki, h, oh);
+                    for kj in 0..win.kw {
+                        let r = (ci * win.kh + ki) * win.kw + kj;
+                        let (rj, qj) = (kj % s, kj / s);
+                        let dst = &mut col[r * nl + ni * l..][..l];
+                        dst[..oh_lo * ow].fill(0.0);
+                        dst[oh_hi * ow..].fill(0.0);
+                        for o in oh_lo..oh_hi {
+                            let ih = o * s + ki - p;
+                            copy_run(
+                                &mut dst[o * ow..(o + 1) * ow],
+                                &ph[(rj * h + ih) * q_len + qj..][..ow],
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds columns back into an image, accumulating overlapping windows:
+/// `dx[n, c, oh·S + ki − P, ow·S + kj − P] += col[(c, ki, kj), (n, oh, ow)]`.
+/// `dx` must be zeroed by the caller.
+pub(crate) fn col2im(col: &[f32], dims: [usize; 4], win: Window, dx: &mut [f32]) {
+    let [n, c, h, w] = dims;
+    let (oh, ow) = win.out_size(h, w).expect("validated window");
+    let l = oh * ow;
+    let nl = n * l;
+    let (s, p) = (win.stride, win.padding);
+    for ci in 0..c {
+        for ki in 0..win.kh {
+            let (oh_lo, oh_hi) = win.valid_range(ki, h, oh);
+            for kj in 0..win.kw {
+                let r = (ci * win.kh + ki) * win.kw + kj;
+                let (ow_lo, ow_hi) = win.valid_range(kj, w, ow);
+                if ow_lo == ow_hi {
+                    continue;
+                }
+                let row = &col[r * nl..(r + 1) * nl];
+                for ni in 0..n {
+                    let img = &mut dx[(ni * c + ci) * h * w..][..h * w];
+                    let srcs = &row[ni * l..(ni + 1) * l];
+                    for o in oh_lo..oh_hi {
+                        let src = &srcs[o * ow + ow_lo..o * ow + ow_hi];
+                        let ih = o * s + ki - p;
+                        let first = ow_lo * s + kj - p;
+                        let drow = &mut img[ih * w..(ih + 1) * w];
+                        if s == 1 {
+                            for (d, &v) in drow[first..first + src.len()].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (d, &v) in drow[first..].iter_mut().step_by(s).zip(src) {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Target size, in floats, of one chunk's im2col matrix: small enough that
+/// the matrix and its packed copy stay in the L2 cache between im2col and GEMM.
+const CHUNK_FLOATS: usize = 96 * 1024;
+
+/// 2-D convolution (cross-correlation, as in PyTorch) with stride and zero padding.
+///
+/// With `W` of shape `[F, C, KH, KW]` viewed as the matrix `W₂ = [F, C·KH·KW]`
+/// and `col = im2col(x)` of shape `[C·KH·KW, N·OH·OW]`:
+///
+/// - forward: `y[n, f, oh, ow] = b[f] + Σ_{c,i,j} W[f, c, i, j] · x[n, c, oh·S + i − P, ow·S + j − P]`,
+///   computed as `Y = W₂ · col`;
+/// - derivatives: `∂L/∂W₂ = dY · colᵀ`, `∂L/∂b[f] = Σ_{n,oh,ow} dy[n, f, oh, ow]`,
+///   `∂L/∂x = col2im(W₂ᵀ · dY)`, where col2im adds up overlapping windows.
+///
+/// `OH = (H + 2P − KH) / S + 1`, likewise `OW`. The batch is processed in
+/// chunks of samples whose im2col matrix stays in cache; the backward cache
+/// is the input itself, and backward redoes im2col chunk by chunk (cheaper
+/// than keeping, for the Nature network's first layer, a 13 MB matrix). All
+/// buffers are reused between calls.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use rl_layers::{Conv2d, Init, Layer, Mode};
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// let mut conv = Conv2d::new(4, 16, 3, 1, 0, Init::HeUniform, &mut rng).unwrap();
+/// let x = ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[32, 4, 10, 10]));
+/// assert_eq!(conv.forward(x.view(), Mode::Eval).unwrap().shape(), &[32, 16, 8, 8]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    /// `[weight, bias]`.
+    params: [Param; 2],
+    win: Window,
+    /// The latest train-mode input, contiguous.
+    x: Option<Buf>,
+    spare: Option<Buf>,
+    /// Input dims `[N, C, H, W]` of the latest forward.
+    dims: [usize; 4],
+    /// A contiguous copy of a strided eval-mode input or `dy`.
+    contig: Buf,
+    /// Phase-split input rows, scratch for [`im2col`].
+    phases: Vec<f32>,
+    /// One chunk's im2col matrix.
+    col: Buf,
+    /// One chunk's `Y` or `dY`, `[F, n·L]`.
+    y_mat: Buf,
+    out: Option<Buf>,
+    dcol: Buf,
+    dx: Buf,
+}
+
+impl Conv2d {
+    /// A convolution with `out` filters of `kernel × kernel` over `channels`
+    /// input channels, weights from `init` and biases from [`Init::sample_bias`].
+    pub fn new<R: Rng + ?Sized>(
+        channels: usize,
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        init: Init,
+        rng: &mut R,
+    ) -> Result<Self> {
+        for (field, v) in [
+            ("in", channels),
+            ("out", out),
+            ("kernel", kernel),
+            ("stride", stride),
+        ] {
+            if v == 0 {
+                return Err(Error::InvalidConfig {
+                    what: "conv2d",
+                    field,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        let fan_in = channels * kernel * kernel;
+        let w = init.sample(
+            &[out, channels, kernel, kernel],
+            fan_in,
+            out * kernel * kernel,
+            rng,
+        );
+        let b = init.sample_bias(out, fan_in, rng);
+        Self::from_params(w, b, stride, padding)
+    }
+
+    /// Wraps a given `[F, C, KH, KW]` weight and `[F]` bias.
+    pub fn from_params(
+        weight: ArrayD<f32>,
+        bias: ArrayD<f32>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self> {
+        if weight.ndim() != 4 || bias.shape() != [weight.shape()[0]] {
+            return Err(shape_err(
+                "conv2d",
+                "weight [F, C, KH, KW] and bias [F]",
+                &[weight.shape(), bias.shape()].concat(),
+            ));
+        }
+        if stride == 0 {
+            return Err(Error::InvalidConfig {
+                what: "conv2d",
+                field: "stride",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let win = Window {
+            kh: weight.shape()[2],
+            kw: weight.shape()[3],
+            stride,
+            padding,
+        };
+        Ok(Self {
+            params: [Param::new(weight), Param::new(bias)],
+            win,
+            x: None,
+            spare: None,
+            dims: [0; 4],
+            contig: Buf::default(),
+            phases: Vec::new(),
+            col: Buf::default(),
+            y_mat: Buf::default(),
+            out: None,
+            dcol: Buf::default(),
+            dx: Buf::default(),
+        })
+    }
+
+    /// The output shape `[F, OH, OW]` of one `[C, H, W]` sample, or `None` if the kernel does not fit.
+    pub fn output_shape(&self, c: usize, h: usize, w: usize) -> Option<[usize; 3]> {
+        if c != self.params[0].value.shape()[1] {
+            return None;
+        }
+        let (oh, ow) = self.win.out_size(h, w)?;
+        Some([self.params[0].value.shape()[0], oh, ow])
+    }
+
+    /// Samples per chunk for `k` im2col rows of `l` positions each.
+    fn chunk(n: usize, k: usize, l: usize) -> usize {
+        (CHUNK_FLOATS / (k * l).max(1)).clamp(1, n.max(1))
+    }
+
+    fn backward_impl(&mut self, dy: ArrayViewD<'_, f32>, need_dx: bool) -> Result<()> {
+        let x = self
+            .x
+            .as_ref()
+            .ok_or(Error::NoForwardCache { layer: "conv2d" })?;
+        let [n, c, h, w] = self.dims;
+        let (oh, ow) = self.win.out_size(h, w).expect("validated in forward");
+        let f = self.params[0].value.shape()[0];
+        let (l, k) = (oh * ow, c * self.win.kh * self.win.kw);
+        if dy.shape() != [n, f, oh, ow] {
+            return Err(shape_err(
+                "conv2d",
+                format!("dy of shape [{n}, {f}, {oh}, {ow}]"),
+                dy.shape(),
+            ));
+        }
+        let dys: &[f32] = match dy.as_slice() {
+            Some(s) => s,
+            None => {
+                self.contig.reshape(dy.shape());
+                copy_into(&mut self.contig, &dy);
+                self.contig.as_slice()
+            }
+        };
+        let [weight, bias] = &mut self.params;
+        let w2: ArrayView2<'_, f32> = weight
+            .value
+            .view()
+            .into_shape_with_order((f, k))
+            .expect("standard-layout weight");
+        let mut dw: ArrayViewMut2<'_, f32> = weight
+            .grad
+            .view_mut()
+            .into_shape_with_order((f, k))
+            .expect("standard-layout grad");
+        let db = bias.grad.as_slice_mut().expect("standard-layout grad");
+        db.fill(0.0);
+        if need_dx {
+            self.dx.reshape(&self.dims);
+            self.dx.fill(0.0);
+        }
+        // dW's dot-product GEMM reads col rows in place, so backward chunks may be larger
+        let per = (Self::chunk(n, k, l) * 3).min(n.max(1));
+        let img = c * h * w;
+        for n0 in (0..n).step_by(per) {
+            let cn = per.min(n - n0);
+            let dims = [cn, c, h, w];
+            self.col.reshape(&[k, cn * l]);
+            im2col(
+                &x.as_slice()[n0 * img..(n0 + cn) * img],
+                dims,
+                self.win,
+                self.col.as_mut_slice(),
+                &mut self.phases,
+            );
+            // dY as [F, cn·L]: dy_mat[f, i·L + l] = dy[n0 + i, f, l]
+            self.y_mat.reshape(&[f, cn * l]);
+            let dst = self.y_mat.as_mut_slice();
+            for (i, sample) in dys[n0 * f * l..(n0 + cn) * f * l]
+                .chunks_exact(f * l)
+                .enumerate()
+            {
+                for (fi, plane) in sample.chunks_exact(l).enumerate() {
+                    copy_run(&mut dst[fi * cn * l + i * l..][..l], plane);
+                }
+            }
+            let dy_mat = self.y_mat.view().into_dimensionality::<Ix2>().expect("2-D");
+            // ∂L/∂b[f] = Σ dY[f, :]
+            for (g, row) in db.iter_mut().zip(dy_mat.rows()) {
+                *g += row.sum();
+            }
+            // ∂L/∂W₂ = Σ_chunks dY · colᵀ
+            let col2 = self.col.view().into_dimensionality::<Ix2>().expect("2-D");
+            gemm(
+                1.0,
+                dy_mat,
+                col2.t(),
+                if n0 == 0 { 0.0 } else { 1.0 },
+                &mut dw,
+            );
+            if need_dx {
+                // ∂L/∂col = W₂ᵀ · dY, then col2im accumulates overlapping windows
+                self.dcol.reshape(&[k, cn * l]);
+                let mut dcol = self
+                    .dcol
+                    .view_mut()
+                    .into_dimensionality::<Ix2>()
+                    .expect("2-D");
+                gemm(1.0, w2.t(), dy_mat, 0.0, &mut dcol);
+                col2im(
+                    self.dcol.as_slice(),
+                    dims,
+                    self.win,
+                    &mut self.dx.as_mut_slice()[n0 * img..(n0 + cn) * img],
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Layer for Conv2d {
+    fn kind(&self) -> &'static str {
+        "conv2d"
+    }
+
+    /// # Shapes
+    /// `x: [N, C, H, W]` → `y: [N, F, OH, OW]`, `OH = (H + 2P − KH)/S + 1`, `OW = (W + 2P − KW)/S + 1`.
+    fn forward<'a>(
+        &'a mut self,
+        x: ArrayViewD<'_, f32>,
+        mode: Mode,
+    ) -> Result<ArrayViewD<'a, f32>> {
+        let c_w = self.params[0].value.shape()[1];
+        let fits = x.ndim() == 4
+            && x.shape()[1] == c_w
+            && self.win.out_size(x.shape()[2], x.shape()[3]).is_some();
+        if !fits {
+            return Err(shape_err(
+                "conv2d",
+                format!("[N, {c_w}, H, W] with H, W ≥ kernel − 2·padding"),
+                x.shape(),
+            ));
+        }
+        let dims = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
+        self.dims = dims;
+        let [n, c, h, w] = dims;
+        let (oh, ow) = self.win.out_size(h, w).expect("checked above");
+        let (f, l, k) = (
+            self.params[0].value.shape()[0],
+            oh * ow,
+            c * self.win.kh * self.win.kw,
+        );
+        let xs: &[f32] = match mode {
+            Mode::Train => {
+                let mut buf = take_storage(&mut self.x, &mut self.spare);
+                buf.reshape(x.shape());
+                copy_into(&mut buf, &x);
+                self.x.insert(buf).as_slice()
+            }
+            Mode::Eval => {
+                if let Some(b) = self.x.take() {
+                    self.spare = Some(b);
+                }
+                match x.to_slice() {
+                    Some(s) => s,
+                    None => {
+                        self.contig.reshape(x.shape());
+                        copy_into(&mut self.contig, &x);
+                        self.contig.as_slice()
+                    }
+                }
+            }
+        };
+        let [weight, bias] = &self.params;
+        let w2: ArrayView2<'_, f32> = weight
+            .value
+            .view()
+            .into_shape_with_order((f, k))
+            .expect("standard-layout weight");
+        let out = self.out.get_or_insert_with(Buf::default);
+        out.reshape(&[n, f, oh, ow]);
+        let per = Self::chunk(n, k, l);
+        let img = c * h * w;
+        for n0 in (0..n).step_by(per) {
+            let cn = per.min(n - n0);
+            self.col.reshape(&[k, cn * l]);
+            im2col(
+                &xs[n0 * img..(n0 + cn) * img],
+                [cn, c, h, w],
+                self.win,
+                self.col.as_mut_slice(),
+                &mut self.phases,
+            );
+            let col2 = self.col.view().into_dimensionality::<Ix2>().expect("2-D");
+            let dst = &mut out.as_mut_slice()[n0 * f * l..(n0 + cn) * f * l];
+            if cn == 1 {
+                // one sample: [F, L] is already its NCHW output, so Y = b + W₂ · col lands in place
+                let mut y = ArrayViewMut2::from_shape((f, l), dst).expect("F·L elements");
+                for (mut row, &b) in y.rows_mut().into_iter().zip(bias.value.iter()) {
+                    row.fill(b);
+                }
+                gemm(1.0, w2, col2, 1.0, &mut y);
+                continue;
+            }
+            // Y = W₂ · col, as [F, cn·L]
+            self.y_mat.reshape(&[f, cn * l]);
+            {
+                let mut y_mat = self
+                    .y_mat
+                    .view_mut()
+                    .into_dimensionality::<Ix2>()
+                    .expect("2-D");
+                gemm(1.0, w2, col2, 0.0, &mut y_mat);
+            }
+            // y[n0 + i, f, :] = Y[f, i·L .. (i+1)·L] + b[f]
+            let ym = self.y_mat.as_slice();
+            for (i, sample) in dst.chunks_exact_mut(f * l).enumerate() {
+                for (fi, plane) in sample.chunks_exact_mut(l).enumerate() {
+                    let b = bias.value[fi];
+                    for (d, &v) in plane.iter_mut().zip(&ym[fi * cn * l + i * l..][..l]) {
+                        *d = v + b;
+                    }
+                }
+            }
+        }
+        Ok(out.view())
+    }
+
+    /// # Shapes
+    /// `dy: [N, F, OH, OW]` → `dx: [N, C, H, W]`.
+    fn backward<'a>(&'a mut self, dy: ArrayViewD<'_, f32>) -> Result<ArrayViewD<'a, f32>> {
+        self.backward_impl(dy, true)?;
+        Ok(self.dx.view())
+    }
+
+    fn backward_params(&mut self, dy: ArrayViewD<'_, f32>) -> Result<()> {
+        self.backward_impl(dy, false)
+    }
+
+    fn output(&self) -> Option<ArrayViewD<'_, f32>> {
+        self.out.as_ref().map(Buf::view)
+    }
+
+    fn param_names(&self) -> &'static [&'static str] {
+        &["weight", "bias"]
+    }
+
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+}

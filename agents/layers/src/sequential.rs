@@ -1,0 +1,638 @@
+//! Networks described as data: [`Architecture`] (serde) builds a [`Sequential`].
+
+use crate::error::{Error, Result, shape_err};
+use crate::init::Init;
+use crate::layers::{
+    Affine, Conv2d, Flatten, Hardtanh, Layer, LeakyRelu, MatMul, MaxPool2d, Mode, Param, Relu,
+    Sigmoid, Softmax, Tanh,
+};
+use crate::optim::Parameters;
+use ndarray::{ArrayD, ArrayViewD};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+
+/// A layer width: a number, or a name resolved when the network is built
+/// (for example `"actions"`, known only once the environment is).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    /// A fixed width.
+    Fixed(usize),
+    /// A named width, looked up in the `sizes` given to [`Architecture::build`].
+    Named(String),
+}
+
+impl From<usize> for Size {
+    fn from(v: usize) -> Self {
+        Size::Fixed(v)
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+/// One layer of an [`Architecture`]. Input sizes are never written: they are
+/// inferred from the input shape while building.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// [`Conv2d`]: `{"conv": {"out": 16, "kernel": 3, "stride": 1, "padding": 0}}`
+    /// (`stride` defaults to 1, `padding` to 0).
+    Conv {
+        /// Number of filters F.
+        out: Size,
+        /// Square kernel side K.
+        kernel: usize,
+        /// Stride S.
+        #[serde(default = "one")]
+        stride: usize,
+        /// Zero padding P on every side.
+        #[serde(default)]
+        padding: usize,
+    },
+    /// [`MaxPool2d`]: `{"max_pool": {"kernel": 2}}` (`stride` defaults to `kernel`, `padding` to 0).
+    MaxPool {
+        /// Square window side K.
+        kernel: usize,
+        /// Stride S; defaults to K.
+        #[serde(default)]
+        stride: Option<usize>,
+        /// Padding P ≤ K/2.
+        #[serde(default)]
+        padding: usize,
+    },
+    /// [`Affine`]: `{"affine": 128}` or `{"affine": "actions"}`.
+    Affine(Size),
+    /// [`MatMul`] (no bias): `{"mat_mul": 10}`.
+    MatMul(Size),
+    /// [`Relu`]: `"relu"`.
+    Relu,
+    /// [`LeakyRelu`]: `{"leaky_relu": 0.01}`.
+    LeakyRelu(f32),
+    /// [`Sigmoid`]: `"sigmoid"`.
+    Sigmoid,
+    /// [`Tanh`]: `"tanh"`.
+    Tanh,
+    /// [`Hardtanh`]: `"hardtanh"`.
+    Hardtanh,
+    /// [`Softmax`] over the last axis: `"softmax"`.
+    Softmax,
+    /// [`Flatten`]: `"flatten"`.
+    Flatten,
+}
+
+impl LayerSpec {
+    fn kind(&self) -> &'static str {
+        match self {
+            LayerSpec::Conv { .. } => "conv",
+            LayerSpec::MaxPool { .. } => "max_pool",
+            LayerSpec::Affine(_) => "affine",
+            LayerSpec::MatMul(_) => "mat_mul",
+            LayerSpec::Relu => "relu",
+            LayerSpec::LeakyRelu(_) => "leaky_relu",
+            LayerSpec::Sigmoid => "sigmoid",
+            LayerSpec::Tanh => "tanh",
+            LayerSpec::Hardtanh => "hardtanh",
+            LayerSpec::Softmax => "softmax",
+            LayerSpec::Flatten => "flatten",
+        }
+    }
+}
+
+/// A network written as data, e.g. in a run spec:
+///
+/// ```
+/// use rand::SeedableRng;
+/// use rl_layers::{Architecture, Init};
+/// let arch: Architecture = serde_json::from_str(
+///     r#"[{"conv": {"out": 16, "kernel": 3, "stride": 1}}, "relu", "flatten",
+///         {"affine": 128}, "relu", {"affine": "actions"}]"#,
+/// ).unwrap();
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// let net = arch.build(&[4, 10, 10], &[("actions", 6)], Init::HeUniform, &mut rng).unwrap();
+/// assert_eq!(net.output_shape(), &[6]);
+/// // 16·(4·9 + 1) + 128·(1024 + 1) + 6·(128 + 1)
+/// assert_eq!(net.param_count(), 592 + 131_200 + 774);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Architecture(pub Vec<LayerSpec>);
+
+impl Architecture {
+    /// Validates the architecture against a per-sample input shape (no batch
+    /// axis, e.g. `[4, 10, 10]`), infers every layer's input size, resolves named
+    /// sizes from `sizes`, and draws weights with `init` from `rng`.
+    ///
+    /// Errors name the offending layer's index and field.
+    pub fn build<R: Rng + ?Sized>(
+        &self,
+        input: &[usize],
+        sizes: &[(&str, usize)],
+        init: Init,
+        rng: &mut R,
+    ) -> Result<Sequential> {
+        if self.0.is_empty() {
+            return Err(Error::InvalidConfig {
+                what: "architecture",
+                field: "layers",
+                reason: "is empty".into(),
+            });
+        }
+        if input.is_empty() || input.contains(&0) {
+            return Err(Error::InvalidConfig {
+                what: "architecture",
+                field: "input",
+                reason: format!(
+                    "per-sample input shape must be non-empty with no zero axis, got {input:?}"
+                ),
+            });
+        }
+        let mut cur = input.to_vec();
+        let mut layers = Vec::with_capacity(self.0.len());
+        for (index, spec) in self.0.iter().enumerate() {
+            let layer = spec.kind();
+            let bad = |field: &'static str, reason: String| Error::InvalidLayer {
+                index,
+                layer,
+                field,
+                reason,
+            };
+            let resolve = |size: &Size, field: &'static str| -> Result<usize> {
+                let v = match size {
+                    Size::Fixed(v) => *v,
+                    Size::Named(name) => sizes
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|&(_, v)| v)
+                        .ok_or_else(|| {
+                            let known: Vec<&str> = sizes.iter().map(|(k, _)| *k).collect();
+                            bad(
+                                field,
+                                format!("unknown size name {name:?} (known: {known:?})"),
+                            )
+                        })?,
+                };
+                if v == 0 {
+                    return Err(bad(field, "must be at least 1".into()));
+                }
+                Ok(v)
+            };
+            let image = |cur: &[usize]| -> Result<[usize; 3]> {
+                match *cur {
+                    [c, h, w] => Ok([c, h, w]),
+                    _ => Err(bad(
+                        "input",
+                        format!("needs a [C, H, W] input, got {cur:?}"),
+                    )),
+                }
+            };
+            let built = match spec {
+                LayerSpec::Conv {
+                    out,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let [c, h, w] = image(&cur)?;
+                    let f = resolve(out, "out")?;
+                    if *kernel == 0 {
+                        return Err(bad("kernel", "must be at least 1".into()));
+                    }
+                    if *stride == 0 {
+                        return Err(bad("stride", "must be at least 1".into()));
+                    }
+                    let conv = Conv2d::new(c, f, *kernel, *stride, *padding, init, rng)?;
+                    let shape = conv.output_shape(c, h, w).ok_or_else(|| {
+                        bad(
+                            "kernel",
+                            format!(
+                                "{kernel} exceeds the padded input {}×{}",
+                                h + 2 * padding,
+                                w + 2 * padding
+                            ),
+                        )
+                    })?;
+                    cur = shape.to_vec();
+                    AnyLayer::Conv2d(conv)
+                }
+                LayerSpec::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let [c, h, w] = image(&cur)?;
+                    let stride = stride.unwrap_or(*kernel);
+                    let pool = MaxPool2d::new(*kernel, stride, *padding).map_err(|e| match e {
+                        Error::InvalidConfig { field, reason, .. } => bad(field, reason),
+                        other => other,
+                    })?;
+                    let shape = pool.output_shape(c, h, w).ok_or_else(|| {
+                        bad(
+                            "kernel",
+                            format!(
+                                "{kernel} exceeds the padded input {}×{}",
+                                h + 2 * padding,
+                                w + 2 * padding
+                            ),
+                        )
+                    })?;
+                    cur = shape.to_vec();
+                    AnyLayer::MaxPool2d(pool)
+                }
+                LayerSpec::Affine(size) => {
+                    let out = resolve(size, "out")?;
+                    let d: usize = cur.iter().product();
+                    cur = vec![out];
+                    AnyLayer::Affine(Affine::new(d, out, init, rng)?)
+                }
+                LayerSpec::MatMul(size) => {
+                    let out = resolve(size, "out")?;
+                    let [d] = *cur.as_slice() else {
+                        return Err(bad(
+                            "input",
+                            format!("needs a flat [D] input (add \"flatten\"), got {cur:?}"),
+                        ));
+                    };
+                    cur = vec![out];
+                    AnyLayer::MatMul(MatMul::new(d, out, init, rng)?)
+                }
+                LayerSpec::Relu => AnyLayer::Relu(Relu::new()),
+                LayerSpec::LeakyRelu(a) => {
+                    AnyLayer::LeakyRelu(LeakyRelu::new(*a).map_err(|e| match e {
+                        Error::InvalidConfig { reason, .. } => bad("a", reason),
+                        other => other,
+                    })?)
+                }
+                LayerSpec::Sigmoid => AnyLayer::Sigmoid(Sigmoid::new()),
+                LayerSpec::Tanh => AnyLayer::Tanh(Tanh::new()),
+                LayerSpec::Hardtanh => AnyLayer::Hardtanh(Hardtanh::new()),
+                LayerSpec::Softmax => AnyLayer::Softmax(Softmax::new()),
+                LayerSpec::Flatten => {
+                    cur = vec![cur.iter().product()];
+                    AnyLayer::Flatten(Flatten::new())
+                }
+            };
+            layers.push(built);
+        }
+        Ok(Sequential {
+            arch: self.clone(),
+            input_shape: input.to_vec(),
+            output_shape: cur,
+            layers,
+        })
+    }
+}
+
+/// Any layer, so that a [`Sequential`] holds them without boxing and can be cloned.
+// A network holds a handful of layers, so the size spread between variants
+// (Conv2d's buffers against a bare ReLU) costs nothing worth a Box.
+#[derive(Clone, Debug)]
+#[allow(missing_docs, clippy::large_enum_variant)]
+pub enum AnyLayer {
+    Conv2d(Conv2d),
+    MaxPool2d(MaxPool2d),
+    Affine(Affine),
+    MatMul(MatMul),
+    Relu(Relu),
+    LeakyRelu(LeakyRelu),
+    Sigmoid(Sigmoid),
+    Tanh(Tanh),
+    Hardtanh(Hardtanh),
+    Softmax(Softmax),
+    Flatten(Flatten),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $l:ident => $e:expr) => {
+        match $self {
+            AnyLayer::Conv2d($l) => $e,
+            AnyLayer::MaxPool2d($l) => $e,
+            AnyLayer::Affine($l) => $e,
+            AnyLayer::MatMul($l) => $e,
+            AnyLayer::Relu($l) => $e,
+            AnyLayer::LeakyRelu($l) => $e,
+            AnyLayer::Sigmoid($l) => $e,
+            AnyLayer::Tanh($l) => $e,
+            AnyLayer::Hardtanh($l) => $e,
+            AnyLayer::Softmax($l) => $e,
+            AnyLayer::Flatten($l) => $e,
+        }
+    };
+}
+
+impl Layer for AnyLayer {
+    fn kind(&self) -> &'static str {
+        dispatch!(self, l => l.kind())
+    }
+    /// # Shapes
+    /// Those of the wrapped layer.
+    fn forward<'a>(
+        &'a mut self,
+        x: ArrayViewD<'_, f32>,
+        mode: Mode,
+    ) -> Result<ArrayViewD<'a, f32>> {
+        dispatch!(self, l => l.forward(x, mode))
+    }
+    fn backward<'a>(&'a mut self, dy: ArrayViewD<'_, f32>) -> Result<ArrayViewD<'a, f32>> {
+        dispatch!(self, l => l.backward(dy))
+    }
+    fn backward_params(&mut self, dy: ArrayViewD<'_, f32>) -> Result<()> {
+        dispatch!(self, l => l.backward_params(dy))
+    }
+    fn output(&self) -> Option<ArrayViewD<'_, f32>> {
+        dispatch!(self, l => l.output())
+    }
+    fn param_names(&self) -> &'static [&'static str] {
+        dispatch!(self, l => l.param_names())
+    }
+    fn params(&self) -> &[Param] {
+        dispatch!(self, l => l.params())
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        dispatch!(self, l => l.params_mut())
+    }
+}
+
+/// The name of a parameter in a [`Sequential`]: `"{layer index}.{name}"`,
+/// as PyTorch's `nn.Sequential` names its state dict (e.g. `"0.weight"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamName {
+    /// Index of the layer in the architecture.
+    pub layer: usize,
+    /// The parameter's name within the layer (`"weight"` or `"bias"`).
+    pub name: &'static str,
+}
+
+impl fmt::Display for ParamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.layer, self.name)
+    }
+}
+
+/// A chain of layers built from an [`Architecture`].
+///
+/// Its buffers are reused between calls, so forward and backward make no
+/// heap allocation once they have run at the largest batch size. `Clone`
+/// gives an independent copy (a DQN target network).
+///
+/// ```
+/// use rand::SeedableRng;
+/// use rl_layers::{Architecture, Init, LayerSpec, Loss, Mode, OptimizerConfig, Size};
+/// let arch = Architecture(vec![LayerSpec::Affine(Size::Fixed(8)), LayerSpec::Tanh, LayerSpec::Affine(Size::Fixed(1))]);
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// let mut net = arch.build(&[2], &[], Init::XavierUniform, &mut rng).unwrap();
+/// let mut opt = OptimizerConfig::adam(0.01).build().unwrap();
+/// let x = ndarray::arr2(&[[0.0f32, 1.0], [1.0, 0.0]]).into_dyn();
+/// let t = ndarray::arr2(&[[1.0f32], [-1.0]]).into_dyn();
+/// let y = net.forward(x.view(), Mode::Train).unwrap().to_owned();
+/// let (loss, dy) = Loss::MeanSquaredError.compute(y.view(), t.view()).unwrap();
+/// net.backward(dy.view()).unwrap();
+/// opt.step(&mut net).unwrap();
+/// assert!(loss.is_finite());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Sequential {
+    arch: Architecture,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    layers: Vec<AnyLayer>,
+}
+
+impl Sequential {
+    /// The architecture this network was built from.
+    pub fn architecture(&self) -> &Architecture {
+        &self.arch
+    }
+
+    /// The per-sample input shape (no batch axis).
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// The per-sample output shape (no batch axis).
+    pub fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[AnyLayer] {
+        &self.layers
+    }
+
+    /// The layers, mutably (to drive one layer by hand).
+    pub fn layers_mut(&mut self) -> &mut [AnyLayer] {
+        &mut self.layers
+    }
+
+    /// Total number of scalar parameters.
+    pub fn param_count(&self) -> usize {
+        let mut n = 0;
+        self.visit_params(&mut |p| n += p.value.len());
+        n
+    }
+
+    /// Runs every layer forward and returns a view of the network's output,
+    /// which lives in the last layer's buffer until the next forward.
+    ///
+    /// # Shapes
+    /// `x: [N, …input_shape]` → `y: [N, …output_shape]`.
+    pub fn forward(&mut self, x: ArrayViewD<'_, f32>, mode: Mode) -> Result<ArrayViewD<'_, f32>> {
+        if x.ndim() != self.input_shape.len() + 1 || x.shape()[1..] != self.input_shape[..] {
+            return Err(shape_err(
+                "sequential",
+                format!("[N, {:?}…]", self.input_shape),
+                x.shape(),
+            ));
+        }
+        self.layers[0].forward(x, mode)?;
+        for i in 1..self.layers.len() {
+            let (done, rest) = self.layers.split_at_mut(i);
+            let input = done[i - 1].output().expect("the previous layer just ran");
+            rest[0].forward(input, mode)?;
+        }
+        Ok(self.output().expect("forward just ran"))
+    }
+
+    /// The latest forward output.
+    pub fn output(&self) -> Option<ArrayViewD<'_, f32>> {
+        self.layers.last().and_then(|l| l.output())
+    }
+
+    /// Backpropagates `dy = ∂L/∂y` of the latest train-mode forward and stores
+    /// every parameter gradient. The input gradient is not computed (the first
+    /// layer skips it); use [`Sequential::backward_input`] when it is needed.
+    ///
+    /// # Shapes
+    /// `dy: [N, …output_shape]`.
+    pub fn backward(&mut self, dy: ArrayViewD<'_, f32>) -> Result<()> {
+        self.backward_impl(dy, false).map(|_| ())
+    }
+
+    /// Like [`Sequential::backward`], and returns `∂L/∂x`.
+    ///
+    /// # Shapes
+    /// `dy: [N, …output_shape]` → `dx: [N, …input_shape]`.
+    pub fn backward_input(&mut self, dy: ArrayViewD<'_, f32>) -> Result<ArrayViewD<'_, f32>> {
+        Ok(self.backward_impl(dy, true)?.expect("dx requested"))
+    }
+
+    fn backward_impl(
+        &mut self,
+        dy: ArrayViewD<'_, f32>,
+        need_dx: bool,
+    ) -> Result<Option<ArrayViewD<'_, f32>>> {
+        let n = self.layers.len();
+        let (mut head, last) = self.layers.split_at_mut(n - 1);
+        if head.is_empty() && !need_dx {
+            last[0].backward_params(dy)?;
+            return Ok(None);
+        }
+        let mut g = last[0].backward(dy)?;
+        while let Some((cur, rest)) = std::mem::take(&mut head).split_last_mut() {
+            if rest.is_empty() && !need_dx {
+                cur.backward_params(g)?;
+                return Ok(None);
+            }
+            g = cur.backward(g)?;
+            head = rest;
+        }
+        Ok(Some(g))
+    }
+
+    /// Visits every parameter with its name, in a fixed order.
+    pub fn for_each_named_param(&self, f: &mut dyn FnMut(ParamName, &Param)) {
+        for (layer, l) in self.layers.iter().enumerate() {
+            for (&name, p) in l.param_names().iter().zip(l.params()) {
+                f(ParamName { layer, name }, p);
+            }
+        }
+    }
+
+    /// Visits every parameter mutably with its name, in the same order.
+    pub fn for_each_named_param_mut(&mut self, f: &mut dyn FnMut(ParamName, &mut Param)) {
+        for (layer, l) in self.layers.iter_mut().enumerate() {
+            for (&name, p) in l.param_names().iter().zip(l.params_mut()) {
+                f(ParamName { layer, name }, p);
+            }
+        }
+    }
+
+    /// Copies of the parameters as named tensors (`"0.weight"`, `"0.bias"`, …),
+    /// the names PyTorch's `nn.Sequential` uses for the same architecture.
+    pub fn named_params(&self) -> Vec<(String, ArrayD<f32>)> {
+        let mut out = Vec::new();
+        self.for_each_named_param(&mut |name, p| out.push((name.to_string(), p.value.clone())));
+        out
+    }
+
+    /// Sets every parameter from named tensors. All names must be present,
+    /// with matching shapes, and no others.
+    pub fn set_named_params(
+        &mut self,
+        tensors: impl IntoIterator<Item = (String, ArrayD<f32>)>,
+    ) -> Result<()> {
+        let mut map: HashMap<String, ArrayD<f32>> = tensors.into_iter().collect();
+        let mut problem = None;
+        let mut updates = Vec::new();
+        self.for_each_named_param(&mut |name, p| {
+            let key = name.to_string();
+            match map.remove(&key) {
+                Some(t) if t.shape() == p.value.shape() => updates.push(t),
+                Some(t) => {
+                    problem.get_or_insert(format!(
+                        "{key}: shape {:?}, expected {:?}",
+                        t.shape(),
+                        p.value.shape()
+                    ));
+                }
+                None => {
+                    problem.get_or_insert(format!("missing tensor {key}"));
+                }
+            }
+        });
+        if let Some(p) = problem {
+            return Err(Error::ParamMismatch(p));
+        }
+        if let Some(k) = map.keys().next() {
+            return Err(Error::ParamMismatch(format!("unexpected tensor {k}")));
+        }
+        let mut it = updates.into_iter();
+        self.visit_params_mut(&mut |p| {
+            p.value
+                .assign(&it.next().expect("one tensor per parameter"))
+        });
+        Ok(())
+    }
+
+    fn zip_params(
+        &mut self,
+        other: &Sequential,
+        mut f: impl FnMut(&mut [f32], &[f32]),
+    ) -> Result<()> {
+        let same = self.layers.len() == other.layers.len()
+            && self.layers.iter().zip(&other.layers).all(|(a, b)| {
+                a.param_names() == b.param_names()
+                    && a.params()
+                        .iter()
+                        .zip(b.params())
+                        .all(|(p, q)| p.value.shape() == q.value.shape())
+            });
+        if !same {
+            return Err(Error::ParamMismatch(format!(
+                "networks differ: {:?} vs {:?}",
+                self.arch, other.arch
+            )));
+        }
+        for (a, b) in self.layers.iter_mut().zip(&other.layers) {
+            for (p, q) in a.params_mut().iter_mut().zip(b.params()) {
+                f(
+                    p.value.as_slice_mut().expect("standard layout"),
+                    q.value.as_slice().expect("standard layout"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Hard update: `θ ← θ_other` (a DQN target network's periodic copy).
+    /// Errors unless both networks have the same parameter names and shapes.
+    pub fn copy_from(&mut self, other: &Sequential) -> Result<()> {
+        self.zip_params(other, |dst, src| dst.copy_from_slice(src))
+    }
+
+    /// Soft (Polyak) update: `θ ← τ θ_other + (1 − τ) θ`, with `τ ∈ [0, 1]`.
+    pub fn soft_update_from(&mut self, other: &Sequential, tau: f32) -> Result<()> {
+        if !(0.0..=1.0).contains(&tau) {
+            return Err(Error::InvalidConfig {
+                what: "soft update",
+                field: "tau",
+                reason: format!("must be in [0, 1], got {tau}"),
+            });
+        }
+        self.zip_params(other, |dst, src| {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = tau * s + (1.0 - tau) * *d;
+            }
+        })
+    }
+
+    /// Clips the gradients by their global norm; see [`crate::clip_grad_norm`].
+    pub fn clip_grad_norm(&mut self, max_norm: f32) -> f32 {
+        crate::optim::clip_grad_norm(self, max_norm)
+    }
+}
+
+impl Parameters for Sequential {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        self.layers.iter().flat_map(|l| l.params()).for_each(f);
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .for_each(f);
+    }
+}

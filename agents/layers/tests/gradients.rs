@@ -1,0 +1,426 @@
+//! Finite-difference gradient checks for every layer and every loss.
+//!
+//! For a layer, the scalar `L = Σ y ⊙ R` with a fixed random `R` has
+//! `∂L/∂y = R`; central differences `(L(θ + h) − L(θ − h)) / 2h` (summed in
+//! f64) are compared with the analytic `dx` and parameter gradients.
+//! Tolerance: |numeric − analytic| ≤ 2e-2 · max(1, |analytic|) with h = 1e-2,
+//! which f32 rounding of `L` allows; inputs stay away from kinks (ReLU at 0,
+//! max-pool ties, Hardtanh at ±1, Huber at ±δ) by more than h.
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rl_layers::*;
+
+const H: f32 = 1e-2;
+const TOL: f32 = 2e-2;
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+fn random(shape: &[usize], lo: f32, hi: f32, r: &mut ChaCha8Rng) -> ArrayD<f32> {
+    ArrayD::from_shape_fn(IxDyn(shape), |_| r.random_range(lo..hi))
+}
+
+/// Values at least 0.05 apart (no max-pool ties), signs away from 0 by ≥ 0.025.
+fn distinct(shape: &[usize], r: &mut ChaCha8Rng) -> ArrayD<f32> {
+    let n: usize = shape.iter().product();
+    let mut v: Vec<f32> = (0..n)
+        .map(|i| (i as f32 - n as f32 / 2.0) * 0.05 + 0.025)
+        .collect();
+    v.shuffle(r);
+    ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()
+}
+
+fn weighted_sum(y: ArrayViewD<'_, f32>, r: &ArrayD<f32>) -> f64 {
+    y.iter()
+        .zip(r.iter())
+        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+        .sum()
+}
+
+fn assert_close(what: &str, numeric: f32, analytic: f32) {
+    let err = (numeric - analytic).abs();
+    assert!(
+        err <= TOL * analytic.abs().max(1.0),
+        "{what}: numeric {numeric} vs analytic {analytic}"
+    );
+}
+
+/// Checks `dx` and every parameter gradient of `layer` at `x`.
+fn check_layer<L: Layer>(name: &str, layer: &mut L, x: &ArrayD<f32>, seed: u64) {
+    let mut r = rng(seed);
+    let y_shape = layer
+        .forward(x.view(), Mode::Train)
+        .unwrap()
+        .shape()
+        .to_vec();
+    let weights = random(&y_shape, -1.0, 1.0, &mut r);
+    let dx = layer.backward(weights.view()).unwrap().to_owned();
+    assert_eq!(dx.shape(), x.shape(), "{name}: dx shape");
+    let grads: Vec<ArrayD<f32>> = layer.params().iter().map(|p| p.grad.clone()).collect();
+
+    let loss_at = |layer: &mut L, x: &ArrayD<f32>| -> f64 {
+        let y = layer.forward(x.view(), Mode::Eval).unwrap();
+        weighted_sum(y, &weights)
+    };
+    let mut xp = x.clone();
+    for i in 0..x.len() {
+        let orig = xp.as_slice().unwrap()[i];
+        xp.as_slice_mut().unwrap()[i] = orig + H;
+        let lp = loss_at(layer, &xp);
+        xp.as_slice_mut().unwrap()[i] = orig - H;
+        let lm = loss_at(layer, &xp);
+        xp.as_slice_mut().unwrap()[i] = orig;
+        let numeric = ((lp - lm) / (2.0 * f64::from(H))) as f32;
+        assert_close(
+            &format!("{name} dx[{i}]"),
+            numeric,
+            dx.as_slice().unwrap()[i],
+        );
+    }
+    for (k, g) in grads.iter().enumerate() {
+        for i in 0..g.len() {
+            let orig = layer.params()[k].value.as_slice().unwrap()[i];
+            layer.params_mut()[k].value.as_slice_mut().unwrap()[i] = orig + H;
+            let lp = loss_at(layer, x);
+            layer.params_mut()[k].value.as_slice_mut().unwrap()[i] = orig - H;
+            let lm = loss_at(layer, x);
+            layer.params_mut()[k].value.as_slice_mut().unwrap()[i] = orig;
+            let numeric = ((lp - lm) / (2.0 * f64::from(H))) as f32;
+            assert_close(
+                &format!("{name} param {k}[{i}]"),
+                numeric,
+                g.as_slice().unwrap()[i],
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_and_affine() {
+    let mut r = rng(1);
+    for case in 0..3u64 {
+        let (n, d, o) = (
+            r.random_range(1..5),
+            r.random_range(1..7),
+            r.random_range(1..6),
+        );
+        let mut m = MatMul::new(d, o, Init::HeNormal, &mut r).unwrap();
+        check_layer("matmul", &mut m, &random(&[n, d], -1.0, 1.0, &mut r), case);
+        let (c, h) = (r.random_range(1..4), r.random_range(1..4));
+        let mut a = Affine::new(c * h * 2, o, Init::XavierNormal, &mut r).unwrap();
+        check_layer(
+            "affine",
+            &mut a,
+            &random(&[n, c, h, 2], -1.0, 1.0, &mut r),
+            case,
+        );
+    }
+}
+
+#[test]
+fn activations() {
+    let mut r = rng(2);
+    for case in 0..3u64 {
+        let shape = [
+            r.random_range(1..4),
+            r.random_range(1..5),
+            r.random_range(1..4),
+        ];
+        let x = random(&shape, -3.0, 3.0, &mut r);
+        check_layer("sigmoid", &mut Sigmoid::new(), &x, case);
+        check_layer("tanh", &mut Tanh::new(), &x, case);
+        check_layer("softmax", &mut Softmax::new(), &x, case);
+        let away = distinct(&shape, &mut r);
+        check_layer("relu", &mut Relu::new(), &away, case);
+        check_layer("leaky_relu", &mut LeakyRelu::new(0.1).unwrap(), &away, case);
+        // Hardtanh: keep clear of ±1
+        let ht = away.mapv(|v| {
+            if (v.abs() - 1.0).abs() < 0.05 {
+                v * 0.5
+            } else {
+                v
+            }
+        });
+        check_layer("hardtanh", &mut Hardtanh::new(), &ht, case);
+        check_layer("flatten", &mut Flatten::new(), &x, case);
+    }
+}
+
+#[test]
+fn conv2d_with_stride_and_padding() {
+    let mut r = rng(3);
+    // (N, C, H, W, F, K, S, P)
+    let cases = [
+        (2, 3, 5, 5, 4, 3, 1, 0),
+        (2, 2, 7, 6, 3, 3, 2, 1),
+        (1, 2, 8, 8, 2, 4, 2, 1),
+        (2, 1, 9, 7, 2, 3, 3, 2),
+        (3, 2, 4, 5, 3, 1, 1, 0),
+        (1, 3, 6, 6, 2, 5, 1, 2),
+        (2, 2, 8, 8, 2, 4, 4, 0),
+        (1, 3, 10, 10, 2, 4, 2, 0),
+    ];
+    for (i, &(n, c, h, w, f, k, s, p)) in cases.iter().enumerate() {
+        let mut conv = Conv2d::new(c, f, k, s, p, Init::TorchDefault, &mut r).unwrap();
+        let x = random(&[n, c, h, w], -1.0, 1.0, &mut r);
+        check_layer(&format!("conv2d case {i}"), &mut conv, &x, i as u64);
+    }
+}
+
+#[test]
+fn max_pool_with_stride_and_padding() {
+    let mut r = rng(4);
+    // (N, C, H, W, K, S, P): overlapping windows, stride > 1, padding > 0
+    let cases = [
+        (2, 2, 4, 4, 2, 2, 0),
+        (1, 2, 5, 5, 3, 1, 1),
+        (2, 1, 7, 6, 3, 2, 1),
+        (1, 3, 6, 5, 2, 1, 1),
+    ];
+    for (i, &(n, c, h, w, k, s, p)) in cases.iter().enumerate() {
+        let mut pool = MaxPool2d::new(k, s, p).unwrap();
+        let x = distinct(&[n, c, h, w], &mut r);
+        check_layer(&format!("max_pool case {i}"), &mut pool, &x, i as u64);
+    }
+}
+
+#[test]
+fn sequential_backward_input() {
+    let arch: Architecture = serde_json::from_str(
+        r#"[{"conv": {"out": 3, "kernel": 3, "stride": 2, "padding": 1}}, "tanh",
+            {"max_pool": {"kernel": 2, "stride": 1}}, "flatten", {"affine": 5}, "sigmoid", {"affine": "out"}]"#,
+    )
+    .unwrap();
+    let mut r = rng(5);
+    let mut net = arch
+        .build(&[2, 7, 7], &[("out", 3)], Init::XavierUniform, &mut r)
+        .unwrap();
+    let x = random(&[2, 2, 7, 7], -1.0, 1.0, &mut r);
+    let y_shape = net.forward(x.view(), Mode::Train).unwrap().shape().to_vec();
+    let weights = random(&y_shape, -1.0, 1.0, &mut r);
+    let dx = net.backward_input(weights.view()).unwrap().to_owned();
+    let mut xp = x.clone();
+    for i in 0..x.len() {
+        let orig = xp.as_slice().unwrap()[i];
+        xp.as_slice_mut().unwrap()[i] = orig + H;
+        let lp = weighted_sum(net.forward(xp.view(), Mode::Eval).unwrap(), &weights);
+        xp.as_slice_mut().unwrap()[i] = orig - H;
+        let lm = weighted_sum(net.forward(xp.view(), Mode::Eval).unwrap(), &weights);
+        xp.as_slice_mut().unwrap()[i] = orig;
+        assert_close(
+            &format!("sequential dx[{i}]"),
+            ((lp - lm) / (2.0 * f64::from(H))) as f32,
+            dx.as_slice().unwrap()[i],
+        );
+    }
+    // parameter gradients from backward (no dx) equal those from backward_input
+    let with_dx: Vec<ArrayD<f32>> = {
+        let mut v = Vec::new();
+        net.for_each_named_param(&mut |_, p| v.push(p.grad.clone()));
+        v
+    };
+    net.forward(x.view(), Mode::Train).unwrap();
+    net.backward(weights.view()).unwrap();
+    let mut k = 0;
+    net.for_each_named_param(&mut |_, p| {
+        assert_eq!(p.grad, with_dx[k]);
+        k += 1;
+    });
+}
+
+fn check_loss(loss: Loss, y: &ArrayD<f32>, t: &ArrayD<f32>) {
+    let (_, g) = loss.compute(y.view(), t.view()).unwrap();
+    let mut yp = y.clone();
+    for i in 0..y.len() {
+        let orig = yp.as_slice().unwrap()[i];
+        let h = 1e-3;
+        yp.as_slice_mut().unwrap()[i] = orig + h;
+        let lp = f64::from(loss.compute(yp.view(), t.view()).unwrap().0);
+        yp.as_slice_mut().unwrap()[i] = orig - h;
+        let lm = f64::from(loss.compute(yp.view(), t.view()).unwrap().0);
+        yp.as_slice_mut().unwrap()[i] = orig;
+        let numeric = ((lp - lm) / (2.0 * f64::from(h))) as f32;
+        let analytic = g.as_slice().unwrap()[i];
+        assert!(
+            (numeric - analytic).abs() <= 2e-2 * analytic.abs().max(0.1),
+            "{loss:?} grad[{i}]: numeric {numeric} vs analytic {analytic}"
+        );
+    }
+}
+
+#[test]
+fn every_loss() {
+    let mut r = rng(6);
+    for _ in 0..3 {
+        let (n, k) = (r.random_range(1..5), r.random_range(2..6));
+        let y = random(&[n, k], -2.0, 2.0, &mut r);
+        let t = random(&[n, k], -2.0, 2.0, &mut r);
+        check_loss(Loss::SquaredError, &y, &t);
+        check_loss(Loss::MeanSquaredError, &y, &t);
+        // Huber: residuals away from ±δ
+        let delta = 0.7;
+        let t_h = ndarray::Zip::from(&y).and(&t).map_collect(|&y, &t| {
+            if ((y - t).abs() - delta).abs() < 0.05 {
+                y - 0.3
+            } else {
+                t
+            }
+        });
+        check_loss(Loss::Huber { delta }, &y, &t_h);
+        let p = random(&[n, k], 0.05, 0.95, &mut r);
+        let tb = random(&[n, k], 0.0, 1.0, &mut r);
+        check_loss(Loss::BinaryCrossEntropy, &p, &tb);
+        // probability rows and soft targets
+        let mut probs = random(&[n, k], 0.1, 1.0, &mut r);
+        let mut target = random(&[n, k], 0.0, 1.0, &mut r);
+        for mut row in probs.rows_mut() {
+            let s = row.sum();
+            row.mapv_inplace(|v| v / s);
+        }
+        for mut row in target.rows_mut() {
+            let s = row.sum();
+            row.mapv_inplace(|v| v / s);
+        }
+        check_loss(Loss::CrossEntropy, &probs, &target);
+        check_loss(Loss::SoftmaxCrossEntropy, &y, &target);
+    }
+}
+
+#[test]
+fn selected_loss_matches_dense_loss() {
+    let mut r = rng(7);
+    let (n, k) = (6, 4);
+    let y = random(&[n, k], -3.0, 3.0, &mut r)
+        .into_dimensionality::<ndarray::Ix2>()
+        .unwrap();
+    let idx: Vec<usize> = (0..n).map(|_| r.random_range(0..k)).collect();
+    let t = ndarray::Array1::from_shape_fn(n, |_| r.random_range(-3.0..3.0));
+    for loss in [
+        Loss::Huber { delta: 1.0 },
+        Loss::SquaredError,
+        Loss::MeanSquaredError,
+    ] {
+        let mut grad = ndarray::Array2::zeros((n, k));
+        let l = loss
+            .compute_selected(y.view(), &idx, t.view(), grad.view_mut())
+            .unwrap();
+        let picked = ndarray::Array2::from_shape_fn((n, 1), |(i, _)| y[(i, idx[i])]).into_dyn();
+        let tt = t.clone().into_shape_with_order((n, 1)).unwrap().into_dyn();
+        let (dense, g) = loss.compute(picked.view(), tt.view()).unwrap();
+        assert!((l - dense).abs() < 1e-6, "{loss:?}");
+        for i in 0..n {
+            for j in 0..k {
+                let want = if j == idx[i] { g[[i, 0]] } else { 0.0 };
+                assert_eq!(grad[(i, j)], want);
+            }
+        }
+    }
+    let mut grad = ndarray::Array2::zeros((n, k));
+    assert!(
+        Loss::CrossEntropy
+            .compute_selected(y.view(), &idx, t.view(), grad.view_mut())
+            .is_err()
+    );
+}
+
+#[test]
+fn losses_are_finite_at_extremes() {
+    let logits = ndarray::arr2(&[[1e4f32, -1e4, 0.0], [-1e4, -1e4, 1e4]]).into_dyn();
+    let onehot = ndarray::arr2(&[[0.0f32, 1.0, 0.0], [1.0, 0.0, 0.0]]).into_dyn();
+    let probs = ndarray::arr2(&[[1.0f32, 0.0, 0.0], [0.0, 0.0, 1.0]]).into_dyn();
+    let cases: Vec<(Loss, &ArrayD<f32>, &ArrayD<f32>)> = vec![
+        (Loss::SoftmaxCrossEntropy, &logits, &onehot),
+        (Loss::CrossEntropy, &probs, &onehot),
+        (Loss::BinaryCrossEntropy, &probs, &onehot),
+        (Loss::Huber { delta: 1.0 }, &logits, &onehot),
+        (Loss::SquaredError, &logits, &onehot),
+        (Loss::MeanSquaredError, &logits, &onehot),
+    ];
+    for (loss, y, t) in cases {
+        let (l, g) = loss.compute(y.view(), t.view()).unwrap();
+        assert!(l.is_finite(), "{loss:?} loss {l}");
+        assert!(g.iter().all(|v| v.is_finite()), "{loss:?} grad {g}");
+    }
+    let (l, _) = Loss::SoftmaxCrossEntropy
+        .compute(logits.view(), onehot.view())
+        .unwrap();
+    // row 0: lse = 1e4, target logit −1e4 → 2e4; row 1: lse = 1e4, target logit −1e4 → 2e4
+    assert!((l - 2e4).abs() < 1.0, "{l}");
+    for layer_out in [
+        Sigmoid::new()
+            .forward(logits.view(), Mode::Eval)
+            .unwrap()
+            .to_owned(),
+        Tanh::new()
+            .forward(logits.view(), Mode::Eval)
+            .unwrap()
+            .to_owned(),
+        Softmax::new()
+            .forward(logits.view(), Mode::Eval)
+            .unwrap()
+            .to_owned(),
+    ] {
+        assert!(layer_out.iter().all(|v| v.is_finite()));
+    }
+    assert!(
+        Loss::Huber { delta: 0.0 }
+            .compute(logits.view(), onehot.view())
+            .is_err()
+    );
+}
+
+/// Conv2d's output against the definition, summed directly.
+#[test]
+fn conv2d_matches_direct_summation() {
+    let mut r = rng(8);
+    // (N, C, H, W, F, K, S, P), including the Nature network's 8/4 and 4/2 shapes
+    let cases = [
+        (2, 4, 20, 20, 3, 8, 4, 0),
+        (2, 3, 9, 11, 2, 4, 2, 0),
+        (1, 2, 7, 7, 3, 3, 1, 1),
+        (2, 2, 9, 9, 2, 3, 2, 2),
+    ];
+    for &(n, c, h, w, f, k, s, p) in &cases {
+        let mut conv = Conv2d::new(c, f, k, s, p, Init::TorchDefault, &mut r).unwrap();
+        let x = random(&[n, c, h, w], -1.0, 1.0, &mut r);
+        let y = conv.forward(x.view(), Mode::Eval).unwrap().to_owned();
+        let (wt, b) = (
+            conv.params()[0].value.clone(),
+            conv.params()[1].value.clone(),
+        );
+        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        assert_eq!(y.shape(), &[n, f, oh, ow]);
+        for ((ni, fi, o_h, o_w), &got) in y
+            .clone()
+            .into_dimensionality::<ndarray::Ix4>()
+            .unwrap()
+            .indexed_iter()
+        {
+            let mut want = f64::from(b[[fi]]);
+            for ci in 0..c {
+                for i in 0..k {
+                    for j in 0..k {
+                        let (ih, iw) = (
+                            (o_h * s + i) as isize - p as isize,
+                            (o_w * s + j) as isize - p as isize,
+                        );
+                        if ih >= 0 && iw >= 0 && (ih as usize) < h && (iw as usize) < w {
+                            want += f64::from(wt[[fi, ci, i, j]])
+                                * f64::from(x[[ni, ci, ih as usize, iw as usize]]);
+                        }
+                    }
+                }
+            }
+            assert!(
+                (f64::from(got) - want).abs() < 1e-4,
+                "case {:?} at {:?}",
+                (n, c, h, w, f, k, s, p),
+                (ni, fi, o_h, o_w)
+            );
+        }
+    }
+}

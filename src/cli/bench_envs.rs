@@ -1,0 +1,156 @@
+//! `rl-lab bench envs --json`: environment steps per second, single-threaded
+//! and vectorised on all cores, with uniformly random actions and
+//! auto-reset, for the five MinAtar games and CartPole-v1. The Python peers
+//! (`benches/peers/run_env_peers.sh`) do the same work with the `minatar`
+//! package and Gymnasium.
+//!
+//! Every env is built through the registry with its default config, so the
+//! figures include what a user gets: the `dyn Env` call, the default
+//! wrappers (CartPole's time limit; MinAtar's sticky actions), writing the
+//! observation into the caller's buffer, and drawing the random action.
+
+use super::{CliError, print_json};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rl_env::{Action, Env, VectorEnv};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The ids measured, in the order printed (those registered).
+const IDS: [&str; 6] = [
+    "minatar/breakout",
+    "minatar/asterix",
+    "minatar/freeway",
+    "minatar/seaquest",
+    "minatar/space_invaders",
+    "CartPole-v1",
+];
+
+/// Copies per thread in the vectorised measurement: enough that a batch
+/// outweighs the cost of handing it to the threads.
+const COPIES_PER_THREAD: usize = 1024;
+
+/// `rl-lab bench envs --json`'s object: steps per second by id.
+#[derive(Serialize)]
+pub struct EnvReport {
+    /// One env on one thread.
+    pub single_thread: BTreeMap<String, f64>,
+    /// A [`VectorEnv`] of `threads × 1024` copies on `threads` threads.
+    pub vectorized: BTreeMap<String, f64>,
+    /// Threads used for `vectorized` (all available cores).
+    pub threads: usize,
+    /// Ids that are not registered in this build, so not measured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+}
+
+fn failure(id: &str, e: rl_env::Error) -> CliError {
+    CliError {
+        code: 1,
+        message: format!("{id}: {e}"),
+    }
+}
+
+/// Steps of one env with random actions and auto-reset, for about `budget`.
+fn single(env: &mut dyn Env, budget: Duration) -> rl_env::Result<f64> {
+    let n = env.action_space().n().unwrap_or(1) as i64;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut obs = env.observation_space().zeros();
+    env.reset_into(Some(0), &mut obs)?;
+    let start = Instant::now();
+    let mut steps = 0u64;
+    loop {
+        for _ in 0..4096 {
+            let action = Action::Discrete(rng.random_range(0..n));
+            let out = env.step_into(&action, &mut obs)?;
+            if out.terminated || out.truncated {
+                env.reset_into(None, &mut obs)?;
+            }
+        }
+        steps += 4096;
+        let elapsed = start.elapsed();
+        if elapsed >= budget {
+            return Ok(steps as f64 / elapsed.as_secs_f64());
+        }
+    }
+}
+
+/// Steps of a vector of copies (Gymnasium's NEXT_STEP auto-reset), counting
+/// every copy's call as a step, for about `budget`.
+fn vectorized(envs: &mut VectorEnv, budget: Duration) -> rl_env::Result<f64> {
+    let n = envs.single_action_space().n().unwrap_or(1) as i64;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut actions = vec![Action::Discrete(0); envs.num_envs()];
+    envs.reset(Some(0))?;
+    let start = Instant::now();
+    let mut steps = 0u64;
+    loop {
+        for a in &mut actions {
+            *a = Action::Discrete(rng.random_range(0..n));
+        }
+        envs.step(&actions)?;
+        steps += envs.num_envs() as u64;
+        let elapsed = start.elapsed();
+        if elapsed >= budget {
+            return Ok(steps as f64 / elapsed.as_secs_f64());
+        }
+    }
+}
+
+/// Measures every registered id for about `budget` per figure.
+pub fn report(budget: Duration) -> Result<EnvReport, CliError> {
+    let registry = rl_runner::envs::registry();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut report = EnvReport {
+        single_thread: BTreeMap::new(),
+        vectorized: BTreeMap::new(),
+        threads,
+        missing: Vec::new(),
+    };
+    for id in IDS {
+        if registry.get(id).is_err() {
+            report.missing.push(id.to_string());
+            continue;
+        }
+        let mut env = registry
+            .make(id, &Value::Null)
+            .map_err(|e| failure(id, e))?;
+        let rate = single(env.as_mut(), budget).map_err(|e| failure(id, e))?;
+        report.single_thread.insert(id.to_string(), rate);
+
+        let mut envs = VectorEnv::new(threads * COPIES_PER_THREAD, |_| {
+            registry.make(id, &Value::Null)
+        })
+        .and_then(|v| v.with_threads(threads))
+        .map_err(|e| failure(id, e))?;
+        let rate = vectorized(&mut envs, budget).map_err(|e| failure(id, e))?;
+        report.vectorized.insert(id.to_string(), rate);
+    }
+    Ok(report)
+}
+
+/// Prints the report, as one JSON object with `json`.
+pub fn bench_envs(budget: Duration, json: bool) -> super::CliResult {
+    let report = report(budget)?;
+    if json {
+        return print_json(&report);
+    }
+    println!(
+        "{:<24} {:>16} {:>16}",
+        "env",
+        "1 thread",
+        format!("{} threads", report.threads)
+    );
+    for (id, rate) in &report.single_thread {
+        println!(
+            "{id:<24} {rate:>16.0} {:>16.0}",
+            report.vectorized.get(id).copied().unwrap_or(f64::NAN)
+        );
+    }
+    for id in &report.missing {
+        println!("{id:<24} not registered");
+    }
+    Ok(())
+}
