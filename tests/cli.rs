@@ -127,6 +127,7 @@ fn bad_inputs_exit_2_with_one_line_naming_the_field() {
         ("epsilon-out-of-range", "agent.config.epsilon"),
         ("dp-without-model", "has no model"),
         ("malformed", "malformed JSON"),
+        ("bad-wrapper", "env.wrappers[0].frame_stack"),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (name, needle) in cases {

@@ -61,12 +61,19 @@ pub fn read_spec(path: &std::path::Path) -> Result<rl_runner::RunSpec, CliError>
         .map_err(|e| CliError::input(format!("{}: {e}", path.display())))
 }
 
-/// Prints a value as one line of JSON on stdout.
+/// Prints a value as one line of JSON on stdout. A closed pipe (`| head`)
+/// is not an error worth a panic.
 pub fn print_json<T: serde::Serialize>(value: &T) -> CliResult {
+    use std::io::Write;
     let text = serde_json::to_string(value).map_err(|e| CliError {
         code: 1,
         message: e.to_string(),
     })?;
-    println!("{text}");
-    Ok(())
+    match writeln!(std::io::stdout(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError {
+            code: 1,
+            message: format!("stdout: {e}"),
+        }),
+        _ => Ok(()),
+    }
 }

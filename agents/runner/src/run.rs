@@ -44,9 +44,12 @@ pub struct PreparedRun {
 impl Engine {
     /// Builds the environment described by `spec.env`.
     pub fn make_env(&self, spec: &RunSpec) -> Result<Box<dyn Env>> {
-        self.envs
+        let env = self
+            .envs
             .make(&spec.env.id, &spec.env.config)
-            .map_err(|e| Error::from_env_config(e, "env.config"))
+            .map_err(|e| Error::from_env_config(e, "env.config"))?;
+        rl_env::wrappers::apply_wrappers(env, &spec.env.wrappers)
+            .map_err(|e| Error::from_env_config(e, "env"))
     }
 
     /// Checks `spec` and builds its environments and agent. Every input

@@ -43,6 +43,10 @@ pub struct EnvSpec {
     /// The environment's config; `{}` or absent for its defaults.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub config: Value,
+    /// Wrappers, innermost first, e.g. `["episode_statistics", "clip_reward"]`
+    /// so that logged returns are real scores; default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wrappers: Vec<rl_env::wrappers::WrapperSpec>,
 }
 
 /// Which agent, configured how.
