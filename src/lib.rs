@@ -5,6 +5,7 @@
 
 pub use rl_agent as agent;
 pub use rl_classic as classic;
+pub use rl_dqn as dqn;
 pub use rl_env as env;
 pub use rl_gridworld as gridworld;
 pub use rl_layers as layers;

@@ -21,6 +21,8 @@ enum Command {
     Envs(cli::list::EnvsArgs),
     /// List the agents with every hyperparameter, its default and what it does.
     Agents(cli::list::AgentsArgs),
+    /// Play a finished run's saved policy greedily; optionally record an episode as a GIF.
+    Eval(cli::eval::EvalArgs),
     /// Print the environment of a run spec rendered as text.
     Show(cli::show::ShowArgs),
     /// Measure speed; prints figures (JSON with --json).
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cli::run::run(a),
         Command::Envs(a) => cli::list::envs(a),
         Command::Agents(a) => cli::list::agents(a),
+        Command::Eval(a) => cli::eval::eval(a),
         Command::Show(a) => cli::show::show(a),
         Command::Bench(b) => cli::bench::bench(b),
         Command::Rollout(a) => cli::rollout::rollout(a),

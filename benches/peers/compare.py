@@ -3,6 +3,7 @@ the same run. Creates benches/peers/.venv with the peer's packages, builds
 the release binary, runs both, and prints the README's table.
 
     python3 benches/peers/compare.py tabular [--seconds 2]
+    python3 benches/peers/compare.py dqn [--seconds 10]
 """
 import argparse
 import json
@@ -24,6 +25,14 @@ SUITES = {
             ("Q-learning on CliffWalking (α 0.5, ε 0.1, γ 1)", ("q_learning_cliff_walking", "steps_per_second"), "steps/s", True),
             ("Value iteration on FrozenLake 8x8 (γ 0.99, θ 1e-10)", ("value_iteration_frozen_lake_8x8", "seconds"), "s", False),
             ("Gridworld random steps, FrozenLake 8x8", ("gridworld_steps_per_second",), "steps/s", True),
+        ],
+    ),
+    "dqn": (
+        "dqn_peer.py",
+        "requirements-dqn.txt",
+        [
+            ("DQN on MinAtar Breakout while training (batch 32, centered RMSProp, 1 update/step)",
+             ("minatar/breakout", "train_steps_per_second"), "steps/s", True),
         ],
     ),
 }
@@ -60,7 +69,7 @@ def main():
     for label, path, unit, higher in rows:
         a, b = get(ours, path), get(peer, path)
         ratio = a / b if higher else b / a
-        print(f"| {label} | {a:,.4g} {unit} | {b:,.4g} {unit} | {ratio:,.0f}× |")
+        print(f"| {label} | {a:,.4g} {unit} | {b:,.4g} {unit} | {ratio:,.{0 if ratio >= 10 else 1}f}× |")
     print(f"\npeer: {json.dumps(peer.get('versions', {}))}", file=sys.stderr)
 
 

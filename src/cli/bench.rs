@@ -13,6 +13,8 @@ pub enum BenchCommand {
     Envs(BenchArgs),
     /// One DQN update per second and 1-observation latency, MinAtar and Nature networks, one thread.
     Nets(BenchArgs),
+    /// DQN training env steps/s on minatar/breakout after learning starts (defaults, one thread).
+    Dqn(BenchArgs),
 }
 
 /// Options shared by the benchmarks.
@@ -58,6 +60,20 @@ pub fn bench(command: BenchCommand) -> CliResult {
                     report.nature.updates_per_second,
                     report.nature.infer_b1_us
                 );
+                Ok(())
+            }
+        }
+        BenchCommand::Dqn(args) => {
+            let report = rl_runner::bench::dqn(args.budget()?)?;
+            if args.json {
+                print_json(&report)
+            } else {
+                for (env, rate) in &report {
+                    println!(
+                        "dqn on {env}: {:.0} env steps/s while training (one update per step, batch 32)",
+                        rate.train_steps_per_second
+                    );
+                }
                 Ok(())
             }
         }

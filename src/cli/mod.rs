@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_envs;
+pub mod eval;
 pub mod list;
 pub mod rollout;
 pub mod run;

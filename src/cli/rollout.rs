@@ -204,7 +204,7 @@ struct Line<'a> {
     obs: &'a Observation,
 }
 
-enum Sink {
+pub(super) enum Sink {
     Jsonl(Box<dyn Write>),
     Gif {
         path: PathBuf,
@@ -222,7 +222,7 @@ fn write_error(path: &Path, e: impl std::fmt::Display) -> CliError {
 }
 
 impl Sink {
-    fn open(format: Format, out: Option<&Path>) -> Result<Sink, CliError> {
+    pub(super) fn open(format: Format, out: Option<&Path>) -> Result<Sink, CliError> {
         Ok(match (format, out) {
             (Format::Jsonl, None) => {
                 Sink::Jsonl(Box::new(std::io::BufWriter::new(std::io::stdout())))
@@ -247,7 +247,7 @@ impl Sink {
         })
     }
 
-    fn record(
+    pub(super) fn record(
         &mut self,
         env: &dyn Env,
         t: u64,
@@ -310,7 +310,7 @@ impl Sink {
         }
     }
 
-    fn finish(self) -> CliResult {
+    pub(super) fn finish(self) -> CliResult {
         match self {
             Sink::Jsonl(mut w) => w
                 .flush()

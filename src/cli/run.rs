@@ -36,8 +36,10 @@ pub fn run(args: RunArgs) -> CliResult {
         ProgressBar::new(total)
     };
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {prefix} · {msg} [{elapsed_precise}]")
-            .expect("the template is valid"),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} {prefix} · {msg} [{elapsed_precise}, ETA {eta}]",
+        )
+        .expect("the template is valid"),
     );
     bar.set_prefix(if by_steps { "steps" } else { "episodes" });
     let summary = prepared.execute_in(&folder, &CancelFlag::new(), |p| {
@@ -47,11 +49,12 @@ pub fn run(args: RunArgs) -> CliResult {
             p.counters.episodes
         });
         bar.set_message(format!(
-            "ep {} · step {} · mean return (100) {} · {:.0} steps/s",
+            "ep {} · step {} · mean return (100) {}{} · {:.0} steps/s",
             p.counters.episodes,
             p.counters.steps,
             p.recent_mean_return
                 .map_or("–".into(), |r| format!("{r:.2}")),
+            p.epsilon.map_or(String::new(), |e| format!(" · ε {e:.3}")),
             p.steps_per_second
         ));
     });

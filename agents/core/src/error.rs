@@ -23,6 +23,15 @@ pub enum Error {
     /// A saved state could not be read back.
     #[error("cannot restore agent state: {0}")]
     State(String),
+    /// Training produced a NaN or an infinity (in the loss or the weights):
+    /// the run stops instead of training on silently.
+    #[error("training diverged at env step {step}: {message}")]
+    Diverged {
+        /// Environment steps the agent had seen when it noticed.
+        step: u64,
+        /// What was not finite, e.g. "the loss is NaN at update 12".
+        message: String,
+    },
 }
 
 impl Error {

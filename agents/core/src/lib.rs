@@ -105,6 +105,13 @@ pub trait Agent: Send {
     /// Sees one transition. Temporal-difference agents learn here.
     fn observe(&mut self, transition: &Transition<'_>) -> Result<()>;
 
+    /// A training episode is about to start (the loop has just reset the
+    /// environment). An episode the loop abandoned before it ended (a budget
+    /// spent mid-episode, a resume) must not be continued by the next one;
+    /// agents that link transitions across steps (replay buffers, n-step
+    /// queues) start afresh here. The default does nothing.
+    fn begin_episode(&mut self) {}
+
     /// The exploration rate now, for logs.
     fn epsilon(&self) -> Option<f64> {
         None
@@ -114,6 +121,13 @@ pub trait Agent: Send {
     fn tables(&self) -> Option<Tables> {
         None
     }
+
+    /// Moves the scalar metrics the agent produced since the last call
+    /// (e.g. `("train/loss", 0.03)`) into `out`. The loop calls it after
+    /// every [`Agent::observe`] and records each at the current env step,
+    /// so agents need no access to the sink. Agents that report nothing
+    /// keep the default.
+    fn take_scalars(&mut self, _out: &mut Vec<(&'static str, f64)>) {}
 
     /// Everything needed to continue training exactly: tables, counters,
     /// random-number state.

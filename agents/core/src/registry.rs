@@ -85,7 +85,12 @@ pub fn parse_config<T: DeserializeOwned>(config: &Value) -> Result<T> {
 pub fn document<T: serde::Serialize + Default>(
     docs: &[(&'static str, &'static str)],
 ) -> Vec<Hyperparameter> {
-    let defaults = serde_json::to_value(T::default()).unwrap_or(Value::Null);
+    // Through text, so that `f32` defaults read as written (0.95, not
+    // 0.949999988079071, which `to_value`'s widening to f64 would give).
+    let defaults = serde_json::to_string(&T::default())
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
     docs.iter()
         .map(|&(name, doc)| Hyperparameter {
             name,

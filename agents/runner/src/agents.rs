@@ -6,5 +6,6 @@ use rl_agent::AgentRegistry;
 pub fn registry() -> AgentRegistry {
     let mut registry = AgentRegistry::new();
     rl_tabular::register(&mut registry);
+    rl_dqn::register(&mut registry);
     registry
 }

@@ -131,3 +131,75 @@ pub fn tabular(budget: Duration) -> crate::Result<TabularReport> {
         gridworld_steps_per_second: gridworld,
     })
 }
+
+/// Env steps per second of an agent while it trains.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainRate {
+    /// Env steps per second after learning starts: act, step, store, one
+    /// gradient update per step.
+    pub train_steps_per_second: f64,
+}
+
+/// `rl-lab bench dqn --json`'s object, keyed by env id:
+/// `{"minatar/breakout": {"train_steps_per_second": …}}`.
+pub type DqnReport = std::collections::BTreeMap<String, TrainRate>;
+
+/// DQN with its defaults (MinAtar's `dqn.py`: batch 32, centered RMSProp,
+/// one update per step) on `minatar/breakout` (all six actions, sticky 0.1,
+/// ramping, rewards clipped after episode statistics), through the shared
+/// training loop. The first `learning_starts` random steps fill the buffer
+/// untimed; then training runs for about `budget`, timed. The Python peer
+/// is `benches/peers/dqn_peer.py`.
+pub fn dqn(budget: Duration) -> crate::Result<DqnReport> {
+    use crate::spec::Budget;
+    use crate::train::{LoopSettings, train};
+    let engine = Engine::default();
+    let env_id = "minatar/breakout";
+    let mut run = engine.prepare(
+        RunSpec::from_value(&json!({
+            "env": {"id": env_id, "wrappers": ["episode_statistics", "clip_reward"]},
+            "agent": {"id": "dqn"},
+            "budget": {"steps": 1},
+            "seed": 0,
+            "eval": {"episodes": 0}
+        }))
+        .expect("the benchmark spec is valid"),
+    )?;
+    let mut phase = |start: Counters, steps: u64, cancel: &CancelFlag| {
+        train(
+            run.env.as_mut(),
+            run.agent.as_mut(),
+            LoopSettings {
+                budget: Budget::Steps(start.steps.saturating_add(steps)),
+                seed: 0,
+                checkpoint_every: None,
+                cancel,
+                start,
+                periodic_eval: None,
+            },
+            &mut NullSink,
+            &mut NoHooks,
+        )
+        .map(|outcome| outcome.counters)
+    };
+    let learning_starts = rl_dqn::DqnConfig::default().learning_starts;
+    let filled = phase(Counters::default(), learning_starts + 1, &CancelFlag::new())?;
+    // Train until a timer cancels the run; the loop stops at the next episode boundary.
+    let cancel = CancelFlag::new();
+    let began = Instant::now();
+    let trained = std::thread::scope(|scope| {
+        let timer = cancel.clone();
+        scope.spawn(move || {
+            std::thread::sleep(budget);
+            timer.cancel();
+        });
+        phase(filled, u64::MAX, &cancel)
+    })?;
+    let rate = (trained.steps - filled.steps) as f64 / began.elapsed().as_secs_f64();
+    Ok(DqnReport::from([(
+        env_id.to_string(),
+        TrainRate {
+            train_steps_per_second: rate,
+        },
+    )]))
+}

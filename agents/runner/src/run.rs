@@ -5,7 +5,8 @@ use crate::folder::{Checkpoint, FolderHooks, RunFolder};
 use crate::seeds::{Stream, derive};
 use crate::spec::RunSpec;
 use crate::train::{
-    CancelFlag, Counters, EvalReport, Hooks, LoopSettings, Progress, TrainOutcome, evaluate, train,
+    CancelFlag, Counters, EvalReport, Hooks, LoopSettings, PeriodicEval, Progress, TrainOutcome,
+    evaluate_with_epsilon, train,
 };
 use crate::{Error, Result};
 use rl_agent::{Agent, AgentRegistry, EnvContext, Sink, Tables};
@@ -151,16 +152,25 @@ impl PreparedRun {
                 checkpoint_every: self.spec.checkpoint.every_episodes,
                 cancel,
                 start,
+                periodic_eval: self.spec.eval.every_steps.map(|every_steps| PeriodicEval {
+                    env: self.eval_env.as_mut(),
+                    every_steps,
+                    episodes: self.spec.eval.episodes,
+                    max_steps: self.spec.eval.max_steps,
+                    epsilon: self.spec.eval.epsilon,
+                }),
             },
             sink,
             hooks,
         )?;
-        let eval = evaluate(
+        let eval = evaluate_with_epsilon(
             self.eval_env.as_mut(),
             self.agent.as_mut(),
             self.spec.eval.episodes,
             self.spec.eval.max_steps,
             self.spec.seed,
+            self.spec.eval.epsilon,
+            0,
         )?;
         Ok(self.summarize(&outcome, eval))
     }
@@ -246,6 +256,19 @@ impl PreparedRun {
         summary.run_dir = Some(folder.path().display().to_string());
         if let Some(tables) = self.agent.tables() {
             folder.write_json("tables.json", &tables)?;
+        }
+        if !self.agent.is_planner() {
+            // The trained agent, in checkpoint form, for `rl-lab eval`.
+            folder.write_json(
+                "agent.json",
+                &Checkpoint {
+                    counters: Counters {
+                        episodes: summary.episodes,
+                        steps: summary.steps,
+                    },
+                    agent: self.agent.save().map_err(Error::Agent)?,
+                },
+            )?;
         }
         folder.write_json("summary.json", &summary)?;
         Ok(summary)

@@ -17,6 +17,13 @@ pub fn derive(seed: u64, tag: Stream, index: u64) -> u64 {
     mix(mix(seed ^ mix(tag as u64)).wrapping_add(index))
 }
 
+/// The reset seed of training or evaluation episode `index`: the top 32
+/// bits of [`derive`], because some environments take only 32-bit seeds
+/// (MinAtar seeds numpy's `RandomState`, which refuses 2³² and above).
+pub fn env_seed(seed: u64, tag: Stream, index: u64) -> u64 {
+    derive(seed, tag, index) >> 32
+}
+
 /// The random streams of a run.
 #[derive(Clone, Copy, Debug)]
 pub enum Stream {
@@ -26,4 +33,6 @@ pub enum Stream {
     TrainEpisode = 2,
     /// The reset of evaluation episode `index`.
     EvalEpisode = 3,
+    /// The ε-random actions of evaluation round `index` (0: the final one).
+    EvalPolicy = 4,
 }

@@ -96,7 +96,8 @@ impl Default for Budget {
     }
 }
 
-/// Evaluation of the greedy policy after training.
+/// Evaluation of the greedy policy after training and, optionally, every
+/// `every_steps` env steps during training (on a separate env instance).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalSpec {
@@ -105,6 +106,13 @@ pub struct EvalSpec {
     /// Each evaluation episode is cut after this many steps, so that a
     /// policy that loops cannot hang a run; default 1,000.
     pub max_steps: u64,
+    /// Also evaluate every this many training env steps, recording
+    /// `eval/mean_return`; default never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every_steps: Option<u64>,
+    /// Probability of a uniformly random action during evaluation; default
+    /// 0 (greedy). The Nature DQN paper evaluates with 0.05.
+    pub epsilon: f64,
 }
 
 impl Default for EvalSpec {
@@ -112,6 +120,8 @@ impl Default for EvalSpec {
         EvalSpec {
             episodes: 10,
             max_steps: 1_000,
+            every_steps: None,
+            epsilon: 0.0,
         }
     }
 }
@@ -157,6 +167,13 @@ impl RunSpec {
             _ if self.eval.max_steps == 0 => {
                 Err(Error::spec("eval.max_steps", "must be at least 1"))
             }
+            _ if self.eval.every_steps == Some(0) => {
+                Err(Error::spec("eval.every_steps", "must be at least 1"))
+            }
+            _ if !(0.0..=1.0).contains(&self.eval.epsilon) => Err(Error::spec(
+                "eval.epsilon",
+                format!("{} is not a probability in [0, 1]", self.eval.epsilon),
+            )),
             _ if self.checkpoint.every_episodes == Some(0) => Err(Error::spec(
                 "checkpoint.every_episodes",
                 "must be at least 1",

@@ -5,9 +5,10 @@
 //! the run seed and the episode number, so a run resumed from a checkpoint
 //! (taken at an episode boundary) continues exactly as if uninterrupted.
 
-use crate::seeds::{Stream, derive};
+use crate::seeds::{Stream, derive, env_seed};
 use crate::spec::Budget;
 use crate::{Error, Result};
+use rand::{RngExt, SeedableRng};
 use rl_agent::{Agent, EpisodeRecord, PlanReport, Record, Sink, Transition};
 use rl_env::Env;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,8 @@ pub struct Progress {
     pub recent_mean_return: Option<f64>,
     /// Environment steps per second since training began.
     pub steps_per_second: f64,
+    /// The agent's exploration rate now, if it has one.
+    pub epsilon: Option<f64>,
 }
 
 /// Lets another thread stop a run between steps.
@@ -96,6 +99,23 @@ pub struct LoopSettings<'a> {
     pub cancel: &'a CancelFlag,
     /// Where the run stands (zero for a new run, restored on resume).
     pub start: Counters,
+    /// Evaluation during training, if any.
+    pub periodic_eval: Option<PeriodicEval<'a>>,
+}
+
+/// Evaluation every `every_steps` training steps, on its own env instance,
+/// recorded as `eval/mean_return` and `eval/mean_length` at that step.
+pub struct PeriodicEval<'a> {
+    /// The evaluation environment (never the training one).
+    pub env: &'a mut dyn Env,
+    /// Evaluate every this many env steps.
+    pub every_steps: u64,
+    /// Episodes per evaluation.
+    pub episodes: u64,
+    /// Each episode is cut after this many steps.
+    pub max_steps: u64,
+    /// Probability of a random action instead of the greedy one.
+    pub epsilon: f64,
 }
 
 /// Trains `agent` on `env` until the budget is spent or the run is cancelled.
@@ -103,7 +123,7 @@ pub struct LoopSettings<'a> {
 pub fn train(
     env: &mut dyn Env,
     agent: &mut dyn Agent,
-    settings: LoopSettings<'_>,
+    mut settings: LoopSettings<'_>,
     sink: &mut dyn Sink,
     hooks: &mut dyn Hooks,
 ) -> Result<TrainOutcome> {
@@ -128,15 +148,18 @@ pub fn train(
     let mut next_obs = obs.clone();
     let record_error = |e: std::io::Error| Error::io("metrics", e);
     let mut cancelled = false;
+    // Scalars the agent reports (train/loss, …), recorded at the current step.
+    let mut scalars: Vec<(&'static str, f64)> = Vec::with_capacity(8);
 
     'episodes: while !budget_spent(settings.budget, counters) {
         if settings.cancel.is_cancelled() {
             cancelled = true;
             break;
         }
-        let episode_seed = derive(settings.seed, Stream::TrainEpisode, counters.episodes);
+        let episode_seed = env_seed(settings.seed, Stream::TrainEpisode, counters.episodes);
         env.reset_into(Some(episode_seed), &mut obs)
             .map_err(Error::Env)?;
+        agent.begin_episode();
         let epsilon = agent.epsilon();
         let (mut episode_return, mut length) = (0.0, 0u64);
         loop {
@@ -155,6 +178,47 @@ pub fn train(
                     truncated: out.truncated,
                 })
                 .map_err(Error::Agent)?;
+            agent.take_scalars(&mut scalars);
+            if !scalars.is_empty() {
+                let wall_seconds = began.elapsed().as_secs_f64();
+                for (name, value) in scalars.drain(..) {
+                    sink.record(&Record::Scalar {
+                        name: name.into(),
+                        step: counters.steps,
+                        value,
+                        wall_seconds,
+                    })
+                    .map_err(record_error)?;
+                }
+            }
+            if let Some(eval) = settings.periodic_eval.as_mut()
+                && counters.steps.is_multiple_of(eval.every_steps)
+            {
+                let report = evaluate_with_epsilon(
+                    &mut *eval.env,
+                    agent,
+                    eval.episodes,
+                    eval.max_steps,
+                    settings.seed,
+                    eval.epsilon,
+                    counters.steps / eval.every_steps,
+                )?;
+                let wall_seconds = began.elapsed().as_secs_f64();
+                for (name, value) in [
+                    ("eval/mean_return", report.mean_return),
+                    ("eval/mean_length", report.mean_length),
+                ] {
+                    if let Some(value) = value {
+                        sink.record(&Record::Scalar {
+                            name: name.into(),
+                            step: counters.steps,
+                            value,
+                            wall_seconds,
+                        })
+                        .map_err(record_error)?;
+                    }
+                }
+            }
             std::mem::swap(&mut obs, &mut next_obs);
             if out.terminated || out.truncated {
                 // Episode statistics recorded before reward clipping are the real score.
@@ -181,6 +245,7 @@ pub fn train(
                     counters,
                     recent_mean_return: mean(&recent),
                     steps_per_second: counters.steps as f64 / wall_seconds.max(1e-9),
+                    epsilon: agent.epsilon(),
                 });
                 if settings
                     .checkpoint_every
@@ -240,14 +305,36 @@ pub fn evaluate(
     max_steps: u64,
     seed: u64,
 ) -> Result<EvalReport> {
+    evaluate_with_epsilon(env, agent, episodes, max_steps, seed, 0.0, 0)
+}
+
+/// Like [`evaluate`], taking a uniformly random action with probability
+/// `epsilon` (the Nature paper's 0.05) from a generator of its own, seeded
+/// by `round` (0 for the final evaluation, k for the k-th periodic one), so
+/// that evaluation never disturbs the agent's random stream. Episode `i`
+/// resets with the same seed in every round.
+pub fn evaluate_with_epsilon(
+    env: &mut dyn Env,
+    agent: &mut dyn Agent,
+    episodes: u64,
+    max_steps: u64,
+    seed: u64,
+    epsilon: f64,
+    round: u64,
+) -> Result<EvalReport> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive(seed, Stream::EvalPolicy, round));
     let mut obs = env.observation_space().zeros();
     let (mut returns, mut lengths) = (Vec::new(), Vec::new());
     for episode in 0..episodes {
-        env.reset_into(Some(derive(seed, Stream::EvalEpisode, episode)), &mut obs)
+        env.reset_into(Some(env_seed(seed, Stream::EvalEpisode, episode)), &mut obs)
             .map_err(Error::Env)?;
         let (mut total, mut length) = (0.0, 0u64);
         while length < max_steps {
-            let action = agent.act_greedy(&obs).map_err(Error::Agent)?;
+            let action = if epsilon > 0.0 && rng.random::<f64>() < epsilon {
+                env.action_space().sample_action(&mut rng)
+            } else {
+                agent.act_greedy(&obs).map_err(Error::Agent)?
+            };
             let out = env.step_into(&action, &mut obs).map_err(Error::Env)?;
             length += 1;
             total += out.reward;

@@ -1,0 +1,865 @@
+//! Deep Q-Networks (Mnih et al. 2015, "Human-level control through deep
+//! reinforcement learning"), with MinAtar's published setup (Young & Tian
+//! 2019) as the defaults.
+//!
+//! Top to bottom: the config, the agent and how it is built, the update,
+//! then the act step. Beyond the 2015 paper, and off by default: Double DQN
+//! (van Hasselt et al. 2016), the dueling head (Wang et al. 2016) and
+//! n-step returns (Sutton 1988; Hessel et al. 2018).
+
+use crate::encode::ObsCodec;
+use crate::network::{QNet, default_architecture, input_buffer, run_error};
+use crate::replay::{Batch, Replay, ReplayState, Step};
+use base64::Engine as _;
+use ndarray::{Array1, Array2, ArrayD};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rl_agent::{Agent, EnvContext, Error, Result, Transition};
+use rl_env::{Action, Observation, Space};
+use rl_layers::{Architecture, Init, Loss, Mode, Optimizer, OptimizerConfig};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::time::Instant;
+
+// ---------------------------------------------------------------------------
+// The config
+// ---------------------------------------------------------------------------
+
+/// DQN's hyperparameters. Every default is MinAtar's `examples/dqn.py`
+/// unless its doc says otherwise.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DqnConfig {
+    /// The Q-network: `"auto"` picks one by observation type (the MinAtar
+    /// network for `[C, 10, 10]` frames, the Nature network for
+    /// `[k, 84, 84]`, an MLP 64-64 for vectors and one-hot states), or a list
+    /// of layers ending in `{"affine": "actions"}`. Default `"auto"`.
+    pub network: NetworkSpec,
+    /// Weight initialiser; default `torch_default`, PyTorch's `nn.Linear` and
+    /// `nn.Conv2d` default, which MinAtar's `dqn.py` gets by not choosing one.
+    pub init: Init,
+    /// The replay buffer.
+    pub replay: ReplayConfig,
+    /// Transitions per gradient update; default 32 (`BATCH_SIZE`).
+    pub batch_size: usize,
+    /// Discount γ in [0, 1]; default 0.99 (`GAMMA`).
+    pub gamma: f64,
+    /// Any optimiser of the layer crate; default centered RMSProp with lr
+    /// 2.5e-4, α 0.95, ε 0.01 (`STEP_SIZE`, `SQUARED_GRAD_MOMENTUM`,
+    /// `MIN_SQUARED_GRAD`, `centered=True`).
+    pub optimizer: OptimizerConfig,
+    /// Gradient clipping: `"none"` (MinAtar's `dqn.py` does not clip) or
+    /// `{"global_norm": max}` (CleanRL's Atari DQN uses 10).
+    pub grad_clip: GradClip,
+    /// Target-network period, in gradient updates: every this many updates
+    /// `θ⁻ ← τ θ + (1 − τ) θ⁻`; default 1,000 (`TARGET_NETWORK_UPDATE_FREQ`,
+    /// counted in policy-network updates).
+    pub target_update_period: u64,
+    /// τ in (0, 1] of the target update; default 1, the hard copy of Mnih et
+    /// al. Soft (Polyak) updates use a small τ, e.g. 0.005 every update.
+    pub tau: f32,
+    /// The TD loss on the taken action's Q-value: `{"huber": {"delta": 1.0}}`
+    /// (default; `f.smooth_l1_loss` in MinAtar's `dqn.py`) or `"mse"`.
+    pub loss: TdLoss,
+    /// Env steps of uniformly random actions before learning starts; default
+    /// 5,000 (`REPLAY_START_SIZE`).
+    pub learning_starts: u64,
+    /// One gradient update every this many env steps; default 1 (`TRAINING_FREQ`).
+    pub train_frequency: u64,
+    /// ε when learning starts; default 1.0 (`EPSILON`).
+    pub epsilon_start: f64,
+    /// ε after the decay; default 0.1 (`END_EPSILON`).
+    pub epsilon_end: f64,
+    /// Length of the linear ε decay, in env steps after `learning_starts`;
+    /// default 100,000 (`FIRST_N_FRAMES`).
+    pub epsilon_decay_steps: u64,
+    /// Double DQN: the online network picks the bootstrap action, the target
+    /// network values it (van Hasselt et al. 2016); default off.
+    pub double_dqn: bool,
+    /// Dueling head `Q = V + A − mean A` (Wang et al. 2016) in place of the
+    /// network's last layer; default off.
+    pub dueling: bool,
+    /// n of n-step returns (Sutton 1988, as in Rainbow); default 1, the paper's.
+    pub n_step: usize,
+    /// Report `train/loss`, `train/q_mean`, `train/epsilon` and
+    /// `time/steps_per_second` every this many gradient updates; default
+    /// 1,000 (ours: MinAtar prints per episode).
+    pub log_every: u64,
+}
+
+/// The replay buffer's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Slots in the ring, in frames: each transition takes one and each
+    /// episode one more for its final observation; default 100,000
+    /// (`REPLAY_BUFFER_SIZE`).
+    pub capacity: usize,
+    /// Frames per observation when the env stacks them (a `frame_stack`
+    /// wrapper of k): the buffer then stores each frame once and rebuilds
+    /// the stacks. Default 1: observations are stored whole.
+    pub frame_stack: usize,
+    /// Whether checkpoints include the buffer (deflate-compressed), so a
+    /// resumed run continues bit for bit; default true (ours).
+    pub checkpoint: bool,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            capacity: 100_000,
+            frame_stack: 1,
+            checkpoint: true,
+        }
+    }
+}
+
+/// The Q-network in a config: `"auto"` or layers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NetworkSpec {
+    /// Chosen by the observation's shape (see [`crate::network`]).
+    Auto,
+    /// Exactly these layers.
+    Layers(Architecture),
+}
+
+impl Serialize for NetworkSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            NetworkSpec::Auto => s.serialize_str("auto"),
+            NetworkSpec::Layers(arch) => arch.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = NetworkSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"auto\" or a list of layers")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<NetworkSpec, E> {
+                if v == "auto" {
+                    Ok(NetworkSpec::Auto)
+                } else {
+                    Err(E::custom(format!(
+                        "expected \"auto\" or a list of layers, found \"{v}\""
+                    )))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<NetworkSpec, A::Error> {
+                Architecture::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(NetworkSpec::Layers)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Gradient clipping.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum GradClip {
+    /// No clipping.
+    None,
+    /// Scale all gradients by `max / ‖g‖` when their global L2 norm exceeds `max`.
+    GlobalNorm(f32),
+}
+
+/// The loss on the TD error `a = Q(s, a) − y`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum TdLoss {
+    /// `½ a²` for `|a| ≤ δ`, `δ (|a| − ½ δ)` beyond: the gradient is `a`
+    /// clipped to `[−δ, δ]`, Mnih et al.'s error clipping.
+    Huber {
+        /// The threshold δ > 0.
+        delta: f32,
+    },
+    /// `a²`.
+    Mse,
+}
+
+impl Default for DqnConfig {
+    fn default() -> Self {
+        DqnConfig {
+            network: NetworkSpec::Auto,
+            init: Init::TorchDefault,
+            replay: ReplayConfig::default(),
+            batch_size: 32,
+            gamma: 0.99,
+            optimizer: OptimizerConfig::RmsProp {
+                lr: 2.5e-4,
+                alpha: 0.95,
+                eps: 0.01,
+                centered: true,
+            },
+            grad_clip: GradClip::None,
+            target_update_period: 1_000,
+            tau: 1.0,
+            loss: TdLoss::Huber { delta: 1.0 },
+            learning_starts: 5_000,
+            train_frequency: 1,
+            epsilon_start: 1.0,
+            epsilon_end: 0.1,
+            epsilon_decay_steps: 100_000,
+            double_dqn: false,
+            dueling: false,
+            n_step: 1,
+            log_every: 1_000,
+        }
+    }
+}
+
+/// Field docs for `rl-lab agents`: meaning, unit and the default's source.
+pub const DOCS: &[(&str, &str)] = &[
+    (
+        "network",
+        "Q-network: \"auto\" (MinAtar net for [C,10,10], Nature net for [k,84,84], MLP 64-64 otherwise) or a list of layers ending in {\"affine\": \"actions\"}",
+    ),
+    (
+        "init",
+        "weight initialiser (he_uniform, he_normal, xavier_uniform, xavier_normal, torch_default); torch_default as MinAtar's dqn.py",
+    ),
+    (
+        "replay",
+        "{capacity: slots in frames (100,000 as MinAtar), frame_stack: k to store stacked frames once (1), checkpoint: include the compressed buffer in checkpoints (true)}",
+    ),
+    (
+        "batch_size",
+        "transitions per gradient update; 32 as MinAtar's dqn.py",
+    ),
+    ("gamma", "discount γ in [0, 1]; 0.99 as MinAtar's dqn.py"),
+    (
+        "optimizer",
+        "any rl-layers optimiser, e.g. {\"kind\": \"adam\", \"lr\": 1e-4, ...}; centered RMSProp lr 2.5e-4, alpha 0.95, eps 0.01 as MinAtar's dqn.py",
+    ),
+    (
+        "grad_clip",
+        "\"none\" (MinAtar) or {\"global_norm\": max}: clip the gradients' global L2 norm",
+    ),
+    (
+        "target_update_period",
+        "target-network period in gradient updates; 1,000 as MinAtar's dqn.py",
+    ),
+    (
+        "tau",
+        "θ⁻ ← τθ + (1−τ)θ⁻ at each target update, τ in (0, 1]; 1 is the hard copy of Mnih et al.",
+    ),
+    (
+        "loss",
+        "{\"huber\": {\"delta\": 1.0}} (MinAtar's smooth_l1_loss) or \"mse\"",
+    ),
+    (
+        "learning_starts",
+        "env steps of random actions before learning; 5,000 as MinAtar's REPLAY_START_SIZE",
+    ),
+    (
+        "train_frequency",
+        "one gradient update every this many env steps; 1 as MinAtar's dqn.py",
+    ),
+    (
+        "epsilon_start",
+        "ε when learning starts, in [0, 1]; 1.0 as MinAtar's dqn.py",
+    ),
+    (
+        "epsilon_end",
+        "ε after the decay, in [0, 1]; 0.1 as MinAtar's END_EPSILON",
+    ),
+    (
+        "epsilon_decay_steps",
+        "linear ε decay length in env steps after learning_starts; 100,000 as MinAtar's FIRST_N_FRAMES",
+    ),
+    (
+        "double_dqn",
+        "bootstrap from the target net's value of the online net's best action (van Hasselt et al. 2016); off",
+    ),
+    (
+        "dueling",
+        "dueling head Q = V + A − mean A in place of the last layer (Wang et al. 2016); off",
+    ),
+    (
+        "n_step",
+        "n of n-step returns; 1, the 2015 paper's one-step target",
+    ),
+    (
+        "log_every",
+        "report train/loss, train/q_mean, train/epsilon, time/steps_per_second every this many gradient updates; 1,000",
+    ),
+];
+
+fn probability(field: &str, p: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::config(
+            field,
+            format!("{p} is not a probability in [0, 1]"),
+        ))
+    }
+}
+
+fn at_least_one(field: &str, v: u64) -> Result<()> {
+    if v >= 1 {
+        Ok(())
+    } else {
+        Err(Error::config(field, "must be at least 1"))
+    }
+}
+
+impl DqnConfig {
+    /// Checks every field that does not depend on the environment.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.gamma) {
+            return Err(Error::config(
+                "gamma",
+                format!("{} is not a discount in [0, 1]", self.gamma),
+            ));
+        }
+        probability("epsilon_start", self.epsilon_start)?;
+        probability("epsilon_end", self.epsilon_end)?;
+        at_least_one("batch_size", self.batch_size as u64)?;
+        at_least_one("replay.capacity", self.replay.capacity as u64)?;
+        if self.batch_size > self.replay.capacity {
+            return Err(Error::config(
+                "batch_size",
+                format!(
+                    "{} is larger than the replay buffer (replay.capacity {})",
+                    self.batch_size, self.replay.capacity
+                ),
+            ));
+        }
+        at_least_one("n_step", self.n_step as u64)?;
+        at_least_one("replay.frame_stack", self.replay.frame_stack as u64)?;
+        let needed = self.n_step + self.replay.frame_stack + 1;
+        if self.replay.capacity < needed {
+            return Err(Error::config(
+                "replay.capacity",
+                format!(
+                    "{} slots cannot hold one {}-step transition of {}-frame stacks; at least {needed}",
+                    self.replay.capacity, self.n_step, self.replay.frame_stack
+                ),
+            ));
+        }
+        at_least_one("train_frequency", self.train_frequency)?;
+        at_least_one("target_update_period", self.target_update_period)?;
+        at_least_one("log_every", self.log_every)?;
+        if !(self.tau > 0.0 && self.tau <= 1.0) {
+            return Err(Error::config(
+                "tau",
+                format!("{} is not in (0, 1]", self.tau),
+            ));
+        }
+        match self.loss {
+            TdLoss::Huber { delta } if !(delta.is_finite() && delta > 0.0) => {
+                return Err(Error::config(
+                    "loss.huber.delta",
+                    format!("{delta} is not finite and > 0"),
+                ));
+            }
+            _ => {}
+        }
+        if let GradClip::GlobalNorm(max) = self.grad_clip
+            && !(max.is_finite() && max > 0.0)
+        {
+            return Err(Error::config(
+                "grad_clip.global_norm",
+                format!("{max} is not finite and > 0"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The agent
+// ---------------------------------------------------------------------------
+
+/// The DQN agent.
+pub struct Dqn {
+    config: DqnConfig,
+    action_space: Space,
+    actions: usize,
+    /// Per-sample network input, e.g. `[4, 10, 10]`.
+    input_shape: Vec<usize>,
+    online: QNet,
+    target_net: QNet,
+    optimizer: Optimizer,
+    loss: Loss,
+    replay: Replay,
+    /// Exploration.
+    rng: ChaCha8Rng,
+    /// Replay sampling, a stream of its own so that acting and sampling
+    /// never shift each other's draws.
+    sample_rng: ChaCha8Rng,
+    /// Env steps observed.
+    steps: u64,
+    /// Gradient updates made.
+    updates: u64,
+    window: Window,
+    batch: Batch,
+    targets: Array1<f32>,
+    dq: Array2<f32>,
+    best: Vec<usize>,
+    act_input: ArrayD<f32>,
+    /// When the current logging window began, and at which step.
+    clock: (Instant, u64),
+    scalars: Vec<(&'static str, f64)>,
+}
+
+/// Sums over the updates since the last report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Window {
+    loss: f64,
+    q: f64,
+    updates: u64,
+}
+
+/// The per-sample network input for observations of `space`: a `Discrete`
+/// state becomes a one-hot vector; `[k, C, H, W]` stacks are read as
+/// `[k·C, H, W]` (the same memory), which is what a convolution takes.
+pub fn network_input(space: &Space) -> Vec<usize> {
+    match (space, space.shape()) {
+        (Space::Discrete { n, .. }, _) => vec![*n as usize],
+        (_, &[k, c, h, w]) => vec![k * c, h, w],
+        (_, shape) => shape.to_vec(),
+    }
+}
+
+impl Dqn {
+    /// Builds the agent for an environment; every config error names its field.
+    pub fn new(config: DqnConfig, ctx: &EnvContext<'_>, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let Some(actions) = ctx.action_space.n() else {
+            return Err(Error::Incompatible(format!(
+                "dqn needs a Discrete action space; {} has {}",
+                ctx.env_id, ctx.action_space
+            )));
+        };
+        if actions > usize::from(u16::MAX) + 1 {
+            return Err(Error::Incompatible(format!(
+                "dqn handles at most 65,536 actions; {} has {actions}",
+                ctx.env_id
+            )));
+        }
+        let optimizer = config.optimizer.build().map_err(|e| match e {
+            rl_layers::Error::InvalidConfig { field, reason, .. } => {
+                Error::config(format!("optimizer.{field}"), reason)
+            }
+            other => Error::config("optimizer", other.to_string()),
+        })?;
+        let codec = ObsCodec::new(ctx.observation_space, config.replay.frame_stack)?;
+        let input_shape = network_input(ctx.observation_space);
+        let arch = match &config.network {
+            NetworkSpec::Auto => default_architecture(&input_shape),
+            NetworkSpec::Layers(arch) => arch.clone(),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let online = QNet::build(
+            &arch,
+            &input_shape,
+            actions,
+            config.dueling,
+            config.init,
+            &mut rng,
+        )?;
+        let mut sample_rng = rng.clone();
+        sample_rng.set_stream(1);
+        let n = config.batch_size;
+        Ok(Dqn {
+            action_space: ctx.action_space.clone(),
+            actions,
+            target_net: online.clone(),
+            online,
+            optimizer,
+            loss: match config.loss {
+                TdLoss::Huber { delta } => Loss::Huber { delta },
+                TdLoss::Mse => Loss::MeanSquaredError,
+            },
+            replay: Replay::new(codec, config.replay.capacity),
+            rng,
+            sample_rng,
+            steps: 0,
+            updates: 0,
+            window: Window::default(),
+            batch: Batch::new(n, &input_shape),
+            targets: Array1::zeros(n),
+            dq: Array2::zeros((n, actions)),
+            best: vec![0; n],
+            act_input: input_buffer(1, &input_shape),
+            input_shape,
+            clock: (Instant::now(), 0),
+            scalars: Vec::with_capacity(8),
+            config,
+        })
+    }
+
+    /// The replay buffer.
+    pub fn replay(&self) -> &Replay {
+        &self.replay
+    }
+
+    /// The online network.
+    pub fn online(&self) -> &QNet {
+        &self.online
+    }
+
+    /// The target network.
+    pub fn target_net(&self) -> &QNet {
+        &self.target_net
+    }
+
+    /// Gradient updates made.
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// Env steps observed.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The per-sample network input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    fn diverged(&self, message: String) -> Error {
+        Error::Diverged {
+            step: self.steps,
+            message,
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // The update
+    // -----------------------------------------------------------------------
+
+    /// One gradient step on a sampled batch, then the target update.
+    fn learn(&mut self) -> Result<()> {
+        let gamma = self.config.gamma as f32;
+        if !self.replay.sample(
+            &mut self.sample_rng,
+            &mut self.batch,
+            self.config.n_step,
+            gamma,
+        ) {
+            return Ok(());
+        }
+        let n = self.batch.len();
+        if self.config.double_dqn {
+            // a* = argmax_a' Q(s', a'; θ), the online network's choice
+            let q_online = self
+                .online
+                .forward(self.batch.next_obs.view(), Mode::Eval)?;
+            for i in 0..n {
+                self.best[i] = QNet::argmax(q_online, i);
+            }
+        }
+        {
+            let q_next = self
+                .target_net
+                .forward(self.batch.next_obs.view(), Mode::Eval)?;
+            for i in 0..n {
+                let discount = self.batch.discounts[i];
+                // Terminal states are worth 0, whatever the network says of them.
+                let bootstrap = if discount == 0.0 {
+                    0.0
+                } else if self.config.double_dqn {
+                    q_next[[i, self.best[i]]]
+                } else {
+                    q_next[[i, QNet::argmax(q_next, i)]]
+                };
+                // y = R + γⁿ · (1 − terminated) · max_a' Q(s', a'; θ⁻), where
+                // R = Σ_{k<n} γᵏ r_{t+k} and discount = γⁿ (1 − terminated);
+                // with Double DQN max_a' Q(s', a'; θ⁻) becomes Q(s', a*; θ⁻).
+                self.targets[i] = self.batch.returns[i] + discount * bootstrap;
+            }
+        }
+        let (loss, q_mean) = {
+            let q = self.online.forward(self.batch.obs.view(), Mode::Train)?;
+            let q_mean = (0..n)
+                .map(|i| f64::from(q[[i, self.batch.actions[i]]]))
+                .sum::<f64>()
+                / n as f64;
+            // L = (1/N) Σ_i ℓ(Q(s_i, a_i; θ) − y_i), ℓ Huber_δ or squared;
+            // ∂L/∂Q is zero off the taken actions.
+            let loss = self
+                .loss
+                .compute_selected(
+                    q,
+                    &self.batch.actions,
+                    self.targets.view(),
+                    self.dq.view_mut(),
+                )
+                .map_err(run_error)?;
+            (loss, q_mean)
+        };
+        if !loss.is_finite() {
+            return Err(self.diverged(format!(
+                "the loss is {loss} at gradient update {}",
+                self.updates + 1
+            )));
+        }
+        self.online.backward(self.dq.view())?;
+        if let GradClip::GlobalNorm(max) = self.config.grad_clip {
+            // g ← g · max / ‖g‖ when ‖g‖ > max
+            let norm = rl_layers::clip_grad_norm(&mut self.online, max);
+            if !norm.is_finite() {
+                return Err(self.diverged(format!(
+                    "the gradient norm is {norm} at gradient update {}",
+                    self.updates + 1
+                )));
+            }
+        }
+        self.optimizer.step(&mut self.online).map_err(run_error)?;
+        self.updates += 1;
+        if self
+            .updates
+            .is_multiple_of(self.config.target_update_period)
+        {
+            if self.config.tau == 1.0 {
+                // θ⁻ ← θ (Mnih et al.'s periodic copy)
+                self.target_net.copy_from(&self.online)?;
+            } else {
+                // θ⁻ ← τ θ + (1 − τ) θ⁻
+                self.target_net
+                    .soft_update_from(&self.online, self.config.tau)?;
+            }
+        }
+        self.window.loss += f64::from(loss);
+        self.window.q += q_mean;
+        self.window.updates += 1;
+        if self.updates.is_multiple_of(self.config.log_every) {
+            self.report()?;
+        }
+        Ok(())
+    }
+
+    /// Queues the window's metrics and checks the weights are finite.
+    fn report(&mut self) -> Result<()> {
+        if !self.online.all_finite() {
+            return Err(self.diverged(format!(
+                "a weight of the online network is not finite after gradient update {}",
+                self.updates
+            )));
+        }
+        let w = std::mem::take(&mut self.window);
+        let updates = w.updates.max(1) as f64;
+        let (began, from) = self.clock;
+        let now = Instant::now();
+        let seconds = now.duration_since(began).as_secs_f64().max(1e-9);
+        self.scalars.push(("train/loss", w.loss / updates));
+        self.scalars.push(("train/q_mean", w.q / updates));
+        self.scalars
+            .push(("train/epsilon", self.epsilon_at(self.steps)));
+        self.scalars.push((
+            "time/steps_per_second",
+            (self.steps - from) as f64 / seconds,
+        ));
+        self.clock = (now, self.steps);
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // The act step
+    // -----------------------------------------------------------------------
+
+    /// ε after `steps` env steps: 1 (uniformly random actions) before
+    /// `learning_starts`, then linear from `epsilon_start` to `epsilon_end`
+    /// over `epsilon_decay_steps`, then `epsilon_end`.
+    pub fn epsilon_at(&self, steps: u64) -> f64 {
+        let c = &self.config;
+        if steps < c.learning_starts {
+            return 1.0;
+        }
+        let fraction = if c.epsilon_decay_steps == 0 {
+            1.0
+        } else {
+            ((steps - c.learning_starts) as f64 / c.epsilon_decay_steps as f64).min(1.0)
+        };
+        c.epsilon_start + fraction * (c.epsilon_end - c.epsilon_start)
+    }
+
+    /// `Q(s, ·; θ)` of the online network, for inspection and tests.
+    pub fn q_values(&mut self, obs: &Observation) -> Result<Vec<f32>> {
+        self.replay.codec().input(
+            obs,
+            self.act_input
+                .as_slice_mut()
+                .expect("the input buffer is contiguous"),
+        )?;
+        let q = self.online.forward(self.act_input.view(), Mode::Eval)?;
+        Ok(q.row(0).to_vec())
+    }
+
+    /// The greedy action's index: `argmax_a Q(s, a; θ)`, first among ties.
+    fn greedy(&mut self, obs: &Observation) -> Result<usize> {
+        self.replay.codec().input(
+            obs,
+            self.act_input
+                .as_slice_mut()
+                .expect("the input buffer is contiguous"),
+        )?;
+        let q = self.online.forward(self.act_input.view(), Mode::Eval)?;
+        Ok(QNet::argmax(q, 0))
+    }
+
+    fn action(&self, index: usize) -> Action {
+        let start = match self.action_space {
+            Space::Discrete { start, .. } => start,
+            _ => 0,
+        };
+        Action::Discrete(start + index as i64)
+    }
+}
+
+impl Agent for Dqn {
+    fn act(&mut self, obs: &Observation) -> Result<Action> {
+        let epsilon = self.epsilon_at(self.steps);
+        // ε-greedy: a uniformly random action with probability ε (always
+        // before learning starts), else argmax_a Q(s, a; θ).
+        let explore =
+            self.steps < self.config.learning_starts || self.rng.random::<f64>() < epsilon;
+        let index = if explore {
+            self.rng.random_range(0..self.actions)
+        } else {
+            self.greedy(obs)?
+        };
+        Ok(self.action(index))
+    }
+
+    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
+        let index = self.greedy(obs)?;
+        Ok(self.action(index))
+    }
+
+    fn observe(&mut self, t: &Transition<'_>) -> Result<()> {
+        let action = rl_env::discrete_action(&self.action_space, t.action)?;
+        self.replay.push(&Step {
+            obs: t.obs,
+            action,
+            reward: t.reward,
+            next_obs: t.next_obs,
+            terminated: t.terminated,
+            truncated: t.truncated,
+        })?;
+        self.steps += 1;
+        if self.steps == 1 {
+            self.scalars.push((
+                "replay/bytes_per_transition",
+                self.replay.bytes_per_transition() as f64,
+            ));
+        }
+        if self.replay.pushed() > self.config.learning_starts
+            && self.steps.is_multiple_of(self.config.train_frequency)
+        {
+            self.learn()?;
+        }
+        Ok(())
+    }
+
+    fn begin_episode(&mut self) {
+        self.replay.begin_episode();
+    }
+
+    fn epsilon(&self) -> Option<f64> {
+        Some(self.epsilon_at(self.steps))
+    }
+
+    fn take_scalars(&mut self, out: &mut Vec<(&'static str, f64)>) {
+        out.append(&mut self.scalars);
+    }
+
+    fn save(&self) -> Result<Value> {
+        let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let state = DqnState {
+            format: FORMAT.into(),
+            steps: self.steps,
+            updates: self.updates,
+            rng: self.rng.clone(),
+            sample_rng: self.sample_rng.clone(),
+            online: b64(self.online.to_safetensors()?),
+            target: b64(self.target_net.to_safetensors()?),
+            optimizer: b64(self
+                .optimizer
+                .state_to_safetensors()
+                .map_err(|e| Error::State(format!("optimiser state: {e}")))?),
+            window: self.window,
+            replay: if self.config.replay.checkpoint {
+                Some(self.replay.save()?)
+            } else {
+                None
+            },
+        };
+        serde_json::to_value(state).map_err(|e| Error::State(e.to_string()))
+    }
+
+    fn load(&mut self, state: &Value) -> Result<()> {
+        let state: DqnState = serde_json::from_value(state.clone())
+            .map_err(|e| Error::State(format!("not a DQN checkpoint: {e}")))?;
+        if state.format != FORMAT {
+            return Err(Error::State(format!(
+                "checkpoint format {}, this build reads {FORMAT}",
+                state.format
+            )));
+        }
+        let bytes = |field: &str, text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| Error::State(format!("{field}: not base64: {e}")))
+        };
+        self.online
+            .load_safetensors(&bytes("online", &state.online)?)?;
+        self.target_net
+            .load_safetensors(&bytes("target", &state.target)?)?;
+        self.optimizer
+            .load_state_safetensors(&bytes("optimizer", &state.optimizer)?)
+            .map_err(|e| Error::State(format!("optimiser state: {e}")))?;
+        match &state.replay {
+            Some(replay) => self.replay.load(replay)?,
+            // Without the buffer, learning waits until it holds
+            // `learning_starts` transitions again.
+            None => self.replay.clear(),
+        }
+        self.steps = state.steps;
+        self.updates = state.updates;
+        self.rng = state.rng;
+        self.sample_rng = state.sample_rng;
+        self.window = state.window;
+        self.clock = (Instant::now(), self.steps);
+        self.scalars.clear();
+        Ok(())
+    }
+}
+
+const FORMAT: &str = "rl-dqn/1";
+
+/// What [`Dqn::save`] writes: the weights and the optimiser state as
+/// safetensors (base64), the random streams, the counters and, optionally,
+/// the compressed replay buffer.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DqnState {
+    format: String,
+    steps: u64,
+    updates: u64,
+    rng: ChaCha8Rng,
+    sample_rng: ChaCha8Rng,
+    /// The online network, safetensors, base64.
+    online: String,
+    /// The target network, safetensors, base64.
+    target: String,
+    /// The optimiser's state, safetensors (step count in the metadata), base64.
+    optimizer: String,
+    window: Window,
+    replay: Option<ReplayState>,
+}

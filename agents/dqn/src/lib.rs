@@ -1,0 +1,58 @@
+//! DQN (Mnih et al. 2015) on the rl-layers crate: a Q-network described as
+//! data, experience replay that stores each frame once, a target network,
+//! Huber loss and ε-greedy exploration, with MinAtar's published setup
+//! (Young & Tian 2019, `examples/dqn.py`) as the defaults.
+//!
+//! | module | contents |
+//! |---|---|
+//! | [`dqn`] | the config, the update (the Bellman target is written above the code that computes it) and the act step |
+//! | [`network`] | the Q-network: default architectures by observation type, the dueling head |
+//! | [`replay`] | the ring buffer: frames stored once, true final observations, n-step targets |
+//! | [`encode`] | observations as network input and as compact stored frames (bits for MinAtar) |
+//!
+//! Reward clipping is not the agent's business: it is the `clip_reward`
+//! env wrapper, listed after `episode_statistics` so that logged returns
+//! are the true game score.
+//!
+//! ```
+//! use rl_agent::{Agent, EnvContext, Transition};
+//! use rl_env::{Action, Observation, Space};
+//! let obs_space = Space::discrete(3);
+//! let act_space = Space::discrete(2);
+//! let ctx = EnvContext { observation_space: &obs_space, action_space: &act_space, model: None, env_id: "doc" };
+//! let config: rl_dqn::DqnConfig = serde_json::from_str(
+//!     r#"{"learning_starts": 4, "batch_size": 4, "replay": {"capacity": 64}}"#).unwrap();
+//! let mut agent = rl_dqn::Dqn::new(config, &ctx, 0).unwrap();
+//! for step in 0..16 {
+//!     let obs = Observation::Discrete(step % 3);
+//!     let action = agent.act(&obs).unwrap();
+//!     let next = Observation::Discrete((step + 1) % 3);
+//!     agent.observe(&Transition { obs: &obs, action: &action, reward: 1.0, next_obs: &next,
+//!                                 terminated: false, truncated: step % 5 == 4 }).unwrap();
+//! }
+//! assert_eq!(agent.updates(), 12);
+//! // A Discrete(3) state is stored as its index: 4 bytes, plus action, reward and flags.
+//! assert_eq!(agent.replay().bytes_per_transition(), 4 + 2 + 4 + 1);
+//! ```
+#![warn(missing_docs)]
+
+pub mod dqn;
+pub mod encode;
+pub mod network;
+pub mod replay;
+
+pub use dqn::{Dqn, DqnConfig, GradClip, NetworkSpec, ReplayConfig, TdLoss};
+
+use rl_agent::{Agent, AgentRegistry, document, parse_config};
+
+/// Adds `dqn` to `registry`.
+pub fn register(registry: &mut AgentRegistry) {
+    registry.register(
+        "dqn",
+        "DQN: replay, target network, Huber loss, ε-greedy; MinAtar's defaults (Mnih et al. 2015; Young & Tian 2019)",
+        document::<DqnConfig>(dqn::DOCS),
+        |config, ctx, seed| {
+            Ok(Box::new(Dqn::new(parse_config(config)?, ctx, seed)?) as Box<dyn Agent>)
+        },
+    );
+}

@@ -1,0 +1,504 @@
+//! Experience replay (Lin 1992; Mnih et al. 2015): a ring buffer of
+//! frames, each stored once, sampled uniformly by a seeded generator.
+//!
+//! # Layout
+//!
+//! The buffer is a ring of `capacity` *slots*. A slot holds one frame and,
+//! if an action was taken from it, that action, its reward and flags:
+//!
+//! ```text
+//! slot      s0     s1     s2     s3(final)  s4     s5 …
+//! frame     o0     o1     o2     o3         o0'    o1'
+//! action    a0     a1     a2     —          a0'    (pending)
+//! flags     F|A    A      A|T|E  —          F|A
+//! ```
+//!
+//! `F` marks an episode's first frame, `A` a slot an action was taken from,
+//! `T` a transition that reached a terminal state and `E` the last
+//! transition of an episode (terminated or truncated). The successor of the
+//! transition in slot `s` is the frame in slot `s + 1`, so `obs` and
+//! `next_obs` are never stored twice. An episode of `L` steps takes `L + 1`
+//! slots: its final observation gets a slot of its own, the *true* final
+//! observation also when a time limit truncated the episode, so that the
+//! target can bootstrap from it.
+//!
+//! With `frame_stack = k` a slot holds only the newest frame; the stack of
+//! slot `s` is the frames `s − k + 1 … s`, with the episode's first frame
+//! repeated in place of frames from before the episode began (the reset
+//! padding of the `frame_stack` wrapper, which the agent checks).
+//!
+//! # Sampling
+//!
+//! Uniform over the transitions whose frames are all still in the buffer:
+//! a slot is drawn uniformly and drawn again if it holds no transition (a
+//! final observation, or the newest slot whose action is not known yet), or
+//! if its stack or its n-step successor reaches past the buffer's ends.
+//! Rejection keeps the distribution uniform over the valid transitions.
+//! Draws are with replacement, as in CleanRL and SB3 (MinAtar's
+//! `random.sample` draws without).
+
+use crate::encode::{ObsCodec, Storage};
+use base64::Engine as _;
+use ndarray::{Array1, ArrayD, IxDyn};
+use rand::RngExt;
+use rl_agent::{Error, Result};
+use rl_env::Observation;
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+
+/// This slot's frame starts an episode.
+const FIRST: u8 = 1;
+/// An action was taken from this slot: it holds a transition whose next
+/// frame is in the following slot.
+const ACTED: u8 = 2;
+/// That transition reached a terminal state: no bootstrapping from it.
+const TERMINATED: u8 = 4;
+/// That transition ended the episode (terminated or truncated): the
+/// following slot holds the final observation and no action.
+const ENDED: u8 = 8;
+
+/// Give up drawing a valid transition after this many rejections per sample.
+const MAX_DRAWS: usize = 1_000;
+
+/// A sampled batch, in buffers reused from one update to the next.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// States `s`, `[N, …input]`.
+    pub obs: ArrayD<f32>,
+    /// Actions taken, `[N]`.
+    pub actions: Vec<usize>,
+    /// n-step returns `Σ_{i<m} γⁱ r_{t+i}`, `[N]`.
+    pub returns: Array1<f32>,
+    /// `γᵐ` where the target bootstraps from `next_obs`, 0 where the
+    /// transition reached a terminal state, `[N]`.
+    pub discounts: Array1<f32>,
+    /// The states to bootstrap from, `s_{t+m}`, `[N, …input]`.
+    pub next_obs: ArrayD<f32>,
+}
+
+impl Batch {
+    /// Buffers for `n` samples of per-sample network input `input`.
+    pub fn new(n: usize, input: &[usize]) -> Self {
+        let shape: Vec<usize> = std::iter::once(n).chain(input.iter().copied()).collect();
+        Batch {
+            obs: ArrayD::zeros(IxDyn(&shape)),
+            actions: vec![0; n],
+            returns: Array1::zeros(n),
+            discounts: Array1::zeros(n),
+            next_obs: ArrayD::zeros(IxDyn(&shape)),
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Whether the batch holds no sample.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+/// One transition as the loop hands it over, by its parts.
+#[derive(Clone, Copy, Debug)]
+pub struct Step<'a> {
+    /// Observation the action was taken in.
+    pub obs: &'a Observation,
+    /// The action's index.
+    pub action: usize,
+    /// Reward received.
+    pub reward: f64,
+    /// Observation after the step; the true final one if the episode ended.
+    pub next_obs: &'a Observation,
+    /// A terminal state was reached.
+    pub terminated: bool,
+    /// A time limit cut the episode.
+    pub truncated: bool,
+}
+
+/// Where a sampled transition's parts are, as positions from the oldest slot.
+struct Plan {
+    obs: usize,
+    next: usize,
+    ret: f32,
+    discount: f32,
+}
+
+/// The replay buffer.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use rl_dqn::encode::ObsCodec;
+/// use rl_dqn::replay::{Batch, Replay, Step};
+/// use rl_env::{Observation, Space};
+/// let mut replay = Replay::new(ObsCodec::new(&Space::discrete(5), 1).unwrap(), 16);
+/// // One episode 0 → 1 → 2, cut by a time limit: two transitions, three frames.
+/// for s in 0..2 {
+///     replay.push(&Step { obs: &Observation::Discrete(s), action: 1, reward: 1.0,
+///                         next_obs: &Observation::Discrete(s + 1),
+///                         terminated: false, truncated: s == 1 }).unwrap();
+/// }
+/// assert_eq!((replay.len(), replay.pushed()), (3, 2));
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// let mut batch = Batch::new(4, &[5]);
+/// assert!(replay.sample(&mut rng, &mut batch, 1, 0.9));
+/// // Truncation bootstraps: every sample keeps its discount γ.
+/// assert!(batch.discounts.iter().all(|&d| d == 0.9));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Replay {
+    codec: ObsCodec,
+    capacity: usize,
+    frame_bytes: usize,
+    frames: Vec<u8>,
+    actions: Vec<u16>,
+    rewards: Vec<f32>,
+    flags: Vec<u8>,
+    /// Next slot to write.
+    head: usize,
+    /// Slots written, up to `capacity`.
+    len: usize,
+    /// Slot of the newest frame of the episode in progress.
+    current: Option<usize>,
+    /// Transitions pushed since the buffer was created or emptied.
+    pushed: u64,
+}
+
+impl Replay {
+    /// An empty buffer of `capacity ≥ 2` slots for frames of `codec`.
+    pub fn new(codec: ObsCodec, capacity: usize) -> Self {
+        assert!(capacity >= 2, "the config check requires capacity ≥ 2");
+        let frame_bytes = codec.frame_bytes();
+        Replay {
+            codec,
+            capacity,
+            frame_bytes,
+            frames: vec![0; capacity * frame_bytes],
+            actions: vec![0; capacity],
+            rewards: vec![0.0; capacity],
+            flags: vec![0; capacity],
+            head: 0,
+            len: 0,
+            current: None,
+            pushed: 0,
+        }
+    }
+
+    /// Bytes each slot takes: frame, action (`u16`), reward (`f32`) and flags.
+    /// A transition takes one slot; each episode takes one more for its
+    /// final observation.
+    pub fn bytes_per_transition(&self) -> usize {
+        self.frame_bytes + 2 + 4 + 1
+    }
+
+    /// Bytes of the buffer's storage.
+    pub fn memory_bytes(&self) -> usize {
+        self.capacity * self.bytes_per_transition()
+    }
+
+    /// Slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Slots written so far, up to the capacity.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Transitions pushed since the buffer was created (or restored empty).
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// The codec frames are stored with.
+    pub fn codec(&self) -> &ObsCodec {
+        &self.codec
+    }
+
+    /// Stores one transition. Its observation is written only if it begins
+    /// an episode: otherwise it is the previous transition's `next_obs`.
+    pub fn push(&mut self, step: &Step<'_>) -> Result<()> {
+        let action = u16::try_from(step.action)
+            .map_err(|_| Error::Incompatible("the replay stores at most 65,536 actions".into()))?;
+        if self.current.is_none() {
+            self.codec.check_reset_stack(step.obs)?;
+        }
+        self.codec.check_shifted_stack(step.obs, step.next_obs)?;
+        let slot = match self.current {
+            Some(slot) => slot,
+            None => self.write(step.obs, FIRST)?,
+        };
+        let ended = step.terminated || step.truncated;
+        self.actions[slot] = action;
+        self.rewards[slot] = step.reward as f32;
+        self.flags[slot] |=
+            ACTED | if step.terminated { TERMINATED } else { 0 } | if ended { ENDED } else { 0 };
+        let next = self.write(step.next_obs, 0)?;
+        self.current = (!ended).then_some(next);
+        self.pushed += 1;
+        Ok(())
+    }
+
+    /// Writes a frame into the oldest slot and returns the slot.
+    fn write(&mut self, obs: &Observation, flags: u8) -> Result<usize> {
+        let slot = self.head;
+        let bytes = &mut self.frames[slot * self.frame_bytes..(slot + 1) * self.frame_bytes];
+        self.codec.store(obs, bytes)?;
+        self.flags[slot] = flags;
+        self.actions[slot] = 0;
+        self.rewards[slot] = 0.0;
+        self.head = (self.head + 1) % self.capacity;
+        self.len = (self.len + 1).min(self.capacity);
+        Ok(slot)
+    }
+
+    /// The slot at `position` counted from the oldest.
+    fn slot(&self, position: usize) -> usize {
+        let oldest = if self.len < self.capacity {
+            0
+        } else {
+            self.head
+        };
+        (oldest + position) % self.capacity
+    }
+
+    fn flags_at(&self, position: usize) -> u8 {
+        self.flags[self.slot(position)]
+    }
+
+    /// Position of the oldest frame of the stack ending at `position`, or
+    /// `None` if that frame is no longer in the buffer.
+    fn stack_start(&self, position: usize) -> Option<usize> {
+        let mut p = position;
+        for _ in 1..self.codec.stack() {
+            if self.flags_at(p) & FIRST != 0 {
+                return Some(p);
+            }
+            p = p.checked_sub(1)?;
+        }
+        Some(p)
+    }
+
+    /// The transition at `position` with its n-step successor, if all of
+    /// its frames are in the buffer.
+    fn plan(&self, position: usize, n_step: usize, gamma: f32) -> Option<Plan> {
+        if self.flags_at(position) & ACTED == 0 {
+            return None;
+        }
+        self.stack_start(position)?;
+        let (mut ret, mut discount) = (0.0f32, 1.0f32);
+        let mut p = position;
+        for m in 1..=n_step {
+            let flags = self.flags_at(p);
+            // R = Σ_{i<m} γⁱ r_{t+i}
+            ret += discount * self.rewards[self.slot(p)];
+            discount *= gamma;
+            if flags & TERMINATED != 0 {
+                discount = 0.0;
+            }
+            if flags & ENDED != 0 || m == n_step {
+                break;
+            }
+            p += 1;
+            // The next transition is not known yet (its action is pending).
+            if self.flags_at(p) & ACTED == 0 {
+                return None;
+            }
+        }
+        Some(Plan {
+            obs: position,
+            next: p + 1,
+            ret,
+            discount,
+        })
+    }
+
+    /// Fills `batch` with transitions drawn uniformly with `rng`. Returns
+    /// `false`, leaving the batch unspecified, if no valid transition could
+    /// be drawn (an empty buffer, or one whose n-step chains are not
+    /// complete yet).
+    pub fn sample<R: rand::Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        batch: &mut Batch,
+        n_step: usize,
+        gamma: f32,
+    ) -> bool {
+        if self.len < 2 {
+            return false;
+        }
+        let input = self.codec.input_len();
+        for i in 0..batch.len() {
+            let mut draws = 0;
+            let plan = loop {
+                let position = rng.random_range(0..self.len);
+                if let Some(plan) = self.plan(position, n_step, gamma) {
+                    break plan;
+                }
+                draws += 1;
+                if draws == MAX_DRAWS {
+                    return false;
+                }
+            };
+            batch.actions[i] = usize::from(self.actions[self.slot(plan.obs)]);
+            batch.returns[i] = plan.ret;
+            batch.discounts[i] = plan.discount;
+            let obs = batch
+                .obs
+                .as_slice_mut()
+                .expect("batch buffers are contiguous");
+            self.stack_into(plan.obs, &mut obs[i * input..(i + 1) * input]);
+            let next = batch
+                .next_obs
+                .as_slice_mut()
+                .expect("batch buffers are contiguous");
+            self.stack_into(plan.next, &mut next[i * input..(i + 1) * input]);
+        }
+        true
+    }
+
+    /// Decodes the stack ending at `position` (oldest frame first).
+    fn stack_into(&self, position: usize, out: &mut [f32]) {
+        let k = self.codec.stack();
+        let first = self
+            .stack_start(position)
+            .expect("sampled transitions have their whole stack");
+        let len = self.codec.frame_len();
+        for (j, chunk) in out.chunks_exact_mut(len).enumerate() {
+            // Frame j of the stack is k − 1 − j frames before the newest,
+            // and no earlier than the episode's first frame.
+            let p = (position + j + 1).saturating_sub(k).max(first);
+            let slot = self.slot(p);
+            self.codec.load(
+                &self.frames[slot * self.frame_bytes..(slot + 1) * self.frame_bytes],
+                chunk,
+            );
+        }
+    }
+
+    /// The buffer's contents, deflate-compressed, for a checkpoint.
+    pub fn save(&self) -> Result<ReplayState> {
+        let mut raw = Vec::with_capacity(self.memory_bytes());
+        raw.extend_from_slice(&self.frames);
+        raw.extend(self.actions.iter().flat_map(|a| a.to_le_bytes()));
+        raw.extend(self.rewards.iter().flat_map(|r| r.to_le_bytes()));
+        raw.extend_from_slice(&self.flags);
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder
+            .write_all(&raw)
+            .map_err(|e| Error::State(format!("compressing the replay buffer: {e}")))?;
+        let compressed = encoder
+            .finish()
+            .map_err(|e| Error::State(format!("compressing the replay buffer: {e}")))?;
+        Ok(ReplayState {
+            storage: self.codec.storage(),
+            frame_bytes: self.frame_bytes,
+            capacity: self.capacity,
+            head: self.head,
+            len: self.len,
+            current: self.current,
+            pushed: self.pushed,
+            deflate_base64: base64::engine::general_purpose::STANDARD.encode(compressed),
+        })
+    }
+
+    /// Restores what [`Replay::save`] wrote into a buffer of the same shape.
+    pub fn load(&mut self, state: &ReplayState) -> Result<()> {
+        let bad = |m: String| Error::State(format!("replay buffer: {m}"));
+        if state.storage != self.codec.storage()
+            || state.frame_bytes != self.frame_bytes
+            || state.capacity != self.capacity
+        {
+            return Err(bad(format!(
+                "saved with capacity {} and {} bytes per frame ({:?}); this run has {} and {} ({:?})",
+                state.capacity,
+                state.frame_bytes,
+                state.storage,
+                self.capacity,
+                self.frame_bytes,
+                self.codec.storage()
+            )));
+        }
+        if state.head >= self.capacity
+            || state.len > self.capacity
+            || state.current.is_some_and(|c| c >= self.capacity)
+        {
+            return Err(bad("counters out of range".into()));
+        }
+        let compressed = base64::engine::general_purpose::STANDARD
+            .decode(&state.deflate_base64)
+            .map_err(|e| bad(format!("not base64: {e}")))?;
+        let mut raw = Vec::with_capacity(self.memory_bytes());
+        flate2::read::DeflateDecoder::new(compressed.as_slice())
+            .read_to_end(&mut raw)
+            .map_err(|e| bad(format!("not deflate data: {e}")))?;
+        if raw.len() != self.memory_bytes() {
+            return Err(bad(format!(
+                "{} bytes, expected {}",
+                raw.len(),
+                self.memory_bytes()
+            )));
+        }
+        let (frames, rest) = raw.split_at(self.frames.len());
+        let (actions, rest) = rest.split_at(2 * self.capacity);
+        let (rewards, flags) = rest.split_at(4 * self.capacity);
+        self.frames.copy_from_slice(frames);
+        for (a, b) in self.actions.iter_mut().zip(actions.chunks_exact(2)) {
+            *a = u16::from_le_bytes([b[0], b[1]]);
+        }
+        for (r, b) in self.rewards.iter_mut().zip(rewards.chunks_exact(4)) {
+            *r = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        self.flags.copy_from_slice(flags);
+        self.head = state.head;
+        self.len = state.len;
+        self.current = state.current;
+        self.pushed = state.pushed;
+        Ok(())
+    }
+
+    /// The next push starts a new episode, even if the last one did not end
+    /// (the loop abandoned it): its first observation gets a slot of its own.
+    pub fn begin_episode(&mut self) {
+        self.current = None;
+    }
+
+    /// Forgets every transition (a resume from a checkpoint without the buffer).
+    pub fn clear(&mut self) {
+        self.flags.fill(0);
+        self.head = 0;
+        self.len = 0;
+        self.current = None;
+        self.pushed = 0;
+    }
+}
+
+/// A replay buffer in a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplayState {
+    /// How frames are stored.
+    pub storage: Storage,
+    /// Bytes per frame.
+    pub frame_bytes: usize,
+    /// Slots.
+    pub capacity: usize,
+    /// Next slot to write.
+    pub head: usize,
+    /// Slots written.
+    pub len: usize,
+    /// Slot of the newest frame of the episode in progress.
+    pub current: Option<usize>,
+    /// Transitions pushed since the buffer was created.
+    pub pushed: u64,
+    /// Frames, actions (`u16`), rewards (`f32`) and flags, little-endian,
+    /// concatenated, deflated and base64-encoded.
+    pub deflate_base64: String,
+}

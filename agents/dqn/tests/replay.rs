@@ -1,0 +1,244 @@
+//! The replay buffer's property: every sampled transition pairs its
+//! observation with its true successor (n steps on, or the true final
+//! observation), with the right action, return and discount, across
+//! wrap-around, episode boundaries (terminated, truncated, abandoned) and
+//! frame stacking, for bit-packed and `f32` frames.
+
+use ndarray::ArrayD;
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rl_dqn::encode::ObsCodec;
+use rl_dqn::replay::{Batch, Replay, Step};
+use rl_env::{DType, Observation, Space};
+use std::collections::HashMap;
+
+const BITS: usize = 12;
+const GAMMA: f32 = 0.9;
+
+#[derive(Clone, Copy, Debug)]
+enum End {
+    Terminated,
+    Truncated,
+    /// The loop stopped the episode without an end (a budget, a resume).
+    Abandoned,
+}
+
+/// A frame that encodes its id: 12 bits as 0/1 bytes, or `[id, −id]` as floats.
+fn frame_values(id: u32, bits: bool) -> Vec<f64> {
+    if bits {
+        (0..BITS).map(|b| f64::from((id >> b) & 1)).collect()
+    } else {
+        vec![f64::from(id), -f64::from(id)]
+    }
+}
+
+fn frame_len(bits: bool) -> usize {
+    if bits { BITS } else { 2 }
+}
+
+fn space(bits: bool, stack: usize) -> Space {
+    let len = frame_len(bits);
+    let shape: Vec<usize> = if stack > 1 {
+        vec![stack, len]
+    } else {
+        vec![len]
+    };
+    if bits {
+        Space::uniform_box(0.0, 1.0, &shape, DType::U8)
+    } else {
+        Space::uniform_box(f64::NEG_INFINITY, f64::INFINITY, &shape, DType::F32)
+    }
+}
+
+/// The stacked observation at step `t` of an episode whose frames are `ids`,
+/// padded with the first frame as the frame_stack wrapper does.
+fn observation(ids: &[u32], t: usize, stack: usize, bits: bool) -> Observation {
+    let mut values = Vec::new();
+    for j in 0..stack {
+        let i = (t + j + 1).saturating_sub(stack);
+        values.extend(frame_values(ids[i], bits));
+    }
+    let shape: Vec<usize> = if stack > 1 {
+        vec![stack, frame_len(bits)]
+    } else {
+        vec![frame_len(bits)]
+    };
+    if bits {
+        Observation::U8(
+            ArrayD::from_shape_vec(shape, values.iter().map(|&v| v as u8).collect()).unwrap(),
+        )
+    } else {
+        Observation::F32(
+            ArrayD::from_shape_vec(shape, values.iter().map(|&v| v as f32).collect()).unwrap(),
+        )
+    }
+}
+
+/// Decodes a frame id from network input.
+fn frame_id(values: &[f32], bits: bool) -> u32 {
+    if bits {
+        values
+            .iter()
+            .enumerate()
+            .map(|(b, &v)| (v as u32) << b)
+            .sum()
+    } else {
+        values[0] as u32
+    }
+}
+
+struct Episode {
+    ids: Vec<u32>,
+    end: End,
+}
+
+fn check_batch(
+    batch: &Batch,
+    episodes: &[Episode],
+    by_frame: &HashMap<u32, (usize, usize)>,
+    stack: usize,
+    bits: bool,
+    n_step: usize,
+) {
+    let len = frame_len(bits);
+    let input = stack * len;
+    let obs = batch.obs.as_slice().unwrap();
+    let next = batch.next_obs.as_slice().unwrap();
+    for i in 0..batch.len() {
+        let o = &obs[i * input..(i + 1) * input];
+        let newest = frame_id(&o[(stack - 1) * len..], bits);
+        let (e, t) = by_frame[&newest];
+        let ep = &episodes[e];
+        let steps = ep.ids.len() - 1;
+        assert!(
+            t < steps,
+            "frame {newest} is a final observation, not a transition"
+        );
+        // The whole stack is the episode's, reset-padded.
+        for j in 0..stack {
+            let want = ep.ids[(t + j + 1).saturating_sub(stack)];
+            assert_eq!(
+                frame_id(&o[j * len..(j + 1) * len], bits),
+                want,
+                "obs frame {j}"
+            );
+        }
+        assert_eq!(batch.actions[i], (ep.ids[t] % 3) as usize);
+        // n-step successor: m = min(n, steps left) steps on.
+        let m = n_step.min(steps - t);
+        let terminal = matches!(ep.end, End::Terminated) && t + m == steps;
+        let mut ret = 0.0f32;
+        let mut discount = 1.0f32;
+        for k in 0..m {
+            ret += discount * ep.ids[t + k] as f32;
+            discount *= GAMMA;
+        }
+        if terminal {
+            discount = 0.0;
+        }
+        assert!(
+            (batch.returns[i] - ret).abs() <= 1e-3 * ret.abs().max(1.0),
+            "return {} vs {ret}",
+            batch.returns[i]
+        );
+        assert_eq!(batch.discounts[i], discount, "discount");
+        let x = &next[i * input..(i + 1) * input];
+        for j in 0..stack {
+            let want = ep.ids[(t + m + j + 1).saturating_sub(stack)];
+            assert_eq!(
+                frame_id(&x[j * len..(j + 1) * len], bits),
+                want,
+                "next frame {j}"
+            );
+        }
+    }
+}
+
+/// Plays `plan` (steps, end kind) into a buffer, sampling after every
+/// episode; returns how many batches were drawn.
+fn run(
+    capacity: usize,
+    stack: usize,
+    n_step: usize,
+    bits: bool,
+    plan: &[(usize, u8)],
+    seed: u64,
+) -> usize {
+    let codec = ObsCodec::new(&space(bits, stack), stack).unwrap();
+    let mut replay = Replay::new(codec, capacity);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut batch = Batch::new(16, &[stack * frame_len(bits)]);
+    let mut episodes = Vec::new();
+    let mut by_frame = HashMap::new();
+    let mut next_id = 1u32;
+    let mut sampled = 0;
+    for &(steps, end) in plan {
+        let end = match end % 3 {
+            0 => End::Terminated,
+            1 => End::Truncated,
+            _ => End::Abandoned,
+        };
+        let ids: Vec<u32> = (0..=steps as u32).map(|k| next_id + k).collect();
+        next_id += steps as u32 + 1;
+        for (t, &id) in ids.iter().enumerate() {
+            by_frame.insert(id, (episodes.len(), t));
+        }
+        replay.begin_episode();
+        for t in 0..steps {
+            let last = t + 1 == steps;
+            replay
+                .push(&Step {
+                    obs: &observation(&ids, t, stack, bits),
+                    action: (ids[t] % 3) as usize,
+                    reward: f64::from(ids[t]),
+                    next_obs: &observation(&ids, t + 1, stack, bits),
+                    terminated: last && matches!(end, End::Terminated),
+                    truncated: last && matches!(end, End::Truncated),
+                })
+                .unwrap();
+        }
+        // An abandoned episode's last frame stays a pending slot: chains
+        // that would need the step after it are never sampled, so every
+        // sampled chain of it has m = n.
+        episodes.push(Episode { ids, end });
+        if replay.sample(&mut rng, &mut batch, n_step, GAMMA) {
+            sampled += 1;
+            check_batch(&batch, &episodes, &by_frame, stack, bits, n_step);
+        }
+    }
+    sampled
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
+
+    #[test]
+    fn samples_pair_each_observation_with_its_true_successor(
+        capacity in 6usize..48,
+        stack in 1usize..4,
+        n_step in 1usize..4,
+        bits in any::<bool>(),
+        plan in prop::collection::vec((1usize..10, 0u8..3), 1..30),
+        seed in any::<u64>(),
+    ) {
+        run(capacity, stack, n_step, bits, &plan, seed);
+    }
+}
+
+#[test]
+fn wrap_around_with_long_episodes_and_stacks() {
+    // Fixed cases that surely wrap several times.
+    for (capacity, stack, n_step, bits) in [(7, 3, 1, true), (9, 4, 3, false), (50, 2, 2, true)] {
+        let plan: Vec<(usize, u8)> = (0..40).map(|i| (1 + (i * 7) % 11, (i % 3) as u8)).collect();
+        assert!(run(capacity, stack, n_step, bits, &plan, 3) > 30);
+    }
+}
+
+#[test]
+fn minatar_breakout_frames_take_57_bytes() {
+    let codec = ObsCodec::new(&Space::uniform_box(0.0, 1.0, &[4, 10, 10], DType::U8), 1).unwrap();
+    let replay = Replay::new(codec, 1_000_000);
+    // 400 cells as bits (50 bytes), action u16, reward f32, flags u8.
+    assert_eq!(replay.bytes_per_transition(), 57);
+    assert!(replay.memory_bytes() <= 80_000_000);
+}

@@ -1,0 +1,102 @@
+"""Learning curves and the summary table of DQN runs on MinAtar, from their
+run folders (`metrics.jsonl`, `spec.json`), against the paper's DQN curves.
+
+    benches/peers/.venv/bin/pip install matplotlib
+    benches/peers/.venv/bin/python benches/learning_curves.py runs/breakout runs/asterix ... \
+        --out docs/results
+
+For each run: the return of every training episode (the true game score:
+`episode_statistics` sits inside `clip_reward`), its 100-episode running
+mean against env steps, and the periodic greedy evaluations
+(`eval/mean_return`) if any. Writes `<env>.png` per run and `summary.md`:
+the final 100-episode mean return, the paper's DQN value at 5M frames as
+read off its curves (Young & Tian 2019, Figure 2), and whether the run
+reaches 75% of it.
+"""
+import argparse
+import json
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# The paper's DQN curves at 5M frames, read off Young & Tian (2019), Figure 2.
+PAPER = {
+    "minatar/breakout": 10.0,
+    "minatar/asterix": 17.0,
+    "minatar/freeway": 50.0,
+    "minatar/seaquest": 20.0,
+    "minatar/space_invaders": 43.0,
+}
+
+
+def read(folder):
+    spec = json.loads((folder / "spec.json").read_text())
+    steps, returns, evals = [], [], []
+    with open(folder / "metrics.jsonl") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["kind"] == "episode":
+                steps.append(r["step"])
+                returns.append(r["return"])
+            elif r.get("name") == "eval/mean_return":
+                evals.append((r["step"], r["value"]))
+    return spec, steps, returns, evals
+
+
+def running_mean(values, window=100):
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs", nargs="+", type=pathlib.Path)
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("docs/results"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for folder in args.runs:
+        spec, steps, returns, evals = read(folder)
+        env = spec["env"]["id"]
+        mean = running_mean(returns)
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(steps, returns, color="0.8", linewidth=0.5, label="episode return")
+        ax.plot(steps, mean, color="C0", label="mean of last 100 episodes")
+        if evals:
+            ax.plot(*zip(*evals), "o-", color="C1", markersize=3, label="greedy evaluation")
+        if env in PAPER:
+            ax.axhline(PAPER[env], color="C3", linestyle="--", linewidth=1, label="paper's DQN at 5M")
+            ax.axhline(0.75 * PAPER[env], color="C3", linestyle=":", linewidth=1, label="75% of it")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("return")
+        ax.set_title(f"DQN on {env}, seed {spec.get('seed', 0)}")
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+        name = env.replace("/", "-") + ".png"
+        fig.savefig(args.out / name, dpi=120)
+        plt.close(fig)
+        final = mean[-1] if mean else float("nan")
+        paper = PAPER.get(env)
+        reached = "yes" if paper is not None and final >= 0.75 * paper else ("no" if paper else "–")
+        rows.append((env, steps[-1] if steps else 0, final, paper, reached, name))
+    lines = [
+        "| env | env steps | final 100-episode mean return | paper's DQN at 5M | ≥ 75% of it | curve |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for env, last, final, paper, reached, name in rows:
+        paper_text = f"{paper:g}" if paper is not None else "–"
+        lines.append(f"| {env} | {last:,} | {final:.2f} | {paper_text} | {reached} | [{name}]({name}) |")
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
