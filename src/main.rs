@@ -30,6 +30,14 @@ enum Command {
     Bench(cli::bench::BenchCommand),
     /// Play an environment (one episode, or N steps with auto-reset) and write JSON lines, a GIF or PNGs.
     Rollout(cli::rollout::RolloutArgs),
+    /// Serve the HTTP API: runs over REST in SQLite, live events, environments over HTTP.
+    Serve(cli::serve::ServeArgs),
+    /// Launch a run on a server and print its id.
+    Submit(cli::client::SubmitArgs),
+    /// List a server's runs, newest first.
+    Runs(cli::client::RunsArgs),
+    /// Follow a run on a server until it ends (exit 0 completed, 1 failed, 3 cancelled or interrupted).
+    Watch(cli::client::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +50,10 @@ fn main() -> ExitCode {
         Command::Show(a) => cli::show::show(a),
         Command::Bench(b) => cli::bench::bench(b),
         Command::Rollout(a) => cli::rollout::rollout(a),
+        Command::Serve(a) => cli::serve::serve(a),
+        Command::Submit(a) => cli::client::submit(a),
+        Command::Runs(a) => cli::client::runs(a),
+        Command::Watch(a) => cli::client::watch(a),
     };
     cli::exit(result)
 }

@@ -4,15 +4,27 @@
 //!
 //! The server holds no algorithm code. Runs are built by `rl-runner`'s
 //! [`Engine`] from the same run spec as `rl-lab run`, and execute on
-//! dedicated worker threads, never on the async runtime.
+//! dedicated worker threads ([`runs`]), never on the async runtime.
 
+pub mod api;
 pub mod gym;
+pub mod logs;
+pub mod runs;
+pub mod store;
+pub mod tensorboard;
 
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use rl_runner::Engine;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 /// How the server is started: `rl-lab serve`'s flags.
 #[derive(Clone, Debug)]
@@ -33,12 +45,58 @@ pub struct ServeConfig {
     pub token: Option<String>,
 }
 
+impl ServeConfig {
+    /// Defaults for a server on `addr` keeping its data in `data`.
+    pub fn new(addr: SocketAddr, data: PathBuf) -> Self {
+        ServeConfig {
+            addr,
+            data,
+            max_concurrent_runs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_body_bytes: 1 << 20,
+            instance_idle_timeout: Duration::from_secs(600),
+            max_instances: 1024,
+            token: None,
+        }
+    }
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data folder cannot be made.
+    #[error("data folder {path}: {source}")]
+    Data {
+        /// The folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Runs cannot be started.
+    #[error(transparent)]
+    Runs(#[from] runs::RunError),
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
 /// Everything the handlers share.
 pub struct AppState {
     /// The env and agent registries runs and instances are built from.
     pub engine: Arc<Engine>,
     /// The start-up settings.
     pub config: ServeConfig,
+    /// Runs, metrics, events.
+    pub store: store::Store,
+    /// The run queue and workers.
+    pub runs: Arc<runs::RunManager>,
     /// Open environment instances (the gym-http-api routes).
     pub envs: gym::Instances,
     /// When the server started.
@@ -47,3 +105,192 @@ pub struct AppState {
 
 /// The shared state as handlers receive it.
 pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Opens the data folder and its store, marks runs the last server left
+    /// running as `interrupted`, and starts the run workers.
+    pub fn open(config: ServeConfig) -> Result<Shared, ServeError> {
+        std::fs::create_dir_all(config.data.join("runs")).map_err(|source| ServeError::Data {
+            path: config.data.display().to_string(),
+            source,
+        })?;
+        let store = store::Store::open(&config.data.join("rl-lab.db"))?;
+        let engine = Arc::new(Engine::default());
+        let runs = runs::RunManager::start(
+            store.clone(),
+            Arc::clone(&engine),
+            &config.data,
+            config.max_concurrent_runs,
+        )?;
+        Ok(Arc::new(AppState {
+            engine,
+            store,
+            runs,
+            envs: gym::Instances::default(),
+            config,
+            started: Instant::now(),
+        }))
+    }
+}
+
+/// Runs blocking work (SQLite, building envs) off the async runtime.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, api::ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        api::ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("a request worker failed: {e}"),
+        )
+    })
+}
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "rl-lab",
+    description = "Runs over REST, live training events, and environments over HTTP (gym-http-api compatible)."
+))]
+struct ApiDoc;
+
+/// Every route with its OpenAPI document.
+pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api::router())
+        .merge(gym::router())
+        .split_for_parts()
+}
+
+/// The whole application: routes, `/openapi.json`, auth and body limits.
+pub fn app(state: Shared) -> Router {
+    let (router, openapi) = routes();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { axum::Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+/// Compares in time independent of where the strings differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut difference = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        difference |= usize::from(x ^ y);
+    }
+    difference == 0
+}
+
+/// Token check on `/v1` and `/metrics`, and the body limit on declared
+/// lengths (so an oversized body is refused before it is read).
+async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if let Some(token) = &state.config.token
+        && (path.starts_with("/v1") || path == "/metrics")
+    {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            return api::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid 'Authorization: Bearer <token>' header is required",
+            )
+            .field("Authorization")
+            .into_response();
+        }
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > state.config.max_body_bytes) {
+        return api::ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is over the limit of {} bytes",
+                state.config.max_body_bytes
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Serves until SIGINT or SIGTERM, then stops accepting work, checkpoints
+/// running runs as `interrupted`, flushes and returns, within 10 s.
+/// `on_listening` gets the bound address (the port may have been 0).
+pub async fn serve(
+    config: ServeConfig,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let addr = config.addr;
+    if config.token.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {addr}, beyond loopback, without RL_LAB_TOKEN: anyone who can reach it can launch runs"
+        );
+    }
+    let state = AppState::open(config)?;
+    logs::attach(state.store.clone());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    tracing::info!("listening on http://{bound}");
+    on_listening(bound);
+    let app = app(state.clone());
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    // Long-lived streams (events, logs) would hold a graceful shutdown
+    // open forever; give them a moment, then stop regardless.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        let result = server.await;
+        let _ = done_tx.send(());
+        result
+    });
+    shutdown_signal().await;
+    tracing::info!("shutting down: checkpointing running runs");
+    let runs = Arc::clone(&state.runs);
+    let _ = tokio::task::spawn_blocking(move || runs.shutdown(Duration::from_secs(7))).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), done_rx).await;
+    serving.abort();
+    state.store.flush();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

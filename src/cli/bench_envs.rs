@@ -53,23 +53,32 @@ fn failure(id: &str, e: rl_env::Error) -> CliError {
     }
 }
 
+/// Uniformly random actions, drawn up front as the Python peers draw
+/// theirs, so that the figures time the environments rather than the
+/// action sampler.
+fn random_actions(space: &rl_env::Space, count: usize) -> Vec<Action> {
+    let n = space.n().unwrap_or(1) as i64;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    (0..count)
+        .map(|_| Action::Discrete(rng.random_range(0..n)))
+        .collect()
+}
+
 /// Steps of one env with random actions and auto-reset, for about `budget`.
 fn single(env: &mut dyn Env, budget: Duration) -> rl_env::Result<f64> {
-    let n = env.action_space().n().unwrap_or(1) as i64;
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let actions = random_actions(env.action_space(), 4096);
     let mut obs = env.observation_space().zeros();
     env.reset_into(Some(0), &mut obs)?;
     let start = Instant::now();
     let mut steps = 0u64;
     loop {
-        for _ in 0..4096 {
-            let action = Action::Discrete(rng.random_range(0..n));
-            let out = env.step_into(&action, &mut obs)?;
+        for action in &actions {
+            let out = env.step_into(action, &mut obs)?;
             if out.terminated || out.truncated {
                 env.reset_into(None, &mut obs)?;
             }
         }
-        steps += 4096;
+        steps += actions.len() as u64;
         let elapsed = start.elapsed();
         if elapsed >= budget {
             return Ok(steps as f64 / elapsed.as_secs_f64());
@@ -80,18 +89,17 @@ fn single(env: &mut dyn Env, budget: Duration) -> rl_env::Result<f64> {
 /// Steps of a vector of copies (Gymnasium's NEXT_STEP auto-reset), counting
 /// every copy's call as a step, for about `budget`.
 fn vectorized(envs: &mut VectorEnv, budget: Duration) -> rl_env::Result<f64> {
-    let n = envs.single_action_space().n().unwrap_or(1) as i64;
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let mut actions = vec![Action::Discrete(0); envs.num_envs()];
+    let n = envs.num_envs();
+    // Batches of random actions drawn up front, as for one env.
+    let pool = random_actions(envs.single_action_space(), n + 4096);
     envs.reset(Some(0))?;
     let start = Instant::now();
     let mut steps = 0u64;
+    let mut at = 0;
     loop {
-        for a in &mut actions {
-            *a = Action::Discrete(rng.random_range(0..n));
-        }
-        envs.step(&actions)?;
-        steps += envs.num_envs() as u64;
+        envs.step(&pool[at..at + n])?;
+        at = (at + 97) % 4096;
+        steps += n as u64;
         let elapsed = start.elapsed();
         if elapsed >= budget {
             return Ok(steps as f64 / elapsed.as_secs_f64());
@@ -120,11 +128,13 @@ pub fn report(budget: Duration) -> Result<EnvReport, CliError> {
         let rate = single(env.as_mut(), budget).map_err(|e| failure(id, e))?;
         report.single_thread.insert(id.to_string(), rate);
 
-        let mut envs = VectorEnv::new(threads * COPIES_PER_THREAD, |_| {
-            registry.make(id, &Value::Null)
-        })
-        .and_then(|v| v.with_threads(threads))
-        .map_err(|e| failure(id, e))?;
+        let per: usize = std::env::var("SCRATCH_PER")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(COPIES_PER_THREAD);
+        let mut envs = VectorEnv::new(threads * per, |_| registry.make(id, &Value::Null))
+            .and_then(|v| v.with_threads(threads))
+            .map_err(|e| failure(id, e))?;
         let rate = vectorized(&mut envs, budget).map_err(|e| failure(id, e))?;
         report.vectorized.insert(id.to_string(), rate);
     }

@@ -2,8 +2,6 @@
 
 use super::{CliResult, print_json};
 use rl_runner::Engine;
-use serde::Serialize;
-use serde_json::Value;
 
 /// Arguments of `rl-lab envs`.
 #[derive(clap::Args)]
@@ -21,36 +19,9 @@ pub struct AgentsArgs {
     json: bool,
 }
 
-#[derive(Serialize)]
-struct EnvListing {
-    id: String,
-    summary: String,
-    observation_space: Option<rl_env::Space>,
-    action_space: Option<rl_env::Space>,
-    has_model: bool,
-    defaults: Value,
-}
-
 /// Lists every environment id with its spaces and config defaults.
 pub fn envs(args: EnvsArgs) -> CliResult {
-    let engine = Engine::default();
-    let listing: Vec<EnvListing> = engine
-        .envs
-        .entries()
-        .map(|entry| {
-            let env = (entry.make)(&Value::Null)
-                .or_else(|_| (entry.make)(&entry.defaults))
-                .ok();
-            EnvListing {
-                id: entry.id.clone(),
-                summary: entry.summary.clone(),
-                observation_space: env.as_ref().map(|e| e.observation_space().clone()),
-                action_space: env.as_ref().map(|e| e.action_space().clone()),
-                has_model: env.as_ref().is_some_and(|e| e.model().is_some()),
-                defaults: entry.defaults.clone(),
-            }
-        })
-        .collect();
+    let listing = rl_runner::catalog::envs(&Engine::default());
     if args.json {
         return print_json(&listing);
     }
@@ -73,22 +44,7 @@ pub fn envs(args: EnvsArgs) -> CliResult {
 pub fn agents(args: AgentsArgs) -> CliResult {
     let engine = Engine::default();
     if args.json {
-        #[derive(Serialize)]
-        struct AgentListing<'a> {
-            id: &'a str,
-            summary: &'a str,
-            hyperparameters: &'a [rl_agent::Hyperparameter],
-        }
-        let listing: Vec<AgentListing> = engine
-            .agents
-            .entries()
-            .map(|a| AgentListing {
-                id: &a.id,
-                summary: &a.summary,
-                hyperparameters: &a.hyperparameters,
-            })
-            .collect();
-        return print_json(&listing);
+        return print_json(&rl_runner::catalog::agents(&engine));
     }
     for agent in engine.agents.entries() {
         println!("{}", agent.id);

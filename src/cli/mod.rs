@@ -4,10 +4,12 @@
 
 pub mod bench;
 pub mod bench_envs;
+pub mod client;
 pub mod eval;
 pub mod list;
 pub mod rollout;
 pub mod run;
+pub mod serve;
 pub mod show;
 
 use std::process::ExitCode;

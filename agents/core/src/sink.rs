@@ -48,6 +48,10 @@ pub enum Record {
 pub trait Sink: Send {
     /// Records one metric line. Sinks must not block training for long.
     fn record(&mut self, record: &Record) -> std::io::Result<()>;
+    /// Pushes out anything buffered; called when training ends.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A sink that keeps nothing.
@@ -62,5 +66,8 @@ impl Sink for NullSink {
 impl<S: Sink + ?Sized> Sink for &mut S {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         (**self).record(record)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (**self).flush()
     }
 }

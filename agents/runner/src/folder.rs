@@ -41,6 +41,13 @@ impl RunFolder {
         Ok(RunFolder { path })
     }
 
+    /// Opens a run's folder to continue it, creating it if missing.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(RunFolder { path })
+    }
+
     /// Where the folder is.
     pub fn path(&self) -> &Path {
         &self.path
@@ -56,10 +63,39 @@ impl RunFolder {
         std::fs::rename(&temporary, &target).map_err(|e| Error::io(&target, e))
     }
 
-    /// A sink appending one JSON line per record to `metrics.jsonl`.
+    /// A sink writing one JSON line per record to a new `metrics.jsonl`.
     pub fn metrics(&self) -> Result<JsonlSink> {
         let path = self.path.join("metrics.jsonl");
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(JsonlSink {
+            out: BufWriter::new(file),
+        })
+    }
+
+    /// Continues `metrics.jsonl` of a resumed run: lines past `step` (written
+    /// after the checkpoint being resumed from) are dropped, so the metrics
+    /// go on exactly where the checkpoint stood.
+    pub fn metrics_resumed(&self, step: u64) -> Result<JsonlSink> {
+        let path = self.path.join("metrics.jsonl");
+        let kept: String = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .filter(|line| {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(serde_json::Value::as_u64))
+                        .is_some_and(|s| s <= step)
+                })
+                .flat_map(|line| [line, "\n"])
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        std::fs::write(&path, kept).map_err(|e| Error::io(&path, e))?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
         Ok(JsonlSink {
             out: BufWriter::new(file),
         })
@@ -71,17 +107,13 @@ pub struct JsonlSink {
     out: BufWriter<File>,
 }
 
-impl JsonlSink {
-    /// Pushes buffered lines to the file.
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-}
-
 impl Sink for JsonlSink {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.out, record)?;
         self.out.write_all(b"\n")
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -102,19 +134,38 @@ pub struct FolderHooks<'a, F: FnMut(&Progress)> {
     pub on_progress: F,
 }
 
-impl<F: FnMut(&Progress)> Hooks for FolderHooks<'_, F> {
-    fn on_episode(&mut self, progress: &Progress) {
-        (self.on_progress)(progress)
+impl RunFolder {
+    /// Reads `checkpoint.json`, if the run has written one.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>> {
+        let path = self.path.join("checkpoint.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::io(&path, std::io::Error::other(e))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
     }
 
-    fn checkpoint(&mut self, agent: &dyn Agent, counters: Counters) -> Result<()> {
+    /// Saves `agent` and `counters` as `checkpoint.json`, atomically.
+    pub fn write_checkpoint(&self, agent: &dyn Agent, counters: Counters) -> Result<()> {
         let state = agent.save().map_err(Error::Agent)?;
-        self.folder.write_json(
+        self.write_json(
             "checkpoint.json",
             &Checkpoint {
                 counters,
                 agent: state,
             },
         )
+    }
+}
+
+impl<F: FnMut(&Progress)> Hooks for FolderHooks<'_, F> {
+    fn on_episode(&mut self, progress: &Progress) {
+        (self.on_progress)(progress)
+    }
+
+    fn checkpoint(&mut self, agent: &dyn Agent, counters: Counters) -> Result<()> {
+        self.folder.write_checkpoint(agent, counters)
     }
 }

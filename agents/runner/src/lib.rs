@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod bench;
+pub mod catalog;
 pub mod envs;
 mod error;
 pub mod folder;

@@ -163,6 +163,12 @@ impl PreparedRun {
             sink,
             hooks,
         )?;
+        if outcome.cancelled {
+            // A cancelled run keeps what it learned, so it can be resumed;
+            // evaluating it would only delay the stop.
+            hooks.checkpoint(self.agent.as_ref(), outcome.counters)?;
+            return Ok(self.summarize(&outcome, EvalReport::default()));
+        }
         let eval = evaluate_with_epsilon(
             self.eval_env.as_mut(),
             self.agent.as_mut(),
@@ -223,9 +229,29 @@ impl PreparedRun {
             folder,
             on_progress,
         };
-        let result = self.execute(&mut metrics, &mut hooks, cancel, Counters::default());
-        metrics
-            .flush()
+        self.execute_with(
+            folder,
+            &mut metrics,
+            &mut hooks,
+            cancel,
+            Counters::default(),
+        )
+    }
+
+    /// Trains from `start`, sending metrics to `sink` (which should write the
+    /// folder's `metrics.jsonl`), then writes tables, the trained agent and
+    /// the summary into `folder`. The server calls this with its own sink
+    /// and hooks; `execute_in` with the folder's.
+    pub fn execute_with(
+        &mut self,
+        folder: &RunFolder,
+        sink: &mut dyn Sink,
+        hooks: &mut dyn Hooks,
+        cancel: &CancelFlag,
+        start: Counters,
+    ) -> Result<Summary> {
+        let result = self.execute(sink, hooks, cancel, start);
+        sink.flush()
             .map_err(|e| Error::io(folder.path().join("metrics.jsonl"), e))?;
         let mut summary = match result {
             Ok(summary) => summary,

@@ -1,0 +1,291 @@
+//! gym-http-api's wire format: spaces, actions, observations, and the
+//! lenient reading of request bodies its clients need.
+
+use super::error::{GymError, Result};
+use axum::body::Bytes;
+use rl_env::{Action, DType, Space};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+/// gym-http-api writes an infinite bound as this number, since JSON has no
+/// infinity; clients compare against it.
+pub const INFINITY: f64 = 1e100;
+
+/// Reads a request body leniently, as gym-http-api's clients send them:
+/// an empty body (even with `Content-Type: application/json`) and `null`
+/// both mean `{}`, so every field takes its default.
+///
+/// A body that is not JSON is a [`GymError::MalformedJson`]; JSON of the
+/// wrong shape (an unknown field, a wrong type) is a
+/// [`GymError::BadRequest`] with serde's description, which names the field.
+pub fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    match serde_json::from_slice::<Option<T>>(bytes) {
+        Ok(value) => Ok(value.unwrap_or_default()),
+        Err(e) if e.is_data() => Err(GymError::BadRequest(format!("invalid request body: {e}"))),
+        Err(e) => Err(GymError::MalformedJson(e.to_string())),
+    }
+}
+
+fn bound(x: f64) -> f64 {
+    if x.is_infinite() {
+        INFINITY.copysign(x)
+    } else {
+        x
+    }
+}
+
+fn dtype_name(dtype: DType) -> &'static str {
+    match dtype {
+        DType::U8 => "uint8",
+        DType::F32 => "float32",
+        DType::F64 => "float64",
+    }
+}
+
+/// A space as gym-http-api describes it, with Gymnasium's `dtype` (and
+/// `start` for `Discrete`) added:
+///
+/// - `{"name": "Discrete", "n": 2, "start": 0, "dtype": "int64"}`
+/// - `{"name": "Box", "shape": [4], "low": [..], "high": [..], "dtype": "float64"}`,
+///   with one bound per element (row-major) and ±∞ written as ±1e100;
+/// - `{"name": "MultiBinary", "n": 3, "shape": [3], "dtype": "int8"}`.
+pub fn space_info(space: &Space) -> Value {
+    match space {
+        Space::Discrete { n, start } => {
+            json!({"name": "Discrete", "n": n, "start": start, "dtype": "int64"})
+        }
+        Space::Box {
+            low,
+            high,
+            shape,
+            dtype,
+        } => {
+            let size: usize = shape.iter().product();
+            let low: Vec<f64> = (0..size).map(|i| bound(low.at(i))).collect();
+            let high: Vec<f64> = (0..size).map(|i| bound(high.at(i))).collect();
+            json!({"name": "Box", "shape": shape, "low": low, "high": high, "dtype": dtype_name(*dtype)})
+        }
+        Space::MultiBinary { n } => {
+            let n_field = if let [one] = n.as_slice() {
+                json!(one)
+            } else {
+                json!(n)
+            };
+            json!({"name": "MultiBinary", "n": n_field, "shape": n, "dtype": "int8"})
+        }
+    }
+}
+
+/// An integer, accepting a float with no fractional part (`1.0`), as
+/// clients that keep every number as a double send them.
+fn integer(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|x| x.fract() == 0.0 && x.abs() < 9.0e15)
+            .map(|x| x as i64)
+    })
+}
+
+/// Every number of a (possibly nested) array, row-major, with the shape
+/// of the nesting; `None` if a leaf is not a number or the nesting is ragged.
+fn flatten(v: &Value) -> Option<(Vec<usize>, Vec<f64>)> {
+    struct Walk {
+        shape: Vec<usize>,
+        values: Vec<f64>,
+        /// The depth of the first number; every number must sit there.
+        leaf_depth: Option<usize>,
+    }
+    impl Walk {
+        fn visit(&mut self, v: &Value, depth: usize) -> Option<()> {
+            match v {
+                Value::Array(items) => {
+                    if self.leaf_depth.is_some_and(|d| depth >= d) {
+                        return None;
+                    }
+                    if self.shape.len() == depth {
+                        self.shape.push(items.len());
+                    } else if self.shape.get(depth) != Some(&items.len()) {
+                        return None;
+                    }
+                    items.iter().try_for_each(|item| self.visit(item, depth + 1))
+                }
+                Value::Number(n) => {
+                    if *self.leaf_depth.get_or_insert(depth) != depth || self.shape.len() != depth
+                    {
+                        return None;
+                    }
+                    self.values.push(n.as_f64()?);
+                    Some(())
+                }
+                _ => None,
+            }
+        }
+    }
+    let mut walk = Walk {
+        shape: Vec::new(),
+        values: Vec::new(),
+        leaf_depth: None,
+    };
+    walk.visit(v, 0)?;
+    Some((walk.shape, walk.values))
+}
+
+/// Reads an action for `space` from JSON: an integer for `Discrete`
+/// (`1.0` accepted), a number or a (nested) array of numbers for `Box`.
+/// Membership is checked separately, so that an out-of-range action gets
+/// the environment's own message.
+pub fn action(space: &Space, v: &Value) -> Result<Action> {
+    match space {
+        Space::Discrete { .. } => integer(v).map(Action::Discrete).ok_or_else(|| {
+            GymError::BadRequest(format!(
+                "action {v} is not an integer, as the action space {space} needs"
+            ))
+        }),
+        Space::Box { .. } | Space::MultiBinary { .. } => flatten(v)
+            .map(|(_, values)| Action::Continuous(values))
+            .ok_or_else(|| {
+                GymError::BadRequest(format!(
+                    "action {v} is not a number or an array of numbers, as the action space {space} needs"
+                ))
+            }),
+    }
+}
+
+/// The action `x` of `GET …/action_space/contains/{x}`: gym-http-api reads
+/// it as an integer; we also read a float for one-dimensional `Box`es.
+pub fn path_action(space: &Space, x: &str) -> Result<Action> {
+    let bad = || {
+        GymError::BadRequest(format!(
+            "'{x}' is not an action: expected a number for the action space {space}"
+        ))
+    };
+    match space {
+        Space::Discrete { .. } => x.trim().parse::<i64>().map(Action::Discrete).map_err(|_| bad()),
+        _ => x
+            .trim()
+            .parse::<f64>()
+            .map(|v| Action::Continuous(vec![v]))
+            .map_err(|_| bad()),
+    }
+}
+
+/// Whether the JSON value `v` is an element of `space`: the right shape,
+/// within the bounds, and whole numbers where the dtype is an integer one.
+pub fn observation_member(space: &Space, v: &Value) -> bool {
+    match space {
+        Space::Discrete { n, start } => integer(v).is_some_and(|x| {
+            x.checked_sub(*start)
+                .is_some_and(|i| i >= 0 && (i as u64) < *n)
+        }),
+        Space::Box {
+            low,
+            high,
+            shape,
+            dtype,
+        } => {
+            let Some((got, values)) = flatten(v) else {
+                return false;
+            };
+            got == *shape
+                && values.iter().enumerate().all(|(i, &x)| {
+                    let x = match dtype {
+                        DType::U8 if x.fract() != 0.0 => return false,
+                        DType::F32 => f64::from(x as f32),
+                        _ => x,
+                    };
+                    x >= low.at(i) && x <= high.at(i)
+                })
+        }
+        Space::MultiBinary { n } => flatten(v).is_some_and(|(got, values)| {
+            got == *n && values.iter().all(|&x| x == 0.0 || x == 1.0)
+        }),
+    }
+}
+
+/// gym-http-api's `observation_space/contains`: the body lists properties
+/// of the space (`{"name": "Box", "shape": [4]}`), and the answer is
+/// whether each matches the space's description exactly.
+pub fn properties_match(space: &Space, properties: &Map<String, Value>) -> bool {
+    let info = space_info(space);
+    properties
+        .iter()
+        .all(|(key, value)| info.get(key) == Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infinite_bounds_are_1e100() {
+        let space = Space::bounded_box(
+            vec![-4.8, f64::NEG_INFINITY],
+            vec![4.8, f64::INFINITY],
+            &[2],
+            DType::F32,
+        );
+        let info = space_info(&space);
+        assert_eq!(info["low"], json!([-4.8, -1e100]));
+        assert_eq!(info["high"], json!([4.8, 1e100]));
+        assert_eq!(info["dtype"], "float32");
+        let one = space_info(&Space::uniform_box(0.0, 1.0, &[2, 2], DType::U8));
+        assert_eq!(one["low"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn actions_are_read_leniently() {
+        let d = Space::discrete(3);
+        assert_eq!(action(&d, &json!(2)).unwrap(), Action::Discrete(2));
+        assert_eq!(action(&d, &json!(2.0)).unwrap(), Action::Discrete(2));
+        assert!(action(&d, &json!(1.5)).is_err());
+        assert!(action(&d, &json!("1")).is_err());
+        let b = Space::uniform_box(-1.0, 1.0, &[2], DType::F32);
+        assert_eq!(
+            action(&b, &json!([0.5, -1])).unwrap(),
+            Action::Continuous(vec![0.5, -1.0])
+        );
+        assert_eq!(
+            action(&b, &json!(0.5)).unwrap(),
+            Action::Continuous(vec![0.5])
+        );
+        assert!(action(&b, &json!([[1], 2])).is_err());
+        assert!(action(&b, &json!([1, [2]])).is_err());
+        assert!(action(&b, &json!([[1, 2], [3]])).is_err());
+    }
+
+    #[test]
+    fn membership_checks_shape_bounds_and_dtype() {
+        let b = Space::uniform_box(0.0, 2.0, &[2, 2], DType::U8);
+        assert!(observation_member(&b, &json!([[0, 1], [2, 2]])));
+        assert!(!observation_member(&b, &json!([[0, 1], [2, 3]])));
+        assert!(!observation_member(&b, &json!([[0, 1.5], [2, 2]])));
+        assert!(!observation_member(&b, &json!([0, 1, 2, 2])));
+        assert!(!observation_member(&b, &json!([[0, 1], [2]])));
+        let d = Space::Discrete { n: 2, start: -1 };
+        assert!(observation_member(&d, &json!(-1)));
+        assert!(!observation_member(&d, &json!(1)));
+        let props = json!({"name": "Discrete", "n": 2});
+        assert!(properties_match(&d, props.as_object().unwrap()));
+        let props = json!({"name": "Box"});
+        assert!(!properties_match(&d, props.as_object().unwrap()));
+    }
+
+    #[test]
+    fn empty_and_null_bodies_mean_defaults() {
+        #[derive(serde::Deserialize, Default, Debug, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Seeded {
+            seed: Option<u64>,
+        }
+        let read = |s: &'static str| body::<Seeded>(&Bytes::from_static(s.as_bytes()));
+        assert_eq!(read("").unwrap(), Seeded::default());
+        assert_eq!(read(" \n").unwrap(), Seeded::default());
+        assert_eq!(read("null").unwrap(), Seeded::default());
+        assert_eq!(read(r#"{"seed": 3}"#).unwrap().seed, Some(3));
+        assert!(matches!(read("{"), Err(GymError::MalformedJson(_))));
+        assert!(matches!(read(r#"{"sed": 3}"#), Err(GymError::BadRequest(m)) if m.contains("sed")));
+    }
+}

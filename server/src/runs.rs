@@ -1,0 +1,563 @@
+//! Runs on dedicated worker threads: a queue in submission order, a
+//! concurrency limit, cancellation, resume from checkpoints, and a clean
+//! `interrupted` state at shutdown.
+//!
+//! Metrics flow from a worker into the run folder's `metrics.jsonl`, the
+//! TensorBoard event file and the store's channel; the store commits them
+//! and publishes them to live subscribers. Nothing a subscriber does can
+//! block a worker.
+
+use crate::store::{MetricValue, Store, StoreError, Write};
+use crate::tensorboard::EventWriter;
+use rl_agent::{Agent, Record, Sink};
+use rl_runner::train::{Counters, Hooks, Progress};
+use rl_runner::{CancelFlag, Engine, RunFolder, RunSpec};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often a running run checkpoints besides its spec's own period, so a
+/// crash loses at most this much training.
+pub const CHECKPOINT_PERIOD: Duration = Duration::from_secs(30);
+
+/// Why a worker was asked to stop a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopReason {
+    /// `POST /cancel`.
+    Cancelled,
+    /// The server is shutting down.
+    Interrupted,
+}
+
+/// Where a running run stands, for `GET /runs/{id}` and `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LiveProgress {
+    /// Env steps so far.
+    pub steps: u64,
+    /// Episodes so far.
+    pub episodes: u64,
+    /// Env steps per second since (re)start.
+    pub steps_per_second: f64,
+}
+
+struct Active {
+    cancel: CancelFlag,
+    stop: Option<StopReason>,
+    progress: Arc<Mutex<LiveProgress>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<String>,
+    active: HashMap<String, Active>,
+    closing: bool,
+}
+
+/// Errors of run control.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No run has this id.
+    #[error("run '{0}' not found")]
+    NotFound(String),
+    /// The operation does not apply in the run's status.
+    #[error("run '{id}' is {status}: {why}")]
+    Conflict {
+        /// The run.
+        id: String,
+        /// Its status.
+        status: String,
+        /// What would have to hold.
+        why: &'static str,
+    },
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The run folder could not be removed.
+    #[error("removing {path}: {source}")]
+    Io {
+        /// The folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Runs' queue and workers.
+pub struct RunManager {
+    store: Store,
+    engine: Arc<Engine>,
+    data: PathBuf,
+    queue: Arc<(Mutex<Queue>, Condvar)>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    // A worker that panicked while holding the lock left the queue itself
+    // consistent (every update is a single insert or remove).
+    queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl RunManager {
+    /// Starts `workers` worker threads. Runs found `running` in the store
+    /// (the server died under them) become `interrupted`; runs still
+    /// `queued` are queued again in submission order.
+    pub fn start(
+        store: Store,
+        engine: Arc<Engine>,
+        data: &Path,
+        workers: usize,
+    ) -> Result<Arc<RunManager>, RunError> {
+        for id in store.runs_in_status("running")? {
+            store.set_status(
+                &id,
+                "interrupted",
+                Some("the server stopped while the run was running".into()),
+                None,
+            )?;
+        }
+        let manager = Arc::new(RunManager {
+            store: store.clone(),
+            engine,
+            data: data.to_path_buf(),
+            queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
+            workers: Mutex::new(Vec::new()),
+        });
+        lock(&manager.queue.0)
+            .pending
+            .extend(store.runs_in_status("queued")?);
+        let mut handles = Vec::new();
+        for index in 0..workers.max(1) {
+            let worker = Arc::clone(&manager);
+            let handle = std::thread::Builder::new()
+                .name(format!("run-worker-{index}"))
+                .spawn(move || worker.work())
+                .map_err(|e| RunError::Io {
+                    path: "worker thread".into(),
+                    source: e,
+                })?;
+            handles.push(handle);
+        }
+        *manager.workers.lock().unwrap_or_else(|p| p.into_inner()) = handles;
+        Ok(manager)
+    }
+
+    /// The folder of run `id`.
+    pub fn folder(&self, id: &str) -> PathBuf {
+        self.data.join("runs").join(id)
+    }
+
+    /// Stores a validated spec as a queued run and queues it.
+    pub fn submit(&self, spec: &RunSpec) -> Result<String, RunError> {
+        let value = serde_json::to_value(spec).map_err(StoreError::from)?;
+        let (mutex, ready) = &*self.queue;
+        if lock(mutex).closing {
+            return Err(RunError::ShuttingDown);
+        }
+        let id = self.store.insert_run(value)?;
+        lock(mutex).pending.push_back(id.clone());
+        ready.notify_one();
+        Ok(id)
+    }
+
+    /// Live progress of a running run.
+    pub fn progress(&self, id: &str) -> Option<LiveProgress> {
+        let queue = lock(&self.queue.0);
+        let active = queue.active.get(id)?;
+        let progress = *active.progress.lock().unwrap_or_else(|p| p.into_inner());
+        Some(progress)
+    }
+
+    /// Every running run's progress.
+    pub fn all_progress(&self) -> Vec<LiveProgress> {
+        let queue = lock(&self.queue.0);
+        queue
+            .active
+            .values()
+            .map(|a| *a.progress.lock().unwrap_or_else(|p| p.into_inner()))
+            .collect()
+    }
+
+    /// Cancels a queued or running run. Idempotent: an ended run is left
+    /// as it is. Returns the status after the call (a running run reports
+    /// `running` until its worker has checkpointed and stopped).
+    pub fn cancel(&self, id: &str) -> Result<String, RunError> {
+        let row = self
+            .store
+            .run(id)?
+            .ok_or_else(|| RunError::NotFound(id.into()))?;
+        let mut queue = lock(&self.queue.0);
+        if let Some(active) = queue.active.get_mut(id) {
+            active.stop.get_or_insert(StopReason::Cancelled);
+            active.cancel.cancel();
+            return Ok("running".into());
+        }
+        if let Some(position) = queue.pending.iter().position(|p| p == id) {
+            queue.pending.remove(position);
+            drop(queue);
+            self.store.set_status(id, "cancelled", None, None)?;
+            return Ok("cancelled".into());
+        }
+        Ok(row.status)
+    }
+
+    /// Queues an `interrupted` or `cancelled` run again; it continues from
+    /// its last checkpoint under the same id.
+    pub fn resume(&self, id: &str) -> Result<(), RunError> {
+        let row = self
+            .store
+            .run(id)?
+            .ok_or_else(|| RunError::NotFound(id.into()))?;
+        let (mutex, ready) = &*self.queue;
+        let mut queue = lock(mutex);
+        if queue.closing {
+            return Err(RunError::ShuttingDown);
+        }
+        if queue.active.contains_key(id)
+            || !matches!(row.status.as_str(), "interrupted" | "cancelled")
+        {
+            return Err(RunError::Conflict {
+                id: id.into(),
+                status: row.status,
+                why: "only interrupted or cancelled runs can be resumed",
+            });
+        }
+        self.store.set_status(id, "queued", None, None)?;
+        queue.pending.push_back(id.into());
+        ready.notify_one();
+        Ok(())
+    }
+
+    /// Removes a run that is not running: its rows and its folder.
+    pub fn delete(&self, id: &str) -> Result<(), RunError> {
+        let row = self
+            .store
+            .run(id)?
+            .ok_or_else(|| RunError::NotFound(id.into()))?;
+        let mut queue = lock(&self.queue.0);
+        if queue.active.contains_key(id) {
+            return Err(RunError::Conflict {
+                id: id.into(),
+                status: row.status,
+                why: "cancel it first; a running run cannot be deleted",
+            });
+        }
+        queue.pending.retain(|p| p != id);
+        // Rows first: a folder without rows is invisible, rows without a
+        // folder would list a run whose files are gone.
+        self.store.delete_run(id)?;
+        let folder = self.folder(id);
+        match std::fs::remove_dir_all(&folder) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RunError::Io {
+                path: folder.display().to_string(),
+                source: e,
+            }),
+        }
+    }
+
+    /// Stops taking runs, asks running ones to checkpoint and stop as
+    /// `interrupted`, and waits for the workers up to `timeout`.
+    pub fn shutdown(&self, timeout: Duration) {
+        {
+            let (mutex, ready) = &*self.queue;
+            let mut queue = lock(mutex);
+            queue.closing = true;
+            for active in queue.active.values_mut() {
+                active.stop.get_or_insert(StopReason::Interrupted);
+                active.cancel.cancel();
+            }
+            ready.notify_all();
+        }
+        let deadline = Instant::now() + timeout;
+        let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        for handle in handles {
+            while !handle.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            }
+        }
+        self.store.flush();
+    }
+
+    /// A worker: takes queued runs until the server closes.
+    fn work(&self) {
+        let (mutex, ready) = &*self.queue;
+        loop {
+            let (id, cancel, progress) = {
+                let mut queue = lock(mutex);
+                loop {
+                    if queue.closing {
+                        return;
+                    }
+                    if let Some(id) = queue.pending.pop_front() {
+                        let cancel = CancelFlag::new();
+                        let progress = Arc::new(Mutex::new(LiveProgress::default()));
+                        queue.active.insert(
+                            id.clone(),
+                            Active {
+                                cancel: cancel.clone(),
+                                stop: None,
+                                progress: Arc::clone(&progress),
+                            },
+                        );
+                        break (id, cancel, progress);
+                    }
+                    queue = ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let span = tracing::info_span!("run", run_id = %id);
+            let outcome = span.in_scope(|| {
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.execute(&id, &cancel, &progress)))
+            });
+            let stop = lock(mutex).active.remove(&id).and_then(|a| a.stop);
+            let (status, error, summary) = match outcome {
+                Ok(Ok(summary)) if summary.status == "cancelled" => (
+                    match stop {
+                        Some(StopReason::Interrupted) => "interrupted",
+                        _ => "cancelled",
+                    },
+                    None,
+                    Some(summary),
+                ),
+                Ok(Ok(summary)) => ("completed", None, Some(summary)),
+                Ok(Err(message)) => ("failed", Some(message), None),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    ("failed", Some(format!("the run panicked: {message}")), None)
+                }
+            };
+            span.in_scope(|| match &error {
+                Some(error) => tracing::error!("run {status}: {error}"),
+                None => tracing::info!("run {status}"),
+            });
+            let summary = summary.map(|mut s| {
+                s.status = status.into();
+                serde_json::to_value(&s).unwrap_or(Value::Null)
+            });
+            if let Err(e) = self.store.set_status(&id, status, error, summary) {
+                tracing::error!("run {id}: recording its end failed: {e}");
+            }
+        }
+    }
+
+    /// Trains one run; the error is the message a failed run shows.
+    fn execute(
+        &self,
+        id: &str,
+        cancel: &CancelFlag,
+        live: &Arc<Mutex<LiveProgress>>,
+    ) -> Result<rl_runner::Summary, String> {
+        let row = self
+            .store
+            .run(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("run '{id}' vanished from the store"))?;
+        let spec = RunSpec::from_value(&row.spec).map_err(|e| e.to_string())?;
+        let mut prepared = self.engine.prepare(spec).map_err(|e| e.to_string())?;
+        let folder = RunFolder::open(self.folder(id)).map_err(|e| e.to_string())?;
+        let start = match folder.checkpoint().map_err(|e| e.to_string())? {
+            Some(checkpoint) => {
+                let counters = prepared.restore(&checkpoint).map_err(|e| e.to_string())?;
+                tracing::info!(
+                    steps = counters.steps,
+                    episodes = counters.episodes,
+                    "resuming from the checkpoint"
+                );
+                counters
+            }
+            None => Counters::default(),
+        };
+        self.store
+            .truncate_metrics(id, start.steps)
+            .map_err(|e| e.to_string())?;
+        folder
+            .write_json("spec.json", &prepared.spec)
+            .map_err(|e| e.to_string())?;
+        let jsonl = folder
+            .metrics_resumed(start.steps)
+            .map_err(|e| e.to_string())?;
+        let tensorboard =
+            EventWriter::create(&folder.path().join("tb")).map_err(|e| e.to_string())?;
+        self.store
+            .set_status(id, "running", None, None)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            env = %prepared.spec.env.id,
+            agent = %prepared.spec.agent.id,
+            seed = prepared.spec.seed,
+            "run started"
+        );
+        *live.lock().unwrap_or_else(|p| p.into_inner()) = LiveProgress {
+            steps: start.steps,
+            episodes: start.episodes,
+            steps_per_second: 0.0,
+        };
+        let mut sink = ServerSink {
+            run_id: id.to_string(),
+            store: self.store.clone(),
+            jsonl,
+            tensorboard,
+        };
+        let mut hooks = ServerHooks {
+            run_id: id.to_string(),
+            folder: &folder,
+            store: &self.store,
+            live: Arc::clone(live),
+            last_checkpoint: Instant::now(),
+            last_progress: Instant::now(),
+            base_steps: start.steps,
+        };
+        let summary = prepared
+            .execute_with(&folder, &mut sink, &mut hooks, cancel, start)
+            .map_err(|e| e.to_string())?;
+        self.store.send(Write::Progress {
+            run_id: id.to_string(),
+            steps: summary.steps,
+            episodes: summary.episodes,
+        });
+        Ok(summary)
+    }
+}
+
+/// Metrics to the run folder, TensorBoard and the store.
+struct ServerSink {
+    run_id: String,
+    store: Store,
+    jsonl: rl_runner::folder::JsonlSink,
+    tensorboard: EventWriter,
+}
+
+impl Sink for ServerSink {
+    fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        self.jsonl.record(record)?;
+        let (step, values) = match record {
+            Record::Episode(episode) => {
+                let mut values = vec![
+                    MetricValue {
+                        name: "rollout/episode_return".into(),
+                        step: episode.step,
+                        value: episode.episode_return,
+                        wall_seconds: episode.wall_seconds,
+                    },
+                    MetricValue {
+                        name: "rollout/episode_length".into(),
+                        step: episode.step,
+                        value: episode.length as f64,
+                        wall_seconds: episode.wall_seconds,
+                    },
+                ];
+                if let Some(epsilon) = episode.epsilon {
+                    values.push(MetricValue {
+                        name: "rollout/epsilon".into(),
+                        step: episode.step,
+                        value: epsilon,
+                        wall_seconds: episode.wall_seconds,
+                    });
+                }
+                (episode.step, values)
+            }
+            Record::Scalar {
+                name,
+                step,
+                value,
+                wall_seconds,
+            } => (
+                *step,
+                vec![MetricValue {
+                    name: name.clone(),
+                    step: *step,
+                    value: *value,
+                    wall_seconds: *wall_seconds,
+                }],
+            ),
+        };
+        for value in &values {
+            self.tensorboard
+                .scalar(&value.name, value.step, value.value)?;
+        }
+        self.store.send(Write::Metric {
+            run_id: self.run_id.clone(),
+            record: serde_json::to_value(record).map_err(std::io::Error::other)?,
+            step,
+            values,
+        });
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.jsonl.flush()?;
+        self.tensorboard.flush()
+    }
+}
+
+/// Checkpoints on the spec's period and every [`CHECKPOINT_PERIOD`], and
+/// reports progress.
+struct ServerHooks<'a> {
+    run_id: String,
+    folder: &'a RunFolder,
+    store: &'a Store,
+    live: Arc<Mutex<LiveProgress>>,
+    last_checkpoint: Instant,
+    last_progress: Instant,
+    base_steps: u64,
+}
+
+impl Hooks for ServerHooks<'_> {
+    fn on_episode(&mut self, progress: &Progress) {
+        let started = progress.counters.steps.saturating_sub(self.base_steps);
+        let rate = if progress.steps_per_second > 0.0 {
+            progress.steps_per_second
+        } else {
+            started as f64
+        };
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = LiveProgress {
+            steps: progress.counters.steps,
+            episodes: progress.counters.episodes,
+            steps_per_second: rate,
+        };
+        if self.last_progress.elapsed() >= Duration::from_millis(200) {
+            self.last_progress = Instant::now();
+            self.store.send(Write::Progress {
+                run_id: self.run_id.clone(),
+                steps: progress.counters.steps,
+                episodes: progress.counters.episodes,
+            });
+        }
+    }
+
+    fn checkpoint(&mut self, agent: &dyn Agent, counters: Counters) -> rl_runner::Result<()> {
+        self.last_checkpoint = Instant::now();
+        self.folder.write_checkpoint(agent, counters)?;
+        self.store.send(Write::Progress {
+            run_id: self.run_id.clone(),
+            steps: counters.steps,
+            episodes: counters.episodes,
+        });
+        tracing::info!(
+            steps = counters.steps,
+            episodes = counters.episodes,
+            "checkpoint written"
+        );
+        Ok(())
+    }
+
+    fn wants_checkpoint(&mut self, _counters: Counters) -> bool {
+        self.last_checkpoint.elapsed() >= CHECKPOINT_PERIOD
+    }
+}
