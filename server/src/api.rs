@@ -108,6 +108,9 @@ pub fn router() -> OpenApiRouter<Shared> {
         .routes(routes!(run_metrics))
         .routes(routes!(run_events))
         .routes(routes!(run_logs))
+        .routes(routes!(list_artifacts))
+        .routes(routes!(get_artifact))
+        .routes(routes!(evaluate_run))
         .routes(routes!(catalog_envs))
         .routes(routes!(catalog_agents))
         .routes(routes!(agent_schema))
@@ -638,6 +641,221 @@ async fn run_logs(
         Body::from_stream(lines),
     )
         .into_response())
+}
+
+/// Checks an artefact name and resolves it inside `folder`. Names are
+/// relative paths of plain components: no `..`, no absolute paths, no
+/// backslashes or NULs (percent-encoded forms arrive decoded and are
+/// caught the same way).
+fn artifact_path(folder: &std::path::Path, name: &str) -> ApiResult<std::path::PathBuf> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_artifact_name",
+            format!("'{name}' is not an artefact name"),
+        )
+        .field("name")
+    };
+    if name.is_empty() || name.starts_with('/') || name.contains(['\\', '\0', ':']) {
+        return Err(bad());
+    }
+    let mut path = folder.to_path_buf();
+    for part in name.split('/') {
+        if part.is_empty() || part == "." || part == ".." || part.starts_with('.') {
+            return Err(bad());
+        }
+        path.push(part);
+    }
+    Ok(path)
+}
+
+/// The files of a run folder, as artefact names (`tb/…` for TensorBoard).
+fn artifact_names(folder: &std::path::Path) -> std::io::Result<Vec<(String, u64)>> {
+    let mut names = Vec::new();
+    let mut pending = vec![(folder.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue; // files being written
+            }
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push((entry.path(), format!("{prefix}{name}/")));
+            } else if kind.is_file() {
+                names.push((format!("{prefix}{name}"), entry.metadata()?.len()));
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("json") => "application/json",
+        Some("jsonl") => "application/x-ndjson",
+        Some("gif") => "image/gif",
+        Some("png") => "image/png",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A run's artefacts: spec, metrics, checkpoints, tables, GIFs, TensorBoard files.
+#[utoipa::path(get, path = "/v1/runs/{id}/artifacts", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "`{artifacts: [{name, bytes, content_type}]}`"),
+              (status = 404, description = "Unknown run")))]
+async fn list_artifacts(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    run_exists(&state, &id).await?;
+    let folder = state.runs.folder(&id);
+    let names = blocking(move || artifact_names(&folder))
+        .await?
+        .map_err(ApiError::internal)?;
+    let artifacts: Vec<Value> = names
+        .into_iter()
+        .map(|(name, bytes)| json!({"content_type": content_type(&name), "name": name, "bytes": bytes}))
+        .collect();
+    Ok(Json(json!({"artifacts": artifacts})))
+}
+
+/// One artefact, with its content type.
+#[utoipa::path(get, path = "/v1/runs/{id}/artifacts/{name}", tag = "runs",
+    params(("id" = String, Path, description = "Run id"),
+           ("name" = String, Path, description = "Artefact name, e.g. `metrics.jsonl` or `tb/events.out.tfevents…`")),
+    responses((status = 200, description = "The file"),
+              (status = 400, description = "Not an artefact name"),
+              (status = 404, description = "Unknown run or artefact")))]
+async fn get_artifact(
+    State(state): State<Shared>,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    run_exists(&state, &id).await?;
+    let path = artifact_path(&state.runs.folder(&id), &name)?;
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+            ) =>
+        {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "artifact_not_found",
+                format!("run '{id}' has no artefact '{name}'"),
+            )
+            .field("name"));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    Ok(([(header::CONTENT_TYPE, content_type(&name))], bytes).into_response())
+}
+
+/// `POST /v1/runs/{id}/evaluate` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct EvaluateRequest {
+    /// Episodes to play (1 to 10,000; default the spec's `eval.episodes`).
+    episodes: Option<u64>,
+    /// Seed of the evaluation episodes (default the run seed).
+    seed: Option<u64>,
+    /// Record the first episode as a GIF artefact.
+    #[serde(default)]
+    record: bool,
+}
+
+/// Play the policy of the latest checkpoint; returns returns and lengths,
+/// and with `record` the name of a GIF artefact of the first episode.
+#[utoipa::path(post, path = "/v1/runs/{id}/evaluate", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    request_body = EvaluateRequest,
+    responses((status = 200, description = "`{episodes, returns, lengths, mean_return, mean_length, policy, trained_steps, gif?}`"),
+              (status = 404, description = "Unknown run"),
+              (status = 409, description = "The run has saved no policy yet"),
+              (status = 422, description = "A bad request field")))]
+async fn evaluate_run(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        parse_body(&body)?
+    };
+    let request: EvaluateRequest = rl_env::parse_config(&value).map_err(|e| match e {
+        rl_env::Error::Config { field, message } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message).field(field)
+        }
+        other => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            other.to_string(),
+        ),
+    })?;
+    if request.episodes.is_some_and(|n| !(1..=10_000).contains(&n)) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "episodes must be 1 to 10000",
+        )
+        .field("episodes"));
+    }
+    let row = {
+        let state = state.clone();
+        let id = id.clone();
+        blocking(move || state.store.run(&id)).await??
+    }
+    .ok_or_else(|| ApiError::not_found(&id))?;
+    let spec = RunSpec::from_value(&row.spec).map_err(ApiError::internal)?;
+    let episodes = request.episodes.unwrap_or(spec.eval.episodes.max(1));
+    let seed = request.seed.unwrap_or(spec.seed);
+    let report = blocking(move || {
+        let folder =
+            rl_runner::RunFolder::open(state.runs.folder(&id)).map_err(ApiError::internal)?;
+        if !folder.path().join("agent.json").exists()
+            && !folder.path().join("checkpoint.json").exists()
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_checkpoint",
+                format!("run '{id}' has saved no policy yet (no checkpoint)"),
+            ));
+        }
+        let gif_name = request.record.then(|| {
+            format!(
+                "eval-{}-seed{seed}.gif",
+                (crate::store::now() * 1000.0) as u64
+            )
+        });
+        let gif_path = gif_name.as_ref().map(|n| folder.path().join(n));
+        let report = rl_runner::saved::evaluate_saved(
+            &state.engine,
+            &folder,
+            episodes,
+            seed,
+            gif_path.as_deref(),
+        )
+        .map_err(ApiError::internal)?;
+        let mut value = serde_json::to_value(&report).map_err(ApiError::internal)?;
+        if let Some(name) = gif_name {
+            value["gif"] = json!(name);
+        }
+        Ok(value)
+    })
+    .await??;
+    Ok(Json(report))
 }
 
 /// Every environment: id, spaces, config defaults.

@@ -680,9 +680,7 @@ fn commit(
             replies.extend(failed_reply(write));
             continue;
         }
-        let result = apply(&tx, write, time, &mut events, &mut replies);
-        if let Err((e, reply)) = result {
-            replies.extend(reply);
+        if let Err(e) = apply(&tx, write, time, &mut events, &mut replies) {
             failure = Some(e);
         }
     }
@@ -750,7 +748,7 @@ fn apply(
     time: f64,
     events: &mut Vec<Event>,
     replies: &mut Vec<Reply>,
-) -> Result<(), (StoreError, Option<Reply>)> {
+) -> Result<(), StoreError> {
     match write {
         Write::InsertRun { spec, reply } => {
             let inserted = (|| {
@@ -774,7 +772,10 @@ fn apply(
             })();
             match inserted {
                 Ok(id) => replies.push(Reply::Id(reply, Ok(id))),
-                Err(e) => return Err((e.into(), Some(Reply::Id(reply, Err(StoreError::Closed))))),
+                Err(e) => {
+                    replies.push(Reply::Id(reply, Err(StoreError::Closed)));
+                    return Err(e.into());
+                }
             }
         }
         Write::Status {
@@ -823,10 +824,8 @@ fn apply(
             match updated {
                 Ok(()) => replies.extend(reply.map(|r| Reply::Done(r, Ok(())))),
                 Err(e) => {
-                    return Err((
-                        e.into(),
-                        reply.map(|r| Reply::Done(r, Err(StoreError::Closed))),
-                    ));
+                    replies.extend(reply.map(|r| Reply::Done(r, Err(StoreError::Closed))));
+                    return Err(e.into());
                 }
             }
         }
@@ -855,7 +854,7 @@ fn apply(
                 events.push(event);
                 Ok::<_, rusqlite::Error>(())
             })();
-            stored.map_err(|e| (e.into(), None))?;
+            stored?;
         }
         Write::Progress {
             run_id,
@@ -863,12 +862,10 @@ fn apply(
             episodes,
         } => {
             tx.prepare_cached("UPDATE runs SET steps = ?2, episodes = ?3 WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![run_id, steps as i64, episodes as i64]))
-                .map_err(|e| (e.into(), None))?;
+                .and_then(|mut s| s.execute(params![run_id, steps as i64, episodes as i64]))?;
         }
         Write::Log { run_id, line } => {
-            let event = insert_event(tx, &run_id, EventKind::Log, None, line, time)
-                .map_err(|e| (e.into(), None))?;
+            let event = insert_event(tx, &run_id, EventKind::Log, None, line, time)?;
             events.push(event);
         }
         Write::TruncateMetrics {
@@ -890,7 +887,10 @@ fn apply(
             match done {
                 Ok(_) => replies.push(Reply::Done(reply, Ok(()))),
                 Err(e) => {
-                    return Err((e.into(), Some(Reply::Done(reply, Err(StoreError::Closed)))));
+                    {
+                        replies.push(Reply::Done(reply, Err(StoreError::Closed)));
+                        return Err(e.into());
+                    };
                 }
             }
         }
@@ -906,7 +906,10 @@ fn apply(
             match done {
                 Ok(()) => replies.push(Reply::Done(reply, Ok(()))),
                 Err(e) => {
-                    return Err((e.into(), Some(Reply::Done(reply, Err(StoreError::Closed)))));
+                    {
+                        replies.push(Reply::Done(reply, Err(StoreError::Closed)));
+                        return Err(e.into());
+                    };
                 }
             }
         }

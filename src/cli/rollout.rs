@@ -20,7 +20,6 @@ use rand_chacha::ChaCha8Rng;
 use rl_env::{Action, Env, Observation, StepOutcome};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -73,10 +72,6 @@ pub struct RolloutArgs {
 
 /// The seed stream of the random policy, apart from any env's stream 0.
 const POLICY_STREAM: u64 = 0x706f_6c69;
-/// GIF frame delay, hundredths of a second.
-const GIF_DELAY: u16 = 5;
-/// Small frames (MinAtar's 10 × 10 cells) are scaled up to about this size.
-const MIN_PICTURE: usize = 160;
 
 /// Plays and writes the rollout.
 pub fn rollout(args: RolloutArgs) -> CliResult {
@@ -206,15 +201,8 @@ struct Line<'a> {
 
 pub(super) enum Sink {
     Jsonl(Box<dyn Write>),
-    Gif {
-        path: PathBuf,
-        encoder: Option<gif::Encoder<std::io::BufWriter<std::fs::File>>>,
-        size: (usize, usize),
-    },
-    Png {
-        folder: PathBuf,
-        index: usize,
-    },
+    Gif(rl_env::GifWriter),
+    Png { folder: PathBuf, index: usize },
 }
 
 fn write_error(path: &Path, e: impl std::fmt::Display) -> CliError {
@@ -231,11 +219,7 @@ impl Sink {
                 let file = std::fs::File::create(path).map_err(|e| write_error(path, e))?;
                 Sink::Jsonl(Box::new(std::io::BufWriter::new(file)))
             }
-            (Format::Gif, Some(path)) => Sink::Gif {
-                path: path.to_path_buf(),
-                encoder: None,
-                size: (0, 0),
-            },
+            (Format::Gif, Some(path)) => Sink::Gif(rl_env::GifWriter::new(path)),
             (Format::Png, Some(folder)) => {
                 std::fs::create_dir_all(folder).map_err(|e| write_error(folder, e))?;
                 Sink::Png {
@@ -270,42 +254,14 @@ impl Sink {
                 w.write_all(b"\n")
                     .map_err(|e| run_error(format!("writing JSON: {e}")))
             }
-            Sink::Gif {
-                path,
-                encoder,
-                size,
-            } => {
-                let frame = picture(env);
-                let (h, w, _) = frame.dim();
-                if encoder.is_none() {
-                    let file = std::fs::File::create(&*path).map_err(|e| write_error(path, e))?;
-                    let mut e =
-                        gif::Encoder::new(std::io::BufWriter::new(file), w as u16, h as u16, &[])
-                            .map_err(|e| write_error(path, e))?;
-                    e.set_repeat(gif::Repeat::Infinite)
-                        .map_err(|e| write_error(path, e))?;
-                    *encoder = Some(e);
-                    *size = (h, w);
-                }
-                if *size != (h, w) || h > u16::MAX as usize || w > u16::MAX as usize {
-                    return Err(run_error(format!(
-                        "frames changed size from {:?} to {:?}",
-                        size,
-                        (h, w)
-                    )));
-                }
-                let mut gif_frame = gif_frame(&frame);
-                gif_frame.delay = GIF_DELAY;
-                encoder
-                    .as_mut()
-                    .expect("created above")
-                    .write_frame(&gif_frame)
-                    .map_err(|e| write_error(path, e))
-            }
+            Sink::Gif(writer) => writer
+                .push(&rl_env::render::picture(env))
+                .map_err(|e| run_error(e.to_string())),
             Sink::Png { folder, index } => {
                 let path = folder.join(format!("{index:05}.png"));
                 *index += 1;
-                rl_env::save_png(&picture(env), &path).map_err(|e| run_error(e.to_string()))
+                rl_env::save_png(&rl_env::render::picture(env), &path)
+                    .map_err(|e| run_error(e.to_string()))
             }
         }
     }
@@ -315,47 +271,11 @@ impl Sink {
             Sink::Jsonl(mut w) => w
                 .flush()
                 .map_err(|e| run_error(format!("writing JSON: {e}"))),
-            Sink::Gif { path, encoder, .. } => {
-                let encoder = encoder.expect("the reset frame is always recorded");
-                let mut writer = encoder.into_inner().map_err(|e| write_error(&path, e))?;
-                writer.flush().map_err(|e| write_error(&path, e))
-            }
+            Sink::Gif(writer) => writer
+                .finish()
+                .map(drop)
+                .map_err(|e| run_error(e.to_string())),
             Sink::Png { .. } => Ok(()),
         }
     }
-}
-
-/// The env's RGB frame, scaled up by a whole factor if it is tiny.
-fn picture(env: &dyn Env) -> rl_env::Frame {
-    let frame = env.render_rgb();
-    let (h, w, _) = frame.dim();
-    let factor = MIN_PICTURE / h.max(w).max(1);
-    if factor > 1 {
-        rl_env::render::upscale(&frame, factor)
-    } else {
-        frame
-    }
-}
-
-/// A GIF frame with an exact palette when the picture has at most 256
-/// colours (classic control and MinAtar do), else NeuQuant's.
-fn gif_frame(frame: &rl_env::Frame) -> gif::Frame<'static> {
-    let (h, w, _) = frame.dim();
-    let rgb: Vec<u8> = frame.iter().copied().collect();
-    let mut colours: HashMap<[u8; 3], u8> = HashMap::new();
-    let mut palette = Vec::new();
-    let mut indices = Vec::with_capacity(h * w);
-    for px in rgb.chunks_exact(3) {
-        let key = [px[0], px[1], px[2]];
-        let next = colours.len();
-        if next == 256 && !colours.contains_key(&key) {
-            return gif::Frame::from_rgb_speed(w as u16, h as u16, &rgb, 10);
-        }
-        let index = *colours.entry(key).or_insert_with(|| {
-            palette.extend_from_slice(&key);
-            next as u8
-        });
-        indices.push(index);
-    }
-    gif::Frame::from_palette_pixels(w as u16, h as u16, indices, palette, None)
 }

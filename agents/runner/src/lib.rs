@@ -9,6 +9,7 @@ pub mod envs;
 mod error;
 pub mod folder;
 pub mod run;
+pub mod saved;
 pub mod seeds;
 pub mod spec;
 pub mod train;

@@ -267,12 +267,7 @@ impl PreparedRun {
                             recent_mean_return: None,
                             wall_seconds: 0.0,
                         },
-                        EvalReport {
-                            episodes: 0,
-                            mean_return: None,
-                            mean_length: None,
-                            returns: vec![],
-                        },
+                        EvalReport::default(),
                     )
                 };
                 folder.write_json("summary.json", &failed)?;

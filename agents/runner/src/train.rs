@@ -302,6 +302,8 @@ pub struct EvalReport {
     pub mean_length: Option<f64>,
     /// Each episode's return.
     pub returns: Vec<f64>,
+    /// Each episode's length.
+    pub lengths: Vec<u64>,
 }
 
 /// Plays `episodes` greedy episodes, each cut after `max_steps` steps.
@@ -353,13 +355,15 @@ pub fn evaluate_with_epsilon(
             }
         }
         returns.push(total);
-        lengths.push(length as f64);
+        lengths.push(length);
     }
     let average = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let float_lengths: Vec<f64> = lengths.iter().map(|&l| l as f64).collect();
     Ok(EvalReport {
         episodes,
         mean_return: average(&returns),
-        mean_length: average(&lengths),
+        mean_length: average(&float_lengths),
         returns,
+        lengths,
     })
 }

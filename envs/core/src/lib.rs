@@ -52,7 +52,7 @@ pub mod wrappers;
 pub use error::{Error, Result};
 pub use model::{GridView, Model, Outcome};
 pub use registry::{Registry, parse_config};
-pub use render::{Frame, save_png};
+pub use render::{Frame, GifWriter, save_png};
 pub use space::{Bounds, DType, Space};
 pub use vector::{Batch, VectorEnv};
 

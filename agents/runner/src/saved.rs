@@ -1,0 +1,123 @@
+//! Playing the policy a run saved: `rl-lab eval` and the server's
+//! `POST /runs/{id}/evaluate`.
+
+use crate::folder::{Checkpoint, RunFolder};
+use crate::seeds::{Stream, derive, env_seed};
+use crate::train::evaluate_with_epsilon;
+use crate::{Engine, Error, Result, RunSpec};
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What evaluating a saved policy found.
+#[derive(Clone, Debug, Serialize)]
+pub struct SavedEvaluation {
+    /// The file the policy came from.
+    pub policy: String,
+    /// Training steps behind the policy.
+    pub trained_steps: u64,
+    /// Episodes played.
+    pub episodes: u64,
+    /// Mean return.
+    pub mean_return: Option<f64>,
+    /// Mean length.
+    pub mean_length: Option<f64>,
+    /// Each episode's return.
+    pub returns: Vec<f64>,
+    /// Each episode's length.
+    pub lengths: Vec<u64>,
+}
+
+/// The newest policy in a run folder: `agent.json` (written when training
+/// ended) or else the latest `checkpoint.json`.
+pub fn read_policy(dir: &Path) -> Result<(PathBuf, Checkpoint)> {
+    for name in ["agent.json", "checkpoint.json"] {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let checkpoint = serde_json::from_str(&text).map_err(|e| {
+                    Error::spec(
+                        "run_dir",
+                        format!("{}: not a checkpoint: {e}", path.display()),
+                    )
+                })?;
+                return Ok((path, checkpoint));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Err(Error::spec(
+        "run_dir",
+        format!(
+            "{}: no agent.json or checkpoint.json yet; the run has not saved a policy",
+            dir.display()
+        ),
+    ))
+}
+
+/// Plays `episodes` episodes of the policy saved in `folder` (greedy, or
+/// ε-greedy as the spec's `eval.epsilon` says), from evaluation seeds
+/// derived from `seed`, and with `gif` records the first one.
+pub fn evaluate_saved(
+    engine: &Engine,
+    folder: &RunFolder,
+    episodes: u64,
+    seed: u64,
+    gif: Option<&Path>,
+) -> Result<SavedEvaluation> {
+    let text = std::fs::read_to_string(folder.path().join("spec.json"))
+        .map_err(|e| Error::io(folder.path().join("spec.json"), e))?;
+    let spec = RunSpec::from_json(&text)?;
+    let (policy, checkpoint) = read_policy(folder.path())?;
+    let mut run = engine.prepare(spec)?;
+    run.restore(&checkpoint)?;
+    let max_steps = run.spec.eval.max_steps;
+    let epsilon = run.spec.eval.epsilon;
+    let report = evaluate_with_epsilon(
+        run.eval_env.as_mut(),
+        run.agent.as_mut(),
+        episodes,
+        max_steps,
+        seed,
+        epsilon,
+        0,
+    )?;
+    if let Some(path) = gif {
+        // The first episode again, the same seeds, recorded frame by frame.
+        let env = run.env.as_mut();
+        let agent = run.agent.as_mut();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive(seed, Stream::EvalPolicy, 0));
+        let mut writer = rl_env::GifWriter::new(path);
+        let mut obs = env.observation_space().zeros();
+        env.reset_into(Some(env_seed(seed, Stream::EvalEpisode, 0)), &mut obs)
+            .map_err(Error::Env)?;
+        writer
+            .push(&rl_env::render::picture(env))
+            .map_err(Error::Env)?;
+        for _ in 0..max_steps {
+            let action = if epsilon > 0.0 && rng.random::<f64>() < epsilon {
+                env.action_space().sample_action(&mut rng)
+            } else {
+                agent.act_greedy(&obs).map_err(Error::Agent)?
+            };
+            let out = env.step_into(&action, &mut obs).map_err(Error::Env)?;
+            writer
+                .push(&rl_env::render::picture(env))
+                .map_err(Error::Env)?;
+            if out.terminated || out.truncated {
+                break;
+            }
+        }
+        writer.finish().map_err(Error::Env)?;
+    }
+    Ok(SavedEvaluation {
+        policy: policy.display().to_string(),
+        trained_steps: checkpoint.counters.steps,
+        episodes,
+        mean_return: report.mean_return,
+        mean_length: report.mean_length,
+        returns: report.returns,
+        lengths: report.lengths,
+    })
+}
