@@ -745,3 +745,35 @@ fn artefacts_are_listed_served_and_guarded_and_evaluation_records_a_gif() {
     assert_eq!(code, 422);
     assert_eq!(reply["error"]["field"], "episods");
 }
+
+#[test]
+fn runs_beyond_the_limit_queue_in_submission_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &["--max-concurrent-runs", "1"]);
+    let first = submit(&server, &slow_spec(3_000));
+    let second = submit(&server, &spec_file("01-q-learning-cliff.json"));
+    let third = submit(&server, &spec_file("02-sarsa-cliff.json"));
+    let (_, run) = get(&server, &format!("/v1/runs/{third}"));
+    assert_eq!(run["status"], "queued");
+    let runs: Vec<Value> = [&first, &second, &third]
+        .iter()
+        .map(|id| wait_status(&server, id, &["completed"], Duration::from_secs(120)))
+        .collect();
+    // One at a time: each started after the one before it finished.
+    for pair in runs.windows(2) {
+        let finished = pair[0]["finished_at"].as_f64().unwrap();
+        let started = pair[1]["started_at"].as_f64().unwrap();
+        assert!(
+            started >= finished,
+            "{} started before {} ended",
+            pair[1]["id"],
+            pair[0]["id"]
+        );
+    }
+    let (_, page) = get(&server, "/v1/runs?limit=2");
+    assert_eq!(page["runs"][0]["id"], third.as_str());
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (_, rest) = get(&server, &format!("/v1/runs?limit=2&cursor={cursor}"));
+    assert_eq!(rest["runs"][0]["id"], first.as_str());
+    assert!(rest["next_cursor"].is_null());
+}
