@@ -421,7 +421,6 @@ impl RunManager {
             live: Arc::clone(live),
             last_checkpoint: Instant::now(),
             last_progress: Instant::now(),
-            base_steps: start.steps,
         };
         let summary = prepared
             .execute_with(&folder, &mut sink, &mut hooks, cancel, start)
@@ -515,21 +514,14 @@ struct ServerHooks<'a> {
     live: Arc<Mutex<LiveProgress>>,
     last_checkpoint: Instant,
     last_progress: Instant,
-    base_steps: u64,
 }
 
 impl Hooks for ServerHooks<'_> {
     fn on_episode(&mut self, progress: &Progress) {
-        let started = progress.counters.steps.saturating_sub(self.base_steps);
-        let rate = if progress.steps_per_second > 0.0 {
-            progress.steps_per_second
-        } else {
-            started as f64
-        };
         *self.live.lock().unwrap_or_else(|p| p.into_inner()) = LiveProgress {
             steps: progress.counters.steps,
             episodes: progress.counters.episodes,
-            steps_per_second: rate,
+            steps_per_second: progress.steps_per_second,
         };
         if self.last_progress.elapsed() >= Duration::from_millis(200) {
             self.last_progress = Instant::now();

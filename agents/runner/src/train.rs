@@ -250,7 +250,8 @@ pub fn train(
                 hooks.on_episode(&Progress {
                     counters,
                     recent_mean_return: mean(&recent),
-                    steps_per_second: counters.steps as f64 / wall_seconds.max(1e-9),
+                    steps_per_second: (counters.steps - settings.start.steps) as f64
+                        / wall_seconds.max(1e-9),
                     epsilon: agent.epsilon(),
                 });
                 let every = settings.checkpoint_every;
