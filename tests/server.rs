@@ -3,14 +3,13 @@
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Server {
     child: Child,
     base: String,
-    data: PathBuf,
 }
 
 impl Server {
@@ -35,11 +34,7 @@ impl Server {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_string();
-        Server {
-            child,
-            base,
-            data: data.to_path_buf(),
-        }
+        Server { child, base }
     }
 
     fn signal(&mut self, signal: &str) {
@@ -776,4 +771,13 @@ fn runs_beyond_the_limit_queue_in_submission_order() {
     let (_, rest) = get(&server, &format!("/v1/runs?limit=2&cursor={cursor}"));
     assert_eq!(rest["runs"][0]["id"], first.as_str());
     assert!(rest["next_cursor"].is_null());
+}
+
+#[test]
+fn the_gym_shutdown_route_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), None, &[]);
+    let (code, _) = post(&server, "/v1/shutdown/", "");
+    assert!(code < 300, "shutdown answered {code}");
+    server.wait_exit(Duration::from_secs(10));
 }

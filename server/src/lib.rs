@@ -254,7 +254,16 @@ pub async fn serve(
     tracing::info!("listening on http://{bound}");
     on_listening(bound);
     let app = app(state.clone());
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // Small request/response exchanges (one env step) must not wait on
+    // Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+    });
     // Long-lived streams (events, logs) would hold a graceful shutdown
     // open forever; give them a moment, then stop regardless.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -263,7 +272,11 @@ pub async fn serve(
         let _ = done_tx.send(());
         result
     });
-    shutdown_signal().await;
+    tokio::select! {
+        _ = shutdown_signal() => {},
+        _ = state.envs.shutdown_requested() => {},
+    }
+    let _ = stop.send(true);
     tracing::info!("shutting down: checkpointing running runs");
     let runs = Arc::clone(&state.runs);
     let _ = tokio::task::spawn_blocking(move || runs.shutdown(Duration::from_secs(7))).await;

@@ -239,9 +239,33 @@ pub fn register(registry: &mut Registry) {
         json!({"map_name": "8x8", "is_slippery": true, "success_rate": 1.0 / 3.0, "reward_schedule": [1, 0, 0], "max_steps": 200}),
         |config| frozen_lake(config, "8x8", 200),
     );
+    // gym's old ids, still used by gym-http-api clients: the same
+    // environments under the ids gym registered before Gymnasium's v1.
     registry.register(
-        "CliffWalking-v1",
-        "Gymnasium's CliffWalking-v1 (actions 0 up, 1 right, 2 down, 3 left); kwarg is_slippery; no time limit",
+        "FrozenLake-v0",
+        "gym's FrozenLake-v0, the id old clients use: FrozenLake-v1's semantics; 100-step limit",
+        json!({"map_name": "4x4", "is_slippery": true, "success_rate": 1.0 / 3.0, "reward_schedule": [1, 0, 0], "max_steps": 100}),
+        |config| frozen_lake(config, "4x4", 100),
+    );
+    registry.register(
+        "FrozenLake8x8-v0",
+        "gym's FrozenLake8x8-v0, the id old clients use: FrozenLake8x8-v1's semantics; 200-step limit",
+        json!({"map_name": "8x8", "is_slippery": true, "success_rate": 1.0 / 3.0, "reward_schedule": [1, 0, 0], "max_steps": 200}),
+        |config| frozen_lake(config, "8x8", 200),
+    );
+    for id in ["CliffWalking-v1", "CliffWalking-v0"] {
+        register_cliff_walking(registry, id);
+    }
+}
+
+fn register_cliff_walking(registry: &mut Registry, id: &str) {
+    registry.register(
+        id,
+        if id == "CliffWalking-v1" {
+            "Gymnasium's CliffWalking-v1 (actions 0 up, 1 right, 2 down, 3 left); kwarg is_slippery; no time limit"
+        } else {
+            "gym's CliffWalking-v0, the id old clients use: CliffWalking-v1's semantics; no time limit"
+        },
         json!({"is_slippery": false}),
         |config| {
             let k: CliffWalkingKwargs = parse_config(config)?;

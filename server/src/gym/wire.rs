@@ -110,11 +110,12 @@ fn flatten(v: &Value) -> Option<(Vec<usize>, Vec<f64>)> {
                     } else if self.shape.get(depth) != Some(&items.len()) {
                         return None;
                     }
-                    items.iter().try_for_each(|item| self.visit(item, depth + 1))
+                    items
+                        .iter()
+                        .try_for_each(|item| self.visit(item, depth + 1))
                 }
                 Value::Number(n) => {
-                    if *self.leaf_depth.get_or_insert(depth) != depth || self.shape.len() != depth
-                    {
+                    if *self.leaf_depth.get_or_insert(depth) != depth || self.shape.len() != depth {
                         return None;
                     }
                     self.values.push(n.as_f64()?);
@@ -163,7 +164,11 @@ pub fn path_action(space: &Space, x: &str) -> Result<Action> {
         ))
     };
     match space {
-        Space::Discrete { .. } => x.trim().parse::<i64>().map(Action::Discrete).map_err(|_| bad()),
+        Space::Discrete { .. } => x
+            .trim()
+            .parse::<i64>()
+            .map(Action::Discrete)
+            .map_err(|_| bad()),
         _ => x
             .trim()
             .parse::<f64>()
@@ -199,9 +204,8 @@ pub fn observation_member(space: &Space, v: &Value) -> bool {
                     x >= low.at(i) && x <= high.at(i)
                 })
         }
-        Space::MultiBinary { n } => flatten(v).is_some_and(|(got, values)| {
-            got == *n && values.iter().all(|&x| x == 0.0 || x == 1.0)
-        }),
+        Space::MultiBinary { n } => flatten(v)
+            .is_some_and(|(got, values)| got == *n && values.iter().all(|&x| x == 0.0 || x == 1.0)),
     }
 }
 
