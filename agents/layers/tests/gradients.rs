@@ -163,6 +163,10 @@ fn conv2d_with_stride_and_padding() {
         (1, 3, 6, 6, 2, 5, 1, 2),
         (2, 2, 8, 8, 2, 4, 4, 0),
         (1, 3, 10, 10, 2, 4, 2, 0),
+        // stride 1, no padding, output rows of 8 and 16: the direct (no im2col) path
+        (2, 3, 10, 10, 5, 3, 1, 0),
+        (2, 1, 9, 9, 3, 2, 1, 0),
+        (1, 2, 6, 18, 4, 3, 1, 0),
     ];
     for (i, &(n, c, h, w, f, k, s, p)) in cases.iter().enumerate() {
         let mut conv = Conv2d::new(c, f, k, s, p, Init::TorchDefault, &mut r).unwrap();
@@ -383,6 +387,9 @@ fn conv2d_matches_direct_summation() {
         (2, 3, 9, 11, 2, 4, 2, 0),
         (1, 2, 7, 7, 3, 3, 1, 1),
         (2, 2, 9, 9, 2, 3, 2, 2),
+        // the direct path: stride 1, no padding, whole vectors of 8 outputs per row
+        (3, 4, 10, 10, 16, 3, 1, 0),
+        (2, 1, 9, 17, 7, 2, 1, 0),
     ];
     for &(n, c, h, w, f, k, s, p) in &cases {
         let mut conv = Conv2d::new(c, f, k, s, p, Init::TorchDefault, &mut r).unwrap();
