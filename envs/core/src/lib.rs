@@ -54,7 +54,7 @@ pub use model::{GridView, Model, Outcome};
 pub use registry::{Registry, parse_config};
 pub use render::{Frame, GifWriter, save_png};
 pub use space::{Bounds, DType, Space};
-pub use vector::{Batch, VectorEnv};
+pub use vector::{Batch, Column, VectorEnv};
 
 use ndarray::ArrayD;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeSeq};

@@ -23,17 +23,27 @@
 //! # Threads
 //!
 //! With [`VectorEnv::with_threads`] the copies are split into contiguous
-//! shards, one per thread. The caller's thread steps the first shard; each
-//! other shard is handed to its own persistent worker thread for the call
-//! and handed back (by channel, so no locks are held while stepping), and
-//! its results are copied into the batch. A hand-off costs a thread
-//! wake-up, a few microseconds, so threads pay off when a shard's work is
-//! larger than that: hundreds of fast copies, or slow environments.
+//! shards, one per thread. The caller's thread steps the first shard and
+//! each other shard belongs to a persistent worker thread. Every thread
+//! writes its shard's results into buffers of its own, in place, and the
+//! [`Batch`] reads them where they are: each of its [`Column`]s is one
+//! contiguous slice per thread. Nothing is gathered or copied between
+//! threads, so observations stay in the cache of the core that wrote them
+//! until the learner reads them.
+//!
+//! A call hands each worker its shard and takes it back through a mutex
+//! nobody else is holding, and signals through atomic counters: the
+//! waiting side spins briefly, then sleeps until woken. A hand-off thus
+//! costs about a microsecond while calls follow each other closely, and an
+//! idle worker uses no CPU. Threads pay off once a shard's work outweighs
+//! that: a few dozen fast copies per thread, or slow environments.
 
 use crate::wrappers::buffers::copy_into;
 use crate::{Action, Env, Error, Info, Observation, Result, Space};
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::thread::JoinHandle;
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{JoinHandle, Thread};
 
 /// N copies of an environment, stepped together, with auto-reset.
 ///
@@ -63,12 +73,17 @@ use std::thread::JoinHandle;
 /// assert!(envs.step(&actions[..2]).is_err()); // wrong batch size
 /// ```
 pub struct VectorEnv {
-    /// `shards[0]` is stepped on the caller's thread, `shards[k + 1]` by
-    /// `workers[k]`. A shard is `None` only while a worker holds it.
-    shards: Vec<Option<Box<Shard>>>,
+    /// The copies stepped on the caller's thread: copies `0..home.len()`.
+    home: Shard,
+    /// The other shards, in copy order, one per worker thread.
     workers: Vec<Worker>,
-    /// The whole batch, gathered from the shards when there are several.
-    gathered: Columns,
+    /// Each shard's results, home first: `parts[k]` is shard `k`'s, in
+    /// place between calls (a worker holds its part while it runs).
+    parts: Vec<Columns>,
+    /// Copies in the home shard.
+    first: usize,
+    /// Copies per worker shard (the last may have fewer).
+    chunk: usize,
     started: bool,
     observation_space: Space,
     action_space: Space,
@@ -76,23 +91,161 @@ pub struct VectorEnv {
 
 /// The result of a batch call, borrowed from the [`VectorEnv`]; index `i`
 /// is copy `i`.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Batch<'a> {
     /// Observation after the call (the final one where an episode ended).
-    pub observations: &'a [Observation],
+    pub observations: Column<'a, Observation>,
     /// Rewards (0 for copies that reset in this call).
-    pub rewards: &'a [f64],
+    pub rewards: Column<'a, f64>,
     /// A terminal state was reached.
-    pub terminated: &'a [bool],
+    pub terminated: Column<'a, bool>,
     /// The episode was cut short.
-    pub truncated: &'a [bool],
+    pub truncated: Column<'a, bool>,
     /// The copy reset in this call instead of stepping; skip its transition.
-    pub autoreset: &'a [bool],
+    pub autoreset: Column<'a, bool>,
     /// Per-copy info; `final_observation` is set where an episode ended.
-    pub infos: &'a [Info],
+    pub infos: Column<'a, Info>,
 }
 
-/// What a batch call returns, one entry per copy.
+/// One field of a [`Batch`], copy by copy: indexable and iterable like a
+/// slice, stored as one contiguous slice per thread
+/// ([`parts`](Column::parts)), where that thread wrote it.
+///
+/// ```
+/// # use rl_env::{Action, Env, VectorEnv, Space, Observation, Info, StepOutcome, Frame};
+/// # struct Coin { s: Space }
+/// # impl Env for Coin {
+/// #   fn observation_space(&self) -> &Space { &self.s }
+/// #   fn action_space(&self) -> &Space { &self.s }
+/// #   fn reset_into(&mut self, _: Option<u64>, o: &mut Observation) -> rl_env::Result<Info> { *o = Observation::Discrete(0); Ok(Info::default()) }
+/// #   fn step_into(&mut self, a: &Action, o: &mut Observation) -> rl_env::Result<StepOutcome> { *o = Observation::Discrete(1); Ok(StepOutcome::new(1.0, false)) }
+/// #   fn render_text(&self) -> String { String::new() }
+/// #   fn render_rgb(&self) -> Frame { Frame::zeros((1, 1, 3)) }
+/// # }
+/// let mut envs = VectorEnv::new(5, |_| Ok(Box::new(Coin { s: Space::discrete(2) }) as Box<dyn Env>))
+///     .unwrap()
+///     .with_threads(2)
+///     .unwrap();
+/// envs.reset(Some(0)).unwrap();
+/// let batch = envs.step(&vec![Action::Discrete(1); 5]).unwrap();
+/// assert_eq!(batch.rewards.len(), 5);
+/// assert_eq!(batch.rewards[4], 1.0);
+/// assert_eq!(batch.rewards, &[1.0; 5]);
+/// assert_eq!(batch.rewards.parts().map(<[f64]>::len).collect::<Vec<_>>(), [3, 2]);
+/// let total: f64 = batch.rewards.iter().sum();
+/// assert_eq!(total, 5.0);
+/// ```
+pub struct Column<'a, T: 'a> {
+    parts: &'a [Columns],
+    field: fn(&Columns) -> &[T],
+    /// Copies in the first part, and in each later one but the last.
+    first: usize,
+    chunk: usize,
+    len: usize,
+}
+
+impl<T> Clone for Column<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Column<'_, T> {}
+
+impl<'a, T: 'a> Column<'a, T> {
+    /// Number of copies.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no copies (never, for a batch).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copy `i`'s entry.
+    pub fn get(&self, i: usize) -> Option<&'a T> {
+        let (part, j) = match i.checked_sub(self.first) {
+            None => (0, i),
+            Some(k) => (1 + k / self.chunk, k % self.chunk),
+        };
+        (self.field)(self.parts.get(part)?).get(j)
+    }
+
+    /// The contiguous slices the column is stored in, in copy order: one
+    /// per thread.
+    pub fn parts(&self) -> impl Iterator<Item = &'a [T]> + use<'a, T> {
+        let field = self.field;
+        self.parts.iter().map(field)
+    }
+
+    /// The entries in copy order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a T> + use<'a, T> {
+        self.parts().flatten()
+    }
+
+    /// The entries, copied into one vector.
+    pub fn to_vec(&self) -> Vec<T>
+    where
+        T: Clone,
+    {
+        self.iter().cloned().collect()
+    }
+}
+
+impl<T> std::ops::Index<usize> for Column<'_, T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        match self.get(i) {
+            Some(entry) => entry,
+            None => panic!("copy {i} out of range for a batch of {}", self.len),
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Column<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<T: PartialEq> PartialEq<[T]> for Column<'_, T> {
+    fn eq(&self, other: &[T]) -> bool {
+        self.len == other.len() && self.iter().eq(other)
+    }
+}
+
+impl<T: PartialEq> PartialEq<&[T]> for Column<'_, T> {
+    fn eq(&self, other: &&[T]) -> bool {
+        *self == **other
+    }
+}
+
+impl<T: PartialEq, const N: usize> PartialEq<[T; N]> for Column<'_, T> {
+    fn eq(&self, other: &[T; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<T: PartialEq, const N: usize> PartialEq<&[T; N]> for Column<'_, T> {
+    fn eq(&self, other: &&[T; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<T: PartialEq> PartialEq<Vec<T>> for Column<'_, T> {
+    fn eq(&self, other: &Vec<T>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<T: PartialEq> PartialEq for Column<'_, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+/// One shard's results, one entry per copy.
 #[derive(Default)]
 struct Columns {
     observations: Vec<Observation>,
@@ -103,15 +256,25 @@ struct Columns {
     infos: Vec<Info>,
 }
 
+/// A range of [`Columns`] to write.
+struct ColumnsMut<'a> {
+    observations: &'a mut [Observation],
+    rewards: &'a mut [f64],
+    terminated: &'a mut [bool],
+    truncated: &'a mut [bool],
+    autoreset: &'a mut [bool],
+    infos: &'a mut [Info],
+}
+
 impl Columns {
-    fn batch(&self) -> Batch<'_> {
-        Batch {
-            observations: &self.observations,
-            rewards: &self.rewards,
-            terminated: &self.terminated,
-            truncated: &self.truncated,
-            autoreset: &self.autoreset,
-            infos: &self.infos,
+    fn all(&mut self) -> ColumnsMut<'_> {
+        ColumnsMut {
+            observations: &mut self.observations,
+            rewards: &mut self.rewards,
+            terminated: &mut self.terminated,
+            truncated: &mut self.truncated,
+            autoreset: &mut self.autoreset,
+            infos: &mut self.infos,
         }
     }
 
@@ -136,16 +299,35 @@ impl Columns {
     }
 }
 
-/// A contiguous range of copies with their results, moved between threads.
+/// A contiguous range of copies.
+#[derive(Default)]
 struct Shard {
     /// Index of the first copy.
     offset: usize,
     envs: Vec<Box<dyn Env>>,
-    out: Columns,
     /// Copies whose episode ended on the last call: they reset on the next.
     pending: Vec<bool>,
-    /// This call's actions, copied in by the caller.
-    actions: Vec<Action>,
+    /// Buffers for final observations, kept from earlier episode ends so
+    /// that ending an episode does not allocate.
+    spare: Vec<Option<Box<Observation>>>,
+}
+
+/// A shard's actions for a step.
+#[derive(Clone, Copy)]
+enum Actions<'a> {
+    /// As the caller gave them.
+    Given(&'a [Action]),
+    /// The integers of `Discrete` actions.
+    Discrete(&'a [i64]),
+}
+
+impl Actions<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Actions::Given(given) => given.len(),
+            Actions::Discrete(values) => values.len(),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -155,19 +337,28 @@ enum Job {
 }
 
 impl Shard {
-    fn run(&mut self, job: Job) -> Result<()> {
+    fn len(&self) -> usize {
+        self.envs.len()
+    }
+
+    fn run(&mut self, job: Job, actions: Actions<'_>, out: ColumnsMut<'_>) -> Result<()> {
         match job {
-            Job::Reset(seed) => self.reset(seed),
-            Job::Step => self.step(),
+            Job::Reset(seed) => self.reset(seed, out),
+            Job::Step => self.step(actions, out),
         }
     }
 
     /// Resets every copy; copy `offset + j` gets `seed + offset + j`.
-    fn reset(&mut self, seed: Option<u64>) -> Result<()> {
-        let out = &mut self.out;
+    fn reset(&mut self, seed: Option<u64>, out: ColumnsMut<'_>) -> Result<()> {
         for (j, env) in self.envs.iter_mut().enumerate() {
             let seed = seed.map(|s| s.wrapping_add((self.offset + j) as u64));
-            out.infos[j] = env.reset_into(seed, &mut out.observations[j])?;
+            keep_spare(&mut self.spare[j], &mut out.infos[j]);
+            reset_one(
+                env.as_mut(),
+                seed,
+                &mut out.observations[j],
+                &mut out.infos[j],
+            )?;
             out.rewards[j] = 0.0;
             out.terminated[j] = false;
             out.truncated[j] = false;
@@ -178,91 +369,309 @@ impl Shard {
     }
 
     /// Steps every copy with its action, or resets the ones pending.
-    fn step(&mut self) -> Result<()> {
-        let out = &mut self.out;
-        for (j, env) in self.envs.iter_mut().enumerate() {
+    fn step(&mut self, actions: Actions<'_>, out: ColumnsMut<'_>) -> Result<()> {
+        // Equal lengths, checked once, let the compiler drop the bounds
+        // checks on every column below.
+        let n = self.envs.len();
+        assert!(
+            actions.len() == n
+                && out.observations.len() == n
+                && out.rewards.len() == n
+                && out.terminated.len() == n
+                && out.truncated.len() == n
+                && out.autoreset.len() == n
+                && out.infos.len() == n,
+            "a shard's columns match its copies"
+        );
+        let copies = self
+            .envs
+            .iter_mut()
+            .zip(self.pending.iter_mut().zip(self.spare.iter_mut()));
+        for (j, (env, (pending, spare))) in copies.enumerate() {
+            let discrete;
+            let action = match actions {
+                Actions::Given(given) => &given[j],
+                Actions::Discrete(values) => {
+                    discrete = Action::Discrete(values[j]);
+                    &discrete
+                }
+            };
             let obs = &mut out.observations[j];
-            if self.pending[j] {
-                out.infos[j] = env.reset_into(None, obs)?;
+            let info = &mut out.infos[j];
+            keep_spare(spare, info);
+            if *pending {
+                reset_one(env.as_mut(), None, obs, info)?;
                 out.rewards[j] = 0.0;
                 out.terminated[j] = false;
                 out.truncated[j] = false;
                 out.autoreset[j] = true;
-                self.pending[j] = false;
+                *pending = false;
             } else {
-                let step = env.step_into(&self.actions[j], obs)?;
+                // The outcome is read field by field where it lies, rather
+                // than moved out of the `Result` first: moving it reads it
+                // back in wider pieces than the env wrote it, which stalls
+                // the CPU's store forwarding on every step.
+                let result = env.step_into(action, obs);
+                let step = match &result {
+                    Ok(step) => step,
+                    Err(_) => return result.map(drop),
+                };
                 out.rewards[j] = step.reward;
                 out.terminated[j] = step.terminated;
                 out.truncated[j] = step.truncated;
                 out.autoreset[j] = false;
-                out.infos[j] = step.info;
+                // Most steps' info is empty, as is the one it replaces.
+                if !is_empty(&step.info) || !is_empty(info) {
+                    *info = step.info.clone();
+                }
                 if step.terminated || step.truncated {
-                    self.pending[j] = true;
-                    out.infos[j].final_observation = Some(Box::new(obs.clone()));
+                    *pending = true;
+                    let mut last = spare
+                        .take()
+                        .unwrap_or_else(|| Box::new(Observation::Discrete(0)));
+                    copy_into(&mut last, obs);
+                    info.final_observation = Some(last);
                 }
             }
         }
         Ok(())
     }
+}
 
-    fn split_off(&mut self, at: usize) -> Shard {
-        Shard {
-            offset: self.offset + at,
-            envs: self.envs.split_off(at),
-            out: self.out.split_off(at),
-            pending: self.pending.split_off(at),
-            actions: self.actions.split_off(at),
-        }
+/// Resets `env` into `obs` and `info`. The info is read where it lies
+/// rather than moved out of the `Result` (see [`Shard::step`]).
+#[inline(always)]
+fn reset_one(
+    env: &mut dyn Env,
+    seed: Option<u64>,
+    obs: &mut Observation,
+    info: &mut Info,
+) -> Result<()> {
+    let result = env.reset_into(seed, obs);
+    let new = match &result {
+        Ok(new) => new,
+        Err(_) => return result.map(drop),
+    };
+    if !is_empty(new) || !is_empty(info) {
+        *info = new.clone();
     }
+    Ok(())
+}
 
-    fn append(&mut self, mut other: Shard) {
-        self.envs.append(&mut other.envs);
-        self.out.append(&mut other.out);
-        self.pending.append(&mut other.pending);
-        self.actions.append(&mut other.actions);
+/// Whether `info` holds nothing, read field by field.
+#[inline(always)]
+fn is_empty(info: &Info) -> bool {
+    let Info {
+        episode,
+        prob,
+        final_observation,
+    } = info;
+    episode.is_none() && prob.is_none() && final_observation.is_none()
+}
+
+/// Takes back the final-observation buffer an earlier call put in `info`,
+/// before `info` is overwritten.
+#[inline]
+fn keep_spare(spare: &mut Option<Box<Observation>>, info: &mut Info) {
+    if let Some(last) = info.final_observation.take() {
+        *spare = Some(last);
     }
 }
 
-/// A persistent thread that runs jobs on the shards it is handed.
+/// What a worker owns while it runs a job, and hands back after.
+struct Work {
+    shard: Shard,
+    /// Its part of the batch, while it runs.
+    out: Columns,
+    /// Its copies' actions for a step, when they are not `Discrete`.
+    actions: Vec<Action>,
+    /// Its copies' actions for a step, when they are `Discrete`: just the
+    /// integers, a third of the bytes to hand from one core to another.
+    discrete: Option<Vec<i64>>,
+    job: Job,
+    result: Result<()>,
+    /// A panic caught while running the job, re-raised on the caller's
+    /// thread.
+    panic: Option<Box<dyn Any + Send>>,
+    /// Woken when the job is done.
+    caller: Option<Thread>,
+}
+
+/// How the caller and one worker pass [`Work`] back and forth.
+struct Handoff {
+    /// The work, while the worker has it.
+    slot: Mutex<Option<Box<Work>>>,
+    /// Number of jobs posted; the worker runs one when it grows.
+    posted: AtomicU64,
+    /// Number of jobs done.
+    done: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// How long a waiting side spins before it goes to sleep: long enough to
+/// cover the gap between two calls of a tight loop, short enough not to
+/// burn a core for long when the caller does something else between calls.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Spins until `ready()` or [`SPIN`] has passed; returns `ready()`.
+#[inline]
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() > SPIN {
+            return ready();
+        }
+    }
+}
+
+impl Handoff {
+    fn slot(&self) -> MutexGuard<'_, Option<Box<Work>>> {
+        // A panic while stepping is caught inside the lock, so the mutex is
+        // never poisoned by one; if it were, the work in it is still whole.
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A persistent thread that runs jobs on the shard it is handed.
 struct Worker {
-    jobs: Option<Sender<(Box<Shard>, Job)>>,
-    done: Receiver<(Box<Shard>, Result<()>)>,
+    handoff: Arc<Handoff>,
+    /// The work, between calls.
+    work: Option<Box<Work>>,
+    thread: Thread,
     handle: Option<JoinHandle<()>>,
 }
 
 impl Worker {
-    fn spawn(index: usize) -> Result<Worker> {
-        let (jobs, inbox) = channel::<(Box<Shard>, Job)>();
-        let (outbox, done) = channel();
+    fn spawn(index: usize, work: Box<Work>) -> Result<Worker> {
+        let handoff = Arc::new(Handoff {
+            slot: Mutex::new(None),
+            posted: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let shared = Arc::clone(&handoff);
         let handle = std::thread::Builder::new()
             .name(format!("vector-env-{index}"))
-            .spawn(move || {
-                while let Ok((mut shard, job)) = inbox.recv() {
-                    let result = shard.run(job);
-                    if outbox.send((shard, result)).is_err() {
-                        break;
-                    }
-                }
-            })
+            .spawn(move || work_loop(&shared))
             .map_err(|e| Error::config("threads", format!("cannot start a thread: {e}")))?;
         Ok(Worker {
-            jobs: Some(jobs),
-            done,
+            handoff,
+            work: Some(work),
+            thread: handle.thread().clone(),
             handle: Some(handle),
         })
     }
 
-    /// The shard back, or the worker's panic re-raised here.
-    fn collect(&mut self) -> (Box<Shard>, Result<()>) {
-        match self.done.recv() {
-            Ok(back) => back,
-            Err(_) => {
-                let handle = self.handle.take().expect("a worker is joined once");
-                match handle.join() {
-                    Err(panic) => std::panic::resume_unwind(panic),
-                    Ok(()) => panic!("a vector-env worker stopped without a panic"),
+    fn work(&self) -> &Work {
+        self.work.as_ref().expect("the work is home between calls")
+    }
+
+    fn work_mut(&mut self) -> &mut Work {
+        self.work.as_mut().expect("the work is home between calls")
+    }
+
+    /// Hands the work over with `job` to run, writing into `out`.
+    fn post(&mut self, job: Job, out: Columns) {
+        let mut work = self.work.take().expect("the work is home between calls");
+        work.job = job;
+        work.out = out;
+        work.caller = Some(std::thread::current());
+        *self.handoff.slot() = Some(work);
+        self.handoff.posted.fetch_add(1, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    /// Waits for the job posted last, takes the work back, puts its
+    /// results in `out`, and re-raises a panic the job raised.
+    fn collect(&mut self, out: &mut Columns) -> Result<()> {
+        let posted = self.handoff.posted.load(Ordering::Relaxed);
+        let done = || self.handoff.done.load(Ordering::Acquire) == posted;
+        if !spin_until(done) {
+            while !done() {
+                if self.handle.as_ref().is_none_or(|h| h.is_finished()) {
+                    panic!("a vector-env worker stopped without finishing its job");
                 }
+                // Woken by the worker when it is done.
+                std::thread::park_timeout(std::time::Duration::from_millis(10));
             }
+        }
+        let mut work = self
+            .handoff
+            .slot()
+            .take()
+            .expect("a finished job's work is in the slot");
+        let panic = work.panic.take();
+        let result = std::mem::replace(&mut work.result, Ok(()));
+        *out = std::mem::take(&mut work.out);
+        self.work = Some(work);
+        if let Some(panic) = panic {
+            std::panic::resume_unwind(panic);
+        }
+        result
+    }
+
+    /// Stops the thread and takes the work back.
+    fn stop(&mut self) -> Option<Box<Work>> {
+        self.handoff.stop.store(true, Ordering::Release);
+        self.thread.unpark();
+        if let Some(handle) = self.handle.take() {
+            // A panic inside a job was caught and re-raised by `collect`.
+            let _ = handle.join();
+        }
+        self.work.take().or_else(|| self.handoff.slot().take())
+    }
+}
+
+/// A worker's life: wait for a job, run it, hand the work back, repeat.
+fn work_loop(handoff: &Handoff) {
+    let mut seen = 0;
+    loop {
+        let news = || {
+            handoff.stop.load(Ordering::Acquire) || handoff.posted.load(Ordering::Acquire) != seen
+        };
+        while !spin_until(news) {
+            // Woken by `post` or `stop`, or spuriously: look again.
+            std::thread::park();
+        }
+        if handoff.stop.load(Ordering::Acquire) {
+            return;
+        }
+        seen = handoff.posted.load(Ordering::Acquire);
+        let caller = {
+            let mut slot = handoff.slot();
+            let work = slot.as_mut().expect("a posted job comes with its work");
+            let Work {
+                shard,
+                out,
+                actions,
+                discrete,
+                job,
+                result,
+                panic,
+                caller,
+            } = &mut **work;
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let actions = match discrete {
+                    Some(values) => Actions::Discrete(values),
+                    None => Actions::Given(actions),
+                };
+                shard.run(*job, actions, out.all())
+            }));
+            match ran {
+                Ok(r) => *result = r,
+                Err(payload) => *panic = Some(payload),
+            }
+            caller.take()
+        };
+        handoff.done.store(seen, Ordering::Release);
+        if let Some(caller) = caller {
+            caller.unpark();
         }
     }
 }
@@ -270,14 +679,7 @@ impl Worker {
 impl Drop for VectorEnv {
     fn drop(&mut self) {
         for worker in &mut self.workers {
-            // Closing the job channel ends the worker's loop.
-            worker.jobs = None;
-        }
-        for worker in &mut self.workers {
-            if let Some(handle) = worker.handle.take() {
-                // A worker's panic was already re-raised by `collect`.
-                let _ = handle.join();
-            }
+            worker.stop();
         }
     }
 }
@@ -311,17 +713,18 @@ impl VectorEnv {
             autoreset: vec![false; n],
             infos: vec![Info::default(); n],
         };
-        let shard = Shard {
+        let home = Shard {
             offset: 0,
             envs,
-            out,
             pending: vec![false; n],
-            actions: vec![Action::Discrete(0); n],
+            spare: (0..n).map(|_| None).collect(),
         };
         Ok(VectorEnv {
-            shards: vec![Some(Box::new(shard))],
+            home,
             workers: Vec::new(),
-            gathered: Columns::default(),
+            parts: vec![out],
+            first: n,
+            chunk: n,
             started: false,
             observation_space,
             action_space,
@@ -330,7 +733,7 @@ impl VectorEnv {
 
     /// Spreads the copies over `threads` threads (at most one per copy;
     /// 0 means one per available core): the caller's and `threads − 1`
-    /// persistent workers. The copies keep their state.
+    /// persistent workers. The copies keep their state and results.
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -339,63 +742,71 @@ impl VectorEnv {
         };
         let n = self.num_envs();
         let threads = threads.clamp(1, n);
-        // Gather every copy into one shard, then cut it anew.
-        let mut all = self.shards[0]
-            .take()
-            .expect("shards are home between calls");
-        for slot in self.shards.drain(1..) {
-            all.append(*slot.expect("shards are home between calls"));
+        // Gather every copy and result into the home shard, then cut anew.
+        let mut parts = std::mem::take(&mut self.parts).into_iter();
+        let mut all = parts.next().expect("the home part");
+        for (mut worker, mut part) in std::mem::take(&mut self.workers).into_iter().zip(parts) {
+            let work = worker.stop().expect("a stopped worker hands its work back");
+            let mut shard = work.shard;
+            self.home.envs.append(&mut shard.envs);
+            self.home.pending.append(&mut shard.pending);
+            self.home.spare.append(&mut shard.spare);
+            all.append(&mut part);
         }
-        for mut worker in self.workers.drain(..) {
-            worker.jobs = None;
-            if let Some(handle) = worker.handle.take() {
-                let _ = handle.join();
-            }
-        }
-        let chunk = n.div_ceil(threads);
-        let mut shards = Vec::with_capacity(threads);
-        let mut rest = *all;
-        while rest.envs.len() > chunk {
-            let tail = rest.split_off(chunk);
-            shards.push(Some(Box::new(rest)));
+        let first = n.div_ceil(threads);
+        let chunk = first;
+        let mut rest = std::mem::take(&mut self.home);
+        let mut shards = Vec::new();
+        let mut cut = first;
+        while rest.len() > cut {
+            let tail = Shard {
+                offset: rest.offset + cut,
+                envs: rest.envs.split_off(cut),
+                pending: rest.pending.split_off(cut),
+                spare: rest.spare.split_off(cut),
+            };
+            let tail_part = all.split_off(cut);
+            shards.push(rest);
+            self.parts.push(all);
             rest = tail;
+            all = tail_part;
+            cut = chunk;
         }
-        shards.push(Some(Box::new(rest)));
-        let shard_count = shards.len();
-        self.shards = shards;
-        for k in 1..shard_count {
-            self.workers.push(Worker::spawn(k)?);
-        }
-        self.gathered = if shard_count > 1 {
-            let home = self.shards[0].as_ref().expect("home");
-            Columns {
-                observations: vec![home.out.observations[0].clone(); n],
-                rewards: vec![0.0; n],
-                terminated: vec![false; n],
-                truncated: vec![false; n],
-                autoreset: vec![false; n],
-                infos: vec![Info::default(); n],
-            }
-        } else {
-            Columns::default()
-        };
-        if shard_count > 1 && self.started {
-            self.gather();
+        shards.push(rest);
+        self.parts.push(all);
+        self.first = first;
+        self.chunk = chunk;
+        let mut shards = shards.into_iter();
+        self.home = shards.next().expect("there is at least one copy");
+        for (k, shard) in shards.enumerate() {
+            let work = Box::new(Work {
+                actions: Vec::new(),
+                discrete: None,
+                shard,
+                out: Columns::default(),
+                job: Job::Step,
+                result: Ok(()),
+                panic: None,
+                caller: None,
+            });
+            self.workers.push(Worker::spawn(k + 1, work)?);
         }
         Ok(self)
     }
 
     /// Number of copies.
     pub fn num_envs(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.as_ref().map_or(0, |s| s.envs.len()))
-            .sum()
+        self.home.len()
+            + self
+                .workers
+                .iter()
+                .map(|w| w.work().shard.len())
+                .sum::<usize>()
     }
 
     /// Threads used per batch call.
     pub fn threads(&self) -> usize {
-        self.shards.len()
+        1 + self.workers.len()
     }
 
     /// One copy's observation space.
@@ -410,75 +821,58 @@ impl VectorEnv {
 
     /// Copy `i`, e.g. to render it.
     pub fn env(&self, i: usize) -> Option<&dyn Env> {
-        self.shards.iter().flatten().find_map(|s| {
-            i.checked_sub(s.offset)
-                .and_then(|j| s.envs.get(j))
-                .map(|e| e.as_ref())
-        })
+        std::iter::once(&self.home)
+            .chain(self.workers.iter().map(|w| &w.work().shard))
+            .find_map(|s| {
+                i.checked_sub(s.offset)
+                    .and_then(|j| s.envs.get(j))
+                    .map(|e| e.as_ref())
+            })
+    }
+
+    fn column<T>(&self, field: fn(&Columns) -> &[T]) -> Column<'_, T> {
+        Column {
+            parts: &self.parts,
+            field,
+            first: self.first,
+            chunk: self.chunk,
+            len: self.parts.iter().map(|p| p.rewards.len()).sum(),
+        }
     }
 
     fn batch(&self) -> Batch<'_> {
-        if self.shards.len() == 1 {
-            self.shards[0].as_ref().expect("home").out.batch()
-        } else {
-            self.gathered.batch()
+        Batch {
+            observations: self.column(|c| &c.observations),
+            rewards: self.column(|c| &c.rewards),
+            terminated: self.column(|c| &c.terminated),
+            truncated: self.column(|c| &c.truncated),
+            autoreset: self.column(|c| &c.autoreset),
+            infos: self.column(|c| &c.infos),
         }
     }
 
-    /// Copies the shards' results into the batch.
-    fn gather(&mut self) {
-        let gathered = &mut self.gathered;
-        for shard in self.shards.iter_mut().flatten() {
-            let out = &mut shard.out;
-            let at = shard.offset;
-            for (j, obs) in out.observations.iter().enumerate() {
-                copy_into(&mut gathered.observations[at + j], obs);
-            }
-            let len = out.rewards.len();
-            gathered.rewards[at..at + len].copy_from_slice(&out.rewards);
-            gathered.terminated[at..at + len].copy_from_slice(&out.terminated);
-            gathered.truncated[at..at + len].copy_from_slice(&out.truncated);
-            gathered.autoreset[at..at + len].copy_from_slice(&out.autoreset);
-            for (j, info) in out.infos.iter_mut().enumerate() {
-                // The shard's info is rewritten on its next call.
-                std::mem::swap(&mut gathered.infos[at + j], info);
-            }
+    /// Runs `job` on every shard: the workers' in parallel with the home
+    /// shard's, which runs here on `actions[..home]`. The first error, in
+    /// copy order, wins.
+    fn run(&mut self, job: Job, actions: &[Action]) -> Result<()> {
+        let (home_part, worker_parts) = self.parts.split_first_mut().expect("there is a home part");
+        for (worker, part) in self.workers.iter_mut().zip(worker_parts.iter_mut()) {
+            worker.post(job, std::mem::take(part));
         }
-    }
-
-    /// Runs `job` on every shard: the others on their workers, the first here.
-    /// The first error, in copy order, wins.
-    fn run(&mut self, job: Job) -> Result<()> {
-        for (k, worker) in self.workers.iter().enumerate() {
-            let shard = self.shards[k + 1]
-                .take()
-                .expect("shards are home between calls");
-            let jobs = worker.jobs.as_ref().expect("open until drop");
-            if let Err(returned) = jobs.send((shard, job)) {
-                // The worker is gone (it panicked earlier): keep the shard.
-                self.shards[k + 1] = Some(returned.0.0);
-            }
-        }
-        let mut result = self.shards[0].as_mut().expect("home").run(job);
-        for (k, worker) in self.workers.iter_mut().enumerate() {
-            if self.shards[k + 1].is_some() {
-                continue;
-            }
-            let (shard, r) = worker.collect();
-            self.shards[k + 1] = Some(shard);
+        let home_actions = Actions::Given(actions.get(..self.home.len()).unwrap_or(&[]));
+        let mut result = self.home.run(job, home_actions, home_part.all());
+        for (worker, part) in self.workers.iter_mut().zip(worker_parts.iter_mut()) {
+            let r = worker.collect(part);
             if result.is_ok() {
                 result = r;
             }
-        }
-        if self.shards.len() > 1 {
-            self.gather();
         }
         result
     }
 
     /// Resets every copy, copy `i` with `seed + i`.
     pub fn reset(&mut self, seed: Option<u64>) -> Result<Batch<'_>> {
-        self.run(Job::Reset(seed))?;
+        self.run(Job::Reset(seed), &[])?;
         self.started = true;
         Ok(self.batch())
     }
@@ -501,31 +895,60 @@ impl VectorEnv {
                 got: actions.len(),
             });
         }
-        for shard in self.shards.iter_mut().flatten() {
-            let mine = &actions[shard.offset..shard.offset + shard.envs.len()];
-            for (j, action) in mine.iter().enumerate() {
-                if !shard.pending[j] && !self.action_space.contains_action(action) {
-                    return Err(Error::InvalidAction {
-                        action: format!(
-                            "{} (for copy {})",
-                            match action {
-                                Action::Discrete(a) => a.to_string(),
-                                Action::Continuous(v) => format!("{v:?}"),
-                            },
-                            shard.offset + j
-                        ),
-                        space: self.action_space.to_string(),
-                    });
+        // Almost always every action is valid, which one pass without
+        // early exits settles; only otherwise is each checked against the
+        // copy's state (a copy about to reset may be given anything).
+        let space = &self.action_space;
+        let all_valid = match *space {
+            Space::Discrete { n, start } => actions.iter().fold(true, |ok, a| {
+                ok & matches!(*a, Action::Discrete(v) if v >= start && (v.wrapping_sub(start) as u64) < n)
+            }),
+            _ => actions.iter().all(|a| space.contains_action(a)),
+        };
+        if !all_valid {
+            let shards =
+                std::iter::once(&self.home).chain(self.workers.iter().map(|w| &w.work().shard));
+            for shard in shards {
+                let mine = &actions[shard.offset..shard.offset + shard.len()];
+                for (j, action) in mine.iter().enumerate() {
+                    if !shard.pending[j] && !space.contains_action(action) {
+                        return Err(Error::InvalidAction {
+                            action: format!(
+                                "{} (for copy {})",
+                                match action {
+                                    Action::Discrete(a) => a.to_string(),
+                                    Action::Continuous(v) => format!("{v:?}"),
+                                },
+                                shard.offset + j
+                            ),
+                            space: space.to_string(),
+                        });
+                    }
                 }
             }
         }
-        for shard in self.shards.iter_mut().flatten() {
-            let mine = &actions[shard.offset..shard.offset + shard.envs.len()];
-            for (slot, action) in shard.actions.iter_mut().zip(mine) {
-                slot.clone_from(action);
+        for worker in &mut self.workers {
+            let work = worker.work_mut();
+            let offset = work.shard.offset;
+            let mine = &actions[offset..offset + work.shard.len()];
+            if let Space::Discrete { .. } = space {
+                // A copy about to reset may have been given anything: 0
+                // stands in for what it ignores.
+                let values = work.discrete.get_or_insert_with(Vec::new);
+                values.clear();
+                values.extend(mine.iter().map(|a| match a {
+                    Action::Discrete(v) => *v,
+                    Action::Continuous(_) => 0,
+                }));
+            } else {
+                work.discrete = None;
+                work.actions.resize(mine.len(), Action::Discrete(0));
+                for (slot, action) in work.actions.iter_mut().zip(mine) {
+                    slot.clone_from(action);
+                }
             }
         }
-        let result = self.run(Job::Step);
+        let result = self.run(Job::Step, actions);
         if result.is_err() {
             self.started = false;
         }
@@ -550,6 +973,69 @@ mod tests {
     /// Copy `i` has episodes of `i + 1` steps.
     fn ramps(n: usize) -> VectorEnv {
         VectorEnv::new(n, |i| Ok(Box::new(Ramp::new(i as u8 + 1)) as Box<dyn Env>)).unwrap()
+    }
+
+    /// Observes and is rewarded its last continuous action; never ends.
+    struct Echo {
+        space: Space,
+    }
+
+    impl Env for Echo {
+        fn observation_space(&self) -> &Space {
+            &self.space
+        }
+        fn action_space(&self) -> &Space {
+            &self.space
+        }
+        fn reset_into(&mut self, _: Option<u64>, obs: &mut Observation) -> Result<Info> {
+            *obs = Observation::F64(ndarray::ArrayD::zeros(vec![1]));
+            Ok(Info::default())
+        }
+        fn step_into(
+            &mut self,
+            action: &Action,
+            obs: &mut Observation,
+        ) -> Result<crate::StepOutcome> {
+            crate::check_action(&self.space, action)?;
+            let Action::Continuous(v) = action else {
+                unreachable!("checked")
+            };
+            *obs = Observation::F64(ndarray::ArrayD::from_elem(vec![1], v[0]));
+            Ok(crate::StepOutcome::new(v[0], false))
+        }
+        fn render_text(&self) -> String {
+            String::new()
+        }
+        fn render_rgb(&self) -> crate::Frame {
+            crate::Frame::zeros((1, 1, 3))
+        }
+    }
+
+    #[test]
+    fn continuous_actions_reach_every_thread() {
+        let mut envs = VectorEnv::new(5, |_| {
+            Ok(Box::new(Echo {
+                space: Space::uniform_box(-1.0, 1.0, &[1], crate::DType::F64),
+            }) as Box<dyn Env>)
+        })
+        .unwrap()
+        .with_threads(2)
+        .unwrap();
+        envs.reset(Some(0)).unwrap();
+        let actions: Vec<Action> = (0..5)
+            .map(|i| Action::Continuous(vec![i as f64 / 5.0]))
+            .collect();
+        let b = envs.step(&actions).unwrap();
+        assert_eq!(b.rewards, &[0.0, 0.2, 0.4, 0.6, 0.8]);
+        assert_eq!(b.rewards.parts().count(), 2);
+        let mut wrong = actions.clone();
+        wrong[4] = Action::Continuous(vec![2.0]);
+        assert!(
+            envs.step(&wrong)
+                .unwrap_err()
+                .to_string()
+                .contains("copy 4")
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! **Actions.** Minimal set `n l r`; `u d f` do nothing. No difficulty ramp.
 
 use crate::numpy_rng::RandomState;
-use crate::rules::{Act, CELLS, Channel, GRID, Rules, mark, plane};
+use crate::rules::{Act, CELLS, Channel, GRID, MoveTable, Rules, mark, move_table};
 
 /// The paddle, on the bottom row.
 pub const PADDLE: usize = 0;
@@ -39,6 +39,11 @@ const BRICK_ROWS: std::ops::Range<usize> = 1..4;
 const BALL_START_ROW: i32 = 3;
 /// The paddle's starting column.
 const PADDLE_START: i32 = 4;
+
+/// Cells in the brick rows.
+const BRICK_CELLS: usize = (BRICK_ROWS.end - BRICK_ROWS.start) * GRID;
+/// The paddle's moves, within the grid.
+const MOVE_X: MoveTable = move_table(true, 0, 9);
 
 /// Ball directions, numbered as MinAtar numbers them:
 /// 0 up-left, 1 up-right, 2 down-right, 3 down-left.
@@ -59,7 +64,11 @@ pub struct Breakout {
     last_x: i32,
     last_y: i32,
     paddle: i32,
-    bricks: [u8; CELLS],
+    /// The bricks of rows 1–3, the only rows that ever hold any, one
+    /// byte per cell as in the observation's brick plane.
+    bricks: [u8; BRICK_CELLS],
+    /// Bricks left.
+    bricks_left: u32,
     /// The ball struck a brick on the previous frame.
     strike: bool,
     terminal: bool,
@@ -68,8 +77,18 @@ pub struct Breakout {
 impl Breakout {
     fn refill_bricks(&mut self) {
         for row in BRICK_ROWS {
-            self.bricks[row * GRID..(row + 1) * GRID].fill(1);
+            let start = (row - BRICK_ROWS.start) * GRID;
+            self.bricks[start..start + GRID].fill(1);
         }
+        self.bricks_left = (BRICK_ROWS.len() * GRID) as u32;
+    }
+
+    /// Where `bricks` keeps cell `(x, y)` (both on the grid), if in a
+    /// brick row.
+    #[inline(always)]
+    fn brick(x: i32, y: i32) -> Option<usize> {
+        let row = (y as usize).wrapping_sub(BRICK_ROWS.start);
+        (row < BRICK_ROWS.len()).then_some(row * GRID + x as usize)
     }
 }
 
@@ -102,7 +121,8 @@ impl Rules for Breakout {
             last_x: 0,
             last_y: BALL_START_ROW,
             paddle: PADDLE_START,
-            bricks: [0; CELLS],
+            bricks: [0; BRICK_CELLS],
+            bricks_left: 0,
             strike: false,
             terminal: false,
         }
@@ -117,7 +137,7 @@ impl Rules for Breakout {
             (9, 3)
         };
         self.paddle = PADDLE_START;
-        self.bricks = [0; CELLS];
+        self.bricks = [0; BRICK_CELLS];
         self.refill_bricks();
         self.strike = false;
         self.last_x = self.ball_x;
@@ -131,7 +151,7 @@ impl Rules for Breakout {
         }
         let mut reward = 0;
         // `l` and `r` move the paddle, within the grid.
-        self.paddle = (self.paddle + action.dx()).clamp(0, 9);
+        self.paddle = MOVE_X[action as usize][self.paddle as usize];
 
         self.last_x = self.ball_x;
         self.last_y = self.ball_y;
@@ -144,21 +164,23 @@ impl Rules for Breakout {
             new_x = new_x.clamp(0, 9);
             self.ball_dir = BOUNCE_SIDE[self.ball_dir as usize];
         }
-        let cell = |x: i32, y: i32| y as usize * GRID + x as usize;
         if new_y < 0 {
             new_y = 0;
             self.ball_dir = BOUNCE_VERTICAL[self.ball_dir as usize];
-        } else if self.bricks[cell(new_x, new_y)] == 1 {
+        } else if Self::brick(new_x, new_y).is_some_and(|cell| self.bricks[cell] == 1) {
             strike_now = true;
             if !self.strike {
                 reward += 1;
                 self.strike = true;
-                self.bricks[cell(new_x, new_y)] = 0;
+                if let Some(cell) = Self::brick(new_x, new_y) {
+                    self.bricks[cell] = 0;
+                }
+                self.bricks_left -= 1;
                 new_y = self.last_y;
                 self.ball_dir = BOUNCE_VERTICAL[self.ball_dir as usize];
             }
         } else if new_y == 9 {
-            if self.bricks.iter().all(|&b| b == 0) {
+            if self.bricks_left == 0 {
                 self.refill_bricks();
             }
             if self.ball_x == self.paddle {
@@ -181,11 +203,12 @@ impl Rules for Breakout {
     }
 
     #[inline(always)]
-    fn draw(&self, planes: &mut [u8]) {
+    fn draw_on_zeros(&self, planes: &mut [u8]) {
+        planes[BRICK * CELLS + BRICK_ROWS.start * GRID..][..BRICK_CELLS]
+            .copy_from_slice(&self.bricks);
         mark(planes, BALL, self.ball_y, self.ball_x);
         mark(planes, PADDLE, 9, self.paddle);
         mark(planes, TRAIL, self.last_y, self.last_x);
-        plane(planes, BRICK).copy_from_slice(&self.bricks);
     }
 
     fn difficulty(&self) -> Option<u32> {

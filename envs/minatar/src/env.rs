@@ -30,22 +30,28 @@ enum Phase {
 ///
 /// Stepping after the episode ended is refused ([`Error::ResetNeeded`]);
 /// MinAtar would return `(0, True)` and still draw the sticky number.
+///
+/// The fields every step reads come first, in declaration order
+/// (`repr(C)`), ending with the generator's position and next outputs, so
+/// that a step touches a few neighbouring cache lines; with many copies in
+/// a [`rl_env::VectorEnv`], scattered fields would each cost a cache miss.
+#[repr(C)]
 pub struct MinAtar<G: Rules> {
-    game: G,
-    rng: RandomState,
+    phase: Phase,
+    /// Full-set action last applied; survives resets as in MinAtar.
+    last_action: Act,
     /// `⌈sticky_action_prob · 2⁵³⌉`: MinAtar's `rand() < sticky_action_prob`
     /// as an integer comparison (see [`threshold_53`]).
     sticky_threshold: u64,
-    /// Full-set action last applied; survives resets as in MinAtar.
-    last_action: Act,
     /// Our action index → MinAtar's action.
     action_set: &'static [Act],
+    pixels: Option<PixelPainter>,
+    game: G,
+    rng: RandomState,
     observation_space: Space,
     action_space: Space,
     /// Scratch `[C, 10, 10]` planes for pixel mode and rendering.
     planes: Vec<u8>,
-    pixels: Option<PixelPainter>,
-    phase: Phase,
 }
 
 impl<G: Rules> MinAtar<G> {
@@ -85,33 +91,42 @@ impl<G: Rules> MinAtar<G> {
         self.game.difficulty()
     }
 
+    /// The planes of `obs` to draw into, when `obs` is a planes buffer of
+    /// the right shape (the common case, kept small enough to inline).
+    #[inline(always)]
+    fn planes_of<'a>(&self, obs: &'a mut Observation) -> Option<&'a mut [u8]> {
+        if self.pixels.is_none()
+            && let Observation::U8(array) = obs
+            && is_planes_shape(array.shape(), G::CHANNELS.len())
+            && let Some(out) = array.as_slice_mut()
+        {
+            // The shape fixes the length; slicing to it lets the compiler
+            // see a constant size and drop the bounds checks in `draw`.
+            return Some(&mut out[..G::CHANNELS.len() * CELLS]);
+        }
+        None
+    }
+
     /// Writes the observation, reusing `obs`'s buffer when its shape fits.
-    #[inline]
+    #[inline(always)]
     fn write_observation(&mut self, obs: &mut Observation) {
-        let planes = G::CHANNELS.len() * CELLS;
-        if let Observation::U8(array) = obs {
-            match &mut self.pixels {
-                None => {
-                    if is_planes_shape(array.shape(), G::CHANNELS.len())
-                        && let Some(out) = array.as_slice_mut()
-                    {
-                        // The shape fixes the length; slicing to it lets the
-                        // compiler see a constant size and drop the bounds
-                        // checks in `draw`.
-                        draw_planes(&self.game, &mut out[..planes]);
-                        return;
-                    }
-                }
-                Some(painter) => {
-                    if array.shape() == painter.shape().as_slice()
-                        && let Some(out) = array.as_slice_mut()
-                    {
-                        draw_planes(&self.game, &mut self.planes);
-                        painter.paint(&self.planes, G::CHANNELS.len(), out);
-                        return;
-                    }
-                }
-            }
+        match self.planes_of(obs) {
+            Some(out) => self.game.draw(out),
+            None => self.write_observation_slow(obs),
+        }
+    }
+
+    /// [`Self::write_observation`] for pixels, or into a fresh buffer.
+    #[cold]
+    #[inline(never)]
+    fn write_observation_slow(&mut self, obs: &mut Observation) {
+        if let (Observation::U8(array), Some(painter)) = (&mut *obs, &mut self.pixels)
+            && array.shape() == painter.shape().as_slice()
+            && let Some(out) = array.as_slice_mut()
+        {
+            self.game.draw(&mut self.planes);
+            painter.paint(&self.planes, G::CHANNELS.len(), out);
+            return;
         }
         let Space::Box { ref shape, .. } = self.observation_space else {
             unreachable!("MinAtar observation spaces are boxes")
@@ -119,9 +134,9 @@ impl<G: Rules> MinAtar<G> {
         let mut fresh = ndarray::ArrayD::zeros(shape.as_slice());
         let out = fresh.as_slice_mut().expect("a fresh array is contiguous");
         match &mut self.pixels {
-            None => draw_planes(&self.game, out),
+            None => self.game.draw(out),
             Some(painter) => {
-                draw_planes(&self.game, &mut self.planes);
+                self.game.draw(&mut self.planes);
                 painter.paint(&self.planes, G::CHANNELS.len(), out);
             }
         }
@@ -184,11 +199,21 @@ impl<G: Rules> Env for MinAtar<G> {
             chosen = self.last_action;
         }
         self.last_action = chosen;
+        // The observation is zeroed before the game moves, not after: the
+        // zeroing is most of the stores in a step, and the CPU drains them
+        // while it works out the move, which is mostly loads and arithmetic.
+        let mut planes = self.planes_of(obs);
+        if let Some(planes) = &mut planes {
+            planes.fill(0);
+        }
         let (reward, terminated) = self.game.act(chosen, &mut self.rng);
         if terminated {
             self.phase = Phase::Ended;
         }
-        self.write_observation(obs);
+        match planes {
+            Some(planes) => self.game.draw_on_zeros(planes),
+            None => self.write_observation_slow(obs),
+        }
         Ok(StepOutcome::new(f64::from(reward), terminated))
     }
 
@@ -206,11 +231,4 @@ impl<G: Rules> Env for MinAtar<G> {
 #[inline]
 fn is_planes_shape(shape: &[usize], channels: usize) -> bool {
     shape.len() == 3 && shape[0] == channels && shape[1] == GRID && shape[2] == GRID
-}
-
-/// Zeroes `planes` and draws the game into it.
-#[inline(always)]
-fn draw_planes<G: Rules>(game: &G, planes: &mut [u8]) {
-    planes.fill(0);
-    game.draw(planes);
 }

@@ -16,7 +16,7 @@
 //! **Actions.** Minimal set `n u d`; `l r f` do nothing. No difficulty ramp.
 
 use crate::numpy_rng::RandomState;
-use crate::rules::{Act, Channel, GRID, Rules, mark};
+use crate::rules::{Act, CELLS, Channel, GRID, MoveTable, Rules, mark, move_table};
 
 /// The chicken.
 pub const CHICKEN: usize = 0;
@@ -44,20 +44,34 @@ const CHICKEN_X: i32 = 4;
 /// One car per lane.
 const LANES: usize = 8;
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Car {
-    x: i32,
-    y: i32,
-    timer: i32,
-    /// Frames per move, signed by direction (positive moves right).
-    /// Zero only if numpy's `rand()` returned exactly 0.5 (`np.sign(0) == 0`);
-    /// MinAtar then moves the car left every frame, and so do we.
-    velocity: i32,
-}
+/// The chicken's moves: rows 0–9 (the column never changes).
+const MOVE_Y: MoveTable = move_table(false, 0, 9);
+/// Values in an observation: 7 planes of 10 × 10.
+const FRAME: usize = 7 * CELLS;
 
 /// Freeway's state.
+///
+/// The car in lane `i` drives on row `i + 1`. The cars are stored field by
+/// field (`xs[i]`, `timers[i]`, …) so that moving all eight is a few vector
+/// instructions.
 pub struct Freeway {
-    cars: [Car; LANES],
+    /// Each car's column.
+    xs: [i32; LANES],
+    /// Frames until each car next moves.
+    timers: [i32; LANES],
+    /// Frames between moves: MinAtar's `abs(velocity)`. Zero only if
+    /// numpy's `rand()` returned exactly 0.5 (`np.sign(0) == 0`); MinAtar
+    /// then moves the car left every frame, and so do we.
+    periods: [i32; LANES],
+    /// +1 for cars moving right (positive velocity), −1 otherwise.
+    dirs: [i32; LANES],
+    /// Where each car's trail goes: the first cell of its row in the trail
+    /// plane for its speed.
+    trail_rows: [usize; LANES],
+    /// 1 if the car draws a trail. MinAtar reuses the previous car's trail
+    /// plane for a car with no speed (see `periods`); the first car then
+    /// has none, and draws a 0 in its own row.
+    trail_lit: [u8; LANES],
     chicken_y: i32,
     move_timer: i32,
     terminate_timer: i32,
@@ -71,7 +85,8 @@ impl Freeway {
         // numpy: speeds = randint(1, 6, 8); directions = sign(rand(8) - 0.5).
         let mut speeds = [0i64; LANES];
         rng.randint_into(1, 6, &mut speeds);
-        for (lane, car) in self.cars.iter_mut().enumerate() {
+        let mut trail = None;
+        for (lane, &speed) in speeds.iter().enumerate() {
             let u = rng.rand();
             let direction = if u > 0.5 {
                 1
@@ -80,11 +95,17 @@ impl Freeway {
             } else {
                 0
             };
-            car.velocity = speeds[lane] as i32 * direction;
-            car.timer = car.velocity.abs();
+            let velocity = speed as i32 * direction;
+            self.periods[lane] = velocity.abs();
+            self.timers[lane] = velocity.abs();
+            self.dirs[lane] = if velocity > 0 { 1 } else { -1 };
+            if velocity != 0 {
+                trail = Some(SPEED_TRAILS[velocity.unsigned_abs() as usize - 1]);
+            }
+            self.trail_rows[lane] = trail.unwrap_or(SPEED1) * CELLS + (lane + 1) * GRID;
+            self.trail_lit[lane] = u8::from(trail.is_some());
             if initialize {
-                car.x = 0;
-                car.y = lane as i32 + 1;
+                self.xs[lane] = 0;
             }
         }
     }
@@ -94,13 +115,7 @@ impl Freeway {
 /// the only values it meets, −1 to 10, without a division.
 #[inline(always)]
 fn wrap(x: i32) -> i32 {
-    if x < 0 {
-        x + GRID as i32
-    } else if x >= GRID as i32 {
-        x - GRID as i32
-    } else {
-        x
-    }
+    x + GRID as i32 * (i32::from(x < 0) - i32::from(x >= GRID as i32))
 }
 
 impl Rules for Freeway {
@@ -138,7 +153,12 @@ impl Rules for Freeway {
 
     fn new(_ramping: bool) -> Self {
         Freeway {
-            cars: [Car::default(); LANES],
+            xs: [0; LANES],
+            timers: [0; LANES],
+            periods: [0; LANES],
+            dirs: [-1; LANES],
+            trail_rows: [SPEED1 * CELLS; LANES],
+            trail_lit: [0; LANES],
             chicken_y: 9,
             move_timer: PLAYER_SPEED,
             terminate_timer: TIME_LIMIT,
@@ -162,7 +182,8 @@ impl Rules for Freeway {
         // `u` and `d` move the chicken when its timer allows, and restart
         // the timer; selects, not branches, as the actions are random.
         let moves = self.move_timer == 0 && action.dy() != 0;
-        self.chicken_y = (self.chicken_y + i32::from(moves) * action.dy()).clamp(0, 9);
+        let moved = MOVE_Y[action as usize][self.chicken_y as usize];
+        self.chicken_y = if moves { moved } else { self.chicken_y };
         self.move_timer = if moves { PLAYER_SPEED } else { self.move_timer };
 
         if self.chicken_y == 0 {
@@ -171,31 +192,32 @@ impl Rules for Freeway {
             self.chicken_y = 9;
         }
 
-        // Written with selects rather than `if`s: which cars move on a
-        // frame is close to random, and mispredicted branches would cost
-        // more than the arithmetic.
-        let mut chicken_y = self.chicken_y;
-        for car in &mut self.cars {
-            // A car already on the chicken knocks it back.
-            let hit = (car.x, car.y) == (CHICKEN_X, chicken_y);
-            chicken_y = if hit { 9 } else { chicken_y };
+        // MinAtar visits the cars in order: a car on the chicken knocks it
+        // back to row 9, where no car drives; then the car moves if its
+        // timer ran out, and knocks the chicken back if it lands on it.
+        // Only the car in the chicken's own lane can touch it, so the
+        // others need no checks and can all move at once.
+        let lane = (self.chicken_y - 1) as usize;
+        let in_lane = lane < LANES;
+        let lane = lane.min(LANES - 1);
+        let hit_before = in_lane && self.xs[lane] == CHICKEN_X;
+        for i in 0..LANES {
             // A car whose timer ran out moves a cell, wrapping around, and
             // restarts its timer.
-            let moves = car.timer == 0;
-            car.timer = if moves {
-                car.velocity.abs()
+            let moves = self.timers[i] == 0;
+            self.timers[i] = if moves {
+                self.periods[i]
             } else {
-                car.timer - 1
+                self.timers[i] - 1
             };
-            let direction = if car.velocity > 0 { 1 } else { -1 };
-            car.x = wrap(car.x + i32::from(moves) * direction);
-            // Checked even when the car stayed put: then it is the check
-            // above again, which cannot hit a chicken sent back to row 9
-            // (cars drive on rows 1 to 8).
-            let hit = (car.x, car.y) == (CHICKEN_X, chicken_y);
-            chicken_y = if hit { 9 } else { chicken_y };
+            self.xs[i] = wrap(self.xs[i] + i32::from(moves) * self.dirs[i]);
         }
-        self.chicken_y = chicken_y;
+        // A car that stayed put is checked again, as MinAtar does not:
+        // the same check, which cannot change the outcome.
+        let hit_after = in_lane && self.xs[lane] == CHICKEN_X;
+        if hit_before || hit_after {
+            self.chicken_y = 9;
+        }
 
         if self.move_timer > 0 {
             self.move_timer -= 1;
@@ -208,26 +230,16 @@ impl Rules for Freeway {
     }
 
     #[inline(always)]
-    fn draw(&self, planes: &mut [u8]) {
+    fn draw_on_zeros(&self, planes: &mut [u8]) {
+        let planes: &mut [u8; FRAME] = planes
+            .try_into()
+            .expect("Freeway draws 7 planes of 10 x 10");
         mark(planes, CHICKEN, self.chicken_y, CHICKEN_X);
-        // MinAtar reuses the previous car's trail channel for a car with
-        // no speed (see `Car::velocity`); the first car then has none.
-        let mut trail = None;
-        for car in &self.cars {
-            mark(planes, CAR, car.y, car.x);
-            let back_x = if car.velocity > 0 {
-                car.x - 1
-            } else {
-                car.x + 1
-            };
-            let back_x = wrap(back_x);
-            let speed = car.velocity.unsigned_abs() as usize;
-            if (1..=5).contains(&speed) {
-                trail = Some(SPEED_TRAILS[speed - 1]);
-            }
-            if let Some(channel) = trail {
-                mark(planes, channel, car.y, back_x);
-            }
+        for lane in 0..LANES {
+            let x = self.xs[lane];
+            mark(planes, CAR, lane as i32 + 1, x);
+            let back_x = wrap(x - self.dirs[lane]) as usize;
+            planes[self.trail_rows[lane] + back_x] = self.trail_lit[lane];
         }
     }
 

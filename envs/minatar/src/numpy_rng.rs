@@ -39,13 +39,19 @@ const LOWER_MASK: u32 = 0x7fff_ffff;
 ///
 /// Each twist also tempers the whole new block into `out`, in one loop the
 /// compiler vectorises, so a draw is a buffered read.
+///
+/// The fields are laid out in declaration order (`repr(C)`): the position
+/// and the outputs read every draw first, the state read only by a twist
+/// last, so that the hot ones sit next to whatever the generator is
+/// embedded after.
 #[derive(Clone)]
+#[repr(C)]
 pub struct RandomState {
-    /// MT19937's state.
-    key: [u32; N],
+    pos: usize,
     /// `key` tempered: the next outputs, read from `pos` on.
     out: [u32; N],
-    pos: usize,
+    /// MT19937's state.
+    key: [u32; N],
 }
 
 impl std::fmt::Debug for RandomState {

@@ -57,6 +57,43 @@ impl Act {
     }
 }
 
+/// Where a coordinate in `0..10` ends up after each action:
+/// `table[action][v] = (v + delta(action)).clamp(lo, hi)`.
+///
+/// A player's move is then one load. Written as arithmetic, the compiler
+/// turns the two coordinates' moves into a chain of vector instructions
+/// whose latency the next step waits on.
+pub type MoveTable = [[i32; GRID]; 6];
+
+/// The [`MoveTable`] for movement along x (`l` −1, `r` +1) when
+/// `horizontal`, else along y (`u` −1, `d` +1), kept within `lo..=hi`.
+pub const fn move_table(horizontal: bool, lo: i32, hi: i32) -> MoveTable {
+    let mut table = [[0; GRID]; 6];
+    let mut a = 0;
+    while a < 6 {
+        let act = Act::ALL[a];
+        let delta = if horizontal {
+            (act as i32 == Act::Right as i32) as i32 - (act as i32 == Act::Left as i32) as i32
+        } else {
+            (act as i32 == Act::Down as i32) as i32 - (act as i32 == Act::Up as i32) as i32
+        };
+        let mut v = 0;
+        while v < GRID {
+            let moved = v as i32 + delta;
+            table[a][v] = if moved < lo {
+                lo
+            } else if moved > hi {
+                hi
+            } else {
+                moved
+            };
+            v += 1;
+        }
+        a += 1;
+    }
+    table
+}
+
 /// One observation channel: its name and the character `render_text` uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Channel {
@@ -83,16 +120,27 @@ pub trait Rules: Send + 'static {
     /// Advances one frame; returns the reward and whether the game ended.
     fn act(&mut self, action: Act, rng: &mut RandomState) -> (u32, bool);
     /// Sets the occupied cells in `planes`, `[C, 10, 10]` row-major,
-    /// which the caller has zeroed.
-    fn draw(&self, planes: &mut [u8]);
+    /// which hold zeros.
+    fn draw_on_zeros(&self, planes: &mut [u8]);
+    /// Writes the observation into `planes`: every byte, whatever `planes`
+    /// held before.
+    #[inline(always)]
+    fn draw(&self, planes: &mut [u8]) {
+        planes.fill(0);
+        self.draw_on_zeros(planes);
+    }
     /// The difficulty level reached, for games that ramp.
     fn difficulty(&self) -> Option<u32>;
 }
 
 /// Marks cell `(y, x)` of `channel`; cells off the grid are ignored.
+///
+/// A branch rather than ORing a 0 into the nearest cell: reading a byte
+/// just written by the zeroing `memset` stalls on store forwarding, and
+/// costs more than the branch, which is nearly always predicted.
 #[inline]
 pub fn mark(planes: &mut [u8], channel: usize, y: i32, x: i32) {
-    if (0..GRID as i32).contains(&y) && (0..GRID as i32).contains(&x) {
+    if on_grid(y) && on_grid(x) {
         planes[channel * CELLS + y as usize * GRID + x as usize] = 1;
     }
 }

@@ -33,8 +33,8 @@
 
 use crate::numpy_rng::RandomState;
 use crate::rules::{
-    Act, CELLS, Channel, GRID, Reversed, Rules, follow_removal, mark, on_grid, remove_first_equal,
-    step_x,
+    Act, CELLS, Channel, GRID, MoveTable, Reversed, Rules, follow_removal, mark, move_table,
+    on_grid, remove_first_equal, step_x,
 };
 
 /// The front of the player's submarine.
@@ -72,6 +72,9 @@ const SHOT_COOL_DOWN: i32 = 5;
 const ENEMY_SHOT_INTERVAL: i32 = 10;
 /// Frames between diver moves.
 const DIVER_MOVE_INTERVAL: i32 = 5;
+/// The sub's moves: columns 0–9, rows 0–8.
+const MOVE_X: MoveTable = move_table(true, 0, 9);
+const MOVE_Y: MoveTable = move_table(false, 0, 8);
 /// Divers the submarine can carry.
 const MAX_DIVERS: i32 = 6;
 
@@ -106,6 +109,23 @@ const DIVER_ROWS: [[u8; GRID]; MAX_DIVERS as usize + 1] = {
     }
     rows
 };
+
+/// Marks a fish, enemy sub or diver at `(y, x)` on `channel`, and its trail,
+/// the cell behind it, unless that is off the grid. Like [`mark`], cells
+/// off the grid are ignored.
+#[inline(always)]
+fn mark_with_trail(planes: &mut [u8], channel: usize, y: i32, x: i32, rightward: bool) {
+    if on_grid(y) && on_grid(x) {
+        let cell = y as usize * GRID + x as usize;
+        planes[channel * CELLS + cell] = 1;
+        let back = x - step_x(rightward);
+        if on_grid(back) {
+            planes[TRAIL * CELLS + y as usize * GRID + back as usize] = 1;
+        }
+    } else {
+        mark(planes, TRAIL, y, x - step_x(rightward));
+    }
+}
 
 /// A torpedo or an enemy bullet: `[x, y, rightward]` in MinAtar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -499,12 +519,11 @@ impl Rules for Seaquest {
             self.shot_timer = SHOT_COOL_DOWN;
         }
         // `l r u d` move the sub within columns 0–9 and rows 0–8; `l` and
-        // `r` also turn it. Selects, not a `match`: the actions are random
-        // and a mispredicted branch costs more than the arithmetic.
-        let (dx, dy) = (action.dx(), action.dy());
-        self.sub_x = (self.sub_x + dx).clamp(0, 9);
-        self.sub_y = (self.sub_y + dy).clamp(0, 8);
-        self.sub_right = if dx == 0 { self.sub_right } else { dx > 0 };
+        // `r` also turn it. Table loads and selects, not a `match`: the
+        // actions are random and a mispredicted branch costs more.
+        self.sub_x = MOVE_X[action as usize][self.sub_x as usize];
+        self.sub_y = MOVE_Y[action as usize][self.sub_y as usize];
+        self.sub_right = (self.sub_right && action != Act::Left) || action == Act::Right;
 
         self.move_torpedoes(&mut reward);
         self.move_divers();
@@ -512,22 +531,16 @@ impl Rules for Seaquest {
         self.move_enemy_bullets();
         self.move_fish(&mut reward);
 
-        if self.e_spawn_timer > 0 {
-            self.e_spawn_timer -= 1;
-        }
-        if self.d_spawn_timer > 0 {
-            self.d_spawn_timer -= 1;
-        }
-        if self.shot_timer > 0 {
-            self.shot_timer -= 1;
-        }
-        if self.oxygen <= 0 {
-            self.terminal = true;
-        }
-        if self.sub_y > 0 {
-            self.oxygen -= 1;
-            self.surface = false;
-        } else if !self.surface {
+        self.e_spawn_timer -= i32::from(self.e_spawn_timer > 0);
+        self.d_spawn_timer -= i32::from(self.d_spawn_timer > 0);
+        self.shot_timer -= i32::from(self.shot_timer > 0);
+        self.terminal |= self.oxygen <= 0;
+        // Below the surface oxygen runs down; arriving at the surface
+        // (rare, so the only branch) refills it or ends the game.
+        let below = self.sub_y > 0;
+        self.oxygen -= i32::from(below);
+        self.surface &= !below;
+        if !below && !self.surface {
             if self.diver_count == 0 {
                 self.terminal = true;
             } else {
@@ -538,7 +551,7 @@ impl Rules for Seaquest {
     }
 
     #[inline(always)]
-    fn draw(&self, planes: &mut [u8]) {
+    fn draw_on_zeros(&self, planes: &mut [u8]) {
         mark(planes, SUB_FRONT, self.sub_y, self.sub_x);
         let back_x = if self.sub_right {
             self.sub_x - 1
@@ -564,16 +577,13 @@ impl Rules for Seaquest {
             mark(planes, ENEMY_BULLET, b.y, b.x);
         }
         for f in &self.e_fish {
-            mark(planes, ENEMY_FISH, f.y, f.x);
-            mark(planes, TRAIL, f.y, f.x - step_x(f.rightward));
+            mark_with_trail(planes, ENEMY_FISH, f.y, f.x, f.rightward);
         }
         for s in &self.e_subs {
-            mark(planes, ENEMY_SUB, s.y, s.x);
-            mark(planes, TRAIL, s.y, s.x - step_x(s.rightward));
+            mark_with_trail(planes, ENEMY_SUB, s.y, s.x, s.rightward);
         }
         for d in &self.divers {
-            mark(planes, DIVER, d.y, d.x);
-            mark(planes, TRAIL, d.y, d.x - step_x(d.rightward));
+            mark_with_trail(planes, DIVER, d.y, d.x, d.rightward);
         }
     }
 

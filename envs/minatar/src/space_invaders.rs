@@ -269,7 +269,7 @@ impl Rules for SpaceInvaders {
     }
 
     #[inline(always)]
-    fn draw(&self, planes: &mut [u8]) {
+    fn draw_on_zeros(&self, planes: &mut [u8]) {
         mark(planes, CANNON, 9, self.cannon);
         plane(planes, ALIEN).copy_from_slice(&self.aliens);
         let direction = if self.alien_dir < 0 {
