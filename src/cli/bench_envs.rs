@@ -101,23 +101,33 @@ fn median_rate(
 
 /// Steps per second of one env with random actions and auto-reset.
 ///
-/// Each slice writes its observations into a buffer of its own, the five
-/// about 800 bytes apart. Where the buffer lies relative to the env's own
-/// state (modulo 4 KiB) decides whether the CPU mistakes some of the env's
-/// loads for reloads of the frame it just wrote ("4K aliasing"), which
-/// moves one placement's rate by up to a third either way; the median over
-/// five placements is the rate a user should expect.
-fn single(env: &mut dyn Env, budget: Duration) -> rl_env::Result<f64> {
-    let actions = random_actions(env.action_space(), 4096);
+/// Each slice steps a copy of its own, made by `make` and seeded alike,
+/// writing into an observation buffer of its own, the copies and buffers
+/// made in turn with a few hundred bytes between them. Where the env's
+/// state and the buffer lie relative to each other in memory (modulo
+/// 4 KiB) decides whether the CPU mistakes some of the env's loads for
+/// reloads of the frame it just wrote ("4K aliasing"), which moves one
+/// placement's rate by up to a sixth either way, by luck of what was
+/// allocated before; the median over five placements is the rate a user
+/// should expect.
+fn single(
+    make: impl Fn() -> rl_env::Result<Box<dyn Env>>,
+    budget: Duration,
+) -> rl_env::Result<f64> {
+    let mut envs = Vec::new();
     let mut buffers = Vec::new();
     let mut spacers = Vec::new();
     for _ in 0..SLICES {
-        buffers.push(env.observation_space().zeros());
+        let mut env = make()?;
+        let mut obs = env.observation_space().zeros();
+        env.reset_into(Some(0), &mut obs)?;
+        envs.push(env);
+        buffers.push(obs);
         spacers.push(vec![0u8; 4096 / SLICES]);
     }
-    env.reset_into(Some(0), &mut buffers[0])?;
+    let actions = random_actions(envs[0].action_space(), 4096);
     median_rate(budget, |k| {
-        let obs = &mut buffers[k];
+        let (env, obs) = (&mut envs[k], &mut buffers[k]);
         for action in &actions {
             let out = env.step_into(action, obs)?;
             if out.terminated || out.truncated {
@@ -158,10 +168,8 @@ pub fn report(budget: Duration) -> Result<EnvReport, CliError> {
             report.missing.push(id.to_string());
             continue;
         }
-        let mut env = registry
-            .make(id, &Value::Null)
-            .map_err(|e| failure(id, e))?;
-        let rate = single(env.as_mut(), budget).map_err(|e| failure(id, e))?;
+        let rate =
+            single(|| registry.make(id, &Value::Null), budget).map_err(|e| failure(id, e))?;
         report.single_thread.insert(id.to_string(), rate);
 
         let mut envs = VectorEnv::new(threads * COPIES_PER_THREAD, |_| {

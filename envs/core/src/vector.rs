@@ -34,9 +34,13 @@
 //! A call hands each worker its shard and takes it back through a mutex
 //! nobody else is holding, and signals through atomic counters: the
 //! waiting side spins briefly, then sleeps until woken. A hand-off thus
-//! costs about a microsecond while calls follow each other closely, and an
-//! idle worker uses no CPU. Threads pay off once a shard's work outweighs
-//! that: a few dozen fast copies per thread, or slow environments.
+//! costs well under a microsecond while calls follow each other closely,
+//! and an idle worker uses no CPU. If a worker has not started its shard
+//! by the time the caller's thread has finished its own (it is asleep, or
+//! another process has its core), the caller steps that shard itself, so a
+//! busy machine slows a batch down to one thread's speed, not to the
+//! scheduler's. Threads pay off once a shard's work outweighs the hand-off:
+//! a few dozen fast copies per thread, or slow environments.
 
 use crate::wrappers::buffers::copy_into;
 use crate::{Action, Env, Error, Info, Observation, Result, Space};
@@ -304,12 +308,18 @@ impl Columns {
 struct Shard {
     /// Index of the first copy.
     offset: usize,
-    envs: Vec<Box<dyn Env>>,
-    /// Copies whose episode ended on the last call: they reset on the next.
-    pending: Vec<bool>,
-    /// Buffers for final observations, kept from earlier episode ends so
-    /// that ending an episode does not allocate.
-    spare: Vec<Option<Box<Observation>>>,
+    copies: Vec<Slot>,
+}
+
+/// One copy and what the runner keeps about it, together so that a step
+/// reads one place per copy.
+struct Slot {
+    env: Box<dyn Env>,
+    /// Its episode ended on the last call: it resets on the next.
+    pending: bool,
+    /// A buffer for its final observation, kept from an earlier episode
+    /// end so that ending an episode does not allocate.
+    spare: Option<Box<Observation>>,
 }
 
 /// A shard's actions for a step.
@@ -338,7 +348,7 @@ enum Job {
 
 impl Shard {
     fn len(&self) -> usize {
-        self.envs.len()
+        self.copies.len()
     }
 
     fn run(&mut self, job: Job, actions: Actions<'_>, out: ColumnsMut<'_>) -> Result<()> {
@@ -350,11 +360,11 @@ impl Shard {
 
     /// Resets every copy; copy `offset + j` gets `seed + offset + j`.
     fn reset(&mut self, seed: Option<u64>, out: ColumnsMut<'_>) -> Result<()> {
-        for (j, env) in self.envs.iter_mut().enumerate() {
+        for (j, copy) in self.copies.iter_mut().enumerate() {
             let seed = seed.map(|s| s.wrapping_add((self.offset + j) as u64));
-            keep_spare(&mut self.spare[j], &mut out.infos[j]);
+            keep_spare(&mut copy.spare, &mut out.infos[j]);
             reset_one(
-                env.as_mut(),
+                copy.env.as_mut(),
                 seed,
                 &mut out.observations[j],
                 &mut out.infos[j],
@@ -363,7 +373,7 @@ impl Shard {
             out.terminated[j] = false;
             out.truncated[j] = false;
             out.autoreset[j] = false;
-            self.pending[j] = false;
+            copy.pending = false;
         }
         Ok(())
     }
@@ -372,7 +382,7 @@ impl Shard {
     fn step(&mut self, actions: Actions<'_>, out: ColumnsMut<'_>) -> Result<()> {
         // Equal lengths, checked once, let the compiler drop the bounds
         // checks on every column below.
-        let n = self.envs.len();
+        let n = self.copies.len();
         assert!(
             actions.len() == n
                 && out.observations.len() == n
@@ -383,11 +393,12 @@ impl Shard {
                 && out.infos.len() == n,
             "a shard's columns match its copies"
         );
-        let copies = self
-            .envs
-            .iter_mut()
-            .zip(self.pending.iter_mut().zip(self.spare.iter_mut()));
-        for (j, (env, (pending, spare))) in copies.enumerate() {
+        for (j, copy) in self.copies.iter_mut().enumerate() {
+            let Slot {
+                env,
+                pending,
+                spare,
+            } = copy;
             let discrete;
             let action = match actions {
                 Actions::Given(given) => &given[j],
@@ -488,7 +499,10 @@ struct Work {
     /// Its copies' actions for a step, when they are `Discrete`: just the
     /// integers, a third of the bytes to hand from one core to another.
     discrete: Option<Vec<i64>>,
-    job: Job,
+    /// The job to run; taken by whoever runs it.
+    job: Option<Job>,
+    /// Which post the job came with (see [`Handoff::posted`]).
+    number: u64,
     result: Result<()>,
     /// A panic caught while running the job, re-raised on the caller's
     /// thread.
@@ -501,9 +515,10 @@ struct Work {
 struct Handoff {
     /// The work, while the worker has it.
     slot: Mutex<Option<Box<Work>>>,
-    /// Number of jobs posted; the worker runs one when it grows.
+    /// Number of the last job posted; the worker looks in the slot when it
+    /// grows.
     posted: AtomicU64,
-    /// Number of jobs done.
+    /// Number of the last job the worker finished.
     done: AtomicU64,
     stop: AtomicBool,
 }
@@ -532,8 +547,9 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
 
 impl Handoff {
     fn slot(&self) -> MutexGuard<'_, Option<Box<Work>>> {
-        // A panic while stepping is caught inside the lock, so the mutex is
-        // never poisoned by one; if it were, the work in it is still whole.
+        // A panic while stepping is caught (see `run_job`) and the lock is
+        // never held while stepping, so it is not poisoned by one; if it
+        // were, the work in it would still be whole.
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -579,33 +595,55 @@ impl Worker {
     /// Hands the work over with `job` to run, writing into `out`.
     fn post(&mut self, job: Job, out: Columns) {
         let mut work = self.work.take().expect("the work is home between calls");
-        work.job = job;
+        work.job = Some(job);
         work.out = out;
         work.caller = Some(std::thread::current());
+        work.number = self.handoff.posted.load(Ordering::Relaxed) + 1;
+        let number = work.number;
         *self.handoff.slot() = Some(work);
-        self.handoff.posted.fetch_add(1, Ordering::Release);
+        self.handoff.posted.store(number, Ordering::Release);
         self.thread.unpark();
     }
 
     /// Waits for the job posted last, takes the work back, puts its
     /// results in `out`, and re-raises a panic the job raised.
+    ///
+    /// If the worker has not even started the job, it is asleep or has
+    /// lost its core to another process, and the job is run here instead:
+    /// the batch is then no slower than on one thread, however busy the
+    /// machine.
     fn collect(&mut self, out: &mut Columns) -> Result<()> {
-        let posted = self.handoff.posted.load(Ordering::Relaxed);
-        let done = || self.handoff.done.load(Ordering::Acquire) == posted;
-        if !spin_until(done) {
-            while !done() {
-                if self.handle.as_ref().is_none_or(|h| h.is_finished()) {
-                    panic!("a vector-env worker stopped without finishing its job");
-                }
-                // Woken by the worker when it is done.
-                std::thread::park_timeout(std::time::Duration::from_millis(10));
+        let stolen = {
+            let mut slot = self.handoff.slot();
+            match &*slot {
+                Some(work) if work.job.is_some() => slot.take(),
+                _ => None,
             }
-        }
-        let mut work = self
-            .handoff
-            .slot()
-            .take()
-            .expect("a finished job's work is in the slot");
+        };
+        let mut work = match stolen {
+            Some(mut work) => {
+                // The worker finds the slot empty and leaves the job be.
+                run_job(&mut work);
+                work
+            }
+            None => {
+                let posted = self.handoff.posted.load(Ordering::Relaxed);
+                let done = || self.handoff.done.load(Ordering::Acquire) == posted;
+                if !spin_until(done) {
+                    while !done() {
+                        if self.handle.as_ref().is_none_or(|h| h.is_finished()) {
+                            panic!("a vector-env worker stopped without finishing its job");
+                        }
+                        // Woken by the worker when it is done.
+                        std::thread::park_timeout(std::time::Duration::from_millis(10));
+                    }
+                }
+                self.handoff
+                    .slot()
+                    .take()
+                    .expect("a finished job's work is in the slot")
+            }
+        };
         let panic = work.panic.take();
         let result = std::mem::replace(&mut work.result, Ok(()));
         *out = std::mem::take(&mut work.out);
@@ -643,36 +681,54 @@ fn work_loop(handoff: &Handoff) {
             return;
         }
         seen = handoff.posted.load(Ordering::Acquire);
-        let caller = {
-            let mut slot = handoff.slot();
-            let work = slot.as_mut().expect("a posted job comes with its work");
-            let Work {
-                shard,
-                out,
-                actions,
-                discrete,
-                job,
-                result,
-                panic,
-                caller,
-            } = &mut **work;
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let actions = match discrete {
-                    Some(values) => Actions::Discrete(values),
-                    None => Actions::Given(actions),
-                };
-                shard.run(*job, actions, out.all())
-            }));
-            match ran {
-                Ok(r) => *result = r,
-                Err(payload) => *panic = Some(payload),
-            }
-            caller.take()
+        // The caller may have taken the job back to run it itself.
+        let Some(mut work) = handoff.slot().take() else {
+            continue;
         };
-        handoff.done.store(seen, Ordering::Release);
+        if work.job.is_none() {
+            *handoff.slot() = Some(work);
+            continue;
+        }
+        run_job(&mut work);
+        let caller = work.caller.take();
+        // The job's own number, not `seen`: the job taken may have been
+        // posted after `seen` was read, when the caller ran the one before.
+        let number = work.number;
+        *handoff.slot() = Some(work);
+        handoff.done.store(number, Ordering::Release);
         if let Some(caller) = caller {
             caller.unpark();
         }
+    }
+}
+
+/// Runs `work`'s job, catching a panic to be re-raised on the caller's
+/// thread.
+fn run_job(work: &mut Work) {
+    let Work {
+        shard,
+        out,
+        actions,
+        discrete,
+        job,
+        number: _,
+        result,
+        panic,
+        caller: _,
+    } = work;
+    let Some(job) = job.take() else {
+        return;
+    };
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let actions = match discrete {
+            Some(values) => Actions::Discrete(values),
+            None => Actions::Given(actions),
+        };
+        shard.run(job, actions, out.all())
+    }));
+    match ran {
+        Ok(r) => *result = r,
+        Err(payload) => *panic = Some(payload),
     }
 }
 
@@ -715,9 +771,14 @@ impl VectorEnv {
         };
         let home = Shard {
             offset: 0,
-            envs,
-            pending: vec![false; n],
-            spare: (0..n).map(|_| None).collect(),
+            copies: envs
+                .into_iter()
+                .map(|env| Slot {
+                    env,
+                    pending: false,
+                    spare: None,
+                })
+                .collect(),
         };
         Ok(VectorEnv {
             home,
@@ -748,9 +809,7 @@ impl VectorEnv {
         for (mut worker, mut part) in std::mem::take(&mut self.workers).into_iter().zip(parts) {
             let work = worker.stop().expect("a stopped worker hands its work back");
             let mut shard = work.shard;
-            self.home.envs.append(&mut shard.envs);
-            self.home.pending.append(&mut shard.pending);
-            self.home.spare.append(&mut shard.spare);
+            self.home.copies.append(&mut shard.copies);
             all.append(&mut part);
         }
         let first = n.div_ceil(threads);
@@ -761,9 +820,7 @@ impl VectorEnv {
         while rest.len() > cut {
             let tail = Shard {
                 offset: rest.offset + cut,
-                envs: rest.envs.split_off(cut),
-                pending: rest.pending.split_off(cut),
-                spare: rest.spare.split_off(cut),
+                copies: rest.copies.split_off(cut),
             };
             let tail_part = all.split_off(cut);
             shards.push(rest);
@@ -784,7 +841,8 @@ impl VectorEnv {
                 discrete: None,
                 shard,
                 out: Columns::default(),
-                job: Job::Step,
+                job: None,
+                number: 0,
                 result: Ok(()),
                 panic: None,
                 caller: None,
@@ -825,8 +883,8 @@ impl VectorEnv {
             .chain(self.workers.iter().map(|w| &w.work().shard))
             .find_map(|s| {
                 i.checked_sub(s.offset)
-                    .and_then(|j| s.envs.get(j))
-                    .map(|e| e.as_ref())
+                    .and_then(|j| s.copies.get(j))
+                    .map(|c| c.env.as_ref())
             })
     }
 
@@ -911,7 +969,7 @@ impl VectorEnv {
             for shard in shards {
                 let mine = &actions[shard.offset..shard.offset + shard.len()];
                 for (j, action) in mine.iter().enumerate() {
-                    if !shard.pending[j] && !space.contains_action(action) {
+                    if !shard.copies[j].pending && !space.contains_action(action) {
                         return Err(Error::InvalidAction {
                             action: format!(
                                 "{} (for copy {})",
@@ -1144,6 +1202,23 @@ mod tests {
             one.iter().any(|l| l.contains("true")),
             "episodes end in 300 steps"
         );
+    }
+
+    /// Calls so short that the caller often runs a worker's job itself
+    /// before the worker wakes: every result must still come back, in
+    /// order, whoever ran it.
+    #[test]
+    fn the_caller_can_take_back_a_job_the_worker_has_not_started() {
+        let mut threaded = ramps(3).with_threads(3).unwrap();
+        let mut alone = ramps(3);
+        threaded.reset(Some(0)).unwrap();
+        alone.reset(Some(0)).unwrap();
+        let go = vec![Action::Discrete(1); 3];
+        for _ in 0..20_000 {
+            let a = format!("{:?}", threaded.step(&go).unwrap());
+            let b = format!("{:?}", alone.step(&go).unwrap());
+            assert_eq!(a, b);
+        }
     }
 
     #[test]
