@@ -3,59 +3,10 @@
 //! in `server/tests/gym.rs`.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 
-struct Server {
-    child: Child,
-    base: String,
-    _data: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rl-lab"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data.path())
-            .args(extra)
-            .env_remove("RL_LAB_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        Server {
-            child,
-            base,
-            _data: data,
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A keep-alive client that reports every status instead of failing.
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
+mod support;
+use support::{Server, agent};
 
 /// A POST as gym-http-api's clients send it.
 fn post(agent: &ureq::Agent, url: &str, body: &str) -> Result<(u16, Value), ureq::Error> {
@@ -149,7 +100,7 @@ fn client(
 #[test]
 fn thirty_two_clients_step_their_instances_2000_times_without_an_error() {
     const CLIENTS: usize = 32;
-    let server = Server::start(&[]);
+    let server = Server::start_in_temp(&[]);
     let created = Arc::new(Barrier::new(CLIENTS + 1));
     let counted = Arc::new(Barrier::new(CLIENTS + 1));
     let threads: Vec<_> = (0..CLIENTS)
@@ -178,7 +129,7 @@ fn thirty_two_clients_step_their_instances_2000_times_without_an_error() {
 
 #[test]
 fn bad_env_requests_get_400_with_the_documented_message() {
-    let server = Server::start(&["--max-body-bytes", "65536"]);
+    let server = Server::start_in_temp(&["--max-body-bytes", "65536"]);
     let agent = agent();
     let base = &server.base;
     let (status, created) = post(

@@ -4,76 +4,11 @@
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rl-lab"));
-        command
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .args(extra)
-            .env_remove("RL_LAB_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(token) = token {
-            command.env("RL_LAB_TOKEN", token);
-        }
-        let mut child = command.spawn().expect("start the server");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        Server { child, base }
-    }
-
-    fn signal(&mut self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; returns how long it took.
-    fn wait_exit(&mut self, limit: Duration) -> Duration {
-        let began = Instant::now();
-        loop {
-            if self.child.try_wait().unwrap().is_some() {
-                return began.elapsed();
-            }
-            assert!(
-                began.elapsed() < limit,
-                "the server did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
+mod support;
+use support::{Server, agent};
 
 fn request(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
     let agent = agent();

@@ -98,6 +98,15 @@ impl From<RunError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// A query string as `T`; unknown or malformed parameters are a 400 naming them.
+fn parse_query<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<T> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))
+}
+
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
@@ -205,8 +214,7 @@ async fn list_runs(
     State(state): State<Shared>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let query = parse_query(query)?;
     if let Some(status) = &query.status
         && !STATUSES.contains(&status.as_str())
     {
@@ -383,8 +391,7 @@ async fn run_metrics(
     Path(id): Path<String>,
     query: Result<Query<MetricsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let query = parse_query(query)?;
     let limit = query.limit.unwrap_or(10_000);
     if !(1..=100_000).contains(&limit) {
         return Err(ApiError::new(
@@ -446,6 +453,21 @@ fn is_final(status: &Value) -> bool {
     )
 }
 
+/// Passes `event` on if it is of `kind`; false when the stream should end
+/// (the subscriber left, or, with `until_final`, the run ended).
+async fn forward(
+    event: crate::store::Event,
+    kind: Option<EventKind>,
+    until_final: bool,
+    out: &mpsc::Sender<crate::store::Event>,
+) -> bool {
+    let ends = until_final && event.kind == EventKind::Status && is_final(&event.data["status"]);
+    if kind.is_none_or(|k| k == event.kind) && out.send(event).await.is_err() {
+        return false;
+    }
+    !ends
+}
+
 /// Sends `run_id`'s events after `after` (of `kind`, if given) into `out`:
 /// first from the store, then live; after a lag, from the store again.
 /// With `until_final`, stops after a final status event.
@@ -470,13 +492,7 @@ async fn follow_events(
             let full = page.len() == 1000;
             for event in page {
                 after = event.id;
-                let ends = until_final
-                    && event.kind == EventKind::Status
-                    && is_final(&event.data["status"]);
-                if kind.is_none_or(|k| k == event.kind) && out.send(event).await.is_err() {
-                    return;
-                }
-                if ends {
+                if !forward(event, kind, until_final, &out).await {
                     return;
                 }
             }
@@ -504,15 +520,7 @@ async fn follow_events(
                         continue;
                     }
                     after = event.id;
-                    let ends = until_final
-                        && event.kind == EventKind::Status
-                        && is_final(&event.data["status"]);
-                    if kind.is_none_or(|k| k == event.kind)
-                        && out.send((*event).clone()).await.is_err()
-                    {
-                        return;
-                    }
-                    if ends {
+                    if !forward((*event).clone(), kind, until_final, &out).await {
                         return;
                     }
                 }
@@ -545,8 +553,7 @@ async fn run_events(
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let query = parse_query(query)?;
     let header_after = match headers.get("last-event-id") {
         None => None,
         Some(value) => Some(
@@ -602,8 +609,7 @@ async fn run_logs(
     Path(id): Path<String>,
     query: Result<Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    let query = parse_query(query)?;
     run_exists(&state, &id).await?;
     let after = query.after.unwrap_or(0);
     let (sender, receiver) = mpsc::channel(256);

@@ -1,0 +1,95 @@
+//! The real `rl-lab serve` binary on an ephemeral port, for end-to-end tests.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Serves `data`, with `RL_LAB_TOKEN` set to `token` if given.
+    pub fn start(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rl-lab"));
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env_remove("RL_LAB_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(token) = token {
+            command.env("RL_LAB_TOKEN", token);
+        }
+        let mut child = command.spawn().expect("start the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Server {
+            child,
+            base,
+            _data: None,
+        }
+    }
+
+    /// Serves a fresh temporary folder, removed with the server.
+    pub fn start_in_temp(extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut server = Server::start(data.path(), None, extra);
+        server._data = Some(data);
+        server
+    }
+
+    /// Sends `signal` (e.g. `-TERM`) to the process.
+    pub fn signal(&mut self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> Duration {
+        let began = Instant::now();
+        loop {
+            if self.child.try_wait().unwrap().is_some() {
+                return began.elapsed();
+            }
+            assert!(
+                began.elapsed() < limit,
+                "the server did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A keep-alive client that reports every status instead of failing.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
