@@ -10,7 +10,7 @@
 use crate::store::{MetricValue, Store, StoreError, Write};
 use crate::tensorboard::EventWriter;
 use rl_agent::{Agent, Record, Sink};
-use rl_runner::train::{Counters, Hooks, Progress};
+use rl_runner::train::{CarriedState, Counters, Hooks, Progress};
 use rl_runner::{CancelFlag, Engine, RunFolder, RunSpec};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -533,9 +533,14 @@ impl Hooks for ServerHooks<'_> {
         }
     }
 
-    fn checkpoint(&mut self, agent: &dyn Agent, counters: Counters) -> rl_runner::Result<()> {
+    fn checkpoint(
+        &mut self,
+        agent: &dyn Agent,
+        counters: Counters,
+        carried: &CarriedState,
+    ) -> rl_runner::Result<()> {
         self.last_checkpoint = Instant::now();
-        self.folder.write_checkpoint(agent, counters)?;
+        self.folder.write_checkpoint(agent, counters, carried)?;
         self.store.send(Write::Progress {
             run_id: self.run_id.clone(),
             steps: counters.steps,

@@ -4,7 +4,7 @@
 //! Whole files are written to a temporary name and renamed into place, so a
 //! reader never sees half a summary or half a checkpoint.
 
-use crate::train::{Counters, Hooks, Progress};
+use crate::train::{CarriedState, Counters, Hooks, Progress};
 use crate::{Error, Result};
 use rl_agent::{Agent, Record, Sink};
 use serde::Serialize;
@@ -124,6 +124,10 @@ pub struct Checkpoint {
     pub counters: Counters,
     /// [`Agent::save`]'s output.
     pub agent: serde_json::Value,
+    /// What the environments carry into their next episodes (absent when
+    /// they carry nothing).
+    #[serde(default, skip_serializing_if = "CarriedState::is_empty")]
+    pub envs: CarriedState,
 }
 
 /// Hooks that checkpoint into a run folder and pass progress on.
@@ -147,14 +151,21 @@ impl RunFolder {
         }
     }
 
-    /// Saves `agent` and `counters` as `checkpoint.json`, atomically.
-    pub fn write_checkpoint(&self, agent: &dyn Agent, counters: Counters) -> Result<()> {
+    /// Saves `agent`, `counters` and the environments' carried state as
+    /// `checkpoint.json`, atomically.
+    pub fn write_checkpoint(
+        &self,
+        agent: &dyn Agent,
+        counters: Counters,
+        carried: &CarriedState,
+    ) -> Result<()> {
         let state = agent.save().map_err(Error::Agent)?;
         self.write_json(
             "checkpoint.json",
             &Checkpoint {
                 counters,
                 agent: state,
+                envs: carried.clone(),
             },
         )
     }
@@ -165,7 +176,12 @@ impl<F: FnMut(&Progress)> Hooks for FolderHooks<'_, F> {
         (self.on_progress)(progress)
     }
 
-    fn checkpoint(&mut self, agent: &dyn Agent, counters: Counters) -> Result<()> {
-        self.folder.write_checkpoint(agent, counters)
+    fn checkpoint(
+        &mut self,
+        agent: &dyn Agent,
+        counters: Counters,
+        carried: &CarriedState,
+    ) -> Result<()> {
+        self.folder.write_checkpoint(agent, counters, carried)
     }
 }

@@ -18,4 +18,4 @@ pub use error::{Error, Result};
 pub use folder::RunFolder;
 pub use run::{Engine, PreparedRun, Summary};
 pub use spec::{Budget, RunSpec};
-pub use train::{CancelFlag, Counters, Progress};
+pub use train::{CancelFlag, CarriedState, Counters, Progress};

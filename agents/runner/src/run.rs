@@ -5,8 +5,8 @@ use crate::folder::{Checkpoint, FolderHooks, RunFolder};
 use crate::seeds::{Stream, derive};
 use crate::spec::RunSpec;
 use crate::train::{
-    CancelFlag, Counters, EvalReport, Hooks, LoopSettings, PeriodicEval, Progress, TrainOutcome,
-    evaluate_with_epsilon, train,
+    CancelFlag, CarriedState, Counters, EvalReport, Hooks, LoopSettings, PeriodicEval, Progress,
+    TrainOutcome, evaluate_with_epsilon, train,
 };
 use crate::{Error, Result};
 use rl_agent::{Agent, AgentRegistry, EnvContext, Sink, Tables};
@@ -132,6 +132,12 @@ impl PreparedRun {
     /// stood; pass that to [`PreparedRun::execute`] to continue it.
     pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<Counters> {
         self.agent.load(&checkpoint.agent).map_err(Error::Agent)?;
+        self.env
+            .restore_carried_state(&checkpoint.envs.train)
+            .map_err(Error::Env)?;
+        self.eval_env
+            .restore_carried_state(&checkpoint.envs.eval)
+            .map_err(Error::Env)?;
         Ok(checkpoint.counters)
     }
 
@@ -166,7 +172,8 @@ impl PreparedRun {
         if outcome.cancelled {
             // A cancelled run keeps what it learned, so it can be resumed;
             // evaluating it would only delay the stop.
-            hooks.checkpoint(self.agent.as_ref(), outcome.counters)?;
+            let carried = CarriedState::of(self.env.as_ref(), Some(self.eval_env.as_ref()));
+            hooks.checkpoint(self.agent.as_ref(), outcome.counters, &carried)?;
             return Ok(self.summarize(&outcome, EvalReport::default()));
         }
         let eval = evaluate_with_epsilon(
@@ -288,6 +295,7 @@ impl PreparedRun {
                         steps: summary.steps,
                     },
                     agent: self.agent.save().map_err(Error::Agent)?,
+                    envs: CarriedState::default(),
                 },
             )?;
         }

@@ -77,8 +77,14 @@ pub struct TrainOutcome {
 pub trait Hooks {
     /// After each finished episode.
     fn on_episode(&mut self, _progress: &Progress) {}
-    /// At each checkpoint boundary: save `agent` and `counters`.
-    fn checkpoint(&mut self, _agent: &dyn Agent, _counters: Counters) -> Result<()> {
+    /// At each checkpoint boundary: save `agent`, `counters` and what the
+    /// environments carry into their next episodes.
+    fn checkpoint(
+        &mut self,
+        _agent: &dyn Agent,
+        _counters: Counters,
+        _carried: &CarriedState,
+    ) -> Result<()> {
         Ok(())
     }
     /// Asked at each episode end: whether to checkpoint now besides the
@@ -86,6 +92,35 @@ pub trait Hooks {
     /// on a wall-clock period, so a crash loses at most that much training.
     fn wants_checkpoint(&mut self, _counters: Counters) -> bool {
         false
+    }
+}
+
+/// What the training and evaluation environments carry from one episode
+/// into the next ([`Env::carried_state`]), saved with a checkpoint so that
+/// a resumed run continues exactly.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarriedState {
+    /// The training environment's.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub train: serde_json::Value,
+    /// The evaluation environment's.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub eval: serde_json::Value,
+}
+
+impl CarriedState {
+    /// Reads both environments' carried state.
+    pub fn of(train: &dyn Env, eval: Option<&dyn Env>) -> Self {
+        CarriedState {
+            train: train.carried_state(),
+            eval: eval.map_or(serde_json::Value::Null, |e| e.carried_state()),
+        }
+    }
+
+    /// Whether neither environment carries anything.
+    pub fn is_empty(&self) -> bool {
+        self.train.is_null() && self.eval.is_null()
     }
 }
 
@@ -258,7 +293,11 @@ pub fn train(
                 if every.is_some_and(|every| counters.episodes.is_multiple_of(every))
                     || hooks.wants_checkpoint(counters)
                 {
-                    hooks.checkpoint(agent, counters)?;
+                    let carried = CarriedState::of(
+                        &*env,
+                        settings.periodic_eval.as_ref().map(|eval| &*eval.env),
+                    );
+                    hooks.checkpoint(agent, counters, &carried)?;
                 }
                 break;
             }

@@ -221,6 +221,27 @@ pub trait Env: Send {
     fn grid(&self) -> Option<GridView> {
         None
     }
+    /// What the next episode depends on besides its reset seed: state that
+    /// survives a reset, such as MinAtar's last action, which its sticky
+    /// actions may repeat on the first step. A checkpoint taken between
+    /// episodes stores it, so that a resumed run's next episode is the one
+    /// the uninterrupted run would have played. `Null` when the reset seed
+    /// alone decides the episode.
+    fn carried_state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Puts back what [`Env::carried_state`] returned, on an environment
+    /// made from the same id and config.
+    fn restore_carried_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        if state.is_null() {
+            Ok(())
+        } else {
+            Err(Error::config(
+                "carried_state",
+                format!("this environment carries nothing between episodes, not {state}"),
+            ))
+        }
+    }
 
     /// `reset_into` with a fresh observation.
     fn reset(&mut self, seed: Option<u64>) -> Result<(Observation, Info)> {
@@ -267,6 +288,12 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn grid(&self) -> Option<GridView> {
         (**self).grid()
+    }
+    fn carried_state(&self) -> serde_json::Value {
+        (**self).carried_state()
+    }
+    fn restore_carried_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        (**self).restore_carried_state(state)
     }
 }
 

@@ -221,6 +221,33 @@ impl<G: Rules> Env for MinAtar<G> {
         render::text(&self.current_planes(), G::CHANNELS)
     }
 
+    /// `{"last_action": k}`, MinAtar's index of the last action applied,
+    /// which survives a reset and which the next episode's first step
+    /// repeats with the sticky probability.
+    fn carried_state(&self) -> serde_json::Value {
+        serde_json::json!({ "last_action": self.last_action as u8 })
+    }
+
+    /// `Null` (a checkpoint from before episodes carried state) keeps the
+    /// current last action.
+    fn restore_carried_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        if state.is_null() {
+            return Ok(());
+        }
+        let index = state
+            .get("last_action")
+            .and_then(serde_json::Value::as_u64)
+            .filter(|&k| k < Act::ALL.len() as u64)
+            .ok_or_else(|| {
+                Error::config(
+                    "carried_state.last_action",
+                    format!("expected {{\"last_action\": 0 to 5}}, got {state}"),
+                )
+            })?;
+        self.last_action = Act::ALL[index as usize];
+        Ok(())
+    }
+
     fn render_rgb(&self) -> Frame {
         render::rgb_frame(&self.current_planes(), G::CHANNELS.len())
     }

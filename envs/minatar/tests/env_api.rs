@@ -274,6 +274,70 @@ fn sticky_actions_repeat_the_last_action_across_reset() {
     }
 }
 
+/// The first `steps` frames of an episode reset with `seed`, every action
+/// `left`, on `env` as it stands.
+fn frames_moving_left(env: &mut dyn Env, seed: u64, steps: usize) -> Vec<Vec<u8>> {
+    let (mut obs, _) = env.reset(Some(seed)).unwrap();
+    let mut frames = Vec::new();
+    for _ in 0..steps {
+        let out = env.step_into(&Action::Discrete(1), &mut obs).unwrap();
+        frames.push(planes(&obs).iter().copied().collect());
+        if out.terminated {
+            break;
+        }
+    }
+    frames
+}
+
+#[test]
+fn the_carried_last_action_makes_a_fresh_env_play_the_next_episode_alike() {
+    let config = json!({"sticky_action_prob": 0.5});
+    let make = || rl_minatar::make(Game::Breakout, &config).unwrap();
+    // An episode of `r`: the last action, which survives reset, is `r`.
+    let play_right = |env: &mut dyn Env| {
+        let (mut obs, _) = env.reset(Some(3)).unwrap();
+        while !env
+            .step_into(&Action::Discrete(3), &mut obs)
+            .unwrap()
+            .terminated
+        {}
+    };
+    let mut differed = 0;
+    for seed in 0..10 {
+        let mut uninterrupted = make();
+        play_right(uninterrupted.as_mut());
+        let carried = uninterrupted.carried_state();
+        assert_eq!(carried, json!({"last_action": 3}));
+        let expected = frames_moving_left(uninterrupted.as_mut(), seed, 5);
+
+        let mut restored = make();
+        restored.restore_carried_state(&carried).unwrap();
+        assert_eq!(frames_moving_left(restored.as_mut(), seed, 5), expected);
+        // Without it the first step repeats a no-op instead of `r` whenever
+        // the sticky draw falls below 0.5.
+        differed += usize::from(frames_moving_left(make().as_mut(), seed, 5) != expected);
+    }
+    assert!(differed >= 2, "only {differed} of 10 seeds differed");
+    let carried = json!({"last_action": 3});
+
+    // Wrappers pass it through; a malformed one names the field.
+    let mut wrapped = rl_env::wrappers::apply_wrappers(
+        registry().make("minatar/breakout", &config).unwrap(),
+        &[
+            rl_env::wrappers::WrapperSpec::EpisodeStatistics,
+            rl_env::wrappers::WrapperSpec::ClipReward,
+        ],
+    )
+    .unwrap();
+    wrapped.restore_carried_state(&carried).unwrap();
+    assert_eq!(wrapped.carried_state(), carried);
+    let err = wrapped
+        .restore_carried_state(&json!({"last_action": 6}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("carried_state.last_action"), "{err}");
+}
+
 #[test]
 fn pixel_mode_shapes_and_colours() {
     for (grayscale, depth) in [(true, 1), (false, 3)] {

@@ -44,6 +44,7 @@ use crate::{
 };
 use ndarray::ArrayD;
 
+/// Forwards rendering, the grid view and the carried state to `self.env`.
 macro_rules! forward_render {
     () => {
         fn render_text(&self) -> String {
@@ -54,6 +55,12 @@ macro_rules! forward_render {
         }
         fn grid(&self) -> Option<GridView> {
             self.env.grid()
+        }
+        fn carried_state(&self) -> serde_json::Value {
+            self.env.carried_state()
+        }
+        fn restore_carried_state(&mut self, state: &serde_json::Value) -> Result<()> {
+            self.env.restore_carried_state(state)
         }
     };
 }
