@@ -4,6 +4,7 @@ the release binary, runs both, and prints the README's table.
 
     python3 benches/peers/compare.py tabular [--seconds 2]
     python3 benches/peers/compare.py dqn [--seconds 10]
+    python3 benches/peers/compare.py dqn-cleanrl [--seconds 10]
 """
 import argparse
 import json
@@ -36,6 +37,11 @@ SUITES = {
         ],
     ),
 }
+# The same workload against the CleanRL-style peer (Gymnasium vector env,
+# Stable-Baselines3's replay buffer, TensorBoard logging).
+SUITES["dqn-cleanrl"] = ("dqn_cleanrl.py", *SUITES["dqn"][1:])
+# Which `rl-lab bench` command gives our side of each suite.
+OURS = {"tabular": "tabular", "dqn": "dqn", "dqn-cleanrl": "dqn"}
 
 
 def python():
@@ -54,7 +60,7 @@ def main():
     subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(HERE / requirements)], check=True)
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
     ours = json.loads(subprocess.run(
-        [str(ROOT / "target/release/rl-lab"), "bench", args.suite, "--json", "--seconds", str(args.seconds)],
+        [str(ROOT / "target/release/rl-lab"), "bench", OURS[args.suite], "--json", "--seconds", str(args.seconds)],
         check=True, capture_output=True, text=True).stdout)
     peer = json.loads(subprocess.run(
         [py, str(HERE / script), str(args.seconds)], check=True, capture_output=True, text=True).stdout)

@@ -151,8 +151,9 @@ pub fn runs(args: RunsArgs) -> CliResult {
             run["status"].as_str().unwrap_or("?"),
             run["env"].as_str().unwrap_or("?"),
             run["agent"].as_str().unwrap_or("?"),
-            run["steps"],
-            run["episodes"]
+            // A `Value` ignores width and alignment; its text does not.
+            run["steps"].to_string(),
+            run["episodes"].to_string()
         );
     }
     Ok(())
