@@ -12,13 +12,24 @@
 //! - loop over row blocks of A (`MC`): pack `A[ic.., pc..]` into `MR`-tall panels;
 //! - a `MR × NR` micro-kernel accumulates `Σ_p a[p] ⊗ b[p]` in registers.
 //!
-//! When A's rows and B's columns are both contiguous along `k` (`x·Wᵀ` in
-//! Affine's forward, `dY·colᵀ` in Conv2d's weight gradient), packing B would
-//! mean transposing it; instead a `4 × 3` block of dot products reads both
-//! operands in place.
+//! Three cases take other routes:
 //!
-//! The micro-kernel is plain Rust over fixed-size arrays, which LLVM turns
-//! into vector code; [`crate::simd::dispatch`] runs its AVX2 + FMA build.
+//! - A's rows and B's columns both contiguous along `k` (`x·Wᵀ` in Affine's
+//!   forward, `dY·colᵀ` in Conv2d's weight gradient): packing B would mean
+//!   transposing it; instead a `4 × 3` block of dot products reads both
+//!   operands in place.
+//! - A small (`M·K ≤ 64 Ki` floats) against a wide row-major B (`N ≥ 256`:
+//!   Affine's `dyᵀ·x` and `dy·W`, Conv2d's `W₂ᵀ·dY` and one-sample forwards):
+//!   the panel path packs A whole once, then walks B one column panel at a
+//!   time. The AVX-512 build reads B's rows in place with an `8 × 32` tile
+//!   (16 of the 32 registers accumulate; `M = 32` splits into whole tiles);
+//!   the AVX2 build packs each panel and uses the `6 × 16` tile.
+//!
+//! The micro-kernels are plain Rust over fixed-size arrays, which LLVM turns
+//! into vector code; [`crate::simd::dispatch`] runs their AVX-512 or AVX2 +
+//! FMA build. Their loops over tile rows are written out by macros: as loops,
+//! LLVM vectorised across rows (gathers and scatters), or kept the
+//! accumulators in memory, once a tile had more than 12 of them.
 
 use crate::simd::{Kernel, dispatch};
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
@@ -74,17 +85,33 @@ fn run(
     c: &mut ArrayViewMut2<'_, f32>,
     scratch: &mut Scratch,
 ) {
-    dispatch(Gemm {
-        alpha,
-        a,
-        b,
-        beta,
-        c,
-        scratch,
-    });
+    // The dot-product path (below) measured slower in the AVX-512 build than
+    // in the AVX2 one (105-108 against 91-96 µs for the MinAtar net's
+    // 1024 → 128 forward), so it keeps the AVX2 build.
+    let nt = a.strides()[1] == 1 && b.strides()[0] == 1 && a.ncols() >= 8;
+    if nt {
+        dispatch(Gemm::<false> {
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            scratch,
+        });
+    } else {
+        dispatch(Gemm::<true> {
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            scratch,
+        });
+    }
 }
 
-struct Gemm<'a, 'b, 'c> {
+/// One GEMM call; `W` says whether it may run the AVX-512 build.
+struct Gemm<'a, 'b, 'c, const W: bool> {
     alpha: f32,
     a: ArrayView2<'a, f32>,
     b: ArrayView2<'a, f32>,
@@ -93,18 +120,46 @@ struct Gemm<'a, 'b, 'c> {
     scratch: &'b mut Scratch,
 }
 
-impl Kernel for Gemm<'_, '_, '_> {
+impl<const W: bool> Kernel for Gemm<'_, '_, '_, W> {
     type Output = ();
+    const WIDE: bool = W;
     #[inline(always)]
     fn run<const FMA: bool>(self) {
-        gemm_portable::<FMA>(self.alpha, self.a, self.b, self.beta, self.c, self.scratch);
+        gemm_portable::<FMA, MR, NR, 0>(
+            self.alpha,
+            self.a,
+            self.b,
+            self.beta,
+            self.c,
+            self.scratch,
+        );
+    }
+    #[inline(always)]
+    fn run_wide(self) {
+        gemm_portable::<true, WMR, WNR, { usize::MAX }>(
+            self.alpha,
+            self.a,
+            self.b,
+            self.beta,
+            self.c,
+            self.scratch,
+        );
     }
 }
 
-/// The blocked algorithm. `FMA` selects fused multiply-adds in the micro-kernel
-/// (only worth it where the instruction exists; elsewhere `mul_add` is a libm call).
+/// AVX-512 panel tile rows. Measured on the MinAtar Affine backward
+/// (`dW` + `dx`, µs): 16 × 16 248, 12 × 32 237, 8 × 48 228, 8 × 32 227
+/// (with B packed; reading it in place then gave 201).
+const WMR: usize = 8;
+/// AVX-512 panel tile columns: two 16-lane registers.
+const WNR: usize = 32;
+
+/// Picks the path. `FMA` selects fused multiply-adds in the micro-kernels
+/// (only worth it where the instruction exists; elsewhere `mul_add` is a libm
+/// call); `PM × PN` is the panel path's tile, and B is read in place there
+/// when A has at most `IP` row panels (else packed).
 #[inline(always)]
-fn gemm_portable<const FMA: bool>(
+fn gemm_portable<const FMA: bool, const PM: usize, const PN: usize, const IP: usize>(
     alpha: f32,
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
@@ -128,7 +183,7 @@ fn gemm_portable<const FMA: bool>(
     {
         // A·Bᵀ with both operands contiguous along k (x·Wᵀ, dY·colᵀ):
         // register-blocked dot products read them in place, no packing
-        gemm_nt::<FMA>(alpha, a, b.reversed_axes(), beta, cs, n);
+        gemm_nt::<FMA, DM, DN, 8>(alpha, a, b.reversed_axes(), beta, cs, n);
         return;
     }
     let Scratch {
@@ -136,6 +191,15 @@ fn gemm_portable<const FMA: bool>(
         b: bpack,
         c: tmp,
     } = scratch;
+    if b.strides()[1] == 1
+        && m * k <= PANEL_A_MAX
+        && n >= PANEL_MIN_N
+        && let Some(cs) = c.as_slice_mut()
+    {
+        // a small A, packed whole, against row-major B one column panel at a time
+        panel::<FMA, PM, PN, IP>(alpha, a, b, beta, cs, n, apack, bpack);
+        return;
+    }
     if let Some(cs) = c.as_slice_mut() {
         // row-major C: the common case, rows `n` apart
         blocked::<FMA>(alpha, a, b, beta, cs, n, apack, bpack);
@@ -196,11 +260,120 @@ fn blocked<const FMA: bool>(
                         for ir in (0..mc).step_by(MR) {
                             let mr = MR.min(mc - ir);
                             let ap = &apack[ir * kc..(ir + MR) * kc];
-                            let acc = kernel::<FMA>(ap, bp);
+                            let acc = kernel::<FMA, MR, NR>(ap, bp);
                             store(cs, ldc, ic + ir, jc + jr, mr, nr, &acc, alpha, beta_here);
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Largest `A` (in floats, 256 KiB) that the panel path packs whole.
+const PANEL_A_MAX: usize = 64 * 1024;
+/// Fewest columns of B for the panel path. The Nature network's convolution
+/// forwards (`W₂ · col` on chunks of 147 to 162 columns) ran 10% slower on
+/// it than on the blocked path: a last, mostly empty, 32-wide panel, and 4
+/// depth blocks over C.
+const PANEL_MIN_N: usize = 256;
+/// Bytes of one packed column panel of B, kept in the L1 cache while every
+/// row panel of A passes over it.
+const PANEL_B_BYTES: usize = 16 * 1024;
+
+/// `C ← α·A·B + β·C` for a small `A` (`M·K ≤ PANEL_A_MAX`) and row-major
+/// `B` (rows contiguous), into row-major `C`: A is packed whole into `PM`-row
+/// panels, and each `PN`-wide column panel of B meets every panel of A.
+/// With at most `IN_PLACE` row panels, B's rows are read where they are,
+/// at full depth (packing measured 20 µs of 227 in the MinAtar Affine
+/// backward); otherwise each `kc × PN` panel is packed so that it stays in
+/// L1 however far apart B's rows are. A last, partial column panel is always
+/// packed (zero-padded).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn panel<const FMA: bool, const PM: usize, const PN: usize, const IN_PLACE: usize>(
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    cs: &mut [f32],
+    ldc: usize,
+    apack: &mut Vec<f32>,
+    bpack: &mut Vec<f32>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let mp = m.div_ceil(PM);
+    let in_place = mp <= IN_PLACE && b.as_slice().is_some();
+    // packed panels of B are cut in depth to stay in L1; B read in place is
+    // not, so that C is stored once
+    let kcp = if in_place {
+        k
+    } else {
+        (PANEL_B_BYTES / 4 / PN).max(1)
+    };
+    if apack.len() < mp * PM * k {
+        apack.resize(mp * PM * k, 0.0);
+    }
+    if bpack.len() < kcp.min(k) * PN {
+        bpack.resize(kcp.min(k) * PN, 0.0);
+    }
+    // apack[panel][p][r] = A[panel·PM + r, p], zero-padded rows
+    for (panel, rows) in a.axis_chunks_iter(Axis(0), PM).enumerate() {
+        let dst = &mut apack[panel * PM * k..(panel + 1) * PM * k];
+        let mr = rows.nrows();
+        if mr < PM {
+            dst.fill(0.0);
+        }
+        if rows.strides()[0] == 1 {
+            // column-major A (a transposed view): each column is PM contiguous floats
+            for (p, col) in rows.columns().into_iter().enumerate() {
+                let d = &mut dst[p * PM..p * PM + mr];
+                match col.to_slice() {
+                    Some(s) => d.copy_from_slice(s),
+                    None => d.iter_mut().zip(col.iter()).for_each(|(d, &v)| *d = v),
+                }
+            }
+        } else {
+            for (r, row) in rows.rows().into_iter().enumerate() {
+                for (p, &v) in row.iter().enumerate() {
+                    dst[p * PM + r] = v;
+                }
+            }
+        }
+    }
+    for pc in (0..k).step_by(kcp) {
+        let kc = kcp.min(k - pc);
+        let beta_here = if pc == 0 { beta } else { 1.0 };
+        for j0 in (0..n).step_by(PN) {
+            let nr = PN.min(n - j0);
+            if in_place
+                && nr == PN
+                && let Some(bs) = b.as_slice()
+            {
+                // few row panels: read B's rows where they are
+                let bs = &bs[pc * n + j0..];
+                for panel in 0..mp {
+                    let ap = &apack[panel * PM * k + pc * PM..][..kc * PM];
+                    let acc = kernel_strided::<FMA, PM, PN>(ap, bs, n);
+                    let mr = PM.min(m - panel * PM);
+                    store(cs, ldc, panel * PM, j0, mr, nr, &acc, alpha, beta_here);
+                }
+                continue;
+            }
+            let bp = &mut bpack[..kc * PN];
+            for (p, d) in bp.as_chunks_mut::<PN>().0.iter_mut().enumerate() {
+                let row = b.row(pc + p);
+                let src = &row.to_slice().expect("unit column stride")[j0..j0 + nr];
+                d[..nr].copy_from_slice(src);
+                d[nr..].fill(0.0);
+            }
+            let bp = &bpack[..kc * PN];
+            for panel in 0..mp {
+                let ap = &apack[panel * PM * k + pc * PM..][..kc * PM];
+                let acc = kernel::<FMA, PM, PN>(ap, bp);
+                let mr = PM.min(m - panel * PM);
+                store(cs, ldc, panel * PM, j0, mr, nr, &acc, alpha, beta_here);
             }
         }
     }
@@ -338,9 +511,10 @@ const DN: usize = 3;
 const DK: usize = 2048;
 
 /// `C ← α·A·Btᵀ + β·C` for row-major `A: [M, K]`, `Bt: [N, K]` (rows contiguous)
-/// and row-major `C` with rows `ldc` apart.
+/// and row-major `C` with rows `ldc` apart, in blocks of `QM × QN` dot
+/// products of `L` lanes.
 #[inline(always)]
-fn gemm_nt<const FMA: bool>(
+fn gemm_nt<const FMA: bool, const QM: usize, const QN: usize, const L: usize>(
     alpha: f32,
     a: ArrayView2<'_, f32>,
     bt: ArrayView2<'_, f32>,
@@ -355,18 +529,18 @@ fn gemm_nt<const FMA: bool>(
     for pc in (0..k).step_by(DK) {
         let kc = DK.min(k - pc);
         let beta_here = if pc == 0 { beta } else { 1.0 };
-        // B rows outside: each block of DN rows of Bt is read from memory once
+        // B rows outside: each block of QN rows of Bt is read from memory once
         // and reused against every row block of A, which stays in cache
-        for j0 in (0..n).step_by(DN) {
-            let nj = DN.min(n - j0);
+        for j0 in (0..n).step_by(QN) {
+            let nj = QN.min(n - j0);
             // rows past the edge repeat the first row; their sums are discarded
-            let br: [&[f32]; DN] =
+            let br: [&[f32]; QN] =
                 std::array::from_fn(|c| &b_row(j0 + if c < nj { c } else { 0 })[pc..pc + kc]);
-            for i0 in (0..m).step_by(DM) {
-                let mi = DM.min(m - i0);
-                let ar: [&[f32]; DM] =
+            for i0 in (0..m).step_by(QM) {
+                let mi = QM.min(m - i0);
+                let ar: [&[f32]; QM] =
                     std::array::from_fn(|r| &a_row(i0 + if r < mi { r } else { 0 })[pc..pc + kc]);
-                let sums = dot_block::<FMA>(ar, br);
+                let sums = dot_block::<FMA, QM, QN, L>(ar, br);
                 for (r, row) in sums.iter().enumerate().take(mi) {
                     let dst = &mut cs[(i0 + r) * ldc + j0..][..nj];
                     for (d, &v) in dst.iter_mut().zip(row) {
@@ -382,41 +556,58 @@ fn gemm_nt<const FMA: bool>(
     }
 }
 
-/// The `DM × DN` dot products of `a[r]` and `b[c]` (all of one length).
+/// The `QM × QN` dot products of `a[r]` and `b[c]` (all of one length), `L`
+/// lanes at a time (8 or 16).
 #[inline(always)]
-fn dot_block<const FMA: bool>(a: [&[f32]; DM], b: [&[f32]; DN]) -> [[f32; DN]; DM] {
+fn dot_block<const FMA: bool, const QM: usize, const QN: usize, const L: usize>(
+    a: [&[f32]; QM],
+    b: [&[f32]; QN],
+) -> [[f32; QN]; QM] {
+    const {
+        assert!(
+            (L == 8 || L == 16) && QM <= 8,
+            "dot_block: 8 or 16 lanes, 8 rows"
+        )
+    };
     let len = a[0].len();
-    let chunks = len / 8;
-    let a8: [&[[f32; 8]]; DM] = a.map(|s| &s.as_chunks::<8>().0[..chunks]);
-    let b8: [&[[f32; 8]]; DN] = b.map(|s| &s.as_chunks::<8>().0[..chunks]);
-    let mut acc = [[[0.0f32; 8]; DN]; DM];
+    let chunks = len / L;
+    let av: [&[[f32; L]]; QM] = a.map(|s| &s.as_chunks::<L>().0[..chunks]);
+    let bv: [&[[f32; L]]; QN] = b.map(|s| &s.as_chunks::<L>().0[..chunks]);
+    let mut acc = [[[0.0f32; L]; QN]; QM];
     for q in 0..chunks {
-        let bv: [[f32; 8]; DN] = std::array::from_fn(|c| b8[c][q]);
-        for r in 0..DM {
-            let av = a8[r][q];
-            for c in 0..DN {
-                for l in 0..8 {
-                    acc[r][c][l] = if FMA {
-                        av[l].mul_add(bv[c][l], acc[r][c][l])
-                    } else {
-                        acc[r][c][l] + av[l] * bv[c][l]
-                    };
+        let bq: [[f32; L]; QN] = std::array::from_fn(|c| bv[c][q]);
+        // rows and columns written out (see `rank1`): with a loop over either,
+        // LLVM may keep the accumulators in memory
+        macro_rules! cols {
+            ($r:literal, $aq:ident, $($c:literal)*) => {$(
+                if $c < QN {
+                    acc[$r][$c] = fma_lanes::<FMA, L>($aq, bq[$c], acc[$r][$c]);
                 }
-            }
+            )*};
         }
+        macro_rules! rows {
+            ($($r:literal)*) => {$(
+                if $r < QM {
+                    let aq = av[$r][q];
+                    cols!($r, aq, 0 1 2 3 4 5 6 7);
+                }
+            )*};
+        }
+        rows!(0 1 2 3 4 5 6 7);
     }
-    let mut out = [[0.0f32; DN]; DM];
-    for r in 0..DM {
-        for c in 0..DN {
+    let mut out = [[0.0f32; QN]; QM];
+    for r in 0..QM {
+        for c in 0..QN {
             let lanes = &acc[r][c];
-            let s4 = [
-                lanes[0] + lanes[4],
-                lanes[1] + lanes[5],
-                lanes[2] + lanes[6],
-                lanes[3] + lanes[7],
-            ];
+            // 16 lanes fold to 8 first; 8 lanes sum as pairs of pairs
+            let l8: [f32; 8] = if L == 16 {
+                std::array::from_fn(|i| lanes[i] + lanes[i + 8])
+            } else {
+                std::array::from_fn(|i| lanes[i])
+            };
+            let s4 = [l8[0] + l8[4], l8[1] + l8[5], l8[2] + l8[6], l8[3] + l8[7]];
             let mut s = (s4[0] + s4[2]) + (s4[1] + s4[3]);
-            for p in chunks * 8..len {
+            for p in chunks * L..len {
                 s += a[r][p] * b[c][p];
             }
             out[r][c] = s;
@@ -425,23 +616,84 @@ fn dot_block<const FMA: bool>(a: [&[f32]; DM], b: [&[f32]; DN]) -> [[f32; DN]; D
     out
 }
 
-/// `Σ_p a[p] ⊗ b[p]` over one pair of packed panels, in registers.
+/// `a·b + c`, lane by lane.
 #[inline(always)]
-fn kernel<const FMA: bool>(ap: &[f32], bp: &[f32]) -> [[f32; NR]; MR] {
-    let mut acc = [[0.0f32; NR]; MR];
-    let (a_rows, _) = ap.as_chunks::<MR>();
-    let (b_rows, _) = bp.as_chunks::<NR>();
+fn fma_lanes<const FMA: bool, const L: usize>(
+    a: [f32; L],
+    b: [f32; L],
+    mut c: [f32; L],
+) -> [f32; L] {
+    for l in 0..L {
+        c[l] = if FMA {
+            a[l].mul_add(b[l], c[l])
+        } else {
+            c[l] + a[l] * b[l]
+        };
+    }
+    c
+}
+
+/// `Σ_p a[p] ⊗ b[p]` over one pair of packed panels (`PM`-row and
+/// `PN`-column), in registers.
+#[inline(always)]
+fn kernel<const FMA: bool, const PM: usize, const PN: usize>(
+    ap: &[f32],
+    bp: &[f32],
+) -> [[f32; PN]; PM] {
+    let mut acc = [[0.0f32; PN]; PM];
+    let (a_rows, _) = ap.as_chunks::<PM>();
+    let (b_rows, _) = bp.as_chunks::<PN>();
     for (a, b) in a_rows.iter().zip(b_rows) {
-        for i in 0..MR {
-            let ai = a[i];
-            for j in 0..NR {
-                acc[i][j] = if FMA {
-                    ai.mul_add(b[j], acc[i][j])
-                } else {
-                    acc[i][j] + ai * b[j]
-                };
+        rank1::<FMA, PM, PN>(&mut acc, a, b);
+    }
+    acc
+}
+
+/// [`kernel`] with B read in place: row `p` of the panel at `b[p·ldb..][..PN]`.
+#[inline(always)]
+fn kernel_strided<const FMA: bool, const PM: usize, const PN: usize>(
+    ap: &[f32],
+    b: &[f32],
+    ldb: usize,
+) -> [[f32; PN]; PM] {
+    let mut acc = [[0.0f32; PN]; PM];
+    let (a_rows, _) = ap.as_chunks::<PM>();
+    for (p, a) in a_rows.iter().enumerate() {
+        let bp: &[f32; PN] = b[p * ldb..][..PN].try_into().expect("PN wide");
+        rank1::<FMA, PM, PN>(&mut acc, a, bp);
+    }
+    acc
+}
+
+/// `acc += a ⊗ b`, written out row by row: a loop over the rows would be
+/// vectorised across rows by LLVM (gathers and scatters of the accumulators)
+/// once the tile is too tall to unroll.
+#[inline(always)]
+fn rank1<const FMA: bool, const PM: usize, const PN: usize>(
+    acc: &mut [[f32; PN]; PM],
+    a: &[f32; PM],
+    b: &[f32; PN],
+) {
+    macro_rules! rows {
+        ($($i:literal)*) => {$(
+            if $i < PM {
+                acc[$i] = axpy::<FMA, PN>(acc[$i], a[$i], b);
             }
-        }
+        )*};
+    }
+    rows!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    const { assert!(PM <= 16, "rank1: at most 16 rows") };
+}
+
+/// `acc + a·b`, lane by lane.
+#[inline(always)]
+fn axpy<const FMA: bool, const PN: usize>(mut acc: [f32; PN], a: f32, b: &[f32; PN]) -> [f32; PN] {
+    for j in 0..PN {
+        acc[j] = if FMA {
+            a.mul_add(b[j], acc[j])
+        } else {
+            acc[j] + a * b[j]
+        };
     }
     acc
 }
@@ -449,27 +701,27 @@ fn kernel<const FMA: bool>(ap: &[f32], bp: &[f32]) -> [[f32; NR]; MR] {
 /// `C[i0.., j0..] ← α·acc + β·C` on the valid `mr × nr` part of the tile.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn store(
+fn store<const PM: usize, const PN: usize>(
     cs: &mut [f32],
     ldc: usize,
     i0: usize,
     j0: usize,
     mr: usize,
     nr: usize,
-    acc: &[[f32; NR]; MR],
+    acc: &[[f32; PN]; PM],
     alpha: f32,
     beta: f32,
 ) {
     for (r, acc_row) in acc.iter().enumerate().take(mr) {
         let start = (i0 + r) * ldc + j0;
-        if nr == NR {
-            let dst: &mut [f32; NR] = (&mut cs[start..start + NR]).try_into().expect("NR wide");
+        if nr == PN {
+            let dst: &mut [f32; PN] = (&mut cs[start..start + PN]).try_into().expect("PN wide");
             if beta == 0.0 {
-                for j in 0..NR {
+                for j in 0..PN {
                     dst[j] = alpha * acc_row[j];
                 }
             } else {
-                for j in 0..NR {
+                for j in 0..PN {
                     dst[j] = alpha * acc_row[j] + beta * dst[j];
                 }
             }
@@ -489,6 +741,7 @@ fn store(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::Simd;
     use ndarray::{Array2, ShapeBuilder};
 
     fn naive(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f64> {
@@ -499,6 +752,17 @@ mod tests {
         })
     }
 
+    /// Every level this CPU has, lowest first.
+    fn levels() -> Vec<Simd> {
+        let top = crate::simd::set_simd_limit(Simd::Avx512);
+        let have = crate::simd::simd_level();
+        crate::simd::set_simd_limit(top);
+        [Simd::Baseline, Simd::Avx2Fma, Simd::Avx512]
+            .into_iter()
+            .filter(|&l| l <= have)
+            .collect()
+    }
+
     #[test]
     fn matches_naive_on_odd_shapes_and_strides() {
         let mut seed = 1u32;
@@ -506,7 +770,10 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
-        for &(m, k, n) in &[
+        // (m, k, n): small ones; the panel path (n ≥ 256) with partial row and
+        // column tiles and several depth blocks, B in place and packed; the
+        // blocked path (m·k > 64 Ki)
+        let shapes = [
             (1, 1, 1),
             (1, 100, 7),
             (2, 33, 40),
@@ -515,28 +782,54 @@ mod tests {
             (100, 33, 1030),
             (6, 16, 16),
             (2, 600, 5),
-        ] {
-            let a = Array2::from_shape_fn((m, k), |_| next());
-            let b_t = Array2::from_shape_fn((n, k).f(), |_| next());
-            let b = b_t.t();
-            let c0 = Array2::from_shape_fn((m, n), |_| next());
-            let want = naive(a.view(), b.view());
-            for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, 1.0), (2.0, -0.5)] {
-                let mut c = c0.clone();
-                gemm(alpha, a.view(), b.view(), beta, &mut c.view_mut());
-                let mut c_t = Array2::zeros((m, n).f());
-                c_t.assign(&c0);
-                gemm(alpha, a.t().t(), b, beta, &mut c_t.view_mut());
-                for ((i, j), &v) in c.indexed_iter() {
-                    let w =
-                        f64::from(alpha) * want[(i, j)] + f64::from(beta) * f64::from(c0[(i, j)]);
-                    assert!(
-                        (f64::from(v) - w).abs() < 1e-4 * (k as f64).sqrt(),
-                        "{m}x{k}x{n} at {i},{j}"
-                    );
-                    assert!((f64::from(c_t[(i, j)]) - w).abs() < 1e-4 * (k as f64).sqrt());
+            (13, 300, 300),
+            (37, 13, 260),
+            (32, 128, 256),
+            (33, 257, 290),
+            (130, 32, 1024),
+            (300, 250, 40),
+        ];
+        for level in levels() {
+            let before = crate::simd::set_simd_limit(level);
+            for &(m, k, n) in &shapes {
+                let a = Array2::from_shape_fn((m, k), |_| next());
+                let b_t = Array2::from_shape_fn((n, k).f(), |_| next());
+                let b = b_t.t();
+                let b_nt = Array2::from_shape_fn((k, n).f(), |(p, j)| b[(p, j)]);
+                let c0 = Array2::from_shape_fn((m, n), |_| next());
+                let want = naive(a.view(), b.view());
+                for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, 1.0), (2.0, -0.5)] {
+                    // row-major B (panel or blocked), column-major B (dot
+                    // products), transposed A, column-major C
+                    let mut c = c0.clone();
+                    gemm(alpha, a.view(), b.view(), beta, &mut c.view_mut());
+                    let mut c_nt = c0.clone();
+                    gemm(alpha, a.view(), b_nt.view(), beta, &mut c_nt.view_mut());
+                    let a_cm = Array2::from_shape_fn((m, k).f(), |(i, p)| a[(i, p)]);
+                    let mut c_ta = c0.clone();
+                    gemm(alpha, a_cm.view(), b.view(), beta, &mut c_ta.view_mut());
+                    let mut c_t = Array2::zeros((m, n).f());
+                    c_t.assign(&c0);
+                    gemm(alpha, a.t().t(), b, beta, &mut c_t.view_mut());
+                    for ((i, j), &v) in c.indexed_iter() {
+                        let w = f64::from(alpha) * want[(i, j)]
+                            + f64::from(beta) * f64::from(c0[(i, j)]);
+                        let tol = 1e-4 * (k as f64).sqrt();
+                        for (what, got) in [
+                            ("row-major", v),
+                            ("dot", c_nt[(i, j)]),
+                            ("transposed A", c_ta[(i, j)]),
+                            ("column-major C", c_t[(i, j)]),
+                        ] {
+                            assert!(
+                                (f64::from(got) - w).abs() < tol,
+                                "{level:?} {what} {m}x{k}x{n} at {i},{j}: {got} vs {w}"
+                            );
+                        }
+                    }
                 }
             }
+            crate::simd::set_simd_limit(before);
         }
     }
 }

@@ -78,3 +78,4 @@ pub use optim::{
     Optimizer, OptimizerConfig, OptimizerState, Parameters, clip_grad_norm, grad_norm,
 };
 pub use sequential::{AnyLayer, Architecture, LayerSpec, ParamName, Sequential, Size};
+pub use simd::{Simd, set_simd_limit, simd_level};

@@ -49,6 +49,20 @@ fn assert_close(what: &str, numeric: f32, analytic: f32) {
     );
 }
 
+/// Runs `f` at every SIMD level this CPU has: the GEMM and convolution
+/// kernels differ by level (tile shapes, B in place or packed).
+fn at_every_level(f: impl Fn(Simd)) {
+    let top = set_simd_limit(Simd::Avx512);
+    let have = simd_level();
+    for level in [Simd::Baseline, Simd::Avx2Fma, Simd::Avx512] {
+        if level <= have {
+            set_simd_limit(level);
+            f(level);
+        }
+    }
+    set_simd_limit(top);
+}
+
 /// Checks `dx` and every parameter gradient of `layer` at `x`.
 fn check_layer<L: Layer>(name: &str, layer: &mut L, x: &ArrayD<f32>, seed: u64) {
     let mut r = rng(seed);
@@ -101,6 +115,10 @@ fn check_layer<L: Layer>(name: &str, layer: &mut L, x: &ArrayD<f32>, seed: u64) 
 
 #[test]
 fn matmul_and_affine() {
+    at_every_level(|_| matmul_and_affine_at_level());
+}
+
+fn matmul_and_affine_at_level() {
     let mut r = rng(1);
     for case in 0..3u64 {
         let (n, d, o) = (
@@ -152,6 +170,10 @@ fn activations() {
 
 #[test]
 fn conv2d_with_stride_and_padding() {
+    at_every_level(|_| conv2d_with_stride_and_padding_at_level());
+}
+
+fn conv2d_with_stride_and_padding_at_level() {
     let mut r = rng(3);
     // (N, C, H, W, F, K, S, P)
     let cases = [
@@ -163,10 +185,12 @@ fn conv2d_with_stride_and_padding() {
         (1, 3, 6, 6, 2, 5, 1, 2),
         (2, 2, 8, 8, 2, 4, 4, 0),
         (1, 3, 10, 10, 2, 4, 2, 0),
-        // stride 1, no padding, output rows of 8 and 16: the direct (no im2col) path
+        // stride 1, no padding, output rows of 8 and 16: the direct (no im2col)
+        // path, with partial weight-gradient tiles (5 filters, 27 and 4 taps)
         (2, 3, 10, 10, 5, 3, 1, 0),
         (2, 1, 9, 9, 3, 2, 1, 0),
         (1, 2, 6, 18, 4, 3, 1, 0),
+        (2, 2, 5, 10, 6, 3, 1, 0),
     ];
     for (i, &(n, c, h, w, f, k, s, p)) in cases.iter().enumerate() {
         let mut conv = Conv2d::new(c, f, k, s, p, Init::TorchDefault, &mut r).unwrap();
@@ -380,6 +404,10 @@ fn losses_are_finite_at_extremes() {
 /// Conv2d's output against the definition, summed directly.
 #[test]
 fn conv2d_matches_direct_summation() {
+    at_every_level(|_| conv2d_matches_direct_summation_at_level());
+}
+
+fn conv2d_matches_direct_summation_at_level() {
     let mut r = rng(8);
     // (N, C, H, W, F, K, S, P), including the Nature network's 8/4 and 4/2 shapes
     let cases = [
@@ -390,6 +418,9 @@ fn conv2d_matches_direct_summation() {
         // the direct path: stride 1, no padding, whole vectors of 8 outputs per row
         (3, 4, 10, 10, 16, 3, 1, 0),
         (2, 1, 9, 17, 7, 2, 1, 0),
+        // 3 and 6 output vectors per sample: partial tiles of 4 vectors
+        (2, 2, 5, 10, 5, 3, 1, 0),
+        (1, 3, 8, 10, 6, 3, 1, 0),
     ];
     for &(n, c, h, w, f, k, s, p) in &cases {
         let mut conv = Conv2d::new(c, f, k, s, p, Init::TorchDefault, &mut r).unwrap();
@@ -430,4 +461,65 @@ fn conv2d_matches_direct_summation() {
             );
         }
     }
+}
+
+/// Affine forward and backward at sizes that reach every GEMM path (dot
+/// products; packed-A panels with B in place and packed, partial row and
+/// column tiles, several depth blocks; the blocked algorithm), against sums
+/// in f64, at every SIMD level.
+#[test]
+fn affine_matches_direct_sums_on_every_gemm_path() {
+    // (N, in, out): the MinAtar and Nature shapes' kin, with ragged edges
+    let cases = [
+        (32, 1024, 128),
+        (13, 300, 37),
+        (33, 290, 257),
+        (5, 260, 300),
+        (300, 40, 250),
+    ];
+    at_every_level(|level| {
+        let mut r = rng(9);
+        for &(n, d, o) in &cases {
+            let mut fc = Affine::new(d, o, Init::XavierUniform, &mut r).unwrap();
+            let x = random(&[n, d], -1.0, 1.0, &mut r);
+            let dy = random(&[n, o], -1.0, 1.0, &mut r);
+            let y = fc.forward(x.view(), Mode::Train).unwrap().to_owned();
+            let dx = fc.backward(dy.view()).unwrap().to_owned();
+            let (w, b) = (fc.params()[0].value.clone(), fc.params()[1].value.clone());
+            let (dw, db) = (fc.params()[0].grad.clone(), fc.params()[1].grad.clone());
+            let close = |what: &str, got: f32, want: f64, terms: usize| {
+                let tol = 1e-5 * (terms as f64).sqrt() * want.abs().max(1.0);
+                assert!(
+                    (f64::from(got) - want).abs() < tol,
+                    "{level:?} {:?} {what}: {got} vs {want}",
+                    (n, d, o)
+                );
+            };
+            for i in 0..n {
+                for j in 0..o {
+                    let want = f64::from(b[[j]])
+                        + (0..d)
+                            .map(|p| f64::from(x[[i, p]]) * f64::from(w[[j, p]]))
+                            .sum::<f64>();
+                    close("y", y[[i, j]], want, d);
+                }
+                for p in 0..d {
+                    let want = (0..o)
+                        .map(|j| f64::from(dy[[i, j]]) * f64::from(w[[j, p]]))
+                        .sum::<f64>();
+                    close("dx", dx[[i, p]], want, o);
+                }
+            }
+            for j in 0..o {
+                for p in 0..d {
+                    let want = (0..n)
+                        .map(|i| f64::from(dy[[i, j]]) * f64::from(x[[i, p]]))
+                        .sum::<f64>();
+                    close("dW", dw[[j, p]], want, n);
+                }
+                let want = (0..n).map(|i| f64::from(dy[[i, j]])).sum::<f64>();
+                close("db", db[[j]], want, n);
+            }
+        }
+    });
 }

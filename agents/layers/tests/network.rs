@@ -354,3 +354,36 @@ fn conv_chunks_over_the_batch_consistently() {
         assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
     }
 }
+
+/// The MinAtar DQN update computes the same thing at every SIMD level (the
+/// builds differ in tile shapes and summation order, so to rounding only).
+#[test]
+fn dqn_updates_agree_across_simd_levels() {
+    let top = set_simd_limit(Simd::Avx512);
+    let have = simd_level();
+    let mut runs = Vec::new();
+    for level in [Simd::Baseline, Simd::Avx2Fma, Simd::Avx512] {
+        if level > have {
+            continue;
+        }
+        set_simd_limit(level);
+        let mut setup = DqnSetup::minatar(3).unwrap();
+        let losses: Vec<f32> = (0..3).map(|_| setup.update().unwrap()).collect();
+        runs.push((level, losses, setup.online.named_params()));
+    }
+    set_simd_limit(top);
+    let (_, want_losses, want_params) = &runs[0];
+    for (level, losses, params) in &runs[1..] {
+        for (a, b) in losses.iter().zip(want_losses) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "{level:?} loss {a} vs {b}"
+            );
+        }
+        for ((name, a), (_, b)) in params.iter().zip(want_params) {
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert!((x - y).abs() <= 1e-5, "{level:?} {name}: {x} vs {y}");
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Run with: `cargo bench -p rl-layers --bench pieces [-- minatar|nature] [avx2|baseline]`
+//!
+//! Per-layer timings of the DQN update at batch 32 (min over 7 rounds of
+//! `reps` calls each), for finding where an update's time goes. Layer `i`
+//! is the `i`-th layer of the benchmark network; `fwd` is a train-mode
+//! forward, `eval` an eval-mode one, `bwd` a backward (`bwd_params` for the
+//! first layer, which needs no input gradient), `params-only` a backward
+//! without the input gradient, `opt step` one optimiser step over the whole
+//! net. `avx2` and `baseline` cap the kernels at the AVX2 + FMA or SSE2 build.
+
+use ndarray::ArrayD;
+use rl_layers::bench::DqnSetup;
+use rl_layers::{Layer, Mode};
+use std::time::Instant;
+
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / reps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if which.iter().any(|w| w == "avx2") {
+        rl_layers::set_simd_limit(rl_layers::Simd::Avx2Fma);
+    }
+    if which.iter().any(|w| w == "baseline") {
+        rl_layers::set_simd_limit(rl_layers::Simd::Baseline);
+    }
+    println!("simd: {:?}", rl_layers::simd_level());
+    let which: Vec<String> = which
+        .into_iter()
+        .filter(|w| w != "avx2" && w != "baseline")
+        .collect();
+    for name in ["minatar", "nature"] {
+        if !which.is_empty() && !which.iter().any(|w| w == name) {
+            continue;
+        }
+        let mut setup = if name == "minatar" {
+            DqnSetup::minatar(0)
+        } else {
+            DqnSetup::nature(0)
+        }
+        .expect("setup");
+        let reps = if name == "minatar" { 400 } else { 8 };
+        setup.update().expect("update");
+        let whole = time(reps, || {
+            setup.update().expect("update");
+        });
+        println!("{name}: update {whole:.1} us");
+        // inputs of every layer, from one train forward
+        let x0 = setup.batch.obs.clone();
+        let mut inputs: Vec<ArrayD<f32>> = vec![x0.clone()];
+        let mut outs_shapes = Vec::new();
+        {
+            let layers = setup.online.layers_mut();
+            let mut cur = x0.clone();
+            for l in layers.iter_mut() {
+                let y = l.forward(cur.view(), Mode::Train).expect("fwd").to_owned();
+                outs_shapes.push(y.raw_dim());
+                inputs.push(y.clone());
+                cur = y;
+            }
+        }
+        let layers = setup.online.layers_mut();
+        for (i, l) in layers.iter_mut().enumerate() {
+            let x = inputs[i].clone();
+            let mut k = 0usize;
+            let dy = ArrayD::from_shape_fn(outs_shapes[i].clone(), |_| {
+                k += 1;
+                ((k % 7) as f32 - 3.0) * 0.01
+            });
+            let fwd = time(reps, || {
+                std::hint::black_box(l.forward(x.view(), Mode::Train).expect("fwd"));
+            });
+            let evl = time(reps, || {
+                std::hint::black_box(l.forward(x.view(), Mode::Eval).expect("fwd"));
+            });
+            l.forward(x.view(), Mode::Train).expect("fwd");
+            let bwd = if i == 0 {
+                time(reps, || l.backward_params(dy.view()).expect("bwd"))
+            } else {
+                time(reps, || {
+                    std::hint::black_box(l.backward(dy.view()).expect("bwd"));
+                })
+            };
+            let bwdp = time(reps, || l.backward_params(dy.view()).expect("bwd"));
+            println!(
+                "  {i} {:8} fwd {fwd:8.1} eval {evl:8.1} {} {bwd:8.1} params-only {bwdp:8.1} us",
+                l.kind(),
+                if i == 0 { "bwd_params" } else { "bwd" }
+            );
+        }
+        let online = &mut setup.online;
+        let opt = &mut setup.opt;
+        let step = time(reps, || opt.step(online).expect("step"));
+        println!("  opt step {step:.1} us");
+    }
+}
