@@ -4,7 +4,9 @@
 //! `reps` calls each), for finding where an update's time goes. Layer `i`
 //! is the `i`-th layer of the benchmark network; `fwd` is a train-mode
 //! forward, `eval` an eval-mode one, `bwd` a backward (`bwd_params` for the
-//! first layer, which needs no input gradient), `params-only` a backward
+//! first layer, which needs no input gradient), `new weight` an eval-mode
+//! forward right after the parameters were borrowed mutably (Affine's sparse
+//! path then transposes `W` again), `params-only` a backward
 //! without the input gradient, `opt step` one optimiser step over the whole
 //! net. `avx2` and `baseline` cap the kernels at the AVX2 + FMA or SSE2 build.
 
@@ -86,6 +88,12 @@ fn main() {
             let evl = time(reps, || {
                 std::hint::black_box(l.forward(x.view(), Mode::Eval).expect("fwd"));
             });
+            // eval right after a weight change (as Double DQN's online network
+            // on the next states): Affine's sparse path transposes W first
+            let evl_new = time(reps, || {
+                l.params_mut();
+                std::hint::black_box(l.forward(x.view(), Mode::Eval).expect("fwd"));
+            });
             l.forward(x.view(), Mode::Train).expect("fwd");
             let bwd = if i == 0 {
                 time(reps, || l.backward_params(dy.view()).expect("bwd"))
@@ -96,7 +104,7 @@ fn main() {
             };
             let bwdp = time(reps, || l.backward_params(dy.view()).expect("bwd"));
             println!(
-                "  {i} {:8} fwd {fwd:8.1} eval {evl:8.1} {} {bwd:8.1} params-only {bwdp:8.1} us",
+                "  {i} {:8} fwd {fwd:8.1} eval {evl:8.1} (new weight {evl_new:8.1}) {} {bwd:8.1} params-only {bwdp:8.1} us",
                 l.kind(),
                 if i == 0 { "bwd_params" } else { "bwd" }
             );

@@ -66,6 +66,7 @@ mod loss;
 mod optim;
 mod sequential;
 mod simd;
+mod sparse;
 
 pub use error::{Error, Result};
 pub use init::Init;
@@ -79,3 +80,4 @@ pub use optim::{
 };
 pub use sequential::{AnyLayer, Architecture, LayerSpec, ParamName, Sequential, Size};
 pub use simd::{Simd, set_simd_limit, simd_level};
+pub use sparse::{SPARSE_MAX_DENSITY, set_sparse_max_density};

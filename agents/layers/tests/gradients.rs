@@ -523,3 +523,134 @@ fn affine_matches_direct_sums_on_every_gemm_path() {
         }
     });
 }
+
+/// The sparse forward of `Affine` and `MatMul` (eval mode, when few enough
+/// inputs are non-zero; train mode stays dense) against sums in f64 and
+/// against the dense path: shapes with partial tiles (`O` not a multiple of
+/// 128, `D` not a multiple of 32), all-zero, ReLU-like (half zeros),
+/// 1%-dense and all-dense inputs, at every SIMD level. The sparse path adds
+/// the same products in another order, so it agrees with the dense one to
+/// f32 rounding (tolerance `1e-5·√D`, relative). Changing the weight through
+/// `params_mut` must drop the cached `Wᵀ`, and a train-mode forward must
+/// still backpropagate.
+#[test]
+fn affine_sparse_forward_matches_dense() {
+    // (N, in, out); the MinAtar layer's 32 × 1024 × 128 is in the unit test
+    // of `src/sparse.rs`, at every level too
+    let cases = [(9, 70, 130), (16, 100, 41), (33, 64, 256), (8, 512, 8)];
+    at_every_level(|level| {
+        let before = set_sparse_max_density(1.0);
+        let mut r = rng(31);
+        for &(n, d, o) in &cases {
+            let mut fc = Affine::new(d, o, Init::XavierUniform, &mut r).unwrap();
+            let mut mm = MatMul::new(d, o, Init::XavierUniform, &mut r).unwrap();
+            for pattern in ["zeros", "relu", "sparse", "dense"] {
+                let x = ArrayD::from_shape_fn(IxDyn(&[n, d]), |_| {
+                    let v: f32 = r.random_range(-1.0..1.0);
+                    match pattern {
+                        "zeros" => 0.0,
+                        "relu" => v.max(0.0),
+                        "sparse" if r.random::<f32>() < 0.99 => 0.0,
+                        _ => v,
+                    }
+                });
+                for mode in [Mode::Eval, Mode::Train] {
+                    for (name, layer) in [
+                        ("affine", &mut fc as &mut dyn Layer),
+                        ("matmul", &mut mm as &mut dyn Layer),
+                    ] {
+                        set_sparse_max_density(-1.0);
+                        let dense = layer.forward(x.view(), mode).unwrap().to_owned();
+                        set_sparse_max_density(1.0);
+                        let sparse = layer.forward(x.view(), mode).unwrap().to_owned();
+                        let again = layer.forward(x.view(), mode).unwrap().to_owned();
+                        assert_eq!(sparse, again, "{name}: the cached Wᵀ reused");
+                        let w = layer.params()[0].value.clone();
+                        let b = layer.params().get(1).map(|p| p.value.clone());
+                        for i in 0..n {
+                            for j in 0..o {
+                                let want = b.as_ref().map_or(0.0, |b| f64::from(b[[j]]))
+                                    + (0..d)
+                                        .map(|p| f64::from(x[[i, p]]) * f64::from(w[[j, p]]))
+                                        .sum::<f64>();
+                                let tol = 1e-5 * (d as f64).sqrt() * want.abs().max(1.0);
+                                for (path, got) in
+                                    [("sparse", sparse[[i, j]]), ("dense", dense[[i, j]])]
+                                {
+                                    assert!(
+                                        (f64::from(got) - want).abs() < tol,
+                                        "{level:?} {name} {pattern} {mode:?} {path} {:?} at {i},{j}: {got} vs {want}",
+                                        (n, d, o)
+                                    );
+                                }
+                            }
+                        }
+                        if pattern == "zeros" {
+                            let bias = b.map_or_else(
+                                || ndarray::Array1::zeros(o).into_dyn(),
+                                |b| b.into_dyn(),
+                            );
+                            for row in sparse.rows() {
+                                assert_eq!(
+                                    row.to_owned().into_dyn(),
+                                    bias,
+                                    "{name}: y = b for x = 0"
+                                );
+                            }
+                        }
+                        // a new weight: the cached Wᵀ must not survive it
+                        layer.params_mut()[0].value.mapv_inplace(|v| -2.0 * v);
+                        let flipped = layer.forward(x.view(), mode).unwrap().to_owned();
+                        let w2 = layer.params()[0].value.clone();
+                        let b2 = layer.params().get(1).map(|p| p.value.clone());
+                        for i in 0..n {
+                            for j in 0..o {
+                                let want = b2.as_ref().map_or(0.0, |b| f64::from(b[[j]]))
+                                    + (0..d)
+                                        .map(|p| f64::from(x[[i, p]]) * f64::from(w2[[j, p]]))
+                                        .sum::<f64>();
+                                let tol = 1e-5 * (d as f64).sqrt() * want.abs().max(1.0);
+                                assert!(
+                                    (f64::from(flipped[[i, j]]) - want).abs() < tol,
+                                    "{level:?} {name} {pattern} after a weight change at {i},{j}"
+                                );
+                            }
+                        }
+                        // a train-mode forward on the sparse path still backpropagates
+                        if mode == Mode::Train {
+                            let dy = ArrayD::from_elem(IxDyn(&[n, o]), 0.5f32);
+                            let dx = layer.backward(dy.view()).unwrap().to_owned();
+                            let w3 = layer.params()[0].value.clone();
+                            for p in 0..d.min(7) {
+                                let want: f64 = (0..o).map(|j| 0.5 * f64::from(w3[[j, p]])).sum();
+                                assert!(
+                                    (f64::from(dx[[0, p]]) - want).abs() < 1e-4 * (o as f64).sqrt()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        set_sparse_max_density(before);
+    });
+}
+
+/// A clone (a DQN target network) has the same weight but its own `Wᵀ`
+/// buffer, aligned differently: the sparse path on the clone must give the
+/// original's output bit for bit.
+#[test]
+fn affine_sparse_forward_survives_clone() {
+    let mut r = rng(32);
+    let mut fc = Affine::new(256, 64, Init::XavierUniform, &mut r).unwrap();
+    let x = ArrayD::from_shape_fn(IxDyn(&[16, 256]), |_| r.random_range(-1.0f32..1.0).max(0.0));
+    fc.forward(x.view(), Mode::Eval).unwrap();
+    let want = fc.forward(x.view(), Mode::Eval).unwrap().to_owned();
+    for _ in 0..4 {
+        let mut copy = fc.clone();
+        for _ in 0..3 {
+            let got = copy.forward(x.view(), Mode::Eval).unwrap().to_owned();
+            assert_eq!(got, want);
+        }
+    }
+}

@@ -65,14 +65,18 @@ fn dqn_finds_the_shortest_path_of_a_gridworld() {
 
 /// MinAtar Breakout with sticky actions (whose last action survives a
 /// reset, so the checkpoint carries it through the wrappers; the env tests
-/// show that dropping it changes the next episode), a tiny convolutional network,
-/// a buffer small enough to wrap, periodic evaluation, checkpoints.
+/// show that dropping it changes the next episode), a small convolutional
+/// network whose 256 → 64 layer is large enough for the target network's
+/// sparse forward (its input is about 84% non-zero here, so the test lifts
+/// the density limit), a buffer small enough to wrap, periodic evaluation,
+/// checkpoints.
 fn breakout(every: Option<u64>) -> RunSpec {
     spec(json!({
         "env": {"id": "minatar/breakout", "config": {"sticky_action_prob": 0.5},
                 "wrappers": ["episode_statistics", "clip_reward"]},
         "agent": {"id": "dqn", "config": {
-            "network": [{"conv": {"out": 4, "kernel": 3}}, "relu", "flatten", {"affine": "actions"}],
+            "network": [{"conv": {"out": 4, "kernel": 3}}, "relu", "flatten", {"affine": 64},
+                        "relu", {"affine": "actions"}],
             "learning_starts": 100, "epsilon_decay_steps": 400, "batch_size": 8,
             "replay": {"capacity": 300}, "target_update_period": 40, "log_every": 50}},
         "budget": {"steps": 1200}, "seed": 5,
@@ -95,10 +99,16 @@ fn stacked_cartpole(every: Option<u64>) -> RunSpec {
     }))
 }
 
+/// A spec with checkpoints every so many episodes, or none.
+type MakeSpec = fn(Option<u64>) -> RunSpec;
+
 #[test]
 fn resuming_from_a_checkpoint_continues_bit_for_bit() {
     let engine = Engine::default();
-    for make in [breakout, stacked_cartpole] {
+    // Eligible fully connected layers always take the sparse eval forward.
+    let limit = rl_layers::set_sparse_max_density(1.0);
+    let cases: [(MakeSpec, bool); 2] = [(breakout, true), (stacked_cartpole, false)];
+    for (make, has_sparse_layer) in cases {
         let dir = tempfile::tempdir().unwrap();
         let folder = RunFolder::create(dir.path().join("run")).unwrap();
         let mut whole = engine.prepare(make(Some(50))).unwrap();
@@ -153,7 +163,25 @@ fn resuming_from_a_checkpoint_continues_bit_for_bit() {
         // And so is everything the agent holds: weights, optimiser, buffer, streams.
         let finished: Checkpoint = serde_json::from_str(&read("agent.json")).unwrap();
         assert_eq!(resumed.agent.save().unwrap(), finished.agent);
+
+        // The Breakout run took the sparse target forward (which rounds
+        // differently from the dense one), so resuming was tested across it.
+        if has_sparse_layer {
+            rl_layers::set_sparse_max_density(-1.0);
+            let mut dense = engine.prepare(make(None)).unwrap();
+            dense
+                .execute(
+                    &mut Memory::default(),
+                    &mut NoHooks,
+                    &CancelFlag::new(),
+                    Default::default(),
+                )
+                .unwrap();
+            rl_layers::set_sparse_max_density(1.0);
+            assert_ne!(dense.agent.save().unwrap(), finished.agent);
+        }
     }
+    rl_layers::set_sparse_max_density(limit);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use crate::buf::{Buf, invalidate, take_storage};
 use crate::error::{Error, Result, shape_err};
 use crate::gemm::gemm;
 use crate::init::Init;
+use crate::sparse::SparseForward;
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, Ix2};
 use rand::Rng;
 
@@ -26,6 +27,9 @@ struct Linear {
     x_shape: Vec<usize>,
     out: Option<Buf>,
     dx: Buf,
+    /// The sparse eval-mode forward and its cached `Wᵀ`, dropped whenever
+    /// the parameters are borrowed mutably.
+    sparse: SparseForward,
 }
 
 impl Linear {
@@ -83,6 +87,30 @@ impl Linear {
                 held = buf;
                 x2 = held.view().into_dimensionality::<Ix2>().expect("2-D");
             }
+        }
+        // eval mode (no backward: a DQN target network) with enough zero
+        // inputs (after a ReLU, say): the sparse path on a cached Wᵀ
+        let taken = match x2.as_slice() {
+            Some(xs) if mode == Mode::Eval => {
+                let out = self.out.get_or_insert_with(Buf::default);
+                out.reshape(&[n, self.params[0].value.shape()[0]]);
+                self.sparse.try_forward(
+                    xs,
+                    (n, d),
+                    self.params[0]
+                        .value
+                        .as_slice()
+                        .expect("standard-layout weight"),
+                    self.params
+                        .get(1)
+                        .map(|b| b.value.as_slice().expect("standard-layout bias")),
+                    out.as_mut_slice(),
+                )
+            }
+            _ => false,
+        };
+        if taken {
+            return Ok(self.out.as_ref().expect("written above").view());
         }
         Ok(affine_forward(
             &mut self.out,
@@ -265,6 +293,7 @@ fn linear(
         x_shape: Vec::new(),
         out: None,
         dx: Buf::default(),
+        sparse: SparseForward::default(),
     }
 }
 
@@ -299,6 +328,7 @@ impl Layer for MatMul {
         &self.0.params
     }
     fn params_mut(&mut self) -> &mut [Param] {
+        self.0.sparse.invalidate();
         &mut self.0.params
     }
 }
@@ -391,6 +421,7 @@ impl Layer for Affine {
         &self.0.params
     }
     fn params_mut(&mut self) -> &mut [Param] {
+        self.0.sparse.invalidate();
         &mut self.0.params
     }
 }
