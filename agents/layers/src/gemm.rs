@@ -25,6 +25,12 @@
 //!   (16 of the 32 registers accumulate; `M = 32` splits into whole tiles);
 //!   the AVX2 build packs each panel and uses the `6 × 16` tile.
 //!
+//! Conv2d's phased im2col layout adds two entry points on the panel path:
+//! [`gemm_offset_rows`], whose B rows lie at arbitrary offsets of one buffer
+//! (the taps of the phase planes, read without an im2col copy), and
+//! [`gemm_scatter_add`], whose C rows are added into one buffer at offsets,
+//! segment by segment (col2im fused into the store).
+//!
 //! The micro-kernels are plain Rust over fixed-size arrays, which LLVM turns
 //! into vector code; [`crate::simd::dispatch`] runs their AVX-512 or AVX2 +
 //! FMA build. Their loops over tile rows are written out by macros: as loops,
@@ -197,7 +203,8 @@ fn gemm_portable<const FMA: bool, const PM: usize, const PN: usize, const IP: us
         && let Some(cs) = c.as_slice_mut()
     {
         // a small A, packed whole, against row-major B one column panel at a time
-        panel::<FMA, PM, PN, IP>(alpha, a, b, beta, cs, n, apack, bpack);
+        let mut c = RowMajor { cs, ldc: n };
+        panel::<FMA, PM, PN, IP, _, _>(alpha, a, b, beta, &mut c, apack, bpack);
         return;
     }
     if let Some(cs) = c.as_slice_mut() {
@@ -291,20 +298,26 @@ const PANEL_B_BYTES: usize = 16 * 1024;
 /// packed (zero-padded).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn panel<const FMA: bool, const PM: usize, const PN: usize, const IN_PLACE: usize>(
+fn panel<
+    const FMA: bool,
+    const PM: usize,
+    const PN: usize,
+    const IN_PLACE: usize,
+    B: PanelB,
+    C: PanelC,
+>(
     alpha: f32,
     a: ArrayView2<'_, f32>,
-    b: ArrayView2<'_, f32>,
+    b: B,
     beta: f32,
-    cs: &mut [f32],
-    ldc: usize,
+    c: &mut C,
     apack: &mut Vec<f32>,
     bpack: &mut Vec<f32>,
 ) {
     let (m, k) = a.dim();
     let n = b.ncols();
     let mp = m.div_ceil(PM);
-    let in_place = mp <= IN_PLACE && b.as_slice().is_some();
+    let in_place = mp <= IN_PLACE && b.in_place();
     // packed panels of B are cut in depth to stay in L1; B read in place is
     // not, so that C is stored once
     let kcp = if in_place {
@@ -347,24 +360,19 @@ fn panel<const FMA: bool, const PM: usize, const PN: usize, const IN_PLACE: usiz
         let beta_here = if pc == 0 { beta } else { 1.0 };
         for j0 in (0..n).step_by(PN) {
             let nr = PN.min(n - j0);
-            if in_place
-                && nr == PN
-                && let Some(bs) = b.as_slice()
-            {
+            if in_place && nr == PN {
                 // few row panels: read B's rows where they are
-                let bs = &bs[pc * n + j0..];
                 for panel in 0..mp {
                     let ap = &apack[panel * PM * k + pc * PM..][..kc * PM];
-                    let acc = kernel_strided::<FMA, PM, PN>(ap, bs, n);
+                    let acc = b.kernel::<FMA, PM, PN>(ap, pc, j0);
                     let mr = PM.min(m - panel * PM);
-                    store(cs, ldc, panel * PM, j0, mr, nr, &acc, alpha, beta_here);
+                    c.store(panel * PM, j0, mr, nr, &acc, alpha, beta_here);
                 }
                 continue;
             }
             let bp = &mut bpack[..kc * PN];
             for (p, d) in bp.as_chunks_mut::<PN>().0.iter_mut().enumerate() {
-                let row = b.row(pc + p);
-                let src = &row.to_slice().expect("unit column stride")[j0..j0 + nr];
+                let src = &b.row_slice(pc + p)[j0..j0 + nr];
                 d[..nr].copy_from_slice(src);
                 d[nr..].fill(0.0);
             }
@@ -373,9 +381,332 @@ fn panel<const FMA: bool, const PM: usize, const PN: usize, const IN_PLACE: usiz
                 let ap = &apack[panel * PM * k + pc * PM..][..kc * PM];
                 let acc = kernel::<FMA, PM, PN>(ap, bp);
                 let mr = PM.min(m - panel * PM);
-                store(cs, ldc, panel * PM, j0, mr, nr, &acc, alpha, beta_here);
+                c.store(panel * PM, j0, mr, nr, &acc, alpha, beta_here);
             }
         }
+    }
+}
+
+/// Where the panel path finds the rows of B.
+trait PanelB: Copy {
+    /// Columns of B.
+    fn ncols(&self) -> usize;
+    /// Whether the rows can be read in place (else each panel is packed).
+    fn in_place(&self) -> bool;
+    /// Row `p`, all `ncols` of it.
+    fn row_slice(&self, p: usize) -> &[f32];
+    /// `Σ_p ap[p] ⊗ B[pc + p, j0..j0 + PN]` over the depth of `ap`, B read in place.
+    fn kernel<const FMA: bool, const PM: usize, const PN: usize>(
+        &self,
+        ap: &[f32],
+        pc: usize,
+        j0: usize,
+    ) -> [[f32; PN]; PM];
+}
+
+impl PanelB for ArrayView2<'_, f32> {
+    #[inline(always)]
+    fn ncols(&self) -> usize {
+        ArrayView2::ncols(self)
+    }
+    #[inline(always)]
+    fn in_place(&self) -> bool {
+        self.as_slice().is_some()
+    }
+    #[inline(always)]
+    fn row_slice(&self, p: usize) -> &[f32] {
+        self.index_axis(Axis(0), p)
+            .to_slice()
+            .expect("unit column stride")
+    }
+    #[inline(always)]
+    fn kernel<const FMA: bool, const PM: usize, const PN: usize>(
+        &self,
+        ap: &[f32],
+        pc: usize,
+        j0: usize,
+    ) -> [[f32; PN]; PM] {
+        let n = ArrayView2::ncols(self);
+        let bs = self.as_slice().expect("checked by in_place");
+        kernel_strided::<FMA, PM, PN>(ap, &bs[pc * n + j0..], n)
+    }
+}
+
+/// A matrix B whose row `p` is `data[offsets[p]..][..n]`: rows that overlap
+/// or lie in any order in one buffer, such as the taps of Conv2d's phased
+/// im2col layout, read without first copying them into a matrix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OffsetRows<'a> {
+    /// The buffer every row lies in.
+    pub data: &'a [f32],
+    /// Where each row starts in `data`.
+    pub offsets: &'a [usize],
+    /// Columns of every row.
+    pub n: usize,
+}
+
+impl PanelB for OffsetRows<'_> {
+    #[inline(always)]
+    fn ncols(&self) -> usize {
+        self.n
+    }
+    #[inline(always)]
+    fn in_place(&self) -> bool {
+        true
+    }
+    #[inline(always)]
+    fn row_slice(&self, p: usize) -> &[f32] {
+        &self.data[self.offsets[p]..][..self.n]
+    }
+    #[inline(always)]
+    fn kernel<const FMA: bool, const PM: usize, const PN: usize>(
+        &self,
+        ap: &[f32],
+        pc: usize,
+        j0: usize,
+    ) -> [[f32; PN]; PM] {
+        let mut acc = [[0.0f32; PN]; PM];
+        let (a_rows, _) = ap.as_chunks::<PM>();
+        for (a, &off) in a_rows.iter().zip(&self.offsets[pc..]) {
+            let bp: &[f32; PN] = self.data[off + j0..][..PN].try_into().expect("PN wide");
+            rank1::<FMA, PM, PN>(&mut acc, a, bp);
+        }
+        acc
+    }
+}
+
+/// Where the panel path stores its tiles.
+trait PanelC {
+    /// `C[i0.., j0..] ← α·acc + β·C` on the valid `mr × nr` part of a tile.
+    #[allow(clippy::too_many_arguments)]
+    fn store<const PM: usize, const PN: usize>(
+        &mut self,
+        i0: usize,
+        j0: usize,
+        mr: usize,
+        nr: usize,
+        acc: &[[f32; PN]; PM],
+        alpha: f32,
+        beta: f32,
+    );
+}
+
+/// Row-major C with rows `ldc` apart.
+struct RowMajor<'a> {
+    cs: &'a mut [f32],
+    ldc: usize,
+}
+
+impl PanelC for RowMajor<'_> {
+    #[inline(always)]
+    fn store<const PM: usize, const PN: usize>(
+        &mut self,
+        i0: usize,
+        j0: usize,
+        mr: usize,
+        nr: usize,
+        acc: &[[f32; PN]; PM],
+        alpha: f32,
+        beta: f32,
+    ) {
+        store(self.cs, self.ldc, i0, j0, mr, nr, acc, alpha, beta);
+    }
+}
+
+/// An output added into one buffer at row offsets, segment by segment:
+/// columns `[s·seg, (s+1)·seg)` of row `r` go to
+/// `data[s·stride + offsets[r]..][..seg]`. Rows may overlap: every store
+/// adds. This is col2im fused into the GEMM for Conv2d's phased layout
+/// (`∂L/∂col = W₂ᵀ·dY` added straight onto the phase planes of `∂L/∂x`,
+/// one segment per sample), so that `∂L/∂col` is never written out.
+pub(crate) struct ScatterRows<'a> {
+    /// The buffer every row is added into.
+    pub data: &'a mut [f32],
+    /// Where each row's first segment starts in `data`.
+    pub offsets: &'a [usize],
+    /// Columns per segment.
+    pub seg: usize,
+    /// Floats between consecutive segments of one row.
+    pub stride: usize,
+}
+
+impl PanelC for ScatterRows<'_> {
+    #[inline(always)]
+    fn store<const PM: usize, const PN: usize>(
+        &mut self,
+        i0: usize,
+        j0: usize,
+        mr: usize,
+        nr: usize,
+        acc: &[[f32; PN]; PM],
+        alpha: f32,
+        _beta: f32,
+    ) {
+        let seg = self.seg;
+        let s0 = j0 / seg;
+        if j0 + nr <= (s0 + 1) * seg {
+            // the whole tile inside one segment
+            let at = s0 * self.stride + j0 - s0 * seg;
+            for (r, acc_row) in acc.iter().enumerate().take(mr) {
+                let start = self.offsets[i0 + r] + at;
+                if nr == PN {
+                    let dst: &mut [f32; PN] = (&mut self.data[start..start + PN])
+                        .try_into()
+                        .expect("PN wide");
+                    for j in 0..PN {
+                        dst[j] += alpha * acc_row[j];
+                    }
+                } else {
+                    for (d, &v) in self.data[start..start + nr].iter_mut().zip(acc_row) {
+                        *d += alpha * v;
+                    }
+                }
+            }
+            return;
+        }
+        // a tile across segment ends: one run per segment
+        let mut j = j0;
+        while j < j0 + nr {
+            let sg = j / seg;
+            let end = ((sg + 1) * seg).min(j0 + nr);
+            let at = sg * self.stride + j - sg * seg;
+            for (r, acc_row) in acc.iter().enumerate().take(mr) {
+                let start = self.offsets[i0 + r] + at;
+                let src = &acc_row[j - j0..end - j0];
+                for (d, &v) in self.data[start..start + src.len()].iter_mut().zip(src) {
+                    *d += alpha * v;
+                }
+            }
+            j = end;
+        }
+    }
+}
+
+/// Whether [`gemm_scatter_add`] takes an `m × k` A against `n` columns.
+pub(crate) fn scatter_apply(m: usize, k: usize, n: usize) -> bool {
+    m * k <= PANEL_A_MAX && n >= PANEL_MIN_N && k > 0
+}
+
+/// `C += α·a·b` for row-major `b` and C given as [`ScatterRows`] (`a.nrows()`
+/// rows, `b.ncols()` columns), by the panel path; [`scatter_apply`] must hold.
+pub(crate) fn gemm_scatter_add(
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    c: ScatterRows<'_>,
+) {
+    let (m, k) = a.dim();
+    assert!(scatter_apply(m, k, b.ncols()), "gemm_scatter_add: sizes");
+    assert_eq!(b.nrows(), k, "gemm_scatter_add: inner dimensions");
+    assert_eq!(c.offsets.len(), m, "gemm_scatter_add: one offset per row");
+    assert!(b.as_slice().is_some(), "gemm_scatter_add: row-major b");
+    let mut scratch = SCRATCH.with(|s| s.take());
+    dispatch(GemmScatter {
+        alpha,
+        a,
+        b,
+        c,
+        scratch: &mut scratch,
+    });
+    SCRATCH.with(|s| s.replace(scratch));
+}
+
+/// One [`gemm_scatter_add`] call.
+struct GemmScatter<'a, 'b> {
+    alpha: f32,
+    a: ArrayView2<'a, f32>,
+    b: ArrayView2<'a, f32>,
+    c: ScatterRows<'b>,
+    scratch: &'b mut Scratch,
+}
+
+impl Kernel for GemmScatter<'_, '_> {
+    type Output = ();
+    const WIDE: bool = true;
+    #[inline(always)]
+    fn run<const FMA: bool>(mut self) {
+        let Scratch { a, b, .. } = self.scratch;
+        panel::<FMA, MR, NR, 0, _, _>(self.alpha, self.a, self.b, 1.0, &mut self.c, a, b);
+    }
+    #[inline(always)]
+    fn run_wide(mut self) {
+        let Scratch { a, b, .. } = self.scratch;
+        panel::<true, WMR, WNR, { usize::MAX }, _, _>(
+            self.alpha,
+            self.a,
+            self.b,
+            1.0,
+            &mut self.c,
+            a,
+            b,
+        );
+    }
+}
+
+/// Whether [`gemm_offset_rows`] takes an `m × k` A against `n` columns:
+/// the panel path's sizes (A packed whole, B wide).
+pub(crate) fn offset_rows_apply(m: usize, k: usize, n: usize) -> bool {
+    m * k <= PANEL_A_MAX && n >= PANEL_MIN_N && k > 0
+}
+
+/// `c ← α·a·B + β·c` for B given as [`OffsetRows`] and row-major `c`
+/// (`[M, n]`), by the panel path; [`offset_rows_apply`] must hold. When
+/// `β = 0`, `c` is not read.
+pub(crate) fn gemm_offset_rows(
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: OffsetRows<'_>,
+    beta: f32,
+    c: &mut [f32],
+) {
+    let (m, k) = a.dim();
+    assert!(offset_rows_apply(m, k, b.n), "gemm_offset_rows: sizes");
+    assert_eq!(b.offsets.len(), k, "gemm_offset_rows: one offset per row");
+    assert_eq!(c.len(), m * b.n, "gemm_offset_rows: output shape");
+    let mut scratch = SCRATCH.with(|s| s.take());
+    dispatch(GemmRows {
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+        scratch: &mut scratch,
+    });
+    SCRATCH.with(|s| s.replace(scratch));
+}
+
+/// One [`gemm_offset_rows`] call.
+struct GemmRows<'a, 'b> {
+    alpha: f32,
+    a: ArrayView2<'a, f32>,
+    b: OffsetRows<'a>,
+    beta: f32,
+    c: &'b mut [f32],
+    scratch: &'b mut Scratch,
+}
+
+impl Kernel for GemmRows<'_, '_> {
+    type Output = ();
+    const WIDE: bool = true;
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let mut c = RowMajor {
+            cs: self.c,
+            ldc: self.b.n,
+        };
+        let Scratch { a, b, .. } = self.scratch;
+        panel::<FMA, MR, NR, 0, _, _>(self.alpha, self.a, self.b, self.beta, &mut c, a, b);
+    }
+    #[inline(always)]
+    fn run_wide(self) {
+        let mut c = RowMajor {
+            cs: self.c,
+            ldc: self.b.n,
+        };
+        let Scratch { a, b, .. } = self.scratch;
+        panel::<true, WMR, WNR, { usize::MAX }, _, _>(
+            self.alpha, self.a, self.b, self.beta, &mut c, a, b,
+        );
     }
 }
 
@@ -761,6 +1092,102 @@ mod tests {
             .into_iter()
             .filter(|&l| l <= have)
             .collect()
+    }
+
+    /// B as rows at offsets into one buffer (overlapping, out of order), at
+    /// every level: the AVX-512 build reads them in place, the others pack
+    /// them; partial row tiles (M = 7, 33) and a partial last column panel.
+    #[test]
+    fn offset_rows_match_naive() {
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            seed >> 8
+        };
+        for level in levels() {
+            let before = crate::simd::set_simd_limit(level);
+            for &(m, k, n) in &[(32, 256, 420), (7, 64, 300), (33, 300, 256), (1, 5, 290)] {
+                assert!(offset_rows_apply(m, k, n));
+                let data: Vec<f32> = (0..n + 3 * k + 50)
+                    .map(|_| (next() % 1000) as f32 / 500.0 - 1.0)
+                    .collect();
+                let offsets: Vec<usize> = (0..k).map(|_| next() as usize % (3 * k + 50)).collect();
+                let a = Array2::from_shape_fn((m, k), |_| (next() % 1000) as f32 / 500.0 - 1.0);
+                let b = Array2::from_shape_fn((k, n), |(p, j)| data[offsets[p] + j]);
+                let want = naive(a.view(), b.view());
+                for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, 1.0)] {
+                    let c0: Vec<f32> = (0..m * n).map(|i| (i % 7) as f32).collect();
+                    let mut c = c0.clone();
+                    let rows = OffsetRows {
+                        data: &data,
+                        offsets: &offsets,
+                        n,
+                    };
+                    gemm_offset_rows(alpha, a.view(), rows, beta, &mut c);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let w = f64::from(alpha) * want[(i, j)]
+                                + f64::from(beta) * f64::from(c0[i * n + j]);
+                            let got = f64::from(c[i * n + j]);
+                            assert!(
+                                (got - w).abs() < 1e-4 * (k as f64).sqrt(),
+                                "{level:?} {m}x{k}x{n} at {i},{j}: {got} vs {w}"
+                            );
+                        }
+                    }
+                }
+            }
+            crate::simd::set_simd_limit(before);
+        }
+    }
+
+    /// C added into one buffer at overlapping row offsets, segment by
+    /// segment (tiles inside one segment and straddling two), at every level.
+    #[test]
+    fn scatter_rows_match_naive() {
+        let mut seed = 11u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            seed >> 8
+        };
+        for level in levels() {
+            let before = crate::simd::set_simd_limit(level);
+            // (m, k, segments, seg)
+            for &(m, k, segs, seg) in &[(512, 64, 6, 90), (33, 17, 3, 100), (9, 300, 1, 300)] {
+                let n = segs * seg;
+                assert!(scatter_apply(m, k, n));
+                let stride = seg + 40;
+                let len = segs * stride + 60;
+                let offsets: Vec<usize> = (0..m).map(|_| next() as usize % 60).collect();
+                let a = Array2::from_shape_fn((m, k), |_| (next() % 1000) as f32 / 500.0 - 1.0);
+                let b = Array2::from_shape_fn((k, n), |_| (next() % 1000) as f32 / 500.0 - 1.0);
+                let prod = naive(a.view(), b.view());
+                let data0: Vec<f32> = (0..len).map(|i| (i % 5) as f32).collect();
+                let mut want: Vec<f64> = data0.iter().map(|&v| f64::from(v)).collect();
+                for r in 0..m {
+                    for j in 0..n {
+                        want[(j / seg) * stride + offsets[r] + j % seg] += 0.5 * prod[(r, j)];
+                    }
+                }
+                let mut data = data0.clone();
+                let c = ScatterRows {
+                    data: &mut data,
+                    offsets: &offsets,
+                    seg,
+                    stride,
+                };
+                // a transposed A, as Conv2d's W₂ᵀ
+                let a_t = a.t().to_owned();
+                gemm_scatter_add(0.5, a_t.t(), b.view(), c);
+                for (i, (&got, &w)) in data.iter().zip(&want).enumerate() {
+                    assert!(
+                        (f64::from(got) - w).abs() < 1e-3,
+                        "{level:?} {m}x{k}x{n} at {i}: {got} vs {w}"
+                    );
+                }
+            }
+            crate::simd::set_simd_limit(before);
+        }
     }
 
     #[test]

@@ -191,6 +191,15 @@ fn conv2d_with_stride_and_padding_at_level() {
         (2, 1, 9, 9, 3, 2, 1, 0),
         (1, 2, 6, 18, 4, 3, 1, 0),
         (2, 2, 5, 10, 6, 3, 1, 0),
+        // the phased im2col layout (output rows padded from OW to
+        // QW = OW + (K − 1)/S columns, at most 1/8 more): stride 2 with
+        // padding, stride 3 with padding 2, and the Nature network's 8×8/4
+        (2, 2, 17, 16, 3, 3, 2, 1),
+        (1, 2, 13, 34, 2, 5, 3, 2),
+        (1, 1, 12, 36, 2, 8, 4, 0),
+        // phased, with 2 × 252 columns: ∂L/∂x by the GEMM that adds its tiles
+        // straight onto the phase planes (tiles straddling samples)
+        (2, 1, 24, 40, 2, 4, 2, 1),
     ];
     for (i, &(n, c, h, w, f, k, s, p)) in cases.iter().enumerate() {
         let mut conv = Conv2d::new(c, f, k, s, p, Init::TorchDefault, &mut r).unwrap();
@@ -421,6 +430,12 @@ fn conv2d_matches_direct_summation_at_level() {
         // 3 and 6 output vectors per sample: partial tiles of 4 vectors
         (2, 2, 5, 10, 5, 3, 1, 0),
         (1, 3, 8, 10, 6, 3, 1, 0),
+        // the phased im2col layout: the Nature network's 8×8/4 on 84×84 and
+        // 4×4/2 on 20×20, stride 2 with padding, stride 4 with padding
+        (2, 4, 84, 84, 3, 8, 4, 0),
+        (3, 5, 20, 20, 4, 4, 2, 0),
+        (2, 3, 17, 16, 4, 3, 2, 1),
+        (1, 2, 40, 43, 3, 4, 4, 1),
     ];
     for &(n, c, h, w, f, k, s, p) in &cases {
         let mut conv = Conv2d::new(c, f, k, s, p, Init::TorchDefault, &mut r).unwrap();

@@ -4,7 +4,10 @@ use super::linear::copy_into;
 use super::{Layer, Mode, Param};
 use crate::buf::{Buf, take_storage};
 use crate::error::{Error, Result, shape_err};
-use crate::gemm::gemm;
+use crate::gemm::{
+    OffsetRows, ScatterRows, gemm, gemm_offset_rows, gemm_scatter_add, offset_rows_apply,
+    scatter_apply,
+};
 use crate::init::Init;
 use crate::simd::{Kernel, dispatch};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Ix2};
@@ -93,6 +96,18 @@ fn deinterleave<const S: usize>(row: &[f32], dst: &mut [f32], phase_stride: usiz
         let out = &mut dst[r * phase_stride..][..groups.len()];
         for (d, g) in out.iter_mut().zip(groups) {
             *d = g[r];
+        }
+    }
+}
+
+/// The inverse of [`deinterleave`]: `row[q·S + r] = src[r·phase_stride + q]`.
+#[inline(always)]
+fn interleave<const S: usize>(src: &[f32], row: &mut [f32], phase_stride: usize) {
+    let (groups, _) = row.as_chunks_mut::<S>();
+    let phases: [&[f32]; S] = std::array::from_fn(|r| &src[r * phase_stride..][..groups.len()]);
+    for (q, g) in groups.iter_mut().enumerate() {
+        for r in 0..S {
+            g[r] = phases[r][q];
         }
     }
 }
@@ -196,10 +211,15 @@ impl Kernel for Im2col<'_> {
                         dst[oh_hi * ow..].fill(0.0);
                         for o in oh_lo..oh_hi {
                             let ih = o * s + ki - p;
-                            copy_run(
-                                &mut dst[o * ow..(o + 1) * ow],
-                                &ph[(rj * h + ih) * q_len + qj..][..ow],
-                            );
+                            let at = (rj * h + ih) * q_len + qj;
+                            if (4..8).contains(&ow) && o + 1 < oh_hi && at + 8 <= ph.len() {
+                                // a short run (the Nature network's 3×3/1 layer: 7) as one
+                                // 8-float copy; its last float lands on the next run's
+                                // first, which that run then overwrites
+                                copy8(&mut dst[o * ow..o * ow + 8], &ph[at..at + 8]);
+                                continue;
+                            }
+                            copy_run(&mut dst[o * ow..(o + 1) * ow], &ph[at..][..ow]);
                         }
                     }
                 }
@@ -251,6 +271,279 @@ pub(crate) fn col2im(col: &[f32], dims: [usize; 4], win: Window, dx: &mut [f32])
     }
 }
 
+/// The phase-split ("padded-width") im2col layout of a strided convolution.
+///
+/// The zero-padded input is split into its `S × S` phases,
+/// `phase[ri][rj][qi][qj] = x_padded[qi·S + ri, qj·S + rj]`, each a
+/// `QH × QW` plane with `QH = OH + (KH − 1)/S` and `QW = OW + (KW − 1)/S`.
+/// Kernel tap `(ki, kj)` then reads, for every output `(o, q)`,
+/// `phase[ki mod S][kj mod S][o + ki div S][q + kj div S]`: with output rows
+/// laid out `QW` wide instead of `OW`, one sample's whole im2col row is one
+/// contiguous run of `OH·QW` floats of one plane, at offset
+/// `(ki div S)·QW + kj div S`. im2col becomes one copy per row and sample
+/// instead of `OH` copies of 7 to 20 floats, and col2im one contiguous
+/// addition per row and sample instead of `OH` strided scatters.
+///
+/// The price is `QW − OW` extra columns per output row (the Nature network:
+/// 1 of 21 for 8×8/4, 1 of 10 for 4×4/2) whose values are garbage: the
+/// forward drops them, and backward zeroes them in `dY` so that they add
+/// nothing to `∂L/∂W` or `∂L/∂x`. On the Nature network's 8×8/4 and 4×4/2
+/// layers (batch 32, 2026-11-29): im2col 724–765 and 604–926 µs before,
+/// split plus copy 221 + 274 and 143 + 160 µs after; col2im of the 4×4/2
+/// layer 913–926 µs before, additions plus merge 188 + 94 µs after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Phased {
+    /// Output rows and columns.
+    oh: usize,
+    ow: usize,
+    /// Rows and columns of one phase plane.
+    qh: usize,
+    qw: usize,
+    /// Input channels.
+    c: usize,
+    /// Stride and padding.
+    s: usize,
+    p: usize,
+}
+
+impl Phased {
+    /// The layout for `[C, H, W]` samples, or `None` when the padded columns
+    /// would add more than 1/8 to the GEMMs (stride 1 with a 3×3 kernel on
+    /// 9×9, say: 9 columns for 7, where the per-row im2col is cheaper).
+    pub(crate) fn new(win: Window, c: usize, h: usize, w: usize) -> Option<Self> {
+        let (oh, ow) = win.out_size(h, w)?;
+        let s = win.stride;
+        let qw = ow + (win.kw - 1) / s;
+        if (qw - ow) * 8 > ow {
+            return None;
+        }
+        Some(Self {
+            oh,
+            ow,
+            qh: oh + (win.kh - 1) / s,
+            qw,
+            c,
+            s,
+            p: win.padding,
+        })
+    }
+
+    /// Floats of one phase plane.
+    fn plane(&self) -> usize {
+        self.qh * self.qw
+    }
+
+    /// Floats of one sample's phases.
+    fn sample_len(&self) -> usize {
+        self.c * self.s * self.s * self.plane()
+    }
+
+    /// Columns of one sample in the im2col matrix: `OH` rows of `QW`.
+    pub(crate) fn cols_per_sample(&self) -> usize {
+        self.oh * self.qw
+    }
+
+    /// Floats of the phase buffer for `n` samples: the reads of the last
+    /// plane's garbage columns run up to `QW` floats past it.
+    pub(crate) fn phases_len(&self, n: usize) -> usize {
+        n * self.sample_len() + self.qw
+    }
+
+    /// Where kernel tap `(ci, ki, kj)`'s run starts in one sample's phases.
+    #[inline(always)]
+    fn tap_offset(&self, ci: usize, ki: usize, kj: usize) -> usize {
+        let s = self.s;
+        ((ci * s + ki % s) * s + kj % s) * self.plane() + (ki / s) * self.qw + kj / s
+    }
+
+    /// Every tap's run start in one sample's phases, in `W₂`'s column order.
+    fn tap_offsets(&self, win: Window, out: &mut Vec<usize>) {
+        out.clear();
+        for ci in 0..self.c {
+            for ki in 0..win.kh {
+                for kj in 0..win.kw {
+                    out.push(self.tap_offset(ci, ki, kj));
+                }
+            }
+        }
+    }
+
+    /// For padded position `u` (row or column), the input index `u − P`, if inside `[0, size)`.
+    #[inline(always)]
+    fn unpad(&self, u: usize, size: usize) -> Option<usize> {
+        u.checked_sub(self.p).filter(|&i| i < size)
+    }
+}
+
+/// Splits `x` (`[N, C, H, W]`) into [`Phased`] planes, zero in the padding
+/// and past the input's edge: `ph[n][c][ri][rj][qi][qj] = x[n, c, qi·S + ri − P, qj·S + rj − P]`.
+pub(crate) fn phase_split(x: &[f32], dims: [usize; 4], lay: &Phased, ph: &mut [f32]) {
+    let [n, c, h, w] = dims;
+    let (s, qh, qw, plane) = (lay.s, lay.qh, lay.qw, lay.plane());
+    for ni in 0..n {
+        for ci in 0..c {
+            let img = &x[(ni * c + ci) * h * w..][..h * w];
+            let planes = &mut ph[ni * lay.sample_len() + ci * s * s * plane..][..s * s * plane];
+            for u in 0..s * qh {
+                let (ri, qi) = (u % s, u / s);
+                let Some(ih) = lay.unpad(u, h) else {
+                    for rj in 0..s {
+                        planes[(ri * s + rj) * plane + qi * qw..][..qw].fill(0.0);
+                    }
+                    continue;
+                };
+                let row = &img[ih * w..(ih + 1) * w];
+                if lay.p == 0 && w == s * qw && (s == 2 || s == 4) {
+                    // the Nature network's strides: every phase row is whole
+                    let dst = &mut planes[ri * s * plane + qi * qw..];
+                    match s {
+                        2 => deinterleave::<2>(row, dst, plane),
+                        _ => deinterleave::<4>(row, dst, plane),
+                    }
+                    continue;
+                }
+                for rj in 0..s {
+                    let dst = &mut planes[(ri * s + rj) * plane + qi * qw..][..qw];
+                    for (qj, d) in dst.iter_mut().enumerate() {
+                        *d = lay.unpad(qj * s + rj, w).map_or(0.0, |iw| row[iw]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`phase_split`] on the positions inside the input:
+/// `dx[n, c, ih, iw] = ph[n][c][(ih + P) mod S][(iw + P) mod S][(ih + P) div S][(iw + P) div S]`.
+/// Every element of `dx` is written: zero where no window reaches.
+pub(crate) fn phase_merge(ph: &[f32], dims: [usize; 4], lay: &Phased, dx: &mut [f32]) {
+    let [n, c, h, w] = dims;
+    let (s, qw, plane) = (lay.s, lay.qw, lay.plane());
+    for ni in 0..n {
+        for ci in 0..c {
+            let img = &mut dx[(ni * c + ci) * h * w..][..h * w];
+            let planes = &ph[ni * lay.sample_len() + ci * s * s * plane..][..s * s * plane];
+            for (ih, row) in img.chunks_exact_mut(w).enumerate() {
+                let u = ih + lay.p;
+                let (ri, qi) = (u % s, u / s);
+                if qi >= lay.qh {
+                    // below every window: no output depends on this row
+                    row.fill(0.0);
+                    continue;
+                }
+                if lay.p == 0 && w == s * qw && (s == 2 || s == 4) {
+                    let src = &planes[ri * s * plane + qi * qw..];
+                    match s {
+                        2 => interleave::<2>(src, row, plane),
+                        _ => interleave::<4>(src, row, plane),
+                    }
+                    continue;
+                }
+                for (iw, d) in row.iter_mut().enumerate() {
+                    let v = iw + lay.p;
+                    // columns right of every window have no plane column: zero
+                    *d = if v / s < qw {
+                        planes[(ri * s + v % s) * plane + qi * qw + v / s]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// im2col on [`phase_split`] planes: `col` is `[C·KH·KW, N·OH·QW]`, row
+/// `(c·KH + ki)·KW + kj`, column `(n·OH + oh)·QW + q`, holding
+/// `x[n, c, oh·S + ki − P, q·S + kj − P]` for `q < OW` and garbage for `q ≥ OW`.
+pub(crate) fn im2col_phased(ph: &[f32], n: usize, lay: &Phased, win: Window, col: &mut [f32]) {
+    let cps = lay.cols_per_sample();
+    let mut rows = col.chunks_exact_mut(n * cps);
+    for ci in 0..lay.c {
+        for ki in 0..win.kh {
+            for kj in 0..win.kw {
+                let row = rows.next().expect("C·KH·KW rows");
+                let off = lay.tap_offset(ci, ki, kj);
+                for (ni, dst) in row.chunks_exact_mut(cps).enumerate() {
+                    dst.copy_from_slice(&ph[ni * lay.sample_len() + off..][..cps]);
+                }
+            }
+        }
+    }
+}
+
+/// col2im onto [`phase_split`] planes, the adjoint of [`im2col_phased`]:
+/// `ph[tap run of (r, n)] += dcol[r, n's columns]`. `ph` must be zeroed by
+/// the caller, and `dcol`'s garbage columns must be zero (they land on
+/// positions that other taps use).
+pub(crate) fn col2im_phased(dcol: &[f32], n: usize, lay: &Phased, win: Window, ph: &mut [f32]) {
+    dispatch(PhasedOp::Col2im {
+        dcol,
+        n,
+        lay,
+        win,
+        ph,
+    });
+}
+
+#[inline(always)]
+fn col2im_phased_body(dcol: &[f32], n: usize, lay: &Phased, win: Window, ph: &mut [f32]) {
+    let cps = lay.cols_per_sample();
+    let mut rows = dcol.chunks_exact(n * cps);
+    for ci in 0..lay.c {
+        for ki in 0..win.kh {
+            for kj in 0..win.kw {
+                let row = rows.next().expect("C·KH·KW rows");
+                let off = lay.tap_offset(ci, ki, kj);
+                for (ni, src) in row.chunks_exact(cps).enumerate() {
+                    let dst = &mut ph[ni * lay.sample_len() + off..][..cps];
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The phased col2im, run in the AVX2 build (8-lane additions). The split and
+/// merge keep the baseline build: their AVX2 builds measured slower (268
+/// against 221 µs, 175 against 132 µs for the 8×8/4 layer's batch).
+enum PhasedOp<'a> {
+    Col2im {
+        dcol: &'a [f32],
+        n: usize,
+        lay: &'a Phased,
+        win: Window,
+        ph: &'a mut [f32],
+    },
+}
+
+impl Kernel for PhasedOp<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        match self {
+            PhasedOp::Col2im {
+                dcol,
+                n,
+                lay,
+                win,
+                ph,
+            } => col2im_phased_body(dcol, n, lay, win, ph),
+        }
+    }
+}
+
+/// Fewest columns of one forward chunk's im2col matrix: at 256 or more the
+/// GEMM takes its panel path (the AVX-512 build's 8 × 32 tile, B read in
+/// place) instead of the blocked one (6 × 16, B packed). The Nature
+/// network's 4×4/2 and 3×3/1 forwards, in chunks of 2 and 3 samples (180
+/// and 147 columns) before: 2.49–2.55 and 1.71–1.74 ms; with at least 512
+/// columns (6 and 11 samples): 2.22–2.26 and 1.47–1.48 ms; 640 and 800
+/// measured alike (2026-11-29).
+const FORWARD_COLUMNS: usize = 512;
+
 /// Target size, in floats, of one chunk's im2col matrix: small enough that
 /// the matrix and its packed copy stay in the L2 cache between im2col and GEMM.
 const CHUNK_FLOATS: usize = 96 * 1024;
@@ -271,6 +564,15 @@ const CHUNK_FLOATS: usize = 96 * 1024;
 /// than keeping, for the Nature network's first layer, a 13 MB matrix). All
 /// buffers are reused between calls.
 ///
+/// Where padding output rows from `OW` to `QW = OW + (KW − 1)/S` columns
+/// costs at most 1/8 more arithmetic (the Nature network's 8×8/4 and 4×4/2
+/// layers), im2col works on the input split into its `S × S` phases (see
+/// `Phased`): each tap's row of `col` is then one contiguous run per sample.
+/// The train-mode cache is then the phase planes instead of the input; the
+/// one-sample forward reads the runs in place (no `col` at all), and
+/// backward adds `W₂ᵀ · dY` tile by tile onto the phase planes of `∂L/∂x`
+/// (col2im fused into the GEMM) before merging them into NCHW.
+///
 /// With stride 1, no padding and output rows a multiple of 8 wide (the
 /// MinAtar network's 3×3 convolution on 10×10), forward and `∂L/∂W₂` skip
 /// im2col altogether: each kernel tap reads 8 adjacent outputs' inputs as
@@ -289,15 +591,21 @@ pub struct Conv2d {
     /// `[weight, bias]`.
     params: [Param; 2],
     win: Window,
-    /// The latest train-mode input, contiguous.
+    /// The latest train-mode input, contiguous; or, when `cached_phases` is
+    /// set, its [`phase_split`] planes (what backward's im2col reads).
     x: Option<Buf>,
+    /// The layout of `x` when it holds phase planes instead of the input.
+    cached_phases: Option<Phased>,
     spare: Option<Buf>,
     /// Input dims `[N, C, H, W]` of the latest forward.
     dims: [usize; 4],
     /// A contiguous copy of a strided eval-mode input or `dy`.
     contig: Buf,
-    /// Phase-split input rows, scratch for [`im2col`].
+    /// Phase-split input rows, scratch for [`im2col`]; or one chunk's
+    /// [`phase_split`] planes.
     phases: Vec<f32>,
+    /// One chunk's input gradient on [`Phased`] planes, before [`phase_merge`].
+    dphases: Vec<f32>,
     /// One chunk's im2col matrix.
     col: Buf,
     /// One chunk's `Y` or `dY`, `[F, n·L]`.
@@ -380,10 +688,12 @@ impl Conv2d {
             params: [Param::new(weight), Param::new(bias)],
             win,
             x: None,
+            cached_phases: None,
             spare: None,
             dims: [0; 4],
             contig: Buf::default(),
             phases: Vec::new(),
+            dphases: Vec::new(),
             col: Buf::default(),
             y_mat: Buf::default(),
             out: None,
@@ -445,11 +755,20 @@ impl Conv2d {
             .expect("standard-layout grad");
         let db = bias.grad.as_slice_mut().expect("standard-layout grad");
         db.fill(0.0);
+        let direct = direct_applies(self.win, ow);
+        // the direct path's input gradient keeps the plain layout
+        let phased = if direct {
+            None
+        } else {
+            Phased::new(self.win, c, h, w)
+        };
         if need_dx {
             self.dx.reshape(&self.dims);
-            self.dx.fill(0.0);
+            // col2im accumulates; the phased path's merge overwrites every element
+            if phased.is_none() {
+                self.dx.fill(0.0);
+            }
         }
-        let direct = direct_applies(self.win, ow);
         if direct {
             // ∂L/∂W₂ from x and dy in place; ∂L/∂b[f] = Σ dy[:, f]
             tap_offsets(&mut self.offsets, c, h, w, self.win);
@@ -473,12 +792,28 @@ impl Conv2d {
             }
         }
         // dW's dot-product GEMM reads col rows in place, so backward chunks may be larger
-        let per = (Self::chunk(n, k, l) * 3).min(n.max(1));
+        let (lc, qw) = phased.map_or((l, ow), |lay| (lay.cols_per_sample(), lay.qw));
+        let per = (Self::chunk(n, k, lc) * 3).min(n.max(1));
         let img = c * h * w;
         for n0 in (0..n).step_by(per) {
             let cn = per.min(n - n0);
             let dims = [cn, c, h, w];
-            if !direct {
+            if let Some(lay) = &phased {
+                self.col.reshape(&[k, cn * lc]);
+                let ph: &[f32] = if self.cached_phases == phased {
+                    // the forward's phase planes
+                    &x.as_slice()[n0 * lay.sample_len()..]
+                } else {
+                    let len = lay.phases_len(cn);
+                    if self.phases.len() < len {
+                        self.phases.resize(len, 0.0);
+                    }
+                    let xc = &x.as_slice()[n0 * img..(n0 + cn) * img];
+                    phase_split(xc, dims, lay, &mut self.phases);
+                    &self.phases
+                };
+                im2col_phased(ph, cn, lay, self.win, self.col.as_mut_slice());
+            } else if !direct {
                 self.col.reshape(&[k, cn * l]);
                 im2col(
                     &x.as_slice()[n0 * img..(n0 + cn) * img],
@@ -488,15 +823,25 @@ impl Conv2d {
                     &mut self.phases,
                 );
             }
-            // dY as [F, cn·L]: dy_mat[f, i·L + l] = dy[n0 + i, f, l]
-            self.y_mat.reshape(&[f, cn * l]);
+            // dY as [F, cn·L]: dy_mat[f, i·L + l] = dy[n0 + i, f, l]; phased, as
+            // [F, cn·OH·QW] with zeros in the padded columns, so that they add
+            // nothing to ∂L/∂W₂ and leave ∂L/∂col zero there
+            self.y_mat.reshape(&[f, cn * lc]);
             let dst = self.y_mat.as_mut_slice();
             for (i, sample) in dys[n0 * f * l..(n0 + cn) * f * l]
                 .chunks_exact(f * l)
                 .enumerate()
             {
                 for (fi, plane) in sample.chunks_exact(l).enumerate() {
-                    copy_run(&mut dst[fi * cn * l + i * l..][..l], plane);
+                    let d = &mut dst[fi * cn * lc + i * lc..][..lc];
+                    if qw == ow {
+                        copy_run(d, plane);
+                        continue;
+                    }
+                    for (drow, srow) in d.chunks_exact_mut(qw).zip(plane.chunks_exact(ow)) {
+                        copy_run(&mut drow[..ow], srow);
+                        drow[ow..].fill(0.0);
+                    }
                 }
             }
             let dy_mat = self.y_mat.view().into_dimensionality::<Ix2>().expect("2-D");
@@ -516,20 +861,43 @@ impl Conv2d {
                 );
             }
             if need_dx {
+                let dxc = &mut self.dx.as_mut_slice()[n0 * img..(n0 + cn) * img];
+                if let Some(lay) = &phased
+                    && scatter_apply(k, f, cn * lc)
+                {
+                    // ∂L/∂col = W₂ᵀ · dY added tile by tile onto the phase planes
+                    // of ∂L/∂x (col2im fused into the GEMM's store), then merged
+                    let len = lay.phases_len(cn);
+                    self.dphases.clear();
+                    self.dphases.resize(len, 0.0);
+                    lay.tap_offsets(self.win, &mut self.offsets);
+                    let taps = ScatterRows {
+                        data: &mut self.dphases,
+                        offsets: &self.offsets,
+                        seg: lc,
+                        stride: lay.sample_len(),
+                    };
+                    gemm_scatter_add(1.0, w2.t(), dy_mat, taps);
+                    phase_merge(&self.dphases, dims, lay, dxc);
+                    continue;
+                }
                 // ∂L/∂col = W₂ᵀ · dY, then col2im accumulates overlapping windows
-                self.dcol.reshape(&[k, cn * l]);
+                self.dcol.reshape(&[k, cn * lc]);
                 let mut dcol = self
                     .dcol
                     .view_mut()
                     .into_dimensionality::<Ix2>()
                     .expect("2-D");
                 gemm(1.0, w2.t(), dy_mat, 0.0, &mut dcol);
-                col2im(
-                    self.dcol.as_slice(),
-                    dims,
-                    self.win,
-                    &mut self.dx.as_mut_slice()[n0 * img..(n0 + cn) * img],
-                );
+                if let Some(lay) = &phased {
+                    let len = lay.phases_len(cn);
+                    self.dphases.clear();
+                    self.dphases.resize(len, 0.0);
+                    col2im_phased(self.dcol.as_slice(), cn, lay, self.win, &mut self.dphases);
+                    phase_merge(&self.dphases, dims, lay, dxc);
+                } else {
+                    col2im(self.dcol.as_slice(), dims, self.win, dxc);
+                }
             }
         }
         Ok(())
@@ -568,14 +936,40 @@ impl Layer for Conv2d {
             oh * ow,
             c * self.win.kh * self.win.kw,
         );
-        let xs: &[f32] = match mode {
-            Mode::Train => {
+        // the phased im2col layout (strided layers, see `Phased`); its train-mode
+        // backward cache is the phase planes, which the forward computes anyway
+        let phased = if direct_applies(self.win, ow) {
+            None
+        } else {
+            Phased::new(self.win, c, h, w)
+        };
+        self.cached_phases = None;
+        // the train-mode phase planes, filled chunk by chunk, then stored as `self.x`
+        let mut phase_cache: Option<Buf> = None;
+        let xs: &[f32] = match (mode, &phased) {
+            (Mode::Train, Some(lay)) => {
+                let mut buf = take_storage(&mut self.x, &mut self.spare);
+                buf.reshape(&[lay.phases_len(n)]);
+                // the garbage columns of the last sample read the tail: keep it finite
+                buf.as_mut_slice()[n * lay.sample_len()..].fill(0.0);
+                phase_cache = Some(buf);
+                self.cached_phases = phased;
+                match x.to_slice() {
+                    Some(s) => s,
+                    None => {
+                        self.contig.reshape(x.shape());
+                        copy_into(&mut self.contig, &x);
+                        self.contig.as_slice()
+                    }
+                }
+            }
+            (Mode::Train, None) => {
                 let mut buf = take_storage(&mut self.x, &mut self.spare);
                 buf.reshape(x.shape());
                 copy_into(&mut buf, &x);
                 self.x.insert(buf).as_slice()
             }
-            Mode::Eval => {
+            (Mode::Eval, _) => {
                 if let Some(b) = self.x.take() {
                     self.spare = Some(b);
                 }
@@ -626,21 +1020,62 @@ impl Layer for Conv2d {
             });
             return Ok(out.view());
         }
-        let per = Self::chunk(n, k, l);
+        // columns per sample and per output row: padded to QW in the phased layout
+        let (lc, qw) = phased.map_or((l, ow), |lay| (lay.cols_per_sample(), lay.qw));
+        // one sample where its taps are read in place; else chunks wide enough
+        // for the GEMM's panel path
+        let per = if phased.is_some() && offset_rows_apply(f, k, lc) {
+            1
+        } else {
+            Self::chunk(n, k, lc)
+                .max(FORWARD_COLUMNS.div_ceil(lc))
+                .min(n.max(1))
+        };
         let img = c * h * w;
         for n0 in (0..n).step_by(per) {
             let cn = per.min(n - n0);
-            self.col.reshape(&[k, cn * l]);
-            im2col(
-                &xs[n0 * img..(n0 + cn) * img],
-                [cn, c, h, w],
-                self.win,
-                self.col.as_mut_slice(),
-                &mut self.phases,
-            );
+            self.col.reshape(&[k, cn * lc]);
+            let xc = &xs[n0 * img..(n0 + cn) * img];
+            let mut in_place = false;
+            if let Some(lay) = &phased {
+                let ph: &mut [f32] = if let Some(cache) = phase_cache.as_mut() {
+                    &mut cache.as_mut_slice()[n0 * lay.sample_len()..]
+                } else {
+                    let len = lay.phases_len(cn);
+                    if self.phases.len() < len {
+                        self.phases.resize(len, 0.0);
+                    }
+                    &mut self.phases
+                };
+                phase_split(xc, [cn, c, h, w], lay, ph);
+                let ph: &[f32] = ph;
+                if cn == 1 && offset_rows_apply(f, k, lc) {
+                    // one sample: the GEMM reads every tap's run straight from
+                    // the phases (the 8×8/4 layer's im2col copy cost 280 µs a batch)
+                    lay.tap_offsets(self.win, &mut self.offsets);
+                    self.y_mat.reshape(&[f, lc]);
+                    let taps = OffsetRows {
+                        data: ph,
+                        offsets: &self.offsets,
+                        n: lc,
+                    };
+                    gemm_offset_rows(1.0, w2, taps, 0.0, self.y_mat.as_mut_slice());
+                    in_place = true;
+                } else {
+                    im2col_phased(ph, cn, lay, self.win, self.col.as_mut_slice());
+                }
+            } else {
+                im2col(
+                    xc,
+                    [cn, c, h, w],
+                    self.win,
+                    self.col.as_mut_slice(),
+                    &mut self.phases,
+                );
+            }
             let col2 = self.col.view().into_dimensionality::<Ix2>().expect("2-D");
             let dst = &mut out.as_mut_slice()[n0 * f * l..(n0 + cn) * f * l];
-            if cn == 1 {
+            if cn == 1 && phased.is_none() {
                 // one sample: [F, L] is already its NCHW output, so Y = b + W₂ · col lands in place
                 let mut y = ArrayViewMut2::from_shape((f, l), dst).expect("F·L elements");
                 for (mut row, &b) in y.rows_mut().into_iter().zip(bias.value.iter()) {
@@ -649,9 +1084,9 @@ impl Layer for Conv2d {
                 gemm(1.0, w2, col2, 1.0, &mut y);
                 continue;
             }
-            // Y = W₂ · col, as [F, cn·L]
-            self.y_mat.reshape(&[f, cn * l]);
-            {
+            // Y = W₂ · col, as [F, cn·L] (or [F, cn·OH·QW], phased)
+            if !in_place {
+                self.y_mat.reshape(&[f, cn * lc]);
                 let mut y_mat = self
                     .y_mat
                     .view_mut()
@@ -659,16 +1094,28 @@ impl Layer for Conv2d {
                     .expect("2-D");
                 gemm(1.0, w2, col2, 0.0, &mut y_mat);
             }
-            // y[n0 + i, f, :] = Y[f, i·L .. (i+1)·L] + b[f]
+            // y[n0 + i, f, oh, :] = Y[f, (i·OH + oh)·QW ..][..OW] + b[f]
             let ym = self.y_mat.as_slice();
             for (i, sample) in dst.chunks_exact_mut(f * l).enumerate() {
                 for (fi, plane) in sample.chunks_exact_mut(l).enumerate() {
                     let b = bias.value[fi];
-                    for (d, &v) in plane.iter_mut().zip(&ym[fi * cn * l + i * l..][..l]) {
-                        *d = v + b;
+                    let src = &ym[fi * cn * lc + i * lc..][..lc];
+                    if qw == ow {
+                        for (d, &v) in plane.iter_mut().zip(src) {
+                            *d = v + b;
+                        }
+                        continue;
+                    }
+                    for (drow, srow) in plane.chunks_exact_mut(ow).zip(src.chunks_exact(qw)) {
+                        for (d, &v) in drow.iter_mut().zip(srow) {
+                            *d = v + b;
+                        }
                     }
                 }
             }
+        }
+        if phase_cache.is_some() {
+            self.x = phase_cache;
         }
         Ok(out.view())
     }
@@ -1040,3 +1487,106 @@ fn lane_sum(x: &[f32]) -> f32 {
 
 /// Floats of input and `dy` per pass of the direct weight gradient (24 KiB).
 const L1_FLOATS: usize = 6 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shapes `(N, C, H, W, KH, KW, S, P)` for the phased layout: the Nature
+    /// network's 8×8/4 and 4×4/2 layers, padding, windows that leave input
+    /// rows and columns unused, and the slow (non-Nature-stride) split.
+    /// `(N, C, H, W, KH, KW, S, P)`.
+    type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+    const PHASED_CASES: [Case; 8] = [
+        (2, 4, 84, 84, 8, 8, 4, 0),
+        (3, 3, 20, 20, 4, 4, 2, 0),
+        (2, 2, 17, 16, 3, 3, 2, 1),
+        (1, 3, 30, 34, 5, 3, 3, 2),
+        (2, 1, 19, 18, 2, 2, 2, 0),
+        (1, 2, 40, 43, 4, 4, 4, 1),
+        (2, 2, 18, 18, 3, 3, 1, 1),
+        (1, 1, 41, 42, 3, 5, 4, 0),
+    ];
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7 + seed * 13) % 31) as f32 - 15.0)
+            .collect()
+    }
+
+    /// im2col on phase planes holds the same values as the plain im2col in
+    /// every column that is not padding, and col2im on phase planes followed
+    /// by the merge gives the plain col2im (exactly: the additions per
+    /// element happen in the same order).
+    #[test]
+    fn phased_im2col_and_col2im_match_the_plain_ones() {
+        for &(n, c, h, w, kh, kw, s, p) in &PHASED_CASES {
+            let win = Window {
+                kh,
+                kw,
+                stride: s,
+                padding: p,
+            };
+            let lay = Phased::new(win, c, h, w).expect("phased layout applies");
+            let (oh, ow) = win.out_size(h, w).expect("fits");
+            let (k, l, lc) = (c * kh * kw, oh * ow, lay.cols_per_sample());
+            let x = values(n * c * h * w, 1);
+            let mut plain = vec![0.0; k * n * l];
+            im2col(&x, [n, c, h, w], win, &mut plain, &mut Vec::new());
+            let mut ph = vec![f32::NAN; lay.phases_len(n)];
+            phase_split(&x, [n, c, h, w], &lay, &mut ph);
+            let mut col = vec![0.0; k * n * lc];
+            im2col_phased(&ph, n, &lay, win, &mut col);
+            for r in 0..k {
+                for ni in 0..n {
+                    for o in 0..oh {
+                        for q in 0..ow {
+                            assert_eq!(
+                                col[r * n * lc + ni * lc + o * lay.qw + q],
+                                plain[r * n * l + ni * l + o * ow + q],
+                                "im2col {:?} row {r} sample {ni} at {o},{q}",
+                                (n, c, h, w, kh, kw, s, p)
+                            );
+                        }
+                    }
+                }
+            }
+            // dcol with zeros in the padded columns
+            let dplain = values(k * n * l, 2);
+            let mut dcol = vec![0.0; k * n * lc];
+            for r in 0..k {
+                for ni in 0..n {
+                    for o in 0..oh {
+                        for q in 0..ow {
+                            dcol[r * n * lc + ni * lc + o * lay.qw + q] =
+                                dplain[r * n * l + ni * l + o * ow + q];
+                        }
+                    }
+                }
+            }
+            let mut want = vec![0.0; n * c * h * w];
+            col2im(&dplain, [n, c, h, w], win, &mut want);
+            let mut dph = vec![0.0; lay.phases_len(n)];
+            col2im_phased(&dcol, n, &lay, win, &mut dph);
+            let mut got = vec![f32::NAN; n * c * h * w];
+            phase_merge(&dph, [n, c, h, w], &lay, &mut got);
+            assert_eq!(got, want, "col2im {:?}", (n, c, h, w, kh, kw, s, p));
+        }
+    }
+
+    /// The layout is chosen only where its padded columns cost at most 1/8.
+    #[test]
+    fn phased_layout_is_chosen_for_the_nature_strides_only() {
+        let win = |k, s| Window {
+            kh: k,
+            kw: k,
+            stride: s,
+            padding: 0,
+        };
+        assert!(Phased::new(win(8, 4), 4, 84, 84).is_some());
+        assert!(Phased::new(win(4, 2), 32, 20, 20).is_some());
+        assert!(Phased::new(win(3, 1), 64, 9, 9).is_none());
+        assert!(Phased::new(win(3, 1), 4, 10, 10).is_none());
+    }
+}
