@@ -201,3 +201,23 @@ fn listings_and_show() {
     let text = String::from_utf8(show.stdout).unwrap();
     assert_eq!(text.lines().collect::<Vec<_>>()[3], "@CCCCCCCCCCG");
 }
+
+/// `rl-lab agents | head -1`: a reader that goes away early ends the
+/// output quietly, with success, rather than a panic on the next line.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    for args in [&["agents"][..], &["envs"], &["agents", "--json"]] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_rl-lab"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

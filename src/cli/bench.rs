@@ -53,7 +53,7 @@ pub fn bench(command: BenchCommand) -> CliResult {
             if args.json {
                 print_json(&report)
             } else {
-                println!(
+                say!(
                     "MinAtar net: {:.0} updates/s, {:.1} µs per observation\nNature net: {:.1} updates/s, {:.1} µs per observation",
                     report.minatar.updates_per_second,
                     report.minatar.infer_b1_us,
@@ -69,7 +69,7 @@ pub fn bench(command: BenchCommand) -> CliResult {
                 print_json(&report)
             } else {
                 for (env, rate) in &report {
-                    println!(
+                    say!(
                         "dqn on {env}: {:.0} env steps/s while training (one update per step, batch 32)",
                         rate.train_steps_per_second
                     );
@@ -82,7 +82,7 @@ pub fn bench(command: BenchCommand) -> CliResult {
             if args.json {
                 print_json(&report)
             } else {
-                println!(
+                say!(
                     "q-learning on CliffWalking: {:.0} steps/s\nvalue iteration on FrozenLake 8x8: {:.6} s, {} sweeps\ngridworld random steps: {:.0} steps/s",
                     report.q_learning_cliff_walking.steps_per_second,
                     report.value_iteration_frozen_lake_8x8.seconds,

@@ -189,20 +189,20 @@ pub fn bench_envs(budget: Duration, json: bool) -> super::CliResult {
     if json {
         return print_json(&report);
     }
-    println!(
+    say!(
         "{:<24} {:>16} {:>16}",
         "env",
         "1 thread",
         format!("{} threads", report.threads)
     );
     for (id, rate) in &report.single_thread {
-        println!(
+        say!(
             "{id:<24} {rate:>16.0} {:>16.0}",
             report.vectorized.get(id).copied().unwrap_or(f64::NAN)
         );
     }
     for id in &report.missing {
-        println!("{id:<24} not registered");
+        say!("{id:<24} not registered");
     }
     Ok(())
 }

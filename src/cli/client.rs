@@ -125,7 +125,7 @@ pub fn submit(args: SubmitArgs) -> CliResult {
     let body = serde_json::to_value(&spec).map_err(|e| CliError::input(e.to_string()))?;
     let client = Client::new(&args.server);
     let reply = client.send("POST", "/v1/runs", Some(&body))?;
-    println!("{}", reply["id"].as_str().unwrap_or_default());
+    say!("{}", reply["id"].as_str().unwrap_or_default());
     Ok(())
 }
 
@@ -140,12 +140,17 @@ pub fn runs(args: RunsArgs) -> CliResult {
     if args.json {
         return print_json(&reply["runs"]);
     }
-    println!(
+    say!(
         "{:<10} {:<12} {:<28} {:<18} {:>10} {:>9}",
-        "id", "status", "env", "agent", "steps", "episodes"
+        "id",
+        "status",
+        "env",
+        "agent",
+        "steps",
+        "episodes"
     );
     for run in reply["runs"].as_array().into_iter().flatten() {
-        println!(
+        say!(
             "{:<10} {:<12} {:<28} {:<18} {:>10} {:>9}",
             run["id"].as_str().unwrap_or("?"),
             run["status"].as_str().unwrap_or("?"),

@@ -59,16 +59,19 @@ pub fn eval(args: EvalArgs) -> CliResult {
             gif: args.gif.as_ref().map(|p| p.display().to_string()),
         });
     }
-    println!(
+    say!(
         "{} on {} ({} after {} training steps)",
-        spec.agent.id, spec.env.id, report.policy, report.trained_steps
+        spec.agent.id,
+        spec.env.id,
+        report.policy,
+        report.trained_steps
     );
     if let (Some(r), Some(l)) = (report.mean_return, report.mean_length) {
-        println!("  mean return {r:.3}, mean length {l:.1} over {episodes} episodes");
+        say!("  mean return {r:.3}, mean length {l:.1} over {episodes} episodes");
     }
-    println!("  returns {:?}", report.returns);
+    say!("  returns {:?}", report.returns);
     if let Some(gif) = &args.gif {
-        println!("  episode 0 written to {}", gif.display());
+        say!("  episode 0 written to {}", gif.display());
     }
     Ok(())
 }

@@ -27,15 +27,15 @@ pub fn envs(args: EnvsArgs) -> CliResult {
     }
     for env in &listing {
         let show = |s: &Option<rl_env::Space>| s.as_ref().map_or("?".into(), |s| s.to_string());
-        println!("{}", env.id);
-        println!("    {}", env.summary);
-        println!(
+        say!("{}", env.id);
+        say!("    {}", env.summary);
+        say!(
             "    observations {} · actions {}{}",
             show(&env.observation_space),
             show(&env.action_space),
             if env.has_model { " · model" } else { "" }
         );
-        println!("    defaults {}", env.defaults);
+        say!("    defaults {}", env.defaults);
     }
     Ok(())
 }
@@ -47,10 +47,10 @@ pub fn agents(args: AgentsArgs) -> CliResult {
         return print_json(&rl_runner::catalog::agents(&engine));
     }
     for agent in engine.agents.entries() {
-        println!("{}", agent.id);
-        println!("    {}", agent.summary);
+        say!("{}", agent.id);
+        say!("    {}", agent.summary);
         for h in &agent.hyperparameters {
-            println!("    {:<18} {:<10} {}", h.name, h.default.to_string(), h.doc);
+            say!("    {:<18} {:<10} {}", h.name, h.default.to_string(), h.doc);
         }
     }
     Ok(())

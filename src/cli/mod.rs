@@ -2,6 +2,15 @@
 //! input (the message names the field and the value), 1 for failures
 //! while running.
 
+/// `println!` for command output, except that a closed stdout (`rl-lab
+/// runs | head -3`) ends the output quietly instead of panicking, as
+/// [`print_json`] does; any other write error goes to stderr.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(format_args!($($arg)*))
+    };
+}
+
 pub mod bench;
 pub mod bench_envs;
 pub mod client;
@@ -62,6 +71,21 @@ pub fn read_spec(path: &std::path::Path) -> Result<rl_runner::RunSpec, CliError>
         .map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
     rl_runner::RunSpec::from_json(&text)
         .map_err(|e| CliError::input(format!("{}: {e}", path.display())))
+}
+
+/// Writes one line of command output for [`say!`].
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: stdout: {e}");
+        }
+        _ => {}
+    }
 }
 
 /// Prints a value as one line of JSON on stdout. A closed pipe (`| head`)

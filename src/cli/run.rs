@@ -92,9 +92,9 @@ fn default_folder(spec: &rl_runner::RunSpec) -> PathBuf {
 }
 
 fn print_human(summary: &Summary) {
-    println!("{} {} on {}", summary.status, summary.agent, summary.env);
+    say!("{} {} on {}", summary.status, summary.agent, summary.env);
     match summary.sweeps {
-        Some(sweeps) => println!(
+        Some(sweeps) => say!(
             "  planned: {sweeps} sweeps{}",
             if summary.converged == Some(false) {
                 " (did not converge)"
@@ -102,34 +102,36 @@ fn print_human(summary: &Summary) {
                 ""
             }
         ),
-        None => println!(
+        None => say!(
             "  trained: {} episodes, {} steps in {:.2}s",
-            summary.episodes, summary.steps, summary.train_seconds
+            summary.episodes,
+            summary.steps,
+            summary.train_seconds
         ),
     }
     if let (Some(r), Some(l)) = (summary.eval.mean_return, summary.eval.mean_length) {
-        println!(
+        say!(
             "  greedy evaluation: mean return {r:.3}, mean length {l:.1} over {} episodes",
             summary.eval.episodes
         );
     }
     if let Some(policy) = &summary.policy_grid {
-        println!("  policy:");
+        say!("  policy:");
         for row in policy {
-            println!("    {row}");
+            say!("    {row}");
         }
     }
     if let Some(values) = &summary.value_grid {
-        println!("  values:");
+        say!("  values:");
         for row in values {
             let cells: Vec<String> = row
                 .iter()
                 .map(|v| v.map_or("     #".into(), |v| format!("{v:6.1}")))
                 .collect();
-            println!("    {}", cells.join(" "));
+            say!("    {}", cells.join(" "));
         }
     }
     if let Some(dir) = &summary.run_dir {
-        println!("  run folder: {dir}");
+        say!("  run folder: {dir}");
     }
 }

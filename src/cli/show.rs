@@ -20,7 +20,7 @@ pub fn show(args: ShowArgs) -> CliResult {
     let mut env = Engine::default().make_env(&spec)?;
     env.reset(Some(spec.seed))
         .map_err(|e| CliError::input(format!("env: {e}")))?;
-    print!("{}", env.render_text());
+    say!("{}", env.render_text().trim_end_matches('\n'));
     if let Some(path) = args.png {
         rl_env::save_png(&env.render_rgb(), &path).map_err(|e| CliError {
             code: 1,

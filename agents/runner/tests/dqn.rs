@@ -6,7 +6,7 @@ use rl_agent::{Record, Sink};
 use rl_env::{Action, Env, Frame, Info, Observation, Space, StepOutcome};
 use rl_runner::folder::Checkpoint;
 use rl_runner::train::NoHooks;
-use rl_runner::{CancelFlag, Engine, RunFolder, RunSpec};
+use rl_runner::{CancelFlag, Engine, PreparedRun, RunFolder, RunSpec, Summary};
 use serde_json::{Value, json};
 
 fn spec(value: Value) -> RunSpec {
@@ -36,6 +36,17 @@ impl Sink for Memory {
     }
 }
 
+/// Runs a prepared run from step 0 to its budget, keeping metrics in memory.
+fn run_from_the_start(run: &mut PreparedRun) -> Summary {
+    run.execute(
+        &mut Memory::default(),
+        &mut NoHooks,
+        &CancelFlag::new(),
+        Default::default(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn dqn_finds_the_shortest_path_of_a_gridworld() {
     let engine = Engine::default();
@@ -50,14 +61,7 @@ fn dqn_finds_the_shortest_path_of_a_gridworld() {
             "budget": {"steps": 3000}, "seed": 0, "eval": {"episodes": 1, "max_steps": 40}
         })))
         .unwrap();
-    let summary = run
-        .execute(
-            &mut Memory::default(),
-            &mut NoHooks,
-            &CancelFlag::new(),
-            Default::default(),
-        )
-        .unwrap();
+    let summary = run_from_the_start(&mut run);
     // Right, right, right, down, down (or any 5-step path): 4 steps of −1, then the goal's 0.
     assert_eq!(summary.eval.mean_length, Some(5.0), "{:?}", summary.eval);
     assert_eq!(summary.eval.mean_return, Some(-4.0));
@@ -169,14 +173,7 @@ fn resuming_from_a_checkpoint_continues_bit_for_bit() {
         if has_sparse_layer {
             rl_layers::set_sparse_max_density(-1.0);
             let mut dense = engine.prepare(make(None)).unwrap();
-            dense
-                .execute(
-                    &mut Memory::default(),
-                    &mut NoHooks,
-                    &CancelFlag::new(),
-                    Default::default(),
-                )
-                .unwrap();
+            run_from_the_start(&mut dense);
             rl_layers::set_sparse_max_density(1.0);
             assert_ne!(dense.agent.save().unwrap(), finished.agent);
         }
