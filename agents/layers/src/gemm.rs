@@ -1016,9 +1016,13 @@ fn rank1<const FMA: bool, const PM: usize, const PN: usize>(
     const { assert!(PM <= 16, "rank1: at most 16 rows") };
 }
 
-/// `acc + a·b`, lane by lane.
+/// `acc + a·b`, lane by lane (also the sparse forward's step).
 #[inline(always)]
-fn axpy<const FMA: bool, const PN: usize>(mut acc: [f32; PN], a: f32, b: &[f32; PN]) -> [f32; PN] {
+pub(crate) fn axpy<const FMA: bool, const PN: usize>(
+    mut acc: [f32; PN],
+    a: f32,
+    b: &[f32; PN],
+) -> [f32; PN] {
     for j in 0..PN {
         acc[j] = if FMA {
             a.mul_add(b[j], acc[j])
