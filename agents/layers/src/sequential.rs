@@ -7,7 +7,7 @@ use crate::layers::{
     Sigmoid, Softmax, Tanh,
 };
 use crate::optim::Parameters;
-use ndarray::{ArrayD, ArrayViewD};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -436,6 +436,8 @@ impl Sequential {
 
     /// Runs every layer forward and returns a view of the network's output,
     /// which lives in the last layer's buffer until the next forward.
+    /// A [`Flatten`] that is not the last layer passes its input on
+    /// reshaped, so its own [`Layer::output`] is not updated.
     ///
     /// # Shapes
     /// `x: [N, …input_shape]` → `y: [N, …output_shape]`.
@@ -448,10 +450,28 @@ impl Sequential {
             ));
         }
         self.layers[0].forward(x, mode)?;
+        // `source` is the layer whose output is the current activation. A
+        // Flatten between two layers copies nothing (see
+        // `Flatten::pass_through`): the layer after it reads `source`'s
+        // output reshaped to `[N, D]`.
+        let mut source = 0;
+        let last = self.layers.len() - 1;
         for i in 1..self.layers.len() {
             let (done, rest) = self.layers.split_at_mut(i);
-            let input = done[i - 1].output().expect("the previous layer just ran");
+            let mut input = done[source].output().expect("an earlier layer just ran");
+            if source + 1 < i {
+                input = flattened(input);
+            }
+            if let AnyLayer::Flatten(flatten) = &mut rest[0]
+                && i < last
+                && input.is_standard_layout()
+                && input.ndim() >= 1
+            {
+                flatten.pass_through(input.shape());
+                continue;
+            }
             rest[0].forward(input, mode)?;
+            source = i;
         }
         Ok(self.output().expect("forward just ran"))
     }
@@ -496,7 +516,15 @@ impl Sequential {
                 cur.backward_params(g)?;
                 return Ok(None);
             }
-            g = cur.backward(g)?;
+            g = match cur {
+                AnyLayer::Flatten(flatten) if flatten.passed_through() => {
+                    match flatten.unflatten(g.clone())? {
+                        Some(reshaped) => reshaped,
+                        None => cur.backward(g)?,
+                    }
+                }
+                _ => cur.backward(g)?,
+            };
             head = rest;
         }
         Ok(Some(g))
@@ -635,4 +663,13 @@ impl Parameters for Sequential {
             .flat_map(|l| l.params_mut())
             .for_each(f);
     }
+}
+
+/// A standard-layout activation `[N, …]` seen as `[N, D]`, after a Flatten
+/// that passed it through.
+fn flattened(x: ArrayViewD<'_, f32>) -> ArrayViewD<'_, f32> {
+    let n = x.shape()[0];
+    let d = x.shape()[1..].iter().product();
+    x.into_shape_with_order(IxDyn(&[n, d]))
+        .expect("a Flatten passes through only standard-layout activations")
 }

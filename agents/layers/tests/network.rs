@@ -387,3 +387,47 @@ fn dqn_updates_agree_across_simd_levels() {
         }
     }
 }
+
+/// A Flatten inside a network passes its input on reshaped instead of
+/// copying it; the numbers must be those of the copying layer, bit for bit.
+#[test]
+fn a_flatten_passed_through_gives_the_copying_layers_results() {
+    let mut net = minatar(3);
+    let mut by_hand = net.clone();
+    let x = random(&[5, 4, 10, 10], 4);
+    let dy = random(&[5, 6], 5);
+
+    let y = net.forward(x.view(), Mode::Train).unwrap().to_owned();
+    let dx = net.backward_input(dy.view()).unwrap().to_owned();
+
+    // The same layers driven one at a time: every Flatten copies.
+    let layers = by_hand.layers_mut();
+    let mut activation = x.clone();
+    for layer in layers.iter_mut() {
+        activation = layer
+            .forward(activation.view(), Mode::Train)
+            .unwrap()
+            .to_owned();
+    }
+    let mut gradient = dy.clone();
+    for layer in layers.iter_mut().rev() {
+        gradient = layer.backward(gradient.view()).unwrap().to_owned();
+    }
+
+    let as_bits = |a: &ArrayD<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(y.shape(), activation.shape());
+    assert_eq!(as_bits(&y), as_bits(&activation));
+    assert_eq!(dx.shape(), gradient.shape());
+    assert_eq!(as_bits(&dx), as_bits(&gradient));
+    let grads = |n: &Sequential| {
+        let mut v = Vec::new();
+        n.for_each_named_param(&mut |_, p| v.push(as_bits(&p.grad)));
+        v
+    };
+    assert_eq!(grads(&net), grads(&by_hand));
+    // The Flatten inside `net` was passed through: its own output was never
+    // written, while the hand-driven copy's was.
+    let flatten_output = |n: &Sequential| n.layers()[2].output().map(|o| o.to_owned());
+    assert!(flatten_output(&net).is_none());
+    assert!(flatten_output(&by_hand).is_some());
+}
