@@ -57,6 +57,9 @@ pub struct ObsCodec {
     stack: usize,
     /// `uint8` value → network input: `(x − low) / (high − low)`.
     table: Box<[f32; 256]>,
+    /// For `Bits`: a packed byte → the eight network inputs of its cells,
+    /// so that a batch decodes a byte at a time (empty otherwise).
+    octets: Vec<[f32; 8]>,
     /// Smallest element of a `Discrete` space.
     start: i64,
 }
@@ -109,11 +112,18 @@ impl ObsCodec {
                 rl_env::DType::F32 | rl_env::DType::F64 => (Storage::Floats, values / stack, 0),
             },
         };
+        let octets = match storage {
+            Storage::Bits => (0..256)
+                .map(|byte: usize| std::array::from_fn(|bit| table[(byte >> bit) & 1]))
+                .collect(),
+            _ => Vec::new(),
+        };
         Ok(ObsCodec {
             storage,
             frame_len,
             stack,
             table,
+            octets,
             start,
         })
     }
@@ -222,8 +232,8 @@ impl ObsCodec {
         debug_assert_eq!(out.len(), self.frame_len);
         match self.storage {
             Storage::Bits => {
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = self.table[usize::from((stored[i / 8] >> (i % 8)) & 1)];
+                for (o, &byte) in out.chunks_mut(8).zip(stored) {
+                    o.copy_from_slice(&self.octets[usize::from(byte)][..o.len()]);
                 }
             }
             Storage::Bytes => {
