@@ -23,7 +23,9 @@
 //!   the panel path packs A whole once, then walks B one column panel at a
 //!   time. The AVX-512 build reads B's rows in place with an `8 × 32` tile
 //!   (16 of the 32 registers accumulate; `M = 32` splits into whole tiles);
-//!   the AVX2 build packs each panel and uses the `6 × 16` tile.
+//!   the AVX2 build packs each panel and uses the `6 × 16` tile, with
+//!   `4 × 16` tiles for a remainder of 2 or 4 rows (no rows computed for
+//!   nothing when M is even).
 //!
 //! Conv2d's phased im2col layout adds two entry points on the panel path:
 //! [`gemm_offset_rows`], whose B rows lie at arbitrary offsets of one buffer
@@ -331,10 +333,24 @@ fn panel<
     if bpack.len() < kcp.min(k) * PN {
         bpack.resize(kcp.min(k) * PN, 0.0);
     }
-    // apack[panel][p][r] = A[panel·PM + r, p], zero-padded rows
-    for (panel, rows) in a.axis_chunks_iter(Axis(0), PM).enumerate() {
+    // With B packed and the AVX2 tile, a remainder of 2 or 4 rows is cut
+    // into 4-row panels (M = 32: 6·4 + 4·2 instead of 6·6 with 4 rows
+    // computed for nothing), done by a tile of 8 accumulators.
+    let tail = !in_place && PM == MR && matches!(m % PM, 2 | 4) && m >= TAIL_ROWS;
+    let split_last_two = tail && m % PM == 2;
+    // (first row, rows) of each packed row panel
+    let geometry = |slot: usize| -> (usize, usize) {
+        if split_last_two && slot + 2 >= mp {
+            ((mp - 2) * PM + (slot + 2 - mp) * TAIL_ROWS, TAIL_ROWS)
+        } else {
+            (slot * PM, PM.min(m - slot * PM))
+        }
+    };
+    // apack[panel][p][r] = A[first row of panel + r, p], zero-padded rows
+    for panel in 0..mp {
+        let (first, mr) = geometry(panel);
+        let rows = a.slice(s![first..first + mr, ..]);
         let dst = &mut apack[panel * PM * k..(panel + 1) * PM * k];
-        let mr = rows.nrows();
         if mr < PM {
             dst.fill(0.0);
         }
@@ -343,6 +359,11 @@ fn panel<
             for (p, col) in rows.columns().into_iter().enumerate() {
                 let d = &mut dst[p * PM..p * PM + mr];
                 match col.to_slice() {
+                    // fixed-size: vector moves instead of a `memcpy` call
+                    Some(s) if mr == PM => {
+                        let d: &mut [f32; PM] = d.try_into().expect("PM rows");
+                        *d = s.try_into().expect("PM rows");
+                    }
                     Some(s) => d.copy_from_slice(s),
                     None => d.iter_mut().zip(col.iter()).for_each(|(d, &v)| *d = v),
                 }
@@ -373,15 +394,26 @@ fn panel<
             let bp = &mut bpack[..kc * PN];
             for (p, d) in bp.as_chunks_mut::<PN>().0.iter_mut().enumerate() {
                 let src = &b.row_slice(pc + p)[j0..j0 + nr];
-                d[..nr].copy_from_slice(src);
-                d[nr..].fill(0.0);
+                if nr == PN {
+                    // a fixed-size copy is a few vector moves; `copy_from_slice`
+                    // of a run this short was a call to `memcpy` per row
+                    *d = src.try_into().expect("PN wide");
+                } else {
+                    d[..nr].copy_from_slice(src);
+                    d[nr..].fill(0.0);
+                }
             }
             let bp = &bpack[..kc * PN];
             for panel in 0..mp {
                 let ap = &apack[panel * PM * k + pc * PM..][..kc * PM];
-                let acc = kernel::<FMA, PM, PN>(ap, bp);
-                let mr = PM.min(m - panel * PM);
-                c.store(panel * PM, j0, mr, nr, &acc, alpha, beta_here);
+                let (first, mr) = geometry(panel);
+                if tail && mr == TAIL_ROWS {
+                    let acc = kernel_rows::<FMA, PM, TAIL_ROWS, PN>(ap, bp);
+                    c.store(first, j0, mr, nr, &acc, alpha, beta_here);
+                } else {
+                    let acc = kernel::<FMA, PM, PN>(ap, bp);
+                    c.store(first, j0, mr, nr, &acc, alpha, beta_here);
+                }
             }
         }
     }
@@ -980,6 +1012,28 @@ fn kernel<const FMA: bool, const PM: usize, const PN: usize>(
     acc
 }
 
+/// Rows of the AVX2 panel path's tail tiles: `4 × 16` keeps 8 accumulators,
+/// as many as hide the FMA latency at two per cycle.
+const TAIL_ROWS: usize = 4;
+
+/// [`kernel`] on the first `R` rows of `PM`-row packed panels (a tail panel
+/// whose other rows would be zeros or belong to the next panel).
+#[inline(always)]
+fn kernel_rows<const FMA: bool, const PM: usize, const R: usize, const PN: usize>(
+    ap: &[f32],
+    bp: &[f32],
+) -> [[f32; PN]; R] {
+    const { assert!(R <= PM, "kernel_rows: at most PM rows") };
+    let mut acc = [[0.0f32; PN]; R];
+    let (a_rows, _) = ap.as_chunks::<PM>();
+    let (b_rows, _) = bp.as_chunks::<PN>();
+    for (a, b) in a_rows.iter().zip(b_rows) {
+        let a: &[f32; R] = a[..R].try_into().expect("R ≤ PM");
+        rank1::<FMA, R, PN>(&mut acc, a, b);
+    }
+    acc
+}
+
 /// [`kernel`] with B read in place: row `p` of the panel at `b[p·ldb..][..PN]`.
 #[inline(always)]
 fn kernel_strided<const FMA: bool, const PM: usize, const PN: usize>(
@@ -1051,15 +1105,15 @@ fn store<const PM: usize, const PN: usize>(
         let start = (i0 + r) * ldc + j0;
         if nr == PN {
             let dst: &mut [f32; PN] = (&mut cs[start..start + PN]).try_into().expect("PN wide");
-            if beta == 0.0 {
-                for j in 0..PN {
-                    dst[j] = alpha * acc_row[j];
-                }
+            // the row is computed into a local array and stored whole: written
+            // element by element into `dst`, LLVM kept the accumulators on the
+            // stack and stored them one scalar at a time
+            *dst = if beta == 0.0 {
+                std::array::from_fn(|j| alpha * acc_row[j])
             } else {
-                for j in 0..PN {
-                    dst[j] = alpha * acc_row[j] + beta * dst[j];
-                }
-            }
+                let old = *dst;
+                std::array::from_fn(|j| alpha * acc_row[j] + beta * old[j])
+            };
         } else {
             let dst = &mut cs[start..start + nr];
             for (d, &v) in dst.iter_mut().zip(acc_row) {
@@ -1202,8 +1256,9 @@ mod tests {
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
         // (m, k, n): small ones; the panel path (n ≥ 256) with partial row and
-        // column tiles and several depth blocks, B in place and packed; the
-        // blocked path (m·k > 64 Ki)
+        // column tiles and several depth blocks, B in place and packed, the
+        // AVX2 build's 4-row tail panels (M mod 6 = 2 or 4); the blocked path
+        // (m·k > 64 Ki)
         let shapes = [
             (1, 1, 1),
             (1, 100, 7),
@@ -1218,6 +1273,8 @@ mod tests {
             (32, 128, 256),
             (33, 257, 290),
             (130, 32, 1024),
+            (20, 300, 260),
+            (4, 300, 300),
             (300, 250, 40),
         ];
         for level in levels() {
