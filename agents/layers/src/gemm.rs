@@ -68,6 +68,16 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// Runs `f` on this thread's packing buffers. They are moved out of the
+/// thread-local (no allocation) so that the feature-specific code `f` calls
+/// contains no thread-local access compiled without its features.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut scratch = SCRATCH.with(|s| s.take());
+    let out = f(&mut scratch);
+    SCRATCH.with(|s| s.replace(scratch));
+    out
+}
+
 /// `c ← α·a·b + β·c`. When `β = 0`, `c` is not read (it may hold anything).
 pub(crate) fn gemm(
     alpha: f32,
@@ -78,11 +88,7 @@ pub(crate) fn gemm(
 ) {
     assert_eq!(a.ncols(), b.nrows(), "gemm: inner dimensions");
     assert_eq!((a.nrows(), b.ncols()), c.dim(), "gemm: output shape");
-    // The scratch is moved out of the thread-local (no allocation) so that the
-    // feature-specific code below contains no closure compiled without its features.
-    let mut scratch = SCRATCH.with(|s| s.take());
-    run(alpha, a, b, beta, c, &mut scratch);
-    SCRATCH.with(|s| s.replace(scratch));
+    with_scratch(|scratch| run(alpha, a, b, beta, c, scratch));
 }
 
 fn run(
@@ -632,15 +638,15 @@ pub(crate) fn gemm_scatter_add(
     assert_eq!(b.nrows(), k, "gemm_scatter_add: inner dimensions");
     assert_eq!(c.offsets.len(), m, "gemm_scatter_add: one offset per row");
     assert!(b.as_slice().is_some(), "gemm_scatter_add: row-major b");
-    let mut scratch = SCRATCH.with(|s| s.take());
-    dispatch(GemmScatter {
-        alpha,
-        a,
-        b,
-        c,
-        scratch: &mut scratch,
+    with_scratch(|scratch| {
+        dispatch(GemmScatter {
+            alpha,
+            a,
+            b,
+            c,
+            scratch,
+        })
     });
-    SCRATCH.with(|s| s.replace(scratch));
 }
 
 /// One [`gemm_scatter_add`] call.
@@ -695,16 +701,16 @@ pub(crate) fn gemm_offset_rows(
     assert!(offset_rows_apply(m, k, b.n), "gemm_offset_rows: sizes");
     assert_eq!(b.offsets.len(), k, "gemm_offset_rows: one offset per row");
     assert_eq!(c.len(), m * b.n, "gemm_offset_rows: output shape");
-    let mut scratch = SCRATCH.with(|s| s.take());
-    dispatch(GemmRows {
-        alpha,
-        a,
-        b,
-        beta,
-        c,
-        scratch: &mut scratch,
+    with_scratch(|scratch| {
+        dispatch(GemmRows {
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            scratch,
+        })
     });
-    SCRATCH.with(|s| s.replace(scratch));
 }
 
 /// One [`gemm_offset_rows`] call.
@@ -1157,11 +1163,7 @@ mod tests {
     /// them; partial row tiles (M = 7, 33) and a partial last column panel.
     #[test]
     fn offset_rows_match_naive() {
-        let mut seed = 7u32;
-        let mut next = move || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            seed >> 8
-        };
+        let mut next = crate::test_values::lcg_bits(7);
         for level in levels() {
             let before = crate::simd::set_simd_limit(level);
             for &(m, k, n) in &[(32, 256, 420), (7, 64, 300), (33, 300, 256), (1, 5, 290)] {
@@ -1203,11 +1205,7 @@ mod tests {
     /// segment (tiles inside one segment and straddling two), at every level.
     #[test]
     fn scatter_rows_match_naive() {
-        let mut seed = 11u32;
-        let mut next = move || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            seed >> 8
-        };
+        let mut next = crate::test_values::lcg_bits(11);
         for level in levels() {
             let before = crate::simd::set_simd_limit(level);
             // (m, k, segments, seg)
@@ -1250,11 +1248,7 @@ mod tests {
 
     #[test]
     fn matches_naive_on_odd_shapes_and_strides() {
-        let mut seed = 1u32;
-        let mut next = move || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut next = crate::test_values::lcg_centred(1);
         // (m, k, n): small ones; the panel path (n ≥ 256) with partial row and
         // column tiles and several depth blocks, B in place and packed, the
         // AVX2 build's 4-row tail panels (M mod 6 = 2 or 4); the blocked path

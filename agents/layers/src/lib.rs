@@ -67,6 +67,8 @@ mod optim;
 mod sequential;
 mod simd;
 mod sparse;
+#[cfg(test)]
+mod test_values;
 
 pub use error::{Error, Result};
 pub use init::Init;

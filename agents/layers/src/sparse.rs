@@ -344,11 +344,7 @@ mod tests {
     /// weight is transposed again, at every SIMD level.
     #[test]
     fn taken_when_it_applies_and_correct() {
-        let mut seed = 7u32;
-        let mut next = move || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut next = crate::test_values::lcg_centred(7);
         for level in [Simd::Baseline, Simd::Avx2Fma, Simd::Avx512] {
             let before = set_simd_limit(level);
             for (n, d, o) in [(32, 1024, 128), (9, 70, 130), (8, 33, 300)] {
@@ -369,26 +365,23 @@ mod tests {
                     s.try_forward(&x, (n, d), &w, Some(&b), &mut y),
                     "half zeros"
                 );
-                let want = naive(&x, (n, d), &w, &b);
-                for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
-                    let tol = 1e-5 * (d as f64).sqrt() * want.abs().max(1.0);
-                    assert!(
-                        (f64::from(got) - want).abs() < tol,
-                        "{level:?} {n}x{d}x{o} at {i}"
-                    );
-                }
+                // y against f64 sums of the same weights, within 1e-5·√d relative
+                let assert_matches = |y: &[f32], w: &[f32], what: &str| {
+                    let want = naive(&x, (n, d), w, &b);
+                    for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
+                        let tol = 1e-5 * (d as f64).sqrt() * want.abs().max(1.0);
+                        assert!(
+                            (f64::from(got) - want).abs() < tol,
+                            "{level:?} {n}x{d}x{o} {what} at {i}"
+                        );
+                    }
+                };
+                assert_matches(&y, &w, "first weight");
                 // a changed weight is transposed again
                 let w2: Vec<f32> = w.iter().map(|v| -v).collect();
                 s.invalidate();
                 assert!(s.try_forward(&x, (n, d), &w2, Some(&b), &mut y));
-                let want = naive(&x, (n, d), &w2, &b);
-                for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
-                    let tol = 1e-5 * (d as f64).sqrt() * want.abs().max(1.0);
-                    assert!(
-                        (f64::from(got) - want).abs() < tol,
-                        "{level:?} new weight at {i}"
-                    );
-                }
+                assert_matches(&y, &w2, "new weight");
                 // acting at batch 1 never takes it
                 assert!(!s.try_forward(&x[..d], (1, d), &w, Some(&b), &mut y[..o]));
             }

@@ -584,11 +584,7 @@ fn affine_sparse_forward_matches_dense() {
                         let b = layer.params().get(1).map(|p| p.value.clone());
                         for i in 0..n {
                             for j in 0..o {
-                                let want = b.as_ref().map_or(0.0, |b| f64::from(b[[j]]))
-                                    + (0..d)
-                                        .map(|p| f64::from(x[[i, p]]) * f64::from(w[[j, p]]))
-                                        .sum::<f64>();
-                                let tol = 1e-5 * (d as f64).sqrt() * want.abs().max(1.0);
+                                let (want, tol) = affine_in_f64(&x, &w, b.as_ref(), i, j);
                                 for (path, got) in
                                     [("sparse", sparse[[i, j]]), ("dense", dense[[i, j]])]
                                 {
@@ -620,11 +616,7 @@ fn affine_sparse_forward_matches_dense() {
                         let b2 = layer.params().get(1).map(|p| p.value.clone());
                         for i in 0..n {
                             for j in 0..o {
-                                let want = b2.as_ref().map_or(0.0, |b| f64::from(b[[j]]))
-                                    + (0..d)
-                                        .map(|p| f64::from(x[[i, p]]) * f64::from(w2[[j, p]]))
-                                        .sum::<f64>();
-                                let tol = 1e-5 * (d as f64).sqrt() * want.abs().max(1.0);
+                                let (want, tol) = affine_in_f64(&x, &w2, b2.as_ref(), i, j);
                                 assert!(
                                     (f64::from(flipped[[i, j]]) - want).abs() < tol,
                                     "{level:?} {name} {pattern} after a weight change at {i},{j}"
@@ -668,4 +660,21 @@ fn affine_sparse_forward_survives_clone() {
             assert_eq!(got, want);
         }
     }
+}
+
+/// `y[i, j] = b[j] + Σ_p x[i, p] · w[j, p]` summed in f64, and the tolerance
+/// an f32 forward is held to: `1e-5 · √d` relative to `max(1, |y|)`.
+fn affine_in_f64(
+    x: &ArrayD<f32>,
+    w: &ArrayD<f32>,
+    b: Option<&ArrayD<f32>>,
+    i: usize,
+    j: usize,
+) -> (f64, f64) {
+    let d = x.shape()[1];
+    let want = b.map_or(0.0, |b| f64::from(b[[j]]))
+        + (0..d)
+            .map(|p| f64::from(x[[i, p]]) * f64::from(w[[j, p]]))
+            .sum::<f64>();
+    (want, 1e-5 * (d as f64).sqrt() * want.abs().max(1.0))
 }
