@@ -76,6 +76,7 @@ pub use layers::{
     Affine, Conv2d, Flatten, Hardtanh, Layer, LeakyRelu, MatMul, MaxPool2d, Mode, Param, Relu,
     Sigmoid, Softmax, Tanh,
 };
+pub use layers::{CONV_SPARSE_MAX_DENSITY, set_conv_sparse_max_density};
 pub use loss::Loss;
 pub use optim::{
     Optimizer, OptimizerConfig, OptimizerState, Parameters, clip_grad_norm, grad_norm,

@@ -1,6 +1,6 @@
-//! Deterministic test inputs for the unit tests of the GEMM and the sparse
-//! forward, which run at every SIMD level and so cannot take a dev-dependency
-//! generator through the layer API.
+//! Deterministic test inputs for the unit tests of the GEMM and of the
+//! sparse paths of Affine and Conv2d, which run at every SIMD level and so
+//! cannot take a dev-dependency generator through the layer API.
 
 /// Numerical Recipes' 32-bit LCG: the top 24 bits of each state.
 pub(crate) fn lcg_bits(mut seed: u32) -> impl FnMut() -> u32 {

@@ -25,8 +25,21 @@ fn act(net: &mut Sequential, obs: &ndarray::ArrayD<f32>) -> usize {
 
 #[test]
 fn dqn_updates_do_not_allocate_after_warm_up() {
+    // MinAtar-like observations (0/1, about 8% non-zero): Conv2d's sparse path
+    let mut sparse = DqnSetup::minatar(3).unwrap();
+    let mut k = 0usize;
+    let mut sparse_obs = || {
+        ndarray::ArrayD::from_shape_fn(sparse.batch.obs.raw_dim(), |_| {
+            k += 1;
+            f32::from(u8::from((k * 7919) % 100 < 8))
+        })
+    };
+    let (obs, next_obs) = (sparse_obs(), sparse_obs());
+    sparse.batch.obs = obs;
+    sparse.batch.next_obs = next_obs;
     for (name, mut setup) in [
         ("minatar", DqnSetup::minatar(3).unwrap()),
+        ("minatar, sparse observations", sparse),
         ("nature", DqnSetup::nature(3).unwrap()),
     ] {
         let one = setup
@@ -39,7 +52,7 @@ fn dqn_updates_do_not_allocate_after_warm_up() {
         act(&mut setup.online, &one);
         setup.update().unwrap();
         let region = Region::new(GLOBAL);
-        let updates = if name == "minatar" { 20 } else { 2 };
+        let updates = if name.starts_with("minatar") { 20 } else { 2 };
         for _ in 0..updates {
             // acting between updates (batch 1, eval mode) must not force reallocation either
             std::hint::black_box(act(&mut setup.online, &one));

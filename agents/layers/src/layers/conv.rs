@@ -13,6 +13,9 @@ use crate::simd::{Kernel, dispatch};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Ix2};
 use rand::Rng;
 
+mod sparse;
+pub use sparse::{CONV_SPARSE_MAX_DENSITY, set_conv_sparse_max_density};
+
 /// The geometry of a sliding window over an `H × W` image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Window {
@@ -618,6 +621,8 @@ pub struct Conv2d {
     wpack: Vec<f32>,
     /// Kernel-tap offsets in one input sample, for the direct weight gradient.
     offsets: Vec<usize>,
+    /// Sparse path scratch: one sample's output or `dy`, filters innermost.
+    per_output: Vec<f32>,
 }
 
 impl Conv2d {
@@ -701,6 +706,7 @@ impl Conv2d {
             dx: Buf::default(),
             wpack: Vec::new(),
             offsets: Vec::new(),
+            per_output: Vec::new(),
         })
     }
 
@@ -771,17 +777,35 @@ impl Conv2d {
         }
         if direct {
             // ∂L/∂W₂ from x and dy in place; ∂L/∂b[f] = Σ dy[:, f]
-            tap_offsets(&mut self.offsets, c, h, w, self.win);
-            dispatch(DirectWeightGrad {
-                x: x.as_slice(),
-                dims: self.dims,
-                out_hw: (oh, ow),
-                dy: dys,
-                f,
-                offsets: &self.offsets,
-                dw: dw.as_slice_mut().expect("standard-layout grad"),
-                lanes: &mut self.wpack,
-            });
+            let dw = dw.as_slice_mut().expect("standard-layout grad");
+            if sparse::applies(self.win, f, l, x.as_slice()) {
+                let geo = sparse::Geometry {
+                    dims: self.dims,
+                    out_hw: (oh, ow),
+                    kernel: (self.win.kh, self.win.kw),
+                    f,
+                };
+                sparse::weight_grad(
+                    geo,
+                    x.as_slice(),
+                    dys,
+                    &mut self.wpack,
+                    &mut self.per_output,
+                    dw,
+                );
+            } else {
+                tap_offsets(&mut self.offsets, c, h, w, self.win);
+                dispatch(DirectWeightGrad {
+                    x: x.as_slice(),
+                    dims: self.dims,
+                    out_hw: (oh, ow),
+                    dy: dys,
+                    f,
+                    offsets: &self.offsets,
+                    dw,
+                    lanes: &mut self.wpack,
+                });
+            }
             for sample in dys.chunks_exact(f * l) {
                 for (g, plane) in db.iter_mut().zip(sample.chunks_exact(l)) {
                     *g += lane_sum(plane);
@@ -991,6 +1015,24 @@ impl Layer for Conv2d {
             .expect("standard-layout weight");
         let out = self.out.get_or_insert_with(Buf::default);
         out.reshape(&[n, f, oh, ow]);
+        if direct_applies(self.win, ow) && sparse::applies(self.win, f, l, xs) {
+            let geo = sparse::Geometry {
+                dims,
+                out_hw: (oh, ow),
+                kernel: (self.win.kh, self.win.kw),
+                f,
+            };
+            sparse::forward(
+                geo,
+                xs,
+                w2.as_slice().expect("standard-layout weight"),
+                bias.value.as_slice().expect("standard-layout bias"),
+                &mut self.wpack,
+                &mut self.per_output,
+                out.as_mut_slice(),
+            );
+            return Ok(out.view());
+        }
         if direct_applies(self.win, ow) {
             // y = b + W₂ · x, read in place: no im2col and no reordering
             // filters per tile: the AVX-512 build (`run_wide`) holds more

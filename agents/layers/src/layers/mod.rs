@@ -24,7 +24,7 @@ mod pool;
 pub(crate) mod softmax;
 
 pub use activation::{Hardtanh, LeakyRelu, Relu, Sigmoid, Tanh};
-pub use conv::Conv2d;
+pub use conv::{CONV_SPARSE_MAX_DENSITY, Conv2d, set_conv_sparse_max_density};
 pub use flatten::Flatten;
 pub use linear::{Affine, MatMul};
 pub use pool::MaxPool2d;
