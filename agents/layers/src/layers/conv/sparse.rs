@@ -263,6 +263,24 @@ fn transpose_into(src: &[f32], f: usize, dst: &mut [f32], fp: usize) {
     }
 }
 
+/// A kernel built once per padded filter count `F'` (8, 16, 24 or 32), so
+/// that a row of accumulators is a fixed-size array.
+trait PerWidth: Sized {
+    fn geo(&self) -> Geometry;
+    fn body<const FMA: bool, const FP: usize>(self);
+}
+
+/// Runs `kernel`'s build for its `F'`.
+#[inline(always)]
+fn by_width<const FMA: bool, K: PerWidth>(kernel: K) {
+    match kernel.geo().fp() {
+        8 => kernel.body::<FMA, 8>(),
+        16 => kernel.body::<FMA, 16>(),
+        24 => kernel.body::<FMA, 24>(),
+        _ => kernel.body::<FMA, 32>(),
+    }
+}
+
 struct SparseForward<'a> {
     geo: Geometry,
     x: &'a [f32],
@@ -278,16 +296,15 @@ impl Kernel for SparseForward<'_> {
     type Output = ();
     #[inline(always)]
     fn run<const FMA: bool>(self) {
-        match self.geo.fp() {
-            8 => self.body::<FMA, 8>(),
-            16 => self.body::<FMA, 16>(),
-            24 => self.body::<FMA, 24>(),
-            _ => self.body::<FMA, 32>(),
-        }
+        by_width::<FMA, _>(self);
     }
 }
 
-impl SparseForward<'_> {
+impl PerWidth for SparseForward<'_> {
+    fn geo(&self) -> Geometry {
+        self.geo
+    }
+
     #[inline(always)]
     fn body<const FMA: bool, const FP: usize>(self) {
         let SparseForward {
@@ -345,16 +362,15 @@ impl Kernel for SparseWeightGrad<'_> {
     type Output = ();
     #[inline(always)]
     fn run<const FMA: bool>(self) {
-        match self.geo.fp() {
-            8 => self.body::<FMA, 8>(),
-            16 => self.body::<FMA, 16>(),
-            24 => self.body::<FMA, 24>(),
-            _ => self.body::<FMA, 32>(),
-        }
+        by_width::<FMA, _>(self);
     }
 }
 
-impl SparseWeightGrad<'_> {
+impl PerWidth for SparseWeightGrad<'_> {
+    fn geo(&self) -> Geometry {
+        self.geo
+    }
+
     #[inline(always)]
     fn body<const FMA: bool, const FP: usize>(self) {
         let SparseWeightGrad {
