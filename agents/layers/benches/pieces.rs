@@ -103,10 +103,25 @@ fn main() {
                 })
             };
             let bwdp = time(reps, || l.backward_params(dy.view()).expect("bwd"));
+            // a fully connected layer's dy with every third output dead for
+            // the whole batch (as hidden units behind a ReLU in DQN training)
+            let dead = (dy.ndim() == 2).then(|| {
+                let mut dy_dead = dy.clone();
+                for (j, mut column) in dy_dead.axis_iter_mut(ndarray::Axis(1)).enumerate() {
+                    if j % 3 == 2 {
+                        column.fill(0.0);
+                    }
+                }
+                time(reps, || {
+                    std::hint::black_box(l.backward(dy_dead.view()).expect("bwd"));
+                })
+            });
             println!(
-                "  {i} {:8} fwd {fwd:8.1} eval {evl:8.1} (new weight {evl_new:8.1}) {} {bwd:8.1} params-only {bwdp:8.1} us",
+                "  {i} {:8} fwd {fwd:8.1} eval {evl:8.1} (new weight {evl_new:8.1}) {} {bwd:8.1} params-only {bwdp:8.1}{} us",
                 l.kind(),
-                if i == 0 { "bwd_params" } else { "bwd" }
+                if i == 0 { "bwd_params" } else { "bwd" },
+                dead.map(|t| format!(" a-third-dead {t:8.1}"))
+                    .unwrap_or_default(),
             );
         }
         let online = &mut setup.online;

@@ -27,11 +27,12 @@
 //!   `4 × 16` tiles for a remainder of 2 or 4 rows (no rows computed for
 //!   nothing when M is even).
 //!
-//! Conv2d's phased im2col layout adds two entry points on the panel path:
-//! [`gemm_offset_rows`], whose B rows lie at arbitrary offsets of one buffer
-//! (the taps of the phase planes, read without an im2col copy), and
-//! [`gemm_scatter_add`], whose C rows are added into one buffer at offsets,
-//! segment by segment (col2im fused into the store).
+//! Three entry points on the panel path take rows at offsets of one buffer:
+//! [`gemm_offset_rows`], whose B rows lie anywhere (Conv2d's phased im2col
+//! taps, read without an im2col copy; the live rows of `W` in Affine's
+//! backward), [`gemm_scatter_add`], whose C rows are added in segment by
+//! segment (Conv2d's col2im fused into the store), and [`gemm_rows_at`],
+//! whose C rows are overwritten where they lie (the live rows of `∂L/∂W`).
 //!
 //! The micro-kernels are plain Rust over fixed-size arrays, which LLVM turns
 //! into vector code; [`crate::simd::dispatch`] runs their AVX-512 or AVX2 +
@@ -551,6 +552,37 @@ impl PanelC for RowMajor<'_> {
     }
 }
 
+/// An output whose row `r` is `data[offsets[r]..][..n]`, overwritten
+/// (`α·acc + β·C`): rows scattered through one buffer, such as the rows of
+/// a weight gradient that a sparse backward computes (the others it zeroes).
+pub(crate) struct OffsetRowsMut<'a> {
+    /// The buffer every row lies in.
+    pub data: &'a mut [f32],
+    /// Where each row starts in `data`; rows must not overlap.
+    pub offsets: &'a [usize],
+    /// Columns of every row.
+    pub n: usize,
+}
+
+impl PanelC for OffsetRowsMut<'_> {
+    #[inline(always)]
+    fn store<const PM: usize, const PN: usize>(
+        &mut self,
+        i0: usize,
+        j0: usize,
+        mr: usize,
+        nr: usize,
+        acc: &[[f32; PN]; PM],
+        alpha: f32,
+        beta: f32,
+    ) {
+        for (r, acc_row) in acc.iter().enumerate().take(mr) {
+            let start = self.offsets[i0 + r] + j0;
+            store_row(&mut self.data[start..start + nr], acc_row, alpha, beta);
+        }
+    }
+}
+
 /// An output added into one buffer at row offsets, segment by segment:
 /// columns `[s·seg, (s+1)·seg)` of row `r` go to
 /// `data[s·stride + offsets[r]..][..seg]`. Rows may overlap: every store
@@ -638,51 +670,11 @@ pub(crate) fn gemm_scatter_add(
     assert_eq!(b.nrows(), k, "gemm_scatter_add: inner dimensions");
     assert_eq!(c.offsets.len(), m, "gemm_scatter_add: one offset per row");
     assert!(b.as_slice().is_some(), "gemm_scatter_add: row-major b");
-    with_scratch(|scratch| {
-        dispatch(GemmScatter {
-            alpha,
-            a,
-            b,
-            c,
-            scratch,
-        })
-    });
+    panel_call(alpha, a, b, 1.0, c);
 }
 
-/// One [`gemm_scatter_add`] call.
-struct GemmScatter<'a, 'b> {
-    alpha: f32,
-    a: ArrayView2<'a, f32>,
-    b: ArrayView2<'a, f32>,
-    c: ScatterRows<'b>,
-    scratch: &'b mut Scratch,
-}
-
-impl Kernel for GemmScatter<'_, '_> {
-    type Output = ();
-    const WIDE: bool = true;
-    #[inline(always)]
-    fn run<const FMA: bool>(mut self) {
-        let Scratch { a, b, .. } = self.scratch;
-        panel::<FMA, MR, NR, 0, _, _>(self.alpha, self.a, self.b, 1.0, &mut self.c, a, b);
-    }
-    #[inline(always)]
-    fn run_wide(mut self) {
-        let Scratch { a, b, .. } = self.scratch;
-        panel::<true, WMR, WNR, { usize::MAX }, _, _>(
-            self.alpha,
-            self.a,
-            self.b,
-            1.0,
-            &mut self.c,
-            a,
-            b,
-        );
-    }
-}
-
-/// Whether [`gemm_offset_rows`] takes an `m × k` A against `n` columns:
-/// the panel path's sizes (A packed whole, B wide).
+/// Whether [`gemm_offset_rows`] and [`gemm_rows_at`] take an `m × k` A
+/// against `n` columns: the panel path's sizes (A packed whole, B wide).
 pub(crate) fn offset_rows_apply(m: usize, k: usize, n: usize) -> bool {
     m * k <= PANEL_A_MAX && n >= PANEL_MIN_N && k > 0
 }
@@ -701,8 +693,33 @@ pub(crate) fn gemm_offset_rows(
     assert!(offset_rows_apply(m, k, b.n), "gemm_offset_rows: sizes");
     assert_eq!(b.offsets.len(), k, "gemm_offset_rows: one offset per row");
     assert_eq!(c.len(), m * b.n, "gemm_offset_rows: output shape");
+    let c = RowMajor { cs: c, ldc: b.n };
+    panel_call(alpha, a, b, beta, c);
+}
+
+/// `C ← α·a·b + β·C` for row-major `b` and C given as [`OffsetRowsMut`]
+/// (`a.nrows()` rows of `b.ncols()`), by the panel path;
+/// [`offset_rows_apply`] must hold. When `β = 0`, C is not read.
+pub(crate) fn gemm_rows_at(
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    c: OffsetRowsMut<'_>,
+) {
+    let (m, k) = a.dim();
+    assert!(offset_rows_apply(m, k, b.ncols()), "gemm_rows_at: sizes");
+    assert_eq!(b.nrows(), k, "gemm_rows_at: inner dimensions");
+    assert_eq!(c.offsets.len(), m, "gemm_rows_at: one offset per row");
+    assert_eq!(c.n, b.ncols(), "gemm_rows_at: output columns");
+    assert!(b.as_slice().is_some(), "gemm_rows_at: row-major b");
+    panel_call(alpha, a, b, beta, c);
+}
+
+/// The panel path on this thread's scratch, at the widest SIMD level.
+fn panel_call<B: PanelB, C: PanelC>(alpha: f32, a: ArrayView2<'_, f32>, b: B, beta: f32, c: C) {
     with_scratch(|scratch| {
-        dispatch(GemmRows {
+        dispatch(PanelCall {
             alpha,
             a,
             b,
@@ -713,37 +730,35 @@ pub(crate) fn gemm_offset_rows(
     });
 }
 
-/// One [`gemm_offset_rows`] call.
-struct GemmRows<'a, 'b> {
+/// One [`panel_call`].
+struct PanelCall<'a, 'b, B, C> {
     alpha: f32,
     a: ArrayView2<'a, f32>,
-    b: OffsetRows<'a>,
+    b: B,
     beta: f32,
-    c: &'b mut [f32],
+    c: C,
     scratch: &'b mut Scratch,
 }
 
-impl Kernel for GemmRows<'_, '_> {
+impl<B: PanelB, C: PanelC> Kernel for PanelCall<'_, '_, B, C> {
     type Output = ();
     const WIDE: bool = true;
     #[inline(always)]
-    fn run<const FMA: bool>(self) {
-        let mut c = RowMajor {
-            cs: self.c,
-            ldc: self.b.n,
-        };
+    fn run<const FMA: bool>(mut self) {
         let Scratch { a, b, .. } = self.scratch;
-        panel::<FMA, MR, NR, 0, _, _>(self.alpha, self.a, self.b, self.beta, &mut c, a, b);
+        panel::<FMA, MR, NR, 0, _, _>(self.alpha, self.a, self.b, self.beta, &mut self.c, a, b);
     }
     #[inline(always)]
-    fn run_wide(self) {
-        let mut c = RowMajor {
-            cs: self.c,
-            ldc: self.b.n,
-        };
+    fn run_wide(mut self) {
         let Scratch { a, b, .. } = self.scratch;
         panel::<true, WMR, WNR, { usize::MAX }, _, _>(
-            self.alpha, self.a, self.b, self.beta, &mut c, a, b,
+            self.alpha,
+            self.a,
+            self.b,
+            self.beta,
+            &mut self.c,
+            a,
+            b,
         );
     }
 }
@@ -1109,26 +1124,30 @@ fn store<const PM: usize, const PN: usize>(
 ) {
     for (r, acc_row) in acc.iter().enumerate().take(mr) {
         let start = (i0 + r) * ldc + j0;
-        if nr == PN {
-            let dst: &mut [f32; PN] = (&mut cs[start..start + PN]).try_into().expect("PN wide");
-            // the row is computed into a local array and stored whole: written
-            // element by element into `dst`, LLVM kept the accumulators on the
-            // stack and stored them one scalar at a time
-            *dst = if beta == 0.0 {
-                std::array::from_fn(|j| alpha * acc_row[j])
-            } else {
-                let old = *dst;
-                std::array::from_fn(|j| alpha * acc_row[j] + beta * old[j])
-            };
+        store_row(&mut cs[start..start + nr], acc_row, alpha, beta);
+    }
+}
+
+/// `dst ← α·acc_row + β·dst` on the `dst.len()` valid columns of a tile row.
+#[inline(always)]
+fn store_row<const PN: usize>(dst: &mut [f32], acc_row: &[f32; PN], alpha: f32, beta: f32) {
+    if let Ok(dst) = <&mut [f32; PN]>::try_from(&mut *dst) {
+        // the row is computed into a local array and stored whole: written
+        // element by element into `dst`, LLVM kept the accumulators on the
+        // stack and stored them one scalar at a time
+        *dst = if beta == 0.0 {
+            std::array::from_fn(|j| alpha * acc_row[j])
         } else {
-            let dst = &mut cs[start..start + nr];
-            for (d, &v) in dst.iter_mut().zip(acc_row) {
-                *d = if beta == 0.0 {
-                    alpha * v
-                } else {
-                    alpha * v + beta * *d
-                };
-            }
+            let old = *dst;
+            std::array::from_fn(|j| alpha * acc_row[j] + beta * old[j])
+        };
+    } else {
+        for (d, &v) in dst.iter_mut().zip(acc_row) {
+            *d = if beta == 0.0 {
+                alpha * v
+            } else {
+                alpha * v + beta * *d
+            };
         }
     }
 }
@@ -1194,6 +1213,54 @@ mod tests {
                                 "{level:?} {m}x{k}x{n} at {i},{j}: {got} vs {w}"
                             );
                         }
+                    }
+                }
+            }
+            crate::simd::set_simd_limit(before);
+        }
+    }
+
+    /// C as rows at offsets (out of order, gaps between them untouched), at
+    /// every level, overwritten (β = 0) and blended (β = 1), with a
+    /// transposed A as the sparse Affine backward's `dyᵀ`.
+    #[test]
+    fn rows_at_match_naive() {
+        let mut next = crate::test_values::lcg_bits(13);
+        for level in levels() {
+            let before = crate::simd::set_simd_limit(level);
+            for &(m, k, n) in &[(87, 32, 1024), (7, 9, 300), (33, 3, 256), (1, 5, 290)] {
+                assert!(offset_rows_apply(m, k, n));
+                // row r at slot order[r] of m + 3 slots, each n + 5 wide
+                let ld = n + 5;
+                let mut order: Vec<usize> = (0..m + 3).collect();
+                for i in (1..order.len()).rev() {
+                    order.swap(i, next() as usize % (i + 1));
+                }
+                let offsets: Vec<usize> = order[..m].iter().map(|&slot| slot * ld).collect();
+                let a_t = Array2::from_shape_fn((k, m), |_| (next() % 1000) as f32 / 500.0 - 1.0);
+                let b = Array2::from_shape_fn((k, n), |_| (next() % 1000) as f32 / 500.0 - 1.0);
+                let want = naive(a_t.t(), b.view());
+                for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, 1.0)] {
+                    let data0: Vec<f32> = (0..(m + 3) * ld).map(|i| (i % 7) as f32).collect();
+                    let mut data = data0.clone();
+                    let c = OffsetRowsMut {
+                        data: &mut data,
+                        offsets: &offsets,
+                        n,
+                    };
+                    gemm_rows_at(alpha, a_t.t(), b.view(), beta, c);
+                    let mut expect: Vec<f64> = data0.iter().map(|&v| f64::from(v)).collect();
+                    for (r, &off) in offsets.iter().enumerate() {
+                        for j in 0..n {
+                            expect[off + j] = f64::from(alpha) * want[(r, j)]
+                                + f64::from(beta) * f64::from(data0[off + j]);
+                        }
+                    }
+                    for (i, (&got, &w)) in data.iter().zip(&expect).enumerate() {
+                        assert!(
+                            (f64::from(got) - w).abs() < 1e-4 * (k as f64).sqrt(),
+                            "{level:?} {m}x{k}x{n} at {i}: {got} vs {w}"
+                        );
                     }
                 }
             }

@@ -5,7 +5,7 @@
 //! concurrently with the counted region.
 
 use rl_layers::bench::DqnSetup;
-use rl_layers::{Mode, Sequential};
+use rl_layers::{Layer, Mode, Sequential};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use std::alloc::System;
 
@@ -37,9 +37,22 @@ fn dqn_updates_do_not_allocate_after_warm_up() {
     let (obs, next_obs) = (sparse_obs(), sparse_obs());
     sparse.batch.obs = obs;
     sparse.batch.next_obs = next_obs;
+    // a third of the hidden units off for every sample (a large negative
+    // bias): Affine's backward over live outputs only
+    let mut dead = DqnSetup::minatar(3).unwrap();
+    for layer in dead.online.layers_mut() {
+        if layer.kind() == "affine" && layer.params()[1].value.len() == 128 {
+            for (j, b) in layer.params_mut()[1].value.iter_mut().enumerate() {
+                if j % 3 == 2 {
+                    *b = -1e3;
+                }
+            }
+        }
+    }
     for (name, mut setup) in [
         ("minatar", DqnSetup::minatar(3).unwrap()),
         ("minatar, sparse observations", sparse),
+        ("minatar, dead hidden units", dead),
         ("nature", DqnSetup::nature(3).unwrap()),
     ] {
         let one = setup

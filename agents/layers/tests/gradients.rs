@@ -480,8 +480,8 @@ fn conv2d_matches_direct_summation_at_level() {
 
 /// Affine forward and backward at sizes that reach every GEMM path (dot
 /// products; packed-A panels with B in place and packed, partial row and
-/// column tiles, several depth blocks; the blocked algorithm), against sums
-/// in f64, at every SIMD level.
+/// column tiles, several depth blocks; the blocked algorithm; the backward
+/// over live outputs only), against sums in f64, at every SIMD level.
 #[test]
 fn affine_matches_direct_sums_on_every_gemm_path() {
     // (N, in, out): the MinAtar and Nature shapes' kin, with ragged edges
@@ -494,10 +494,19 @@ fn affine_matches_direct_sums_on_every_gemm_path() {
     ];
     at_every_level(|level| {
         let mut r = rng(9);
-        for &(n, d, o) in &cases {
+        // every third output dead for the whole batch (zero columns of dy,
+        // as behind a ReLU): the live-output backward where D ≥ 256
+        for (&(n, d, o), dead) in cases.iter().flat_map(|c| [(c, false), (c, true)]) {
             let mut fc = Affine::new(d, o, Init::XavierUniform, &mut r).unwrap();
             let x = random(&[n, d], -1.0, 1.0, &mut r);
-            let dy = random(&[n, o], -1.0, 1.0, &mut r);
+            let mut dy = random(&[n, o], -1.0, 1.0, &mut r);
+            if dead {
+                for (j, mut column) in dy.axis_iter_mut(ndarray::Axis(1)).enumerate() {
+                    if j % 3 == 2 {
+                        column.fill(0.0);
+                    }
+                }
+            }
             let y = fc.forward(x.view(), Mode::Train).unwrap().to_owned();
             let dx = fc.backward(dy.view()).unwrap().to_owned();
             let (w, b) = (fc.params()[0].value.clone(), fc.params()[1].value.clone());
@@ -506,7 +515,7 @@ fn affine_matches_direct_sums_on_every_gemm_path() {
                 let tol = 1e-5 * (terms as f64).sqrt() * want.abs().max(1.0);
                 assert!(
                     (f64::from(got) - want).abs() < tol,
-                    "{level:?} {:?} {what}: {got} vs {want}",
+                    "{level:?} {:?} dead outputs {dead} {what}: {got} vs {want}",
                     (n, d, o)
                 );
             };

@@ -8,8 +8,8 @@ use crate::buf::{Buf, invalidate, take_storage};
 use crate::error::{Error, Result, shape_err};
 use crate::gemm::gemm;
 use crate::init::Init;
-use crate::sparse::SparseForward;
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, Ix2};
+use crate::sparse::{LiveBackward, SparseForward};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Ix2};
 use rand::Rng;
 
 /// The shared machinery of MatMul and Affine.
@@ -30,6 +30,8 @@ struct Linear {
     /// The sparse eval-mode forward and its cached `Wᵀ`, dropped whenever
     /// the parameters are borrowed mutably.
     sparse: SparseForward,
+    /// The backward that skips outputs whose gradient is zero for every sample.
+    live: LiveBackward,
 }
 
 impl Linear {
@@ -139,39 +141,38 @@ impl Linear {
             ));
         }
         let dy2 = dy.into_dimensionality::<Ix2>().expect("checked 2-D");
-        // ∂L/∂W = dyᵀ x
-        let mut dw = self.params[0]
-            .grad
-            .view_mut()
-            .into_dimensionality::<Ix2>()
-            .expect("2-D");
-        gemm(1.0, dy2.t(), x2, 0.0, &mut dw);
+        let d = self.in_features();
         if let Some(b) = self.params.get_mut(1) {
             // ∂L/∂b = Σ_n dy[n, :]
             let bg = b.grad.as_slice_mut().expect("standard-layout grad");
             bg.fill(0.0);
             for row in dy2.rows() {
-                bg.iter_mut().zip(row).for_each(|(g, &d)| *g += d);
+                bg.iter_mut().zip(row).for_each(|(g, &v)| *g += v);
+            }
+        }
+        if need_dx {
+            self.dx.reshape(&[n, d]);
+        }
+        let weight = &mut self.params[0];
+        let w = weight.value.as_slice().expect("standard-layout weight");
+        let dw = weight.grad.as_slice_mut().expect("standard-layout grad");
+        let xs = x.as_slice();
+        let mut dx = need_dx.then(|| self.dx.as_mut_slice());
+        if !self.live.backward(dy2, xs, w, dw, dx.as_deref_mut()) {
+            // ∂L/∂W = dyᵀ x
+            let mut dw = ArrayViewMut2::from_shape((o, d), dw).expect("[out, in]");
+            gemm(1.0, dy2.t(), x2, 0.0, &mut dw);
+            if let Some(dx) = dx {
+                // ∂L/∂x = dy W
+                let mut dx = ArrayViewMut2::from_shape((n, d), dx).expect("[n, in]");
+                let w = ArrayView2::from_shape((o, d), w).expect("[out, in]");
+                gemm(1.0, dy2, w, 0.0, &mut dx);
             }
         }
         if !need_dx {
             return Ok(None);
         }
-        // ∂L/∂x = dy W, reshaped to the input's shape
-        self.dx.reshape(&[n, self.in_features()]);
-        {
-            let mut dx2 = self
-                .dx
-                .view_mut()
-                .into_dimensionality::<Ix2>()
-                .expect("2-D");
-            let w = self.params[0]
-                .value
-                .view()
-                .into_dimensionality::<Ix2>()
-                .expect("2-D");
-            gemm(1.0, dy2, w, 0.0, &mut dx2);
-        }
+        // reshaped to the input's shape
         self.dx.reshape(&self.x_shape);
         Ok(Some(self.dx.view()))
     }
@@ -294,6 +295,7 @@ fn linear(
         out: None,
         dx: Buf::default(),
         sparse: SparseForward::default(),
+        live: LiveBackward::default(),
     }
 }
 
