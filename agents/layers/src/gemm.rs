@@ -212,7 +212,10 @@ fn gemm_portable<const FMA: bool, const PM: usize, const PN: usize, const IP: us
         && let Some(cs) = c.as_slice_mut()
     {
         // a small A, packed whole, against row-major B one column panel at a time
-        let mut c = RowMajor { cs, ldc: n };
+        let mut c = Rows {
+            cs,
+            rows: Strided(n),
+        };
         panel::<FMA, PM, PN, IP, _, _>(alpha, a, b, beta, &mut c, apack, bpack);
         return;
     }
@@ -251,6 +254,10 @@ fn blocked<const FMA: bool>(
 ) {
     let (m, k) = a.dim();
     let n = b.ncols();
+    let mut c = Rows {
+        cs,
+        rows: Strided(ldc),
+    };
     {
         let need_a = MC.min(m).div_ceil(MR) * MR * KC.min(k);
         let need_b = NC.min(n).div_ceil(NR) * NR * KC.min(k);
@@ -277,7 +284,7 @@ fn blocked<const FMA: bool>(
                             let mr = MR.min(mc - ir);
                             let ap = &apack[ir * kc..(ir + MR) * kc];
                             let acc = kernel::<FMA, MR, NR>(ap, bp);
-                            store(cs, ldc, ic + ir, jc + jr, mr, nr, &acc, alpha, beta_here);
+                            c.store(ic + ir, jc + jr, mr, nr, &acc, alpha, beta_here);
                         }
                     }
                 }
@@ -530,41 +537,38 @@ trait PanelC {
     );
 }
 
-/// Row-major C with rows `ldc` apart.
-struct RowMajor<'a> {
-    cs: &'a mut [f32],
-    ldc: usize,
+/// Where each row of an output starts in its buffer.
+trait RowStarts {
+    fn start(&self, r: usize) -> usize;
 }
 
-impl PanelC for RowMajor<'_> {
+/// Row-major: rows `ldc` apart.
+struct Strided(usize);
+
+impl RowStarts for Strided {
     #[inline(always)]
-    fn store<const PM: usize, const PN: usize>(
-        &mut self,
-        i0: usize,
-        j0: usize,
-        mr: usize,
-        nr: usize,
-        acc: &[[f32; PN]; PM],
-        alpha: f32,
-        beta: f32,
-    ) {
-        store(self.cs, self.ldc, i0, j0, mr, nr, acc, alpha, beta);
+    fn start(&self, r: usize) -> usize {
+        r * self.0
     }
 }
 
-/// An output whose row `r` is `data[offsets[r]..][..n]`, overwritten
-/// (`α·acc + β·C`): rows scattered through one buffer, such as the rows of
-/// a weight gradient that a sparse backward computes (the others it zeroes).
-pub(crate) struct OffsetRowsMut<'a> {
-    /// The buffer every row lies in.
-    pub data: &'a mut [f32],
-    /// Where each row starts in `data`; rows must not overlap.
-    pub offsets: &'a [usize],
-    /// Columns of every row.
-    pub n: usize,
+/// Rows at the given offsets, in any order: the rows of a weight gradient
+/// that the live-output backward computes (it zeroes the others).
+impl RowStarts for &[usize] {
+    #[inline(always)]
+    fn start(&self, r: usize) -> usize {
+        self[r]
+    }
 }
 
-impl PanelC for OffsetRowsMut<'_> {
+/// An output overwritten (`α·acc + β·C`) row by row, each row contiguous
+/// from where `rows` says it starts; rows must not overlap.
+struct Rows<'a, R> {
+    cs: &'a mut [f32],
+    rows: R,
+}
+
+impl<R: RowStarts> PanelC for Rows<'_, R> {
     #[inline(always)]
     fn store<const PM: usize, const PN: usize>(
         &mut self,
@@ -577,8 +581,8 @@ impl PanelC for OffsetRowsMut<'_> {
         beta: f32,
     ) {
         for (r, acc_row) in acc.iter().enumerate().take(mr) {
-            let start = self.offsets[i0 + r] + j0;
-            store_row(&mut self.data[start..start + nr], acc_row, alpha, beta);
+            let start = self.rows.start(i0 + r) + j0;
+            store_row(&mut self.cs[start..start + nr], acc_row, alpha, beta);
         }
     }
 }
@@ -693,26 +697,39 @@ pub(crate) fn gemm_offset_rows(
     assert!(offset_rows_apply(m, k, b.n), "gemm_offset_rows: sizes");
     assert_eq!(b.offsets.len(), k, "gemm_offset_rows: one offset per row");
     assert_eq!(c.len(), m * b.n, "gemm_offset_rows: output shape");
-    let c = RowMajor { cs: c, ldc: b.n };
+    let c = Rows {
+        cs: c,
+        rows: Strided(b.n),
+    };
     panel_call(alpha, a, b, beta, c);
 }
 
-/// `C ← α·a·b + β·C` for row-major `b` and C given as [`OffsetRowsMut`]
-/// (`a.nrows()` rows of `b.ncols()`), by the panel path;
-/// [`offset_rows_apply`] must hold. When `β = 0`, C is not read.
+/// `C ← α·a·b + β·C` for row-major `b`, where row `r` of C is
+/// `data[offsets[r]..][..b.ncols()]` (rows in any order, not overlapping),
+/// by the panel path; [`offset_rows_apply`] must hold. When `β = 0`, C is
+/// not read.
 pub(crate) fn gemm_rows_at(
     alpha: f32,
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     beta: f32,
-    c: OffsetRowsMut<'_>,
+    data: &mut [f32],
+    offsets: &[usize],
 ) {
     let (m, k) = a.dim();
-    assert!(offset_rows_apply(m, k, b.ncols()), "gemm_rows_at: sizes");
+    let n = b.ncols();
+    assert!(offset_rows_apply(m, k, n), "gemm_rows_at: sizes");
     assert_eq!(b.nrows(), k, "gemm_rows_at: inner dimensions");
-    assert_eq!(c.offsets.len(), m, "gemm_rows_at: one offset per row");
-    assert_eq!(c.n, b.ncols(), "gemm_rows_at: output columns");
+    assert_eq!(offsets.len(), m, "gemm_rows_at: one offset per row");
+    assert!(
+        offsets.iter().all(|&o| o + n <= data.len()),
+        "gemm_rows_at: rows inside data"
+    );
     assert!(b.as_slice().is_some(), "gemm_rows_at: row-major b");
+    let c = Rows {
+        cs: data,
+        rows: offsets,
+    };
     panel_call(alpha, a, b, beta, c);
 }
 
@@ -1108,26 +1125,6 @@ pub(crate) fn axpy<const FMA: bool, const PN: usize>(
     acc
 }
 
-/// `C[i0.., j0..] ← α·acc + β·C` on the valid `mr × nr` part of the tile.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn store<const PM: usize, const PN: usize>(
-    cs: &mut [f32],
-    ldc: usize,
-    i0: usize,
-    j0: usize,
-    mr: usize,
-    nr: usize,
-    acc: &[[f32; PN]; PM],
-    alpha: f32,
-    beta: f32,
-) {
-    for (r, acc_row) in acc.iter().enumerate().take(mr) {
-        let start = (i0 + r) * ldc + j0;
-        store_row(&mut cs[start..start + nr], acc_row, alpha, beta);
-    }
-}
-
 /// `dst ← α·acc_row + β·dst` on the `dst.len()` valid columns of a tile row.
 #[inline(always)]
 fn store_row<const PN: usize>(dst: &mut [f32], acc_row: &[f32; PN], alpha: f32, beta: f32) {
@@ -1243,12 +1240,7 @@ mod tests {
                 for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, 1.0)] {
                     let data0: Vec<f32> = (0..(m + 3) * ld).map(|i| (i % 7) as f32).collect();
                     let mut data = data0.clone();
-                    let c = OffsetRowsMut {
-                        data: &mut data,
-                        offsets: &offsets,
-                        n,
-                    };
-                    gemm_rows_at(alpha, a_t.t(), b.view(), beta, c);
+                    gemm_rows_at(alpha, a_t.t(), b.view(), beta, &mut data, &offsets);
                     let mut expect: Vec<f64> = data0.iter().map(|&v| f64::from(v)).collect();
                     for (r, &off) in offsets.iter().enumerate() {
                         for j in 0..n {
