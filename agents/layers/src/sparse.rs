@@ -1,5 +1,7 @@
-//! `Y = X·Wᵀ + b` touching only the non-zero entries of `X`, for the
-//! eval-mode forwards of fully connected layers.
+//! Zeros skipped in fully connected layers: `Y = X·Wᵀ + b` touching only the
+//! non-zero entries of `X`, for eval-mode forwards ([`SparseForward`]), and
+//! the backward over outputs whose gradient is not zero for the whole batch
+//! ([`LiveBackward`], described there).
 //!
 //! Why: the input of a fully connected layer after a ReLU is often half zeros
 //! (the MinAtar DQN's 1024 → 128 layer on Breakout: 42% → 64% non-zero over
