@@ -14,9 +14,10 @@ pub enum Error {
     /// The agent cannot work with this environment.
     #[error("{0}")]
     Incompatible(String),
-    /// The agent was asked for something its algorithm does not do.
-    #[error("{0}")]
-    Unsupported(String),
+    /// A metric sink refused a record (a full disk, a closed store):
+    /// planning stops rather than go on unrecorded.
+    #[error("recording a metric: {0}")]
+    Sink(#[from] std::io::Error),
     /// The environment refused a step.
     #[error(transparent)]
     Env(#[from] rl_env::Error),

@@ -4,8 +4,9 @@
 //! The split follows Dopamine's agent/runner and SB3's off-policy base
 //! class: the loop owns the environment; the agent chooses actions
 //! ([`Agent::act`]), sees transitions ([`Agent::observe`]) and learns when
-//! its algorithm says so. Planning agents (dynamic programming) instead
-//! solve the environment's model in [`Agent::plan`] and never step.
+//! its algorithm says so. Planning agents (dynamic programming) implement
+//! [`Planner`] instead: they solve the environment's model in
+//! [`Planner::plan`] and never step. Both are a [`Policy`] once trained.
 #![warn(missing_docs)]
 
 mod error;
@@ -82,25 +83,31 @@ pub struct EnvContext<'a> {
     pub env_id: &'a str,
 }
 
-/// A learning algorithm.
-pub trait Agent: Send {
-    /// Whether the agent plans from the model instead of stepping.
-    fn is_planner(&self) -> bool {
-        false
-    }
-
-    /// Solves the model (planning agents only). Progress goes to `sink`.
-    fn plan(&mut self, _model: &dyn Model, _sink: &mut dyn Sink) -> Result<PlanReport> {
-        Err(Error::Unsupported(
-            "this agent learns from experience and does not plan".into(),
-        ))
-    }
-
-    /// The action to take while training: explores.
-    fn act(&mut self, obs: &Observation) -> Result<Action>;
-
+/// What every trained agent offers, whether it learned from experience or
+/// planned from a model: the policy it prefers, its tables, and its state.
+/// Evaluation, `rl-lab eval` and checkpoints need only this.
+pub trait Policy: Send {
     /// The action the learned policy prefers: used for evaluation.
     fn act_greedy(&mut self, obs: &Observation) -> Result<Action>;
+
+    /// The learned tables, for tabular agents.
+    fn tables(&self) -> Option<Tables> {
+        None
+    }
+
+    /// Everything needed to continue training exactly: tables, counters,
+    /// random-number state.
+    fn save(&self) -> Result<Value>;
+
+    /// Restores what [`Policy::save`] wrote.
+    fn load(&mut self, state: &Value) -> Result<()>;
+}
+
+/// An algorithm that learns from experience: the loop steps the
+/// environment, the agent acts and observes.
+pub trait Agent: Policy {
+    /// The action to take while training: explores.
+    fn act(&mut self, obs: &Observation) -> Result<Action>;
 
     /// Sees one transition. Temporal-difference agents learn here.
     fn observe(&mut self, transition: &Transition<'_>) -> Result<()>;
@@ -117,24 +124,52 @@ pub trait Agent: Send {
         None
     }
 
-    /// The learned tables, for tabular agents.
-    fn tables(&self) -> Option<Tables> {
-        None
-    }
-
     /// Moves the scalar metrics the agent produced since the last call
     /// (e.g. `("train/loss", 0.03)`) into `out`. The loop calls it after
     /// every [`Agent::observe`] and records each at the current env step,
     /// so agents need no access to the sink. Agents that report nothing
     /// keep the default.
     fn take_scalars(&mut self, _out: &mut Vec<(&'static str, f64)>) {}
+}
 
-    /// Everything needed to continue training exactly: tables, counters,
-    /// random-number state.
-    fn save(&self) -> Result<Value>;
+/// An algorithm that solves the environment's model (dynamic programming)
+/// and never steps it.
+pub trait Planner: Policy {
+    /// Solves the model. Progress (e.g. `plan/delta` per sweep) goes to
+    /// `sink`; a sink that fails stops planning with [`Error::Sink`].
+    fn plan(&mut self, model: &dyn Model, sink: &mut dyn Sink) -> Result<PlanReport>;
+}
 
-    /// Restores what [`Agent::save`] wrote.
-    fn load(&mut self, state: &Value) -> Result<()>;
+/// What the registry builds from a spec: a learner or a planner. The
+/// training loop steps the one and lets the other plan.
+pub enum AnyAgent {
+    /// Learns from transitions.
+    Learner(Box<dyn Agent>),
+    /// Plans from the model.
+    Planner(Box<dyn Planner>),
+}
+
+impl AnyAgent {
+    /// The trained policy, whichever kind built it.
+    pub fn policy(&self) -> &dyn Policy {
+        match self {
+            AnyAgent::Learner(agent) => agent.as_ref(),
+            AnyAgent::Planner(planner) => planner.as_ref(),
+        }
+    }
+
+    /// The trained policy, mutably (acting may draw random numbers).
+    pub fn policy_mut(&mut self) -> &mut dyn Policy {
+        match self {
+            AnyAgent::Learner(agent) => agent.as_mut(),
+            AnyAgent::Planner(planner) => planner.as_mut(),
+        }
+    }
+
+    /// Whether it plans from a model instead of stepping.
+    pub fn is_planner(&self) -> bool {
+        matches!(self, AnyAgent::Planner(_))
+    }
 }
 
 /// One documented hyperparameter, for `rl-lab agents`.

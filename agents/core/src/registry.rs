@@ -1,13 +1,14 @@
 //! Agent ids mapped to constructors, with their documented hyperparameters.
 
-use crate::{Agent, EnvContext, Error, Hyperparameter, Result};
+use crate::{Agent, AnyAgent, EnvContext, Error, Hyperparameter, Planner, Result};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Builds an agent from its JSON config, for an environment, with a seed.
 pub type AgentConstructor =
-    Box<dyn Fn(&Value, &EnvContext<'_>, u64) -> Result<Box<dyn Agent>> + Send + Sync>;
+    Box<dyn Fn(&Value, &EnvContext<'_>, u64) -> Result<AnyAgent> + Send + Sync>;
 
 /// One registered agent.
 pub struct AgentEntry {
@@ -33,20 +34,69 @@ impl AgentRegistry {
         Self::default()
     }
 
-    /// Adds an agent.
-    pub fn register(
+    /// Adds an agent that learns from experience, built from its config
+    /// type `C` by `build(config, env, seed)`.
+    pub fn learner<C, A>(
         &mut self,
-        id: impl Into<String>,
-        summary: impl Into<String>,
+        id: &str,
+        summary: &str,
+        docs: &[(&'static str, &'static str)],
+        build: fn(C, &EnvContext<'_>, u64) -> Result<A>,
+    ) where
+        C: DeserializeOwned + Serialize + Default + 'static,
+        A: Agent + 'static,
+    {
+        self.insert(
+            id,
+            summary,
+            document::<C>(docs),
+            move |config, ctx, seed| {
+                Ok(AnyAgent::Learner(Box::new(build(
+                    parse_config(config)?,
+                    ctx,
+                    seed,
+                )?)))
+            },
+        );
+    }
+
+    /// Adds an agent that plans from the environment's model.
+    pub fn planner<C, P>(
+        &mut self,
+        id: &str,
+        summary: &str,
+        docs: &[(&'static str, &'static str)],
+        build: fn(C, &EnvContext<'_>, u64) -> Result<P>,
+    ) where
+        C: DeserializeOwned + Serialize + Default + 'static,
+        P: Planner + 'static,
+    {
+        self.insert(
+            id,
+            summary,
+            document::<C>(docs),
+            move |config, ctx, seed| {
+                Ok(AnyAgent::Planner(Box::new(build(
+                    parse_config(config)?,
+                    ctx,
+                    seed,
+                )?)))
+            },
+        );
+    }
+
+    fn insert(
+        &mut self,
+        id: &str,
+        summary: &str,
         hyperparameters: Vec<Hyperparameter>,
-        make: impl Fn(&Value, &EnvContext<'_>, u64) -> Result<Box<dyn Agent>> + Send + Sync + 'static,
+        make: impl Fn(&Value, &EnvContext<'_>, u64) -> Result<AnyAgent> + Send + Sync + 'static,
     ) {
-        let id = id.into();
         self.entries.insert(
-            id.clone(),
+            id.to_owned(),
             AgentEntry {
-                id,
-                summary: summary.into(),
+                id: id.to_owned(),
+                summary: summary.to_owned(),
                 hyperparameters,
                 make: Box::new(make),
             },

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use ndarray::{Array1, Array2, ArrayD};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rl_agent::{Agent, EnvContext, Error, Result, Transition};
+use rl_agent::{Agent, EnvContext, Error, Policy, Result, Transition};
 use rl_env::{Action, Observation, Space};
 use rl_layers::{Architecture, Init, Loss, Mode, Optimizer, OptimizerConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -737,11 +737,6 @@ impl Agent for Dqn {
         Ok(self.action(index))
     }
 
-    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
-        let index = self.greedy(obs)?;
-        Ok(self.action(index))
-    }
-
     fn observe(&mut self, t: &Transition<'_>) -> Result<()> {
         let action = rl_env::discrete_action(&self.action_space, t.action)?;
         self.replay.push(&Step {
@@ -777,6 +772,13 @@ impl Agent for Dqn {
 
     fn take_scalars(&mut self, out: &mut Vec<(&'static str, f64)>) {
         out.append(&mut self.scalars);
+    }
+}
+
+impl Policy for Dqn {
+    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
+        let index = self.greedy(obs)?;
+        Ok(self.action(index))
     }
 
     fn save(&self) -> Result<Value> {

@@ -43,16 +43,14 @@ pub mod replay;
 
 pub use dqn::{Dqn, DqnConfig, GradClip, NetworkSpec, ReplayConfig, TdLoss};
 
-use rl_agent::{Agent, AgentRegistry, document, parse_config};
+use rl_agent::AgentRegistry;
 
 /// Adds `dqn` to `registry`.
 pub fn register(registry: &mut AgentRegistry) {
-    registry.register(
+    registry.learner(
         "dqn",
         "DQN: replay, target network, Huber loss, ε-greedy; MinAtar's defaults (Mnih et al. 2015; Young & Tian 2019)",
-        document::<DqnConfig>(dqn::DOCS),
-        |config, ctx, seed| {
-            Ok(Box::new(Dqn::new(parse_config(config)?, ctx, seed)?) as Box<dyn Agent>)
-        },
+        dqn::DOCS,
+        Dqn::new,
     );
 }

@@ -1,8 +1,8 @@
 //! The replay buffer's property: every sampled transition pairs its
 //! observation with its true successor (n steps on, or the true final
 //! observation), with the right action, return and discount, across
-//! wrap-around, episode boundaries (terminated, truncated, abandoned) and
-//! frame stacking, for bit-packed and `f32` frames.
+//! wrap-around, episode boundaries (terminated, truncated, both at once,
+//! abandoned) and frame stacking, for bit-packed and `f32` frames.
 
 use ndarray::ArrayD;
 use proptest::prelude::*;
@@ -19,6 +19,9 @@ const GAMMA: f32 = 0.9;
 enum End {
     Terminated,
     Truncated,
+    /// A time limit on the terminal step (Gymnasium's `TimeLimit` sets
+    /// both flags): still a termination, never bootstrapped.
+    Both,
     /// The loop stopped the episode without an end (a budget, a resume).
     Abandoned,
 }
@@ -126,7 +129,7 @@ fn check_batch(
         assert_eq!(batch.actions[i], (ep.ids[t] % 3) as usize);
         // n-step successor: m = min(n, steps left) steps on.
         let m = n_step.min(steps - t);
-        let terminal = matches!(ep.end, End::Terminated) && t + m == steps;
+        let terminal = matches!(ep.end, End::Terminated | End::Both) && t + m == steps;
         let mut ret = 0.0f32;
         let mut discount = 1.0f32;
         for k in 0..m {
@@ -173,9 +176,10 @@ fn run(
     let mut next_id = 1u32;
     let mut sampled = 0;
     for &(steps, end) in plan {
-        let end = match end % 3 {
+        let end = match end % 4 {
             0 => End::Terminated,
             1 => End::Truncated,
+            2 => End::Both,
             _ => End::Abandoned,
         };
         let ids: Vec<u32> = (0..=steps as u32).map(|k| next_id + k).collect();
@@ -192,8 +196,8 @@ fn run(
                     action: (ids[t] % 3) as usize,
                     reward: f64::from(ids[t]),
                     next_obs: &observation(&ids, t + 1, stack, bits),
-                    terminated: last && matches!(end, End::Terminated),
-                    truncated: last && matches!(end, End::Truncated),
+                    terminated: last && matches!(end, End::Terminated | End::Both),
+                    truncated: last && matches!(end, End::Truncated | End::Both),
                 })
                 .unwrap();
         }
@@ -210,7 +214,12 @@ fn run(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        // Seeded, so that CI runs the same cases every time.
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
+        .. ProptestConfig::default()
+    })]
 
     #[test]
     fn samples_pair_each_observation_with_its_true_successor(
@@ -218,7 +227,7 @@ proptest! {
         stack in 1usize..4,
         n_step in 1usize..4,
         bits in any::<bool>(),
-        plan in prop::collection::vec((1usize..10, 0u8..3), 1..30),
+        plan in prop::collection::vec((1usize..10, 0u8..4), 1..30),
         seed in any::<u64>(),
     ) {
         run(capacity, stack, n_step, bits, &plan, seed);
@@ -229,7 +238,7 @@ proptest! {
 fn wrap_around_with_long_episodes_and_stacks() {
     // Fixed cases that surely wrap several times.
     for (capacity, stack, n_step, bits) in [(7, 3, 1, true), (9, 4, 3, false), (50, 2, 2, true)] {
-        let plan: Vec<(usize, u8)> = (0..40).map(|i| (1 + (i * 7) % 11, (i % 3) as u8)).collect();
+        let plan: Vec<(usize, u8)> = (0..40).map(|i| (1 + (i * 7) % 11, (i % 4) as u8)).collect();
         assert!(run(capacity, stack, n_step, bits, &plan, 3) > 30);
     }
 }

@@ -70,9 +70,7 @@ impl Error {
             rl_agent::Error::Config { field, message } => {
                 Error::spec(format!("agent.config.{field}"), message)
             }
-            rl_agent::Error::Incompatible(m) | rl_agent::Error::Unsupported(m) => {
-                Error::Incompatible(m)
-            }
+            rl_agent::Error::Incompatible(m) => Error::Incompatible(m),
             other => Error::Agent(other),
         }
     }

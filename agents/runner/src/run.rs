@@ -9,7 +9,7 @@ use crate::train::{
     TrainOutcome, evaluate_with_epsilon, train,
 };
 use crate::{Error, Result};
-use rl_agent::{Agent, AgentRegistry, EnvContext, Sink, Tables};
+use rl_agent::{AgentRegistry, AnyAgent, EnvContext, Sink, Tables};
 use rl_env::{Env, GridView, Registry};
 use serde::Serialize;
 
@@ -38,8 +38,8 @@ pub struct PreparedRun {
     pub env: Box<dyn Env>,
     /// A second instance for evaluation, so evaluation never disturbs training.
     pub eval_env: Box<dyn Env>,
-    /// The agent.
-    pub agent: Box<dyn Agent>,
+    /// The agent: a learner or a planner.
+    pub agent: AnyAgent,
 }
 
 impl Engine {
@@ -131,7 +131,10 @@ impl PreparedRun {
     /// Restores the agent from a checkpoint and returns where the run
     /// stood; pass that to [`PreparedRun::execute`] to continue it.
     pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<Counters> {
-        self.agent.load(&checkpoint.agent).map_err(Error::Agent)?;
+        self.agent
+            .policy_mut()
+            .load(&checkpoint.agent)
+            .map_err(Error::Agent)?;
         self.env
             .restore_carried_state(&checkpoint.envs.train)
             .map_err(Error::Env)?;
@@ -151,7 +154,7 @@ impl PreparedRun {
     ) -> Result<Summary> {
         let outcome = train(
             self.env.as_mut(),
-            self.agent.as_mut(),
+            &mut self.agent,
             LoopSettings {
                 budget: self.spec.budget,
                 seed: self.spec.seed,
@@ -171,14 +174,17 @@ impl PreparedRun {
         )?;
         if outcome.cancelled {
             // A cancelled run keeps what it learned, so it can be resumed;
-            // evaluating it would only delay the stop.
-            let carried = CarriedState::of(self.env.as_ref(), Some(self.eval_env.as_ref()));
-            hooks.checkpoint(self.agent.as_ref(), outcome.counters, &carried)?;
+            // evaluating it would only delay the stop. (Only a learner can
+            // be cancelled: planning is not interrupted.)
+            if let AnyAgent::Learner(agent) = &self.agent {
+                let carried = CarriedState::of(self.env.as_ref(), Some(self.eval_env.as_ref()));
+                hooks.checkpoint(agent.as_ref(), outcome.counters, &carried)?;
+            }
             return Ok(self.summarize(&outcome, EvalReport::default()));
         }
         let eval = evaluate_with_epsilon(
             self.eval_env.as_mut(),
-            self.agent.as_mut(),
+            self.agent.policy_mut(),
             self.spec.eval.episodes,
             self.spec.eval.max_steps,
             self.spec.seed,
@@ -189,7 +195,7 @@ impl PreparedRun {
     }
 
     fn summarize(&self, outcome: &TrainOutcome, eval: EvalReport) -> Summary {
-        let tables = self.agent.tables();
+        let tables = self.agent.policy().tables();
         let grid = self.env.grid();
         let (value_grid, policy_grid) = match (&grid, &tables) {
             (Some(grid), Some(tables)) => (
@@ -282,10 +288,10 @@ impl PreparedRun {
             }
         };
         summary.run_dir = Some(folder.path().display().to_string());
-        if let Some(tables) = self.agent.tables() {
+        if let Some(tables) = self.agent.policy().tables() {
             folder.write_json("tables.json", &tables)?;
         }
-        if !self.agent.is_planner() {
+        if let AnyAgent::Learner(agent) = &self.agent {
             // The trained agent, in checkpoint form, for `rl-lab eval`.
             folder.write_json(
                 "agent.json",
@@ -294,7 +300,7 @@ impl PreparedRun {
                         episodes: summary.episodes,
                         steps: summary.steps,
                     },
-                    agent: self.agent.save().map_err(Error::Agent)?,
+                    agent: agent.save().map_err(Error::Agent)?,
                     envs: CarriedState::default(),
                 },
             )?;

@@ -2,10 +2,8 @@
 //! `POST /runs/{id}/evaluate`.
 
 use crate::folder::{Checkpoint, RunFolder};
-use crate::seeds::{Stream, derive, env_seed};
-use crate::train::evaluate_with_epsilon;
+use crate::train::{EvalSettings, evaluate_watched};
 use crate::{Engine, Error, Result, RunSpec};
-use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -72,45 +70,40 @@ pub fn evaluate_saved(
     let (policy, checkpoint) = read_policy(folder.path())?;
     let mut run = engine.prepare(spec)?;
     run.restore(&checkpoint)?;
-    let max_steps = run.spec.eval.max_steps;
-    let epsilon = run.spec.eval.epsilon;
-    let report = evaluate_with_epsilon(
-        run.eval_env.as_mut(),
-        run.agent.as_mut(),
+    let settings = EvalSettings {
         episodes,
-        max_steps,
+        max_steps: run.spec.eval.max_steps,
         seed,
-        epsilon,
-        0,
-    )?;
-    if let Some(path) = gif {
-        // The first episode again, the same seeds, recorded frame by frame.
-        let env = run.env.as_mut();
-        let agent = run.agent.as_mut();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive(seed, Stream::EvalPolicy, 0));
-        let mut writer = rl_env::GifWriter::new(path);
-        let mut obs = env.observation_space().zeros();
-        env.reset_into(Some(env_seed(seed, Stream::EvalEpisode, 0)), &mut obs)
-            .map_err(Error::Env)?;
-        writer
-            .push(&rl_env::render::picture(env))
-            .map_err(Error::Env)?;
-        for _ in 0..max_steps {
-            let action = if epsilon > 0.0 && rng.random::<f64>() < epsilon {
-                env.action_space().sample_action(&mut rng)
-            } else {
-                agent.act_greedy(&obs).map_err(Error::Agent)?
-            };
-            let out = env.step_into(&action, &mut obs).map_err(Error::Env)?;
-            writer
-                .push(&rl_env::render::picture(env))
-                .map_err(Error::Env)?;
-            if out.terminated || out.truncated {
-                break;
-            }
+        epsilon: run.spec.eval.epsilon,
+        round: 0,
+    };
+    let report = match gif {
+        None => evaluate_watched(
+            run.eval_env.as_mut(),
+            run.agent.policy_mut(),
+            settings,
+            &mut |_, _| Ok(()),
+        )?,
+        Some(path) => {
+            // The first evaluation episode, recorded frame by frame as it is played.
+            let mut writer = rl_env::GifWriter::new(path);
+            let report = evaluate_watched(
+                run.eval_env.as_mut(),
+                run.agent.policy_mut(),
+                settings,
+                &mut |episode, env| {
+                    if episode == 0 {
+                        writer
+                            .push(&rl_env::render::picture(env))
+                            .map_err(Error::Env)?;
+                    }
+                    Ok(())
+                },
+            )?;
+            writer.finish().map_err(Error::Env)?;
+            report
         }
-        writer.finish().map_err(Error::Env)?;
-    }
+    };
     Ok(SavedEvaluation {
         policy: policy.display().to_string(),
         trained_steps: checkpoint.counters.steps,

@@ -9,7 +9,9 @@ use crate::seeds::{Stream, derive, env_seed};
 use crate::spec::Budget;
 use crate::{Error, Result};
 use rand::{RngExt, SeedableRng};
-use rl_agent::{Agent, EpisodeRecord, PlanReport, Record, Sink, Transition};
+use rl_agent::{
+    Agent, AnyAgent, EpisodeRecord, PlanReport, Planner, Policy, Record, Sink, Transition,
+};
 use rl_env::Env;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -163,26 +165,50 @@ pub struct PeriodicEval<'a> {
 /// Planning agents plan from the env's model instead of stepping.
 pub fn train(
     env: &mut dyn Env,
+    agent: &mut AnyAgent,
+    settings: LoopSettings<'_>,
+    sink: &mut dyn Sink,
+    hooks: &mut dyn Hooks,
+) -> Result<TrainOutcome> {
+    match agent {
+        AnyAgent::Learner(learner) => learn(env, learner.as_mut(), settings, sink, hooks),
+        AnyAgent::Planner(planner) => plan(env, planner.as_mut(), settings.start, sink),
+    }
+}
+
+/// Lets a planner solve the environment's model; nothing is stepped.
+fn plan(
+    env: &dyn Env,
+    planner: &mut dyn Planner,
+    start: Counters,
+    sink: &mut dyn Sink,
+) -> Result<TrainOutcome> {
+    let began = Instant::now();
+    let model = env.model().ok_or_else(|| {
+        Error::Incompatible("this agent plans with a model and the environment has none".into())
+    })?;
+    let report = planner.plan(model, sink).map_err(|e| match e {
+        rl_agent::Error::Sink(cause) => Error::io("metrics", cause),
+        other => Error::Agent(other),
+    })?;
+    Ok(TrainOutcome {
+        counters: start,
+        plan: Some(report),
+        cancelled: false,
+        recent_mean_return: None,
+        wall_seconds: began.elapsed().as_secs_f64(),
+    })
+}
+
+/// The loop proper: step, observe, record, checkpoint.
+fn learn(
+    env: &mut dyn Env,
     agent: &mut dyn Agent,
     mut settings: LoopSettings<'_>,
     sink: &mut dyn Sink,
     hooks: &mut dyn Hooks,
 ) -> Result<TrainOutcome> {
     let began = Instant::now();
-    if agent.is_planner() {
-        let model = env.model().ok_or_else(|| {
-            Error::Incompatible("this agent plans with a model and the environment has none".into())
-        })?;
-        let report = agent.plan(model, sink).map_err(Error::Agent)?;
-        return Ok(TrainOutcome {
-            counters: settings.start,
-            plan: Some(report),
-            cancelled: false,
-            recent_mean_return: None,
-            wall_seconds: began.elapsed().as_secs_f64(),
-        });
-    }
-
     let mut counters = settings.start;
     let mut recent: VecDeque<f64> = VecDeque::with_capacity(100);
     let mut obs = env.observation_space().zeros();
@@ -349,12 +375,12 @@ pub struct EvalReport {
 /// Plays `episodes` greedy episodes, each cut after `max_steps` steps.
 pub fn evaluate(
     env: &mut dyn Env,
-    agent: &mut dyn Agent,
+    policy: &mut dyn Policy,
     episodes: u64,
     max_steps: u64,
     seed: u64,
 ) -> Result<EvalReport> {
-    evaluate_with_epsilon(env, agent, episodes, max_steps, seed, 0.0, 0)
+    evaluate_with_epsilon(env, policy, episodes, max_steps, seed, 0.0, 0)
 }
 
 /// Like [`evaluate`], taking a uniformly random action with probability
@@ -364,27 +390,70 @@ pub fn evaluate(
 /// resets with the same seed in every round.
 pub fn evaluate_with_epsilon(
     env: &mut dyn Env,
-    agent: &mut dyn Agent,
+    policy: &mut dyn Policy,
     episodes: u64,
     max_steps: u64,
     seed: u64,
     epsilon: f64,
     round: u64,
 ) -> Result<EvalReport> {
+    let settings = EvalSettings {
+        episodes,
+        max_steps,
+        seed,
+        epsilon,
+        round,
+    };
+    evaluate_watched(env, policy, settings, &mut |_, _| Ok(()))
+}
+
+/// How [`evaluate_watched`] plays.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalSettings {
+    /// Episodes to play.
+    pub episodes: u64,
+    /// Each episode is cut after this many steps.
+    pub max_steps: u64,
+    /// The run seed the episode seeds derive from.
+    pub seed: u64,
+    /// Probability of a uniformly random action instead of the greedy one.
+    pub epsilon: f64,
+    /// 0 for the final evaluation, k for the k-th periodic one.
+    pub round: u64,
+}
+
+/// [`evaluate_with_epsilon`], showing `watch` the environment after each
+/// reset and each step, with the episode's index: `rl-lab eval --gif`
+/// records frames this way, from the very episodes it scores.
+pub fn evaluate_watched(
+    env: &mut dyn Env,
+    policy: &mut dyn Policy,
+    settings: EvalSettings,
+    watch: &mut dyn FnMut(u64, &dyn Env) -> Result<()>,
+) -> Result<EvalReport> {
+    let EvalSettings {
+        episodes,
+        max_steps,
+        seed,
+        epsilon,
+        round,
+    } = settings;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive(seed, Stream::EvalPolicy, round));
     let mut obs = env.observation_space().zeros();
     let (mut returns, mut lengths) = (Vec::new(), Vec::new());
     for episode in 0..episodes {
         env.reset_into(Some(env_seed(seed, Stream::EvalEpisode, episode)), &mut obs)
             .map_err(Error::Env)?;
+        watch(episode, &*env)?;
         let (mut total, mut length) = (0.0, 0u64);
         while length < max_steps {
             let action = if epsilon > 0.0 && rng.random::<f64>() < epsilon {
                 env.action_space().sample_action(&mut rng)
             } else {
-                agent.act_greedy(&obs).map_err(Error::Agent)?
+                policy.act_greedy(&obs).map_err(Error::Agent)?
             };
             let out = env.step_into(&action, &mut obs).map_err(Error::Env)?;
+            watch(episode, &*env)?;
             length += 1;
             total += out.reward;
             if out.terminated || out.truncated {

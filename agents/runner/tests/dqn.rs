@@ -166,7 +166,7 @@ fn resuming_from_a_checkpoint_continues_bit_for_bit() {
         assert_eq!(continued.eval.returns, uninterrupted.eval.returns);
         // And so is everything the agent holds: weights, optimiser, buffer, streams.
         let finished: Checkpoint = serde_json::from_str(&read("agent.json")).unwrap();
-        assert_eq!(resumed.agent.save().unwrap(), finished.agent);
+        assert_eq!(resumed.agent.policy().save().unwrap(), finished.agent);
 
         // The Breakout run took the sparse target forward (which rounds
         // differently from the dense one), so resuming was tested across it.
@@ -175,7 +175,7 @@ fn resuming_from_a_checkpoint_continues_bit_for_bit() {
             let mut dense = engine.prepare(make(None)).unwrap();
             run_from_the_start(&mut dense);
             rl_layers::set_sparse_max_density(1.0);
-            assert_ne!(dense.agent.save().unwrap(), finished.agent);
+            assert_ne!(dense.agent.policy().save().unwrap(), finished.agent);
         }
     }
     rl_layers::set_sparse_max_density(limit);

@@ -70,3 +70,5 @@ impl Agent for DoubleQLearning {
 
     crate::td_agent_common!();
 }
+
+crate::td_policy!(DoubleQLearning);

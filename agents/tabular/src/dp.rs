@@ -51,37 +51,30 @@ pub struct Sweeping {
     pub max_sweeps: u64,
 }
 
-/// The parts of [`rl_agent::Agent`] that policy and value iteration share:
-/// they act greedily from `self.greedy` and report `self.v`.
+/// [`rl_agent::Policy`] for policy and value iteration, which both act
+/// greedily from `self.greedy` and report `self.v`.
 #[macro_export]
 #[doc(hidden)]
-macro_rules! greedy_planner_common {
-    () => {
-        fn is_planner(&self) -> bool {
-            true
-        }
+macro_rules! greedy_policy {
+    ($planner:ty) => {
+        impl rl_agent::Policy for $planner {
+            fn act_greedy(
+                &mut self,
+                obs: &rl_env::Observation,
+            ) -> rl_agent::Result<rl_env::Action> {
+                let s = self.sizes.state(obs)?;
+                Ok(self.sizes.action(self.greedy[s].unwrap_or(0)))
+            }
 
-        fn act(&mut self, obs: &rl_env::Observation) -> rl_agent::Result<rl_env::Action> {
-            self.act_greedy(obs)
-        }
+            fn tables(&self) -> Option<rl_agent::Tables> {
+                Some(rl_agent::Tables {
+                    v: self.v.clone(),
+                    q: None,
+                    policy: self.greedy.clone(),
+                })
+            }
 
-        fn act_greedy(&mut self, obs: &rl_env::Observation) -> rl_agent::Result<rl_env::Action> {
-            let s = self.sizes.state(obs)?;
-            Ok(self.sizes.action(self.greedy[s].unwrap_or(0)))
+            $crate::save_load_self!();
         }
-
-        fn observe(&mut self, _transition: &rl_agent::Transition<'_>) -> rl_agent::Result<()> {
-            Ok(())
-        }
-
-        fn tables(&self) -> Option<rl_agent::Tables> {
-            Some(rl_agent::Tables {
-                v: self.v.clone(),
-                q: None,
-                policy: self.greedy.clone(),
-            })
-        }
-
-        $crate::save_load_self!();
     };
 }

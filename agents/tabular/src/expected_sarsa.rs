@@ -40,3 +40,5 @@ impl Agent for ExpectedSarsa {
 
     crate::td_agent_common!();
 }
+
+crate::td_policy!(ExpectedSarsa);

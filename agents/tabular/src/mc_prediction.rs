@@ -6,7 +6,8 @@ use crate::table::{Policy, PolicySpec, Sizes, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rl_agent::{Agent, EnvContext, Result, StepSize, Tables, Transition};
-use rl_env::{Action, Observation};
+use rl_env::Action;
+use rl_env::Observation;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of Monte Carlo prediction.
@@ -84,15 +85,29 @@ impl McPrediction {
     }
 }
 
+impl rl_agent::Policy for McPrediction {
+    /// Evaluation runs the evaluated policy itself.
+    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
+        self.act(obs)
+    }
+
+    fn tables(&self) -> Option<Tables> {
+        Some(Tables {
+            v: self.v.clone(),
+            q: None,
+            policy: (0..self.sizes.states)
+                .map(|s| self.policy.mode(s))
+                .collect(),
+        })
+    }
+
+    crate::save_load_self!();
+}
+
 impl Agent for McPrediction {
     fn act(&mut self, obs: &Observation) -> Result<Action> {
         let s = self.sizes.state(obs)?;
         Ok(self.sizes.action(self.policy.sample(s, &mut self.rng)))
-    }
-
-    /// Evaluation runs the evaluated policy itself.
-    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
-        self.act(obs)
     }
 
     fn observe(&mut self, t: &Transition<'_>) -> Result<()> {
@@ -124,15 +139,9 @@ impl Agent for McPrediction {
         Ok(())
     }
 
-    fn tables(&self) -> Option<Tables> {
-        Some(Tables {
-            v: self.v.clone(),
-            q: None,
-            policy: (0..self.sizes.states)
-                .map(|s| self.policy.mode(s))
-                .collect(),
-        })
+    /// An abandoned episode's steps are dropped, never averaged into the
+    /// next episode's returns.
+    fn begin_episode(&mut self) {
+        self.episode.clear();
     }
-
-    crate::save_load_self!();
 }

@@ -118,5 +118,14 @@ impl Agent for MonteCarlo {
         Ok(())
     }
 
-    crate::td_agent_common!();
+    /// An abandoned episode's steps are dropped, never averaged into the
+    /// next episode's returns.
+    fn begin_episode(&mut self) {
+        self.episode.clear();
+        self.learner.pending = None;
+    }
+
+    crate::td_agent_common!(@act);
 }
+
+crate::td_policy!(MonteCarlo);

@@ -3,7 +3,9 @@
 //! G = R_{τ+1} + γ R_{τ+2} + … + γ^{n−1} R_{τ+n} + γ^n Q(S_{τ+n}, A_{τ+n}).
 //!
 //! At a termination the tail is not bootstrapped; at a truncation it is,
-//! from an action chosen in the last state but never taken.
+//! from an action chosen in the last state but never taken. A step that is
+//! both (a time limit that falls on the terminal step, as Gymnasium's
+//! `TimeLimit` reports it) is a termination: the terminal state is worth 0.
 
 use crate::table::check_gamma;
 use crate::td::Learner;
@@ -132,8 +134,11 @@ impl Agent for NStepSarsa {
         let n = self.config.n;
         if t.done() {
             let end = step + 1; // T
+            // Bootstrap at T only from a state the time limit cut short:
+            // a terminal one is worth 0 whatever `truncated` says.
+            let bootstrap_end = !t.terminated;
             for tau in (step + 1).saturating_sub(n)..end {
-                self.update(tau, Some(end), t.truncated);
+                self.update(tau, Some(end), bootstrap_end);
             }
             self.states.clear();
             self.actions.clear();
@@ -145,5 +150,16 @@ impl Agent for NStepSarsa {
         Ok(())
     }
 
-    crate::td_agent_common!();
+    /// An abandoned episode's queue is dropped, not continued; its
+    /// pending action too.
+    fn begin_episode(&mut self) {
+        self.states.clear();
+        self.actions.clear();
+        self.rewards.clear();
+        self.learner.pending = None;
+    }
+
+    crate::td_agent_common!(@act);
 }
+
+crate::td_policy!(NStepSarsa);

@@ -6,7 +6,7 @@ use crate::dp::{Sweeping, check_stopping, planning_sizes};
 use crate::table::{Policy, PolicySpec, Sizes, backup, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rl_agent::{Agent, EnvContext, PlanReport, Record, Result, Sink, Tables};
+use rl_agent::{EnvContext, PlanReport, Planner, Record, Result, Sink, Tables};
 use rl_env::{Action, Model, Observation};
 use serde::{Deserialize, Serialize};
 
@@ -112,12 +112,12 @@ pub(crate) fn evaluate(
             v[s] = new;
         }
         sweeps += 1;
-        let _ = sink.record(&Record::Scalar {
+        sink.record(&Record::Scalar {
             name: "plan/delta".into(),
             step: sweeps_so_far + sweeps,
             value: delta,
             wall_seconds: 0.0,
-        });
+        })?;
         if delta < sweeping.theta {
             return Ok((sweeps, true));
         }
@@ -127,11 +127,7 @@ pub(crate) fn evaluate(
     }
 }
 
-impl Agent for PolicyEvaluation {
-    fn is_planner(&self) -> bool {
-        true
-    }
-
+impl Planner for PolicyEvaluation {
     fn plan(&mut self, model: &dyn Model, sink: &mut dyn Sink) -> Result<PlanReport> {
         self.absorbing = (0..model.n_states())
             .map(|s| model.is_absorbing(s))
@@ -149,19 +145,13 @@ impl Agent for PolicyEvaluation {
             converged,
         })
     }
+}
 
-    fn act(&mut self, obs: &Observation) -> Result<Action> {
+impl rl_agent::Policy for PolicyEvaluation {
+    /// Evaluation runs the evaluated policy itself, sampling its actions.
+    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
         let s = self.sizes.state(obs)?;
         Ok(self.sizes.action(self.policy.sample(s, &mut self.rng)))
-    }
-
-    /// Evaluation runs the evaluated policy itself.
-    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
-        self.act(obs)
-    }
-
-    fn observe(&mut self, _transition: &rl_agent::Transition<'_>) -> Result<()> {
-        Ok(())
     }
 
     fn tables(&self) -> Option<Tables> {

@@ -8,7 +8,7 @@
 use crate::dp::{Sweeping, check_stopping, planning_sizes};
 use crate::policy_evaluation::evaluate;
 use crate::table::{Policy, PolicySpec, Sizes, backup, check_gamma, first_argmax};
-use rl_agent::{Agent, EnvContext, PlanReport, Record, Result, Sink};
+use rl_agent::{EnvContext, PlanReport, Planner, Record, Result, Sink};
 use rl_env::Model;
 use serde::{Deserialize, Serialize};
 
@@ -73,7 +73,7 @@ impl PolicyIteration {
     }
 }
 
-impl Agent for PolicyIteration {
+impl Planner for PolicyIteration {
     fn plan(&mut self, model: &dyn Model, sink: &mut dyn Sink) -> Result<PlanReport> {
         let c = self.config.clone();
         let mut policy = Policy::from_spec(&PolicySpec::default(), &self.sizes, "policy")?;
@@ -118,12 +118,12 @@ impl Agent for PolicyIteration {
                 self.greedy[s] = Some(chosen);
             }
             improvements += 1;
-            let _ = sink.record(&Record::Scalar {
+            sink.record(&Record::Scalar {
                 name: "plan/improvement".into(),
                 step: sweeps,
                 value: improvements as f64,
                 wall_seconds: 0.0,
-            });
+            })?;
             // After the first improvement (from the uniform policy) the
             // policy is deterministic; a stable one is optimal.
             if improvements > 1 && stable || improvements >= c.max_improvements {
@@ -137,6 +137,6 @@ impl Agent for PolicyIteration {
             policy = Policy::from_spec(&PolicySpec::Deterministic(choice), &self.sizes, "policy")?;
         }
     }
-
-    crate::greedy_planner_common!();
 }
+
+crate::greedy_policy!(PolicyIteration);

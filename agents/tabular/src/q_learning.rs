@@ -38,3 +38,5 @@ impl Agent for QLearning {
 
     crate::td_agent_common!();
 }
+
+crate::td_policy!(QLearning);

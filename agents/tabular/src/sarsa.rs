@@ -43,3 +43,5 @@ impl Agent for Sarsa {
 
     crate::td_agent_common!();
 }
+
+crate::td_policy!(Sarsa);

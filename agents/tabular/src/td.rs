@@ -142,28 +142,52 @@ impl Learner {
     }
 }
 
-/// Implements the parts of [`rl_agent::Agent`] every one-step TD agent shares;
-/// the agent provides `observe` (its update rule).
+/// Implements the parts of [`rl_agent::Agent`] every Q-table agent shares;
+/// the agent provides `observe` (its update rule). `@act` gives only the
+/// ε-greedy acting, for agents that keep more of an episode than the
+/// pending action and so write their own `begin_episode`.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! td_agent_common {
     () => {
+        $crate::td_agent_common!(@act);
+
+        /// An action chosen for a state of an abandoned episode must not
+        /// be taken in the next one.
+        fn begin_episode(&mut self) {
+            self.learner.pending = None;
+        }
+    };
+    (@act) => {
         fn act(&mut self, obs: &rl_env::Observation) -> rl_agent::Result<rl_env::Action> {
             self.learner.act(obs, &self.config.epsilon)
-        }
-
-        fn act_greedy(&mut self, obs: &rl_env::Observation) -> rl_agent::Result<rl_env::Action> {
-            self.learner.act_greedy(obs)
         }
 
         fn epsilon(&self) -> Option<f64> {
             Some(self.config.epsilon.value(self.learner.episode))
         }
+    };
+}
 
-        fn tables(&self) -> Option<rl_agent::Tables> {
-            Some(self.learner.q.tables(|_| false))
+/// Implements [`rl_agent::Policy`] for a Q-table agent `$agent`: greedy in
+/// its table, saved whole.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! td_policy {
+    ($agent:ty) => {
+        impl rl_agent::Policy for $agent {
+            fn act_greedy(
+                &mut self,
+                obs: &rl_env::Observation,
+            ) -> rl_agent::Result<rl_env::Action> {
+                self.learner.act_greedy(obs)
+            }
+
+            fn tables(&self) -> Option<rl_agent::Tables> {
+                Some(self.learner.q.tables(|_| false))
+            }
+
+            $crate::save_load_self!();
         }
-
-        $crate::save_load_self!();
     };
 }

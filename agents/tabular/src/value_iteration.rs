@@ -3,7 +3,7 @@
 
 use crate::dp::{check_stopping, planning_sizes};
 use crate::table::{Sizes, backup, check_gamma, first_argmax};
-use rl_agent::{Agent, EnvContext, PlanReport, Record, Result, Sink};
+use rl_agent::{EnvContext, PlanReport, Planner, Record, Result, Sink};
 use rl_env::Model;
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +63,7 @@ impl ValueIteration {
     }
 }
 
-impl Agent for ValueIteration {
+impl Planner for ValueIteration {
     fn plan(&mut self, model: &dyn Model, sink: &mut dyn Sink) -> Result<PlanReport> {
         let (gamma, actions) = (self.config.gamma, self.sizes.actions);
         let mut sweeps = 0;
@@ -81,12 +81,12 @@ impl Agent for ValueIteration {
                 self.v[s] = new;
             }
             sweeps += 1;
-            let _ = sink.record(&Record::Scalar {
+            sink.record(&Record::Scalar {
                 name: "plan/delta".into(),
                 step: sweeps,
                 value: delta,
                 wall_seconds: 0.0,
-            });
+            })?;
             if delta < self.config.theta {
                 break true;
             }
@@ -110,6 +110,6 @@ impl Agent for ValueIteration {
             converged,
         })
     }
-
-    crate::greedy_planner_common!();
 }
+
+crate::greedy_policy!(ValueIteration);
