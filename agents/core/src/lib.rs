@@ -13,6 +13,7 @@ mod error;
 pub mod registry;
 pub mod schedule;
 pub mod sink;
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use registry::{AgentEntry, AgentRegistry, document, parse_config};

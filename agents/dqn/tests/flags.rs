@@ -10,6 +10,7 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rl_agent::testing::Ending;
 use rl_agent::{Agent, EnvContext, Transition};
 use rl_dqn::replay::Batch;
 use rl_dqn::{Dqn, DqnConfig};
@@ -18,14 +19,6 @@ use serde_json::json;
 
 const STATES: usize = 400;
 const GAMMA: f32 = 0.9;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Ending {
-    Terminated,
-    Truncated,
-    Both,
-    Abandoned,
-}
 
 /// What was fed at one state index: the reward and how the step ended.
 #[derive(Clone, Copy, Debug, Default)]
@@ -60,12 +53,7 @@ fn sampled_targets_never_bootstrap_through_termination() {
         let mut next_index = 0usize;
         let mut endings = [0; 4];
         while next_index + 9 < STATES {
-            let ending = match rng.random_range(0..4) {
-                0 => Ending::Terminated,
-                1 => Ending::Truncated,
-                2 => Ending::Both,
-                _ => Ending::Abandoned,
-            };
+            let ending = Ending::random(&mut rng);
             endings[ending as usize] += 1;
             agent.begin_episode();
             let length = rng.random_range(1..=6);
@@ -74,14 +62,7 @@ fn sampled_targets_never_bootstrap_through_termination() {
                 let obs = Observation::Discrete(s as i64);
                 let action = agent.act(&obs).unwrap();
                 assert!(matches!(action, Action::Discrete(0..=2)));
-                let last = t + 1 == length;
-                let (terminated, truncated) = match ending {
-                    _ if !last => (false, false),
-                    Ending::Terminated => (true, false),
-                    Ending::Truncated => (false, true),
-                    Ending::Both => (true, true),
-                    Ending::Abandoned => (false, false),
-                };
+                let (terminated, truncated) = ending.flags(t + 1 == length);
                 // A reward that is exact in f32 and sums without rounding.
                 let reward = rng.random_range(-8i32..8) as f32 / 8.0;
                 fed[s] = Fed {

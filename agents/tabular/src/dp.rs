@@ -57,24 +57,15 @@ pub struct Sweeping {
 #[doc(hidden)]
 macro_rules! greedy_policy {
     ($planner:ty) => {
-        impl rl_agent::Policy for $planner {
-            fn act_greedy(
-                &mut self,
-                obs: &rl_env::Observation,
-            ) -> rl_agent::Result<rl_env::Action> {
-                let s = self.sizes.state(obs)?;
-                Ok(self.sizes.action(self.greedy[s].unwrap_or(0)))
-            }
-
-            fn tables(&self) -> Option<rl_agent::Tables> {
-                Some(rl_agent::Tables {
-                    v: self.v.clone(),
-                    q: None,
-                    policy: self.greedy.clone(),
-                })
-            }
-
-            $crate::save_load_self!();
-        }
+        $crate::tabular_policy!($planner,
+            act_greedy: |planner, obs| {
+                let s = planner.sizes.state(obs)?;
+                Ok(planner.sizes.action(planner.greedy[s].unwrap_or(0)))
+            },
+            tables: |planner| rl_agent::Tables {
+                v: planner.v.clone(),
+                q: None,
+                policy: planner.greedy.clone(),
+            });
     };
 }

@@ -85,24 +85,14 @@ impl McPrediction {
     }
 }
 
-impl rl_agent::Policy for McPrediction {
-    /// Evaluation runs the evaluated policy itself.
-    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
-        self.act(obs)
-    }
-
-    fn tables(&self) -> Option<Tables> {
-        Some(Tables {
-            v: self.v.clone(),
-            q: None,
-            policy: (0..self.sizes.states)
-                .map(|s| self.policy.mode(s))
-                .collect(),
-        })
-    }
-
-    crate::save_load_self!();
-}
+// Evaluation runs the evaluated policy itself.
+crate::tabular_policy!(McPrediction,
+act_greedy: |agent, obs| agent.act(obs),
+tables: |agent| Tables {
+    v: agent.v.clone(),
+    q: None,
+    policy: (0..agent.sizes.states).map(|s| agent.policy.mode(s)).collect(),
+});
 
 impl Agent for McPrediction {
     fn act(&mut self, obs: &Observation) -> Result<Action> {

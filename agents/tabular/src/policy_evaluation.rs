@@ -7,7 +7,7 @@ use crate::table::{Policy, PolicySpec, Sizes, backup, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rl_agent::{EnvContext, PlanReport, Planner, Record, Result, Sink, Tables};
-use rl_env::{Action, Model, Observation};
+use rl_env::Model;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of policy evaluation.
@@ -147,28 +147,16 @@ impl Planner for PolicyEvaluation {
     }
 }
 
-impl rl_agent::Policy for PolicyEvaluation {
-    /// Evaluation runs the evaluated policy itself, sampling its actions.
-    fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
-        let s = self.sizes.state(obs)?;
-        Ok(self.sizes.action(self.policy.sample(s, &mut self.rng)))
-    }
-
-    fn tables(&self) -> Option<Tables> {
-        Some(Tables {
-            v: self.v.clone(),
-            q: None,
-            policy: (0..self.sizes.states)
-                .map(|s| {
-                    if self.absorbing[s] {
-                        None
-                    } else {
-                        self.policy.mode(s)
-                    }
-                })
-                .collect(),
-        })
-    }
-
-    crate::save_load_self!();
-}
+// Evaluation runs the evaluated policy itself, sampling its actions.
+crate::tabular_policy!(PolicyEvaluation,
+act_greedy: |agent, obs| {
+    let s = agent.sizes.state(obs)?;
+    Ok(agent.sizes.action(agent.policy.sample(s, &mut agent.rng)))
+},
+tables: |agent| Tables {
+    v: agent.v.clone(),
+    q: None,
+    policy: (0..agent.sizes.states)
+        .map(|s| (!agent.absorbing[s]).then(|| agent.policy.mode(s)).flatten())
+        .collect(),
+});

@@ -366,19 +366,37 @@ pub fn load<T: serde::de::DeserializeOwned>(state: &serde_json::Value) -> Result
     serde_json::from_value(state.clone()).map_err(|e| Error::State(e.to_string()))
 }
 
-/// `Agent::save` and `Agent::load` for an agent that is itself serialisable:
-/// its whole state, random streams included, is the checkpoint.
+/// [`rl_agent::Policy`] for a tabular agent, given how it acts greedily and
+/// which tables it reports. The agent is itself serialisable: its whole
+/// state, random streams included, is the checkpoint.
 #[macro_export]
 #[doc(hidden)]
-macro_rules! save_load_self {
-    () => {
-        fn save(&self) -> rl_agent::Result<serde_json::Value> {
-            $crate::table::save(self)
-        }
+macro_rules! tabular_policy {
+    ($agent:ty,
+     act_greedy: |$acting:ident, $obs:ident| $greedy:expr,
+     tables: |$reporting:ident| $tables:expr $(,)?) => {
+        impl rl_agent::Policy for $agent {
+            fn act_greedy(
+                &mut self,
+                $obs: &rl_env::Observation,
+            ) -> rl_agent::Result<rl_env::Action> {
+                let $acting = self;
+                $greedy
+            }
 
-        fn load(&mut self, state: &serde_json::Value) -> rl_agent::Result<()> {
-            *self = $crate::table::load(state)?;
-            Ok(())
+            fn tables(&self) -> Option<rl_agent::Tables> {
+                let $reporting = self;
+                Some($tables)
+            }
+
+            fn save(&self) -> rl_agent::Result<serde_json::Value> {
+                $crate::table::save(self)
+            }
+
+            fn load(&mut self, state: &serde_json::Value) -> rl_agent::Result<()> {
+                *self = $crate::table::load(state)?;
+                Ok(())
+            }
         }
     };
 }

@@ -170,24 +170,13 @@ macro_rules! td_agent_common {
 }
 
 /// Implements [`rl_agent::Policy`] for a Q-table agent `$agent`: greedy in
-/// its table, saved whole.
+/// its table.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! td_policy {
     ($agent:ty) => {
-        impl rl_agent::Policy for $agent {
-            fn act_greedy(
-                &mut self,
-                obs: &rl_env::Observation,
-            ) -> rl_agent::Result<rl_env::Action> {
-                self.learner.act_greedy(obs)
-            }
-
-            fn tables(&self) -> Option<rl_agent::Tables> {
-                Some(self.learner.q.tables(|_| false))
-            }
-
-            $crate::save_load_self!();
-        }
+        $crate::tabular_policy!($agent,
+            act_greedy: |agent, obs| agent.learner.act_greedy(obs),
+            tables: |agent| agent.learner.q.tables(|_| false));
     };
 }

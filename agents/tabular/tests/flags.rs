@@ -12,6 +12,7 @@
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rl_agent::testing::Ending;
 use rl_agent::{Agent, AgentRegistry, AnyAgent, EnvContext, Transition};
 use rl_env::{Action, Observation, Space};
 use serde_json::{Value, json};
@@ -21,16 +22,6 @@ const STATES: usize = 6;
 const ACTIONS: usize = 3;
 const GAMMA: f64 = 0.9;
 const INITIAL: f64 = 5.0;
-
-/// How an episode ends.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Ending {
-    Terminated,
-    Truncated,
-    Both,
-    /// Left without a final step, as a budget spent mid-episode leaves it.
-    Abandoned,
-}
 
 fn learner(id: &str, config: Value, seed: u64) -> Box<dyn Agent> {
     let mut registry = AgentRegistry::new();
@@ -55,11 +46,10 @@ fn learner(id: &str, config: Value, seed: u64) -> Box<dyn Agent> {
 /// One recorded step: S_t, A_t, R_{t+1}.
 type Step = (usize, usize, f64);
 
-/// Plays one random episode through the agent, as the loop would: act,
-/// then observe a transition to a random next state.
-fn play(agent: &mut dyn Agent, rng: &mut impl Rng, ending: Ending) -> Vec<Step> {
+/// Plays one random episode of `length` steps through the agent, as the
+/// loop would: act, then observe a transition to a random next state.
+fn play(agent: &mut dyn Agent, rng: &mut impl Rng, length: usize, ending: Ending) -> Vec<Step> {
     agent.begin_episode();
-    let length = rng.random_range(1..=7);
     let mut s = rng.random_range(0..STATES);
     let mut steps = Vec::new();
     for t in 0..length {
@@ -69,14 +59,7 @@ fn play(agent: &mut dyn Agent, rng: &mut impl Rng, ending: Ending) -> Vec<Step> 
         };
         let next = rng.random_range(0..STATES);
         let reward = rng.random_range(-1.0..1.0);
-        let last = t + 1 == length;
-        let (terminated, truncated) = match ending {
-            _ if !last => (false, false),
-            Ending::Terminated => (true, false),
-            Ending::Truncated => (false, true),
-            Ending::Both => (true, true),
-            Ending::Abandoned => (false, false),
-        };
+        let (terminated, truncated) = ending.flags(t + 1 == length);
         agent
             .observe(&Transition {
                 obs: &Observation::Discrete(s as i64),
@@ -147,14 +130,10 @@ fn run(
         let mut agent = learner(id, config.clone(), seed);
         let mut rng = ChaCha8Rng::seed_from_u64(1000 + seed);
         for _ in 0..50 {
-            let ending = match rng.random_range(0..4) {
-                0 => Ending::Terminated,
-                1 => Ending::Truncated,
-                2 => Ending::Both,
-                _ => Ending::Abandoned,
-            };
+            let ending = Ending::random(&mut rng);
             seen[ending as usize] += 1;
-            let steps = play(agent.as_mut(), &mut rng, ending);
+            let length = rng.random_range(1..=7);
+            let steps = play(agent.as_mut(), &mut rng, length, ending);
             check(agent.as_ref(), &steps, ending);
         }
     }
@@ -166,7 +145,7 @@ fn one_step_td_targets_stop_at_termination() {
     let config = json!({"alpha": 1.0, "gamma": GAMMA, "epsilon": 0.3, "initial_q": INITIAL});
     for id in ["sarsa", "q-learning", "expected-sarsa"] {
         let seen = run(id, config.clone(), 2000, |agent, steps, ending| {
-            if matches!(ending, Ending::Terminated | Ending::Both) {
+            if ending.terminates() {
                 let &(s, a, reward) = steps.last().unwrap();
                 // y = r + γ · (1 − terminated) · (…) = r
                 assert_close(q(agent, s, a), reward, &format!("{id}, {ending:?}"));
@@ -180,7 +159,7 @@ fn one_step_td_targets_stop_at_termination() {
 fn double_q_learning_targets_stop_at_termination() {
     let config = json!({"alpha": 1.0, "gamma": GAMMA, "epsilon": 0.3, "initial_q": INITIAL});
     run("double-q-learning", config, 2000, |agent, steps, ending| {
-        if matches!(ending, Ending::Terminated | Ending::Both) {
+        if ending.terminates() {
             let &(s, a, reward) = steps.last().unwrap();
             // One of the two tables took the update; it holds r exactly.
             let state = agent.save().unwrap();
@@ -201,7 +180,7 @@ fn n_step_sarsa_targets_stop_at_termination() {
         let config =
             json!({"n": n, "alpha": 1.0, "gamma": GAMMA, "epsilon": 0.3, "initial_q": INITIAL});
         let seen = run("n-step-sarsa", config, 2000, |agent, steps, ending| {
-            if matches!(ending, Ending::Terminated | Ending::Both) {
+            if ending.terminates() {
                 for ((s, a), g) in terminal_targets(steps, n) {
                     assert_close(q(agent, s, a), g, &format!("n = {n}, {ending:?}"));
                 }
@@ -256,29 +235,7 @@ fn n_step_sarsa_survives_termination_on_the_time_limit_step() {
     let mut agent = learner("n-step-sarsa", config, 0);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for _ in 0..100 {
-        agent.begin_episode();
-        let mut steps = Vec::new();
-        let mut s = rng.random_range(0..STATES);
-        for t in 0..3 {
-            let next = rng.random_range(0..STATES);
-            let action = agent.act(&Observation::Discrete(s as i64)).unwrap();
-            let Action::Discrete(a) = action else {
-                panic!("a discrete action")
-            };
-            let reward = rng.random_range(-1.0..1.0);
-            agent
-                .observe(&Transition {
-                    obs: &Observation::Discrete(s as i64),
-                    action: &action,
-                    reward,
-                    next_obs: &Observation::Discrete(next as i64),
-                    terminated: t == 2,
-                    truncated: t == 2,
-                })
-                .unwrap();
-            steps.push((s, a as usize, reward));
-            s = next;
-        }
+        let steps = play(agent.as_mut(), &mut rng, 3, Ending::Both);
         for ((s, a), g) in terminal_targets(&steps, 2) {
             assert_close(
                 q(agent.as_ref(), s, a),
