@@ -50,8 +50,41 @@ pub fn agents(args: AgentsArgs) -> CliResult {
         say!("{}", agent.id);
         say!("    {}", agent.summary);
         for h in &agent.hyperparameters {
-            say!("    {:<18} {:<10} {}", h.name, h.default.to_string(), h.doc);
+            say!(
+                "    {:<20} {:<10} {}{}",
+                h.name,
+                h.default.to_string(),
+                allowed(h),
+                h.doc
+            );
         }
     }
     Ok(())
+}
+
+/// What a field accepts beyond its type, as `rl-lab agents` shows it:
+/// `[0, 1]`, `(0, 1]`, `≥ 1`, or the choices.
+fn allowed(h: &rl_agent::Hyperparameter) -> String {
+    if let Some(choices) = &h.choices {
+        let names: Vec<String> = choices.iter().map(|c| c.to_string()).collect();
+        return format!("one of {}; ", names.join(", "));
+    }
+    let low = match (&h.minimum, &h.exclusive_minimum) {
+        (_, Some(bound)) => Some(("(", bound)),
+        (Some(bound), None) => Some(("[", bound)),
+        _ => None,
+    };
+    let high = match (&h.maximum, &h.exclusive_maximum) {
+        (_, Some(bound)) => Some((")", bound)),
+        (Some(bound), None) => Some(("]", bound)),
+        _ => None,
+    };
+    match (low, high) {
+        (Some((open, low)), Some((close, high))) => format!("{open}{low}, {high}{close}; "),
+        (Some(("[", low)), None) => format!("≥ {low}; "),
+        (Some((_, low)), None) => format!("> {low}; "),
+        (None, Some(("]", high))) => format!("≤ {high}; "),
+        (None, Some((_, high))) => format!("< {high}; "),
+        (None, None) => String::new(),
+    }
 }

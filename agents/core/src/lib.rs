@@ -16,7 +16,7 @@ pub mod sink;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use registry::{AgentEntry, AgentRegistry, document, parse_config};
+pub use registry::{AgentConfig, AgentEntry, AgentRegistry, parse_config};
 pub use schedule::{EpsilonSchedule, StepSize};
 pub use sink::{EpisodeRecord, Record, Sink};
 
@@ -173,13 +173,34 @@ impl AnyAgent {
     }
 }
 
-/// One documented hyperparameter, for `rl-lab agents`.
-#[derive(Clone, Debug, Serialize)]
+/// One field of an agent's config, as `rl-lab agents` and the catalogue
+/// list it. Every part is read off the config's JSON Schema, which is
+/// derived from the config struct itself.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Hyperparameter {
     /// Field name in the agent's config.
-    pub name: &'static str,
+    pub name: String,
+    /// The JSON type(s) it takes, e.g. `number` or `number | object`.
+    #[serde(rename = "type")]
+    pub kind: String,
     /// Its default, as JSON.
     pub default: Value,
-    /// What it does, in one line.
-    pub doc: &'static str,
+    /// The smallest value allowed, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<Value>,
+    /// A bound the value must exceed, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive_minimum: Option<Value>,
+    /// The largest value allowed, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<Value>,
+    /// A bound the value must stay below, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive_maximum: Option<Value>,
+    /// The only values allowed, when it is a choice among fixed values.
+    #[serde(rename = "enum", skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<Value>>,
+    /// What it means, its unit and where its default comes from: the
+    /// field's doc comment.
+    pub doc: String,
 }

@@ -1,6 +1,7 @@
 //! Exploration and step-size schedules, as data.
 
 use crate::{Error, Result};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 /// ε for ε-greedy exploration, as a function of the episode number (from 0).
@@ -8,11 +9,11 @@ use serde::{Deserialize, Serialize};
 /// In JSON: a number (`0.1`, constant), `{"linear": {"start": 1.0, "end": 0.05,
 /// "episodes": 400}}`, or `{"exponential": {"start": 1.0, "end": 0.01,
 /// "decay": 0.99}}`, which gives `max(end, start · decayᵏ)` in episode k.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum EpsilonSchedule {
     /// The same ε every episode.
-    Constant(f64),
+    Constant(#[schemars(range(min = 0.0, max = 1.0))] f64),
     /// Linear from `start` to `end` over `episodes`, then `end`.
     Linear {
         /// The linear schedule.
@@ -26,26 +27,32 @@ pub enum EpsilonSchedule {
 }
 
 /// Parameters of [`EpsilonSchedule::Linear`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinearDecay {
     /// ε in episode 0.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub start: f64,
     /// ε from episode `episodes` on.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub end: f64,
     /// Length of the decay, in episodes.
+    #[schemars(range(min = 1))]
     pub episodes: u64,
 }
 
 /// Parameters of [`EpsilonSchedule::Exponential`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExponentialDecay {
     /// ε in episode 0.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub start: f64,
     /// The floor ε never goes below.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub end: f64,
     /// Factor per episode, in (0, 1].
+    #[schemars(range(max = 1.0), extend("exclusiveMinimum" = 0.0))]
     pub decay: f64,
 }
 
@@ -106,7 +113,8 @@ impl EpsilonSchedule {
 
 /// The learning rate α: a constant, or `"1/n"` for the sample average
 /// (α = 1/N(s, a), which makes tabular estimates exact averages).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, JsonSchema)]
+#[schemars(schema_with = "step_size_schema")]
 pub enum StepSize {
     /// The same α for every update.
     Constant(f64),
@@ -142,6 +150,15 @@ impl Serialize for StepSize {
             StepSize::SampleAverage => s.serialize_str("1/n"),
         }
     }
+}
+
+/// The schema of [`StepSize`]'s JSON forms, which its hand-written serde
+/// impls (a number or `"1/n"`) define.
+fn step_size_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "A constant step size in (0, 1], or \"1/n\" for the sample average.",
+        "anyOf": [{"type": "number", "exclusiveMinimum": 0.0, "maximum": 1.0}, {"const": "1/n"}]
+    })
 }
 
 impl<'de> Deserialize<'de> for StepSize {

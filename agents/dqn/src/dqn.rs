@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rl_agent::{Agent, EnvContext, Error, Policy, Result, Transition};
 use rl_env::{Action, Observation, Space};
 use rl_layers::{Architecture, Init, Loss, Mode, Optimizer, OptimizerConfig};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::time::Instant;
@@ -27,7 +28,7 @@ use std::time::Instant;
 
 /// DQN's hyperparameters. Every default is MinAtar's `examples/dqn.py`
 /// unless its doc says otherwise.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DqnConfig {
     /// The Q-network: `"auto"` picks one by observation type (the MinAtar
@@ -41,8 +42,10 @@ pub struct DqnConfig {
     /// The replay buffer.
     pub replay: ReplayConfig,
     /// Transitions per gradient update; default 32 (`BATCH_SIZE`).
+    #[schemars(range(min = 1))]
     pub batch_size: usize,
     /// Discount γ in [0, 1]; default 0.99 (`GAMMA`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub gamma: f64,
     /// Any optimiser of the layer crate; default centered RMSProp with lr
     /// 2.5e-4, α 0.95, ε 0.01 (`STEP_SIZE`, `SQUARED_GRAD_MOMENTUM`,
@@ -54,9 +57,11 @@ pub struct DqnConfig {
     /// Target-network period, in gradient updates: every this many updates
     /// `θ⁻ ← τ θ + (1 − τ) θ⁻`; default 1,000 (`TARGET_NETWORK_UPDATE_FREQ`,
     /// counted in policy-network updates).
+    #[schemars(range(min = 1))]
     pub target_update_period: u64,
     /// τ in (0, 1] of the target update; default 1, the hard copy of Mnih et
     /// al. Soft (Polyak) updates use a small τ, e.g. 0.005 every update.
+    #[schemars(range(max = 1.0), extend("exclusiveMinimum" = 0.0))]
     pub tau: f32,
     /// The TD loss on the taken action's Q-value: `{"huber": {"delta": 1.0}}`
     /// (default; `f.smooth_l1_loss` in MinAtar's `dqn.py`) or `"mse"`.
@@ -65,10 +70,13 @@ pub struct DqnConfig {
     /// 5,000 (`REPLAY_START_SIZE`).
     pub learning_starts: u64,
     /// One gradient update every this many env steps; default 1 (`TRAINING_FREQ`).
+    #[schemars(range(min = 1))]
     pub train_frequency: u64,
     /// ε when learning starts; default 1.0 (`EPSILON`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub epsilon_start: f64,
     /// ε after the decay; default 0.1 (`END_EPSILON`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub epsilon_end: f64,
     /// Length of the linear ε decay, in env steps after `learning_starts`;
     /// default 100,000 (`FIRST_N_FRAMES`).
@@ -80,24 +88,29 @@ pub struct DqnConfig {
     /// network's last layer; default off.
     pub dueling: bool,
     /// n of n-step returns (Sutton 1988, as in Rainbow); default 1, the paper's.
+    #[schemars(range(min = 1))]
     pub n_step: usize,
     /// Report `train/loss`, `train/q_mean`, `train/epsilon` and
     /// `time/steps_per_second` every this many gradient updates; default
     /// 1,000 (ours: MinAtar prints per episode).
+    #[schemars(range(min = 1))]
     pub log_every: u64,
 }
 
 /// The replay buffer's settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReplayConfig {
     /// Slots in the ring, in frames: each transition takes one and each
-    /// episode one more for its final observation; default 100,000
-    /// (`REPLAY_BUFFER_SIZE`).
+    /// episode one more for its final observation; at least `n_step +
+    /// frame_stack + 1` (3 for one-step returns of single frames); default
+    /// 100,000 (`REPLAY_BUFFER_SIZE`).
+    #[schemars(range(min = 3))]
     pub capacity: usize,
     /// Frames per observation when the env stacks them (a `frame_stack`
     /// wrapper of k): the buffer then stores each frame once and rebuilds
     /// the stacks. Default 1: observations are stored whole.
+    #[schemars(range(min = 1))]
     pub frame_stack: usize,
     /// Whether checkpoints include the buffer (deflate-compressed), so a
     /// resumed run continues bit for bit; default true (ours).
@@ -115,7 +128,8 @@ impl Default for ReplayConfig {
 }
 
 /// The Q-network in a config: `"auto"` or layers.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, JsonSchema)]
+#[schemars(schema_with = "network_schema")]
 pub enum NetworkSpec {
     /// Chosen by the observation's shape (see [`crate::network`]).
     Auto,
@@ -130,6 +144,13 @@ impl Serialize for NetworkSpec {
             NetworkSpec::Layers(arch) => arch.serialize(s),
         }
     }
+}
+
+/// The schema of [`NetworkSpec`]'s JSON forms, which its hand-written
+/// serde impls define.
+fn network_schema(generator: &mut SchemaGenerator) -> Schema {
+    let layers = generator.subschema_for::<Architecture>();
+    json_schema!({"description": "\"auto\", or a list of layers.", "anyOf": [{"const": "auto"}, layers]})
 }
 
 impl<'de> Deserialize<'de> for NetworkSpec {
@@ -165,23 +186,24 @@ impl<'de> Deserialize<'de> for NetworkSpec {
 }
 
 /// Gradient clipping.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum GradClip {
     /// No clipping.
     None,
     /// Scale all gradients by `max / ‖g‖` when their global L2 norm exceeds `max`.
-    GlobalNorm(f32),
+    GlobalNorm(#[schemars(extend("exclusiveMinimum" = 0.0))] f32),
 }
 
 /// The loss on the TD error `a = Q(s, a) − y`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TdLoss {
     /// `½ a²` for `|a| ≤ δ`, `δ (|a| − ½ δ)` beyond: the gradient is `a`
     /// clipped to `[−δ, δ]`, Mnih et al.'s error clipping.
     Huber {
         /// The threshold δ > 0.
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         delta: f32,
     },
     /// `a²`.
@@ -219,83 +241,6 @@ impl Default for DqnConfig {
     }
 }
 
-/// Field docs for `rl-lab agents`: meaning, unit and the default's source.
-pub const DOCS: &[(&str, &str)] = &[
-    (
-        "network",
-        "Q-network: \"auto\" (MinAtar net for [C,10,10], Nature net for [k,84,84], MLP 64-64 otherwise) or a list of layers ending in {\"affine\": \"actions\"}",
-    ),
-    (
-        "init",
-        "weight initialiser (he_uniform, he_normal, xavier_uniform, xavier_normal, torch_default); torch_default as MinAtar's dqn.py",
-    ),
-    (
-        "replay",
-        "{capacity: slots in frames (100,000 as MinAtar), frame_stack: k to store stacked frames once (1), checkpoint: include the compressed buffer in checkpoints (true)}",
-    ),
-    (
-        "batch_size",
-        "transitions per gradient update; 32 as MinAtar's dqn.py",
-    ),
-    ("gamma", "discount γ in [0, 1]; 0.99 as MinAtar's dqn.py"),
-    (
-        "optimizer",
-        "any rl-layers optimiser, e.g. {\"kind\": \"adam\", \"lr\": 1e-4, ...}; centered RMSProp lr 2.5e-4, alpha 0.95, eps 0.01 as MinAtar's dqn.py",
-    ),
-    (
-        "grad_clip",
-        "\"none\" (MinAtar) or {\"global_norm\": max}: clip the gradients' global L2 norm",
-    ),
-    (
-        "target_update_period",
-        "target-network period in gradient updates; 1,000 as MinAtar's dqn.py",
-    ),
-    (
-        "tau",
-        "θ⁻ ← τθ + (1−τ)θ⁻ at each target update, τ in (0, 1]; 1 is the hard copy of Mnih et al.",
-    ),
-    (
-        "loss",
-        "{\"huber\": {\"delta\": 1.0}} (MinAtar's smooth_l1_loss) or \"mse\"",
-    ),
-    (
-        "learning_starts",
-        "env steps of random actions before learning; 5,000 as MinAtar's REPLAY_START_SIZE",
-    ),
-    (
-        "train_frequency",
-        "one gradient update every this many env steps; 1 as MinAtar's dqn.py",
-    ),
-    (
-        "epsilon_start",
-        "ε when learning starts, in [0, 1]; 1.0 as MinAtar's dqn.py",
-    ),
-    (
-        "epsilon_end",
-        "ε after the decay, in [0, 1]; 0.1 as MinAtar's END_EPSILON",
-    ),
-    (
-        "epsilon_decay_steps",
-        "linear ε decay length in env steps after learning_starts; 100,000 as MinAtar's FIRST_N_FRAMES",
-    ),
-    (
-        "double_dqn",
-        "bootstrap from the target net's value of the online net's best action (van Hasselt et al. 2016); off",
-    ),
-    (
-        "dueling",
-        "dueling head Q = V + A − mean A in place of the last layer (Wang et al. 2016); off",
-    ),
-    (
-        "n_step",
-        "n of n-step returns; 1, the 2015 paper's one-step target",
-    ),
-    (
-        "log_every",
-        "report train/loss, train/q_mean, train/epsilon, time/steps_per_second every this many gradient updates; 1,000",
-    ),
-];
-
 fn probability(field: &str, p: f64) -> Result<()> {
     if (0.0..=1.0).contains(&p) {
         Ok(())
@@ -327,7 +272,6 @@ impl DqnConfig {
         probability("epsilon_start", self.epsilon_start)?;
         probability("epsilon_end", self.epsilon_end)?;
         at_least_one("batch_size", self.batch_size as u64)?;
-        at_least_one("replay.capacity", self.replay.capacity as u64)?;
         if self.batch_size > self.replay.capacity {
             return Err(Error::config(
                 "batch_size",

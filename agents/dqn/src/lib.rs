@@ -50,7 +50,6 @@ pub fn register(registry: &mut AgentRegistry) {
     registry.learner(
         "dqn",
         "DQN: replay, target network, Huber loss, ε-greedy; MinAtar's defaults (Mnih et al. 2015; Young & Tian 2019)",
-        dqn::DOCS,
         Dqn::new,
     );
 }

@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 /// let bound = (6.0f32 / 1024.0).sqrt();
 /// assert!(w.iter().all(|v| v.abs() <= bound));
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Init {
     /// `U(−√(6/fan_in), √(6/fan_in))`.

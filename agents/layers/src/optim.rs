@@ -53,42 +53,52 @@ impl<L: Layer + ?Sized> Parameters for L {
 /// assert_eq!(opt.steps(), 0);
 /// assert!(OptimizerConfig::Adam { lr: -1.0, beta1: 0.9, beta2: 0.999, eps: 1e-8 }.build().is_err());
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OptimizerConfig {
     /// Plain stochastic gradient descent.
     Sgd {
         /// Learning rate η.
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         lr: f32,
     },
     /// Heavy-ball momentum.
     Momentum {
         /// Learning rate η.
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         lr: f32,
         /// Momentum μ ∈ [0, 1).
+        #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
         momentum: f32,
     },
     /// Nesterov accelerated gradient.
     Nesterov {
         /// Learning rate η.
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         lr: f32,
         /// Momentum μ ∈ [0, 1).
+        #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
         momentum: f32,
     },
     /// AdaGrad.
     AdaGrad {
         /// Learning rate η.
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         lr: f32,
         /// ε added to `√h` (PyTorch's default is 1e-10).
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         eps: f32,
     },
     /// RMSProp with PyTorch's `alpha`, `eps` (added outside the square root) and `centered`.
     RmsProp {
         /// Learning rate η.
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         lr: f32,
         /// Smoothing constant α ∈ [0, 1) (PyTorch's default is 0.99).
+        #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
         alpha: f32,
         /// ε added to the denominator (PyTorch's default is 1e-8).
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         eps: f32,
         /// Normalise by the variance estimate `s − ḡ²` instead of `s`.
         centered: bool,
@@ -96,21 +106,28 @@ pub enum OptimizerConfig {
     /// AdaDelta.
     AdaDelta {
         /// Learning rate η, which scales Δ (PyTorch's default is 1.0).
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         lr: f32,
         /// Decay ρ ∈ [0, 1) (PyTorch's default is 0.9).
+        #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
         rho: f32,
         /// ε inside both square roots (PyTorch's default is 1e-6).
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         eps: f32,
     },
     /// Adam with bias correction.
     Adam {
         /// Learning rate η.
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         lr: f32,
         /// β₁ ∈ [0, 1) (default 0.9).
+        #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
         beta1: f32,
         /// β₂ ∈ [0, 1) (default 0.999).
+        #[schemars(range(min = 0.0), extend("exclusiveMaximum" = 1.0))]
         beta2: f32,
         /// ε added to `√v̂` (default 1e-8).
+        #[schemars(extend("exclusiveMinimum" = 0.0))]
         eps: f32,
     },
 }

@@ -15,7 +15,7 @@ use std::fmt;
 
 /// A layer width: a number, or a name resolved when the network is built
 /// (for example `"actions"`, known only once the environment is).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Size {
     /// A fixed width.
@@ -36,7 +36,7 @@ fn one() -> usize {
 
 /// One layer of an [`Architecture`]. Input sizes are never written: they are
 /// inferred from the input shape while building.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum LayerSpec {
     /// [`Conv2d`]: `{"conv": {"out": 16, "kernel": 3, "stride": 1, "padding": 0}}`
@@ -45,9 +45,11 @@ pub enum LayerSpec {
         /// Number of filters F.
         out: Size,
         /// Square kernel side K.
+        #[schemars(range(min = 1))]
         kernel: usize,
         /// Stride S.
         #[serde(default = "one")]
+        #[schemars(range(min = 1))]
         stride: usize,
         /// Zero padding P on every side.
         #[serde(default)]
@@ -117,7 +119,7 @@ impl LayerSpec {
 /// // 16·(4·9 + 1) + 128·(1024 + 1) + 6·(128 + 1)
 /// assert_eq!(net.param_count(), 592 + 131_200 + 774);
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Architecture(pub Vec<LayerSpec>);
 

@@ -3,8 +3,9 @@
 //! `rl-lab envs`/`agents` print it; the server serves it to launch forms.
 
 use crate::Engine;
+use rl_agent::Hyperparameter;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 /// One environment id.
 #[derive(Clone, Debug, Serialize)]
@@ -30,38 +31,15 @@ pub struct AgentListing {
     pub id: String,
     /// One line on the algorithm.
     pub summary: String,
-    /// Each hyperparameter with its type, default and doc.
-    pub hyperparameters: Vec<HyperparameterListing>,
-    /// A JSON Schema (draft 2020-12) of the agent's `config` object.
+    /// Whether it plans from the environment's model (dynamic programming)
+    /// instead of learning from experience.
+    pub plans: bool,
+    /// Each field of the config with its type, default, bounds, choices and
+    /// doc, read off `config_schema`.
+    pub hyperparameters: Vec<Hyperparameter>,
+    /// A JSON Schema (draft 2020-12) of the agent's `config` object, derived
+    /// from the config struct: types, defaults, bounds, enums, descriptions.
     pub config_schema: Value,
-}
-
-/// One hyperparameter.
-#[derive(Clone, Debug, Serialize)]
-pub struct HyperparameterListing {
-    /// Field name in the config.
-    pub name: String,
-    /// The JSON type of its default (`number`, `integer`, `string`,
-    /// `boolean`, `array`, `object`, or `any` when the default is null or
-    /// the field takes several forms).
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Its default.
-    pub default: Value,
-    /// What it does.
-    pub doc: String,
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "any",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// Every environment, sorted by id.
@@ -90,48 +68,12 @@ pub fn agents(engine: &Engine) -> Vec<AgentListing> {
     engine
         .agents
         .entries()
-        .map(|entry| {
-            let hyperparameters: Vec<HyperparameterListing> = entry
-                .hyperparameters
-                .iter()
-                .map(|h| HyperparameterListing {
-                    name: h.name.into(),
-                    // An integer default of a float field (e.g. γ = 1) must
-                    // not forbid 0.9, and some fields take a number or a
-                    // string ("1/n"): integers widen to numbers.
-                    kind: match json_type(&h.default) {
-                        "integer" => "number",
-                        other => other,
-                    },
-                    default: h.default.clone(),
-                    doc: h.doc.into(),
-                })
-                .collect();
-            let properties: Map<String, Value> = hyperparameters
-                .iter()
-                .map(|h| {
-                    let mut property = json!({"description": h.doc, "default": h.default});
-                    // Fields whose default is a number may also be written
-                    // as a schedule object or a string in some agents, so
-                    // only plain scalar types are pinned.
-                    if matches!(h.kind, "boolean") {
-                        property["type"] = json!(h.kind);
-                    }
-                    (h.name.clone(), property)
-                })
-                .collect();
-            AgentListing {
-                id: entry.id.clone(),
-                summary: entry.summary.clone(),
-                config_schema: json!({
-                    "$schema": "https://json-schema.org/draft/2020-12/schema",
-                    "title": format!("{} config", entry.id),
-                    "type": "object",
-                    "properties": properties,
-                    "additionalProperties": false,
-                }),
-                hyperparameters,
-            }
+        .map(|entry| AgentListing {
+            id: entry.id.clone(),
+            summary: entry.summary.clone(),
+            plans: entry.plans,
+            hyperparameters: entry.hyperparameters.clone(),
+            config_schema: entry.config_schema.clone(),
         })
         .collect()
 }

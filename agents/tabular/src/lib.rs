@@ -39,61 +39,51 @@ pub fn register(registry: &mut AgentRegistry) {
     registry.planner(
         "policy-evaluation",
         "Iterative policy evaluation of a given policy with the model (S&B §4.1)",
-        policy_evaluation::DOCS,
         policy_evaluation::PolicyEvaluation::new,
     );
     registry.planner(
         "policy-iteration",
         "Policy iteration: evaluate, improve greedily, repeat until stable (S&B §4.3)",
-        policy_iteration::DOCS,
         |c, ctx, _| policy_iteration::PolicyIteration::new(c, ctx),
     );
     registry.planner(
         "value-iteration",
         "Value iteration: in-place Bellman optimality sweeps until the change is below θ (S&B §4.4)",
-        value_iteration::DOCS,
         |c, ctx, _| value_iteration::ValueIteration::new(c, ctx),
     );
     registry.learner(
         "monte-carlo-prediction",
         "Monte Carlo prediction of v_π for a given policy, first- or every-visit (S&B §5.1)",
-        mc_prediction::DOCS,
         mc_prediction::McPrediction::new,
     );
     registry.learner(
         "monte-carlo",
         "On-policy ε-soft Monte Carlo control, first- or every-visit (S&B §5.4)",
-        monte_carlo::DOCS,
         monte_carlo::MonteCarlo::new,
     );
     registry.learner(
         "sarsa",
         "SARSA: on-policy TD control, bootstraps from the action it will take (S&B §6.4)",
-        td::DOCS,
         sarsa::Sarsa::new,
     );
     registry.learner(
         "q-learning",
         "Q-learning: off-policy TD control, bootstraps from the greedy action (S&B §6.5)",
-        td::DOCS,
         q_learning::QLearning::new,
     );
     registry.learner(
         "expected-sarsa",
         "Expected SARSA: bootstraps from the expectation under the ε-greedy policy (S&B §6.6)",
-        td::DOCS,
         expected_sarsa::ExpectedSarsa::new,
     );
     registry.learner(
         "double-q-learning",
         "Double Q-learning: two tables remove the maximisation bias (S&B §6.7)",
-        td::DOCS,
         double_q_learning::DoubleQLearning::new,
     );
     registry.learner(
         "n-step-sarsa",
         "n-step SARSA: n rewards, then bootstrap; the multi-step method (S&B §7.2)",
-        n_step_sarsa::DOCS,
         n_step_sarsa::NStepSarsa::new,
     );
 }

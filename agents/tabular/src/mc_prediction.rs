@@ -8,13 +8,15 @@ use rand_chacha::ChaCha8Rng;
 use rl_agent::{Agent, EnvContext, Result, StepSize, Tables, Transition};
 use rl_env::Action;
 use rl_env::Observation;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of Monte Carlo prediction.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct McPredictionConfig {
     /// Discount γ; default 1.0 (episodic tasks, as in Sutton & Barto's blackjack).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub gamma: f64,
     /// The policy to evaluate: `"uniform"` (default), one action per state, or probability rows.
     pub policy: PolicySpec,
@@ -34,20 +36,6 @@ impl Default for McPredictionConfig {
         }
     }
 }
-
-/// Field docs for `rl-lab agents`.
-pub const DOCS: &[(&str, &str)] = &[
-    ("gamma", "discount factor γ in [0, 1]"),
-    (
-        "policy",
-        "\"uniform\", one action per state, or one probability row per state",
-    ),
-    ("first_visit", "true: first-visit MC; false: every-visit MC"),
-    (
-        "alpha",
-        "\"1/n\" to average returns, or a constant step size in (0, 1]",
-    ),
-];
 
 /// The agent.
 #[derive(Serialize, Deserialize)]

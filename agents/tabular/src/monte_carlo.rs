@@ -9,13 +9,15 @@
 use crate::table::check_gamma;
 use crate::td::Learner;
 use rl_agent::{Agent, EnvContext, EpsilonSchedule, Result, StepSize, Transition};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of Monte Carlo control.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MonteCarloConfig {
     /// Discount γ; default 0.99.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub gamma: f64,
     /// Exploration ε of the ε-soft policy, per episode; default 0.1.
     pub epsilon: EpsilonSchedule,
@@ -40,21 +42,6 @@ impl Default for MonteCarloConfig {
         }
     }
 }
-
-/// Field docs for `rl-lab agents`.
-pub const DOCS: &[(&str, &str)] = &[
-    ("gamma", "discount factor γ in [0, 1]"),
-    (
-        "epsilon",
-        "exploration ε of the ε-soft policy: a number or a schedule over episodes",
-    ),
-    ("first_visit", "true: first-visit MC; false: every-visit MC"),
-    (
-        "alpha",
-        "\"1/n\" to average returns, or a constant step size in (0, 1]",
-    ),
-    ("initial_q", "initial value of every Q(s, a)"),
-];
 
 /// The agent.
 #[derive(Serialize, Deserialize)]

@@ -10,17 +10,20 @@
 use crate::table::check_gamma;
 use crate::td::Learner;
 use rl_agent::{Agent, EnvContext, EpsilonSchedule, Error, Result, StepSize, Transition};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of n-step SARSA.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NStepSarsaConfig {
     /// Number of rewards before bootstrapping; default 4 (Sutton & Barto's Figure 7.2 range).
+    #[schemars(range(min = 1))]
     pub n: usize,
     /// Step size α: a number in (0, 1] or `"1/n"`; default 0.1.
     pub alpha: StepSize,
     /// Discount γ; default 0.99.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub gamma: f64,
     /// Exploration ε per episode; default 0.1.
     pub epsilon: EpsilonSchedule,
@@ -39,24 +42,6 @@ impl Default for NStepSarsaConfig {
         }
     }
 }
-
-/// Field docs for `rl-lab agents`.
-pub const DOCS: &[(&str, &str)] = &[
-    (
-        "n",
-        "number of rewards summed before bootstrapping (1 is SARSA)",
-    ),
-    (
-        "alpha",
-        "step size α in (0, 1], or \"1/n\" for sample averages",
-    ),
-    ("gamma", "discount factor γ in [0, 1]"),
-    (
-        "epsilon",
-        "exploration ε: a number or a linear/exponential schedule over episodes",
-    ),
-    ("initial_q", "initial value of every Q(s, a)"),
-];
 
 /// The agent.
 #[derive(Serialize, Deserialize)]

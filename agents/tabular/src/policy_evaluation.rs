@@ -8,17 +8,21 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rl_agent::{EnvContext, PlanReport, Planner, Record, Result, Sink, Tables};
 use rl_env::Model;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of policy evaluation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyEvaluationConfig {
     /// Discount γ; default 1.0, as in Sutton & Barto's Example 4.1 (episodic).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub gamma: f64,
     /// Stop when a sweep changes no value by more than θ; default 1e-10.
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub theta: f64,
     /// Give up after this many sweeps (γ = 1 with a policy that never ends); default 100,000.
+    #[schemars(range(min = 1))]
     pub max_sweeps: u64,
     /// The policy to evaluate: `"uniform"` (default), one action per state, or probability rows.
     pub policy: PolicySpec,
@@ -34,20 +38,6 @@ impl Default for PolicyEvaluationConfig {
         }
     }
 }
-
-/// Field docs for `rl-lab agents`.
-pub const DOCS: &[(&str, &str)] = &[
-    ("gamma", "discount factor γ in [0, 1]"),
-    (
-        "theta",
-        "stop when the largest change in a sweep is below θ",
-    ),
-    ("max_sweeps", "give up after this many sweeps"),
-    (
-        "policy",
-        "\"uniform\", one action per state, or one probability row per state",
-    ),
-];
 
 /// The agent.
 #[derive(Serialize, Deserialize)]

@@ -8,21 +8,26 @@
 use crate::dp::{Sweeping, check_stopping, planning_sizes};
 use crate::policy_evaluation::evaluate;
 use crate::table::{Policy, PolicySpec, Sizes, backup, check_gamma, first_argmax};
-use rl_agent::{EnvContext, PlanReport, Planner, Record, Result, Sink};
+use rl_agent::{EnvContext, Error, PlanReport, Planner, Record, Result, Sink};
 use rl_env::Model;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of policy iteration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyIterationConfig {
     /// Discount γ; default 0.99, so continuing tasks (no terminal state) converge.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub gamma: f64,
     /// Each evaluation stops when a sweep changes no value by more than θ; default 1e-10.
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub theta: f64,
     /// Cap on evaluation sweeps, in total; default 100,000.
+    #[schemars(range(min = 1))]
     pub max_sweeps: u64,
     /// Cap on improvement steps; default 1,000.
+    #[schemars(range(min = 1))]
     pub max_improvements: u64,
 }
 
@@ -36,17 +41,6 @@ impl Default for PolicyIterationConfig {
         }
     }
 }
-
-/// Field docs for `rl-lab agents`.
-pub const DOCS: &[(&str, &str)] = &[
-    ("gamma", "discount factor γ in [0, 1]"),
-    (
-        "theta",
-        "each evaluation stops when the largest change in a sweep is below θ",
-    ),
-    ("max_sweeps", "cap on evaluation sweeps, in total"),
-    ("max_improvements", "cap on policy-improvement steps"),
-];
 
 /// The agent.
 #[derive(Serialize, Deserialize)]
@@ -64,6 +58,9 @@ impl PolicyIteration {
         let sizes = planning_sizes(ctx, "policy-iteration")?;
         check_gamma(config.gamma)?;
         check_stopping(config.theta, config.max_sweeps)?;
+        if config.max_improvements == 0 {
+            return Err(Error::config("max_improvements", "must be at least 1"));
+        }
         Ok(PolicyIteration {
             config,
             sizes,

@@ -215,11 +215,11 @@ fn argmax_random<R: Rng>(values: &[f64], rng: &mut R) -> usize {
 
 /// A policy given in a config: `"uniform"`, one action per state, or one
 /// probability row per state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum PolicySpec {
     /// `"uniform"`: every action equally likely.
-    Named(String),
+    Named(#[schemars(extend("enum" = ["uniform"]))] String),
     /// `π(s)`: the action to take in each state.
     Deterministic(Vec<usize>),
     /// `π(a|s)`: one row of action probabilities per state.

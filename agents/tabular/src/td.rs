@@ -7,15 +7,17 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rl_agent::{EnvContext, EpsilonSchedule, Error, Result, StepSize, Transition};
 use rl_env::{Action, Observation};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of SARSA, Expected SARSA, Q-learning and Double Q-learning.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TdConfig {
     /// Step size α: a number in (0, 1] or `"1/n"`; default 0.1.
     pub alpha: StepSize,
     /// Discount γ; default 0.99.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub gamma: f64,
     /// Exploration ε per episode: a number or a linear/exponential schedule;
     /// default 0.1, as in Sutton & Barto's chapter 6 examples.
@@ -34,20 +36,6 @@ impl Default for TdConfig {
         }
     }
 }
-
-/// Field docs for `rl-lab agents`.
-pub const DOCS: &[(&str, &str)] = &[
-    (
-        "alpha",
-        "step size α in (0, 1], or \"1/n\" for sample averages",
-    ),
-    ("gamma", "discount factor γ in [0, 1]"),
-    (
-        "epsilon",
-        "exploration ε: a number, {\"linear\": {start, end, episodes}} or {\"exponential\": {start, end, decay}}",
-    ),
-    ("initial_q", "initial value of every Q(s, a)"),
-];
 
 impl TdConfig {
     /// Checks every field.

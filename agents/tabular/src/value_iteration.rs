@@ -5,17 +5,21 @@ use crate::dp::{check_stopping, planning_sizes};
 use crate::table::{Sizes, backup, check_gamma, first_argmax};
 use rl_agent::{EnvContext, PlanReport, Planner, Record, Result, Sink};
 use rl_env::Model;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Hyperparameters of value iteration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValueIterationConfig {
     /// Discount γ; default 0.99, so continuing tasks (no terminal state) converge.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub gamma: f64,
     /// Stop when a sweep changes no value by more than θ; default 1e-10.
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub theta: f64,
     /// Give up after this many sweeps; default 100,000.
+    #[schemars(range(min = 1))]
     pub max_sweeps: u64,
 }
 
@@ -28,16 +32,6 @@ impl Default for ValueIterationConfig {
         }
     }
 }
-
-/// Field docs for `rl-lab agents`.
-pub const DOCS: &[(&str, &str)] = &[
-    ("gamma", "discount factor γ in [0, 1]"),
-    (
-        "theta",
-        "stop when the largest change in a sweep is below θ",
-    ),
-    ("max_sweeps", "give up after this many sweeps"),
-];
 
 /// The agent.
 #[derive(Serialize, Deserialize)]
