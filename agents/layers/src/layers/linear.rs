@@ -6,9 +6,9 @@
 use super::{Layer, Mode, Param};
 use crate::buf::{Buf, invalidate, take_storage};
 use crate::error::{Error, Result, shape_err};
-use crate::gemm::gemm;
 use crate::init::Init;
-use crate::sparse::{LiveBackward, SparseForward};
+use crate::kernels::gemm::gemm;
+use crate::kernels::sparse::{LiveBackward, SparseForward};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Ix2};
 use rand::Rng;
 

@@ -24,6 +24,7 @@ mod pool;
 pub(crate) mod softmax;
 
 pub use activation::{Hardtanh, LeakyRelu, Relu, Sigmoid, Tanh};
+pub(crate) use conv::Window;
 pub use conv::{CONV_SPARSE_MAX_DENSITY, Conv2d, set_conv_sparse_max_density};
 pub use flatten::Flatten;
 pub use linear::{Affine, MatMul};

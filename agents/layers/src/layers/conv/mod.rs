@@ -4,16 +4,16 @@ use super::linear::copy_into;
 use super::{Layer, Mode, Param};
 use crate::buf::{Buf, take_storage};
 use crate::error::{Error, Result, shape_err};
-use crate::gemm::{
+use crate::init::Init;
+use crate::kernels::gemm::{
     OffsetRows, ScatterRows, gemm, gemm_offset_rows, gemm_scatter_add, offset_rows_apply,
     scatter_apply,
 };
-use crate::init::Init;
-use crate::simd::{Kernel, dispatch};
+use crate::kernels::simd::{Kernel, dispatch};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Ix2};
 use rand::Rng;
 
-mod sparse;
+use crate::kernels::conv::sparse;
 pub use sparse::{CONV_SPARSE_MAX_DENSITY, set_conv_sparse_max_density};
 
 /// The geometry of a sliding window over an `H × W` image.
@@ -1036,7 +1036,7 @@ impl Layer for Conv2d {
         if direct_applies(self.win, ow) {
             // y = b + W₂ · x, read in place: no im2col and no reordering
             // filters per tile: the AVX-512 build (`run_wide`) holds more
-            let df = if crate::simd::simd_level() == crate::simd::Simd::Avx512 {
+            let df = if crate::kernels::simd::simd_level() == crate::kernels::simd::Simd::Avx512 {
                 WDF
             } else {
                 DF

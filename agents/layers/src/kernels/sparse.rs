@@ -27,8 +27,8 @@
 //! split across cache lines, the kernel ran 1.5 times slower (76 against
 //! 51 µs at 50% density).
 
-use crate::gemm::{OffsetRows, axpy, gemm_offset_rows, gemm_rows_at, offset_rows_apply};
-use crate::simd::{Kernel, dispatch};
+use crate::kernels::gemm::{OffsetRows, axpy, gemm_offset_rows, gemm_rows_at, offset_rows_apply};
+use crate::kernels::simd::{Kernel, dispatch};
 use ndarray::ArrayView2;
 use std::cell::Cell;
 
@@ -448,7 +448,7 @@ impl SparseRows<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::{Simd, set_simd_limit};
+    use crate::kernels::simd::{Simd, set_simd_limit};
 
     fn naive(x: &[f32], (n, d): (usize, usize), w: &[f32], b: &[f32]) -> Vec<f64> {
         let o = b.len();
@@ -470,7 +470,7 @@ mod tests {
     /// nothing, below one in 16 dead or where the panel path does not apply.
     #[test]
     fn live_backward_matches_dense_gemms() {
-        use crate::gemm::gemm;
+        use crate::kernels::gemm::gemm;
         use ndarray::{Array2, ArrayViewMut2};
         let mut next = crate::test_values::lcg_centred(5);
         for level in [Simd::Baseline, Simd::Avx2Fma, Simd::Avx512] {

@@ -35,12 +35,12 @@
 //! whose C rows are overwritten where they lie (the live rows of `∂L/∂W`).
 //!
 //! The micro-kernels are plain Rust over fixed-size arrays, which LLVM turns
-//! into vector code; [`crate::simd::dispatch`] runs their AVX-512 or AVX2 +
+//! into vector code; [`crate::kernels::simd::dispatch`] runs their AVX-512 or AVX2 +
 //! FMA build. Their loops over tile rows are written out by macros: as loops,
 //! LLVM vectorised across rows (gathers and scatters), or kept the
 //! accumulators in memory, once a tile had more than 12 of them.
 
-use crate::simd::{Kernel, dispatch};
+use crate::kernels::simd::{Kernel, dispatch};
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 use std::cell::RefCell;
 
@@ -1152,7 +1152,7 @@ fn store_row<const PN: usize>(dst: &mut [f32], acc_row: &[f32; PN], alpha: f32, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::Simd;
+    use crate::kernels::simd::Simd;
     use ndarray::{Array2, ShapeBuilder};
 
     fn naive(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f64> {
@@ -1165,9 +1165,9 @@ mod tests {
 
     /// Every level this CPU has, lowest first.
     fn levels() -> Vec<Simd> {
-        let top = crate::simd::set_simd_limit(Simd::Avx512);
-        let have = crate::simd::simd_level();
-        crate::simd::set_simd_limit(top);
+        let top = crate::kernels::simd::set_simd_limit(Simd::Avx512);
+        let have = crate::kernels::simd::simd_level();
+        crate::kernels::simd::set_simd_limit(top);
         [Simd::Baseline, Simd::Avx2Fma, Simd::Avx512]
             .into_iter()
             .filter(|&l| l <= have)
@@ -1181,7 +1181,7 @@ mod tests {
     fn offset_rows_match_naive() {
         let mut next = crate::test_values::lcg_bits(7);
         for level in levels() {
-            let before = crate::simd::set_simd_limit(level);
+            let before = crate::kernels::simd::set_simd_limit(level);
             for &(m, k, n) in &[(32, 256, 420), (7, 64, 300), (33, 300, 256), (1, 5, 290)] {
                 assert!(offset_rows_apply(m, k, n));
                 let data: Vec<f32> = (0..n + 3 * k + 50)
@@ -1213,7 +1213,7 @@ mod tests {
                     }
                 }
             }
-            crate::simd::set_simd_limit(before);
+            crate::kernels::simd::set_simd_limit(before);
         }
     }
 
@@ -1224,7 +1224,7 @@ mod tests {
     fn rows_at_match_naive() {
         let mut next = crate::test_values::lcg_bits(13);
         for level in levels() {
-            let before = crate::simd::set_simd_limit(level);
+            let before = crate::kernels::simd::set_simd_limit(level);
             for &(m, k, n) in &[(87, 32, 1024), (7, 9, 300), (33, 3, 256), (1, 5, 290)] {
                 assert!(offset_rows_apply(m, k, n));
                 // row r at slot order[r] of m + 3 slots, each n + 5 wide
@@ -1256,7 +1256,7 @@ mod tests {
                     }
                 }
             }
-            crate::simd::set_simd_limit(before);
+            crate::kernels::simd::set_simd_limit(before);
         }
     }
 
@@ -1266,7 +1266,7 @@ mod tests {
     fn scatter_rows_match_naive() {
         let mut next = crate::test_values::lcg_bits(11);
         for level in levels() {
-            let before = crate::simd::set_simd_limit(level);
+            let before = crate::kernels::simd::set_simd_limit(level);
             // (m, k, segments, seg)
             for &(m, k, segs, seg) in &[(512, 64, 6, 90), (33, 17, 3, 100), (9, 300, 1, 300)] {
                 let n = segs * seg;
@@ -1301,7 +1301,7 @@ mod tests {
                     );
                 }
             }
-            crate::simd::set_simd_limit(before);
+            crate::kernels::simd::set_simd_limit(before);
         }
     }
 
@@ -1331,7 +1331,7 @@ mod tests {
             (300, 250, 40),
         ];
         for level in levels() {
-            let before = crate::simd::set_simd_limit(level);
+            let before = crate::kernels::simd::set_simd_limit(level);
             for &(m, k, n) in &shapes {
                 let a = Array2::from_shape_fn((m, k), |_| next());
                 let b_t = Array2::from_shape_fn((n, k).f(), |_| next());
@@ -1370,7 +1370,7 @@ mod tests {
                     }
                 }
             }
-            crate::simd::set_simd_limit(before);
+            crate::kernels::simd::set_simd_limit(before);
         }
     }
 }

@@ -20,9 +20,9 @@
 //! cached, so a resumed run takes the same path at every call as the
 //! uninterrupted run (the two paths round differently).
 
-use super::Window;
-use crate::gemm::axpy;
-use crate::simd::{Kernel, dispatch};
+use crate::kernels::gemm::axpy;
+use crate::kernels::simd::{Kernel, dispatch};
+use crate::layers::Window;
 use std::cell::Cell;
 
 /// Filters per vector; `F` is padded to a multiple.
@@ -411,8 +411,8 @@ impl PerWidth for SparseWeightGrad<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::simd::{Simd, set_simd_limit};
     use crate::layers::{Conv2d, Layer, Mode};
-    use crate::simd::{Simd, set_simd_limit};
     use ndarray::{ArrayD, IxDyn};
 
     /// Uniform in `[0, 1)`.

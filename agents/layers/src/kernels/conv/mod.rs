@@ -1,0 +1,3 @@
+//! Convolution strategies.
+
+pub(crate) mod sparse;
