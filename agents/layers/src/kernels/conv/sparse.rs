@@ -20,6 +20,7 @@
 //! cached, so a resumed run takes the same path at every call as the
 //! uninterrupted run (the two paths round differently).
 
+use super::Conv;
 use crate::kernels::gemm::axpy;
 use crate::kernels::simd::{Kernel, dispatch};
 use crate::layers::Window;
@@ -114,6 +115,17 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry of one call.
+    pub(crate) fn new(conv: Conv<'_>) -> Self {
+        let win = conv.win;
+        Self {
+            dims: conv.dims,
+            out_hw: conv.out_hw(),
+            kernel: (win.kh, win.kw),
+            f: conv.w2.nrows(),
+        }
+    }
+
     /// `F` rounded up to whole vectors.
     pub(crate) fn fp(&self) -> usize {
         self.f.div_ceil(LANES) * LANES
