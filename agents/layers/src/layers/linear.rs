@@ -90,8 +90,9 @@ impl Linear {
                 x2 = held.view().into_dimensionality::<Ix2>().expect("2-D");
             }
         }
-        // eval mode (no backward: a DQN target network) with enough zero
-        // inputs (after a ReLU, say): the sparse path on a cached Wᵀ
+        // eval mode (no backward follows, and the weight seldom changes
+        // between such calls) with enough zero inputs (after a ReLU, say):
+        // the sparse path on a cached Wᵀ
         let taken = match x2.as_slice() {
             Some(xs) if mode == Mode::Eval => {
                 let out = self.out.get_or_insert_with(Buf::default);

@@ -41,7 +41,8 @@ use serde::{Deserialize, Serialize};
 pub enum Mode {
     /// Cache what `backward` needs.
     Train,
-    /// Compute the output only (target networks, acting, evaluation).
+    /// Compute the output only (inference, or a copy of a network that is
+    /// evaluated but not trained).
     Eval,
 }
 

@@ -34,11 +34,9 @@ use ndarray::{ArrayViewMut2, Ix2};
 
 /// Fewest columns of one forward chunk's im2col matrix: at 256 or more the
 /// GEMM takes its panel path (the AVX-512 build's 8 × 32 tile, B read in
-/// place) instead of the blocked one (6 × 16, B packed). The Nature
-/// network's 4×4/2 and 3×3/1 forwards, in chunks of 2 and 3 samples (180
-/// and 147 columns) before: 2.49–2.55 and 1.71–1.74 ms; with at least 512
-/// columns (6 and 11 samples): 2.22–2.26 and 1.47–1.48 ms; 640 and 800
-/// measured alike (2026-11-29).
+/// place) instead of the blocked one (6 × 16, B packed); 512 rather than
+/// 256 from measurements of the Nature network's forwards
+/// (docs/perf/layers.md).
 const FORWARD_COLUMNS: usize = 512;
 
 /// Target size, in floats, of one chunk's im2col matrix: small enough that
@@ -99,7 +97,7 @@ pub(crate) fn forward(
             let ph: &[f32] = ph;
             if cn == 1 && offset_rows_apply(f, k, lc) {
                 // one sample: the GEMM reads every tap's run straight from
-                // the phases (the 8×8/4 layer's im2col copy cost 280 µs a batch)
+                // the phases, without the im2col copy
                 lay.tap_offsets(win, &mut scratch.offsets);
                 scratch.y_mat.reshape(&[f, lc]);
                 let taps = OffsetRows {

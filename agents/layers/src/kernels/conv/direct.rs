@@ -114,7 +114,7 @@ impl Kernel for DirectForward<'_> {
                     }
                     // y = b + acc, on the valid vectors and filters of the tile (index
                     // loops: iterating `acc` by reference kept LLVM from holding it in
-                    // registers, and the tile ran 18 times slower)
+                    // registers, and the tile ran many times slower)
                     #[allow(clippy::needless_range_loop)]
                     for i in 0..DP.min(vecs - v0) {
                         let v = v0 + i;
@@ -219,9 +219,9 @@ impl Kernel for DirectForward<'_> {
 }
 
 /// Filters per direct forward tile in the AVX-512 build: 4 vectors × 4
-/// filters, 16 accumulators, and no padded filter for the MinAtar layer's 16
-/// (33 → 27 µs). Written with loops, as `run`, the tile ran 12 times slower:
-/// LLVM kept its accumulators in memory.
+/// filters, 16 accumulators, and no padded filter for 16 filters. Written
+/// with loops, as `run`, the tile ran many times slower: LLVM kept its
+/// accumulators in memory (docs/perf/layers.md).
 const WDF: usize = 4;
 
 /// `∂L/∂W₂[f, k] = Σ_{n, oh, ow} dy[n, f, oh, ow] · x[n, offset(k) + oh·W + ow]`
@@ -254,7 +254,7 @@ impl Kernel for DirectWeightGrad<'_> {
 }
 
 /// Kernel taps per direct weight-gradient tile in the AVX-512 build, whose
-/// 32 registers hold 4 × 6 accumulators (MinAtar layer: 48 → 38 µs).
+/// 32 registers hold 4 × 6 accumulators.
 const WGK: usize = 6;
 
 impl DirectWeightGrad<'_> {
@@ -333,7 +333,7 @@ impl DirectWeightGrad<'_> {
 }
 
 /// `Σ x` in 8 lane-wise partial sums: `iter().sum()` adds in order, one
-/// dependent addition after another, which cost the MinAtar update about 10 µs.
+/// dependent addition after another, which measured slower.
 fn lane_sum(x: &[f32]) -> f32 {
     let (chunks, tail) = x.as_chunks::<8>();
     let mut acc = [0.0f32; 8];

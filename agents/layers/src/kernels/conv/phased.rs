@@ -27,10 +27,8 @@ use crate::layers::Window;
 /// The price is `QW − OW` extra columns per output row (the Nature network:
 /// 1 of 21 for 8×8/4, 1 of 10 for 4×4/2) whose values are garbage: the
 /// forward drops them, and backward zeroes them in `dY` so that they add
-/// nothing to `∂L/∂W` or `∂L/∂x`. On the Nature network's 8×8/4 and 4×4/2
-/// layers (batch 32, 2026-11-29): im2col 724–765 and 604–926 µs before,
-/// split plus copy 221 + 274 and 143 + 160 µs after; col2im of the 4×4/2
-/// layer 913–926 µs before, additions plus merge 188 + 94 µs after.
+/// nothing to `∂L/∂W` or `∂L/∂x`. (What the layout saves on the Nature
+/// network's layers is in docs/perf/layers.md.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Phased {
     /// Output rows and columns.
@@ -247,8 +245,8 @@ fn col2im_phased_body(dcol: &[f32], n: usize, lay: &Phased, win: Window, ph: &mu
 }
 
 /// The phased col2im, run in the AVX2 build (8-lane additions). The split and
-/// merge keep the baseline build: their AVX2 builds measured slower (268
-/// against 221 µs, 175 against 132 µs for the 8×8/4 layer's batch).
+/// merge keep the baseline build: their AVX2 builds measured slower
+/// (docs/perf/layers.md).
 enum PhasedOp<'a> {
     Col2im {
         dcol: &'a [f32],

@@ -10,7 +10,7 @@ use super::panel::{PanelC, Rows, Strided};
 use ndarray::{ArrayView2, Axis, s};
 
 /// Depth of one packed block: the convolutions' 256 to 576 in one pass
-/// (512 and 384 measured alike on the nets benchmark; 256 was slower).
+/// (the depths measured are in docs/perf/layers.md).
 const KC: usize = 512;
 /// Rows of one packed A block (192 KiB packed).
 const MC: usize = 96;

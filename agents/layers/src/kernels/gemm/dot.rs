@@ -11,8 +11,8 @@ pub(super) const DM: usize = 4;
 /// Rows of Bᵀ per dot-product block: 4 × 3 accumulators of 8 lanes, plus
 /// operands, fit the 16 vector registers.
 pub(super) const DN: usize = 3;
-/// Depth of one dot-product pass (2048 and unbounded measured alike; 512 was
-/// 5% slower on the MinAtar update, from the extra passes over C).
+/// Depth of one dot-product pass: shorter passes cost extra passes over C
+/// (the depths measured are in docs/perf/layers.md).
 const DK: usize = 2048;
 
 /// `C ← α·A·Btᵀ + β·C` for row-major `A: [M, K]`, `Bt: [N, K]` (rows contiguous)

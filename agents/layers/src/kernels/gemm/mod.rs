@@ -12,18 +12,18 @@
 //!   Affine's forward, `dY·colᵀ` in Conv2d's weight gradient): packing B
 //!   would mean transposing it; instead a `4 × 3` block of dot products reads
 //!   both operands in place.
-//! - [`panel`]: A small (`M·K ≤ 64 Ki` floats) against a wide row-major B
-//!   (`N ≥ 256`: Affine's `dyᵀ·x` and `dy·W`, Conv2d's `W₂ᵀ·dY` and
-//!   one-sample forwards): A is packed whole once, then B is walked one
+//! - [`panel`](mod@panel): A small (`M·K ≤ 64 Ki` floats) against a wide
+//!   row-major B (`N ≥ 256`: Affine's `dyᵀ·x` and `dy·W`, Conv2d's `W₂ᵀ·dY`
+//!   and one-sample forwards): A is packed whole once, then B is walked one
 //!   column panel at a time. The AVX-512 build reads B's rows in place with
 //!   an `8 × 32` tile (16 of the 32 registers accumulate; `M = 32` splits
 //!   into whole tiles); the AVX2 build packs each panel and uses the
 //!   `6 × 16` tile, with `4 × 16` tiles for a remainder of 2 or 4 rows (no
 //!   rows computed for nothing when M is even).
-//! - [`blocked`]: everything else, blocked in the Goto/BLIS way: column
-//!   blocks of B (`NC`), then depth blocks (`KC`), packed into `NR`-wide
-//!   panels; row blocks of A (`MC`), packed into `MR`-tall panels; a
-//!   `MR × NR` micro-kernel accumulates `Σ_p a[p] ⊗ b[p]` in registers.
+//! - [`blocked`](mod@blocked): everything else, blocked in the Goto/BLIS
+//!   way: column blocks of B (`NC`), then depth blocks (`KC`), packed into
+//!   `NR`-wide panels; row blocks of A (`MC`), packed into `MR`-tall panels;
+//!   a `MR × NR` micro-kernel accumulates `Σ_p a[p] ⊗ b[p]` in registers.
 //!
 //! Three entry points on the panel path take rows at offsets of one buffer:
 //! [`gemm_offset_rows`], whose B rows lie anywhere (Conv2d's phased im2col
@@ -104,9 +104,8 @@ fn run(
     c: &mut ArrayViewMut2<'_, f32>,
     scratch: &mut Scratch,
 ) {
-    // The dot-product path (below) measured slower in the AVX-512 build than
-    // in the AVX2 one (105-108 against 91-96 µs for the MinAtar net's
-    // 1024 → 128 forward), so it keeps the AVX2 build.
+    // The dot-product path (below) keeps the AVX2 build: its AVX-512 build
+    // measured slower (docs/perf/layers.md).
     let nt = a.strides()[1] == 1 && b.strides()[0] == 1 && a.ncols() >= 8;
     if nt {
         dispatch(Gemm::<false> {

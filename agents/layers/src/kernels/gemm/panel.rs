@@ -13,19 +13,18 @@ use super::{Scratch, with_scratch};
 use crate::kernels::simd::{Kernel, dispatch};
 use ndarray::{ArrayView2, Axis, s};
 
-/// AVX-512 panel tile rows. Measured on the MinAtar Affine backward
-/// (`dW` + `dx`, µs): 16 × 16 248, 12 × 32 237, 8 × 48 228, 8 × 32 227
-/// (with B packed; reading it in place then gave 201).
+/// AVX-512 panel tile rows: `8 × 32` was the fastest of the tiles measured
+/// (docs/perf/layers.md), and leaves 16 of the 32 registers for operands.
 pub(super) const WMR: usize = 8;
 /// AVX-512 panel tile columns: two 16-lane registers.
 pub(super) const WNR: usize = 32;
 
 /// Largest `A` (in floats, 256 KiB) that the panel path packs whole.
 pub(super) const PANEL_A_MAX: usize = 64 * 1024;
-/// Fewest columns of B for the panel path. The Nature network's convolution
-/// forwards (`W₂ · col` on chunks of 147 to 162 columns) ran 10% slower on
-/// it than on the blocked path: a last, mostly empty, 32-wide panel, and 4
-/// depth blocks over C.
+/// Fewest columns of B for the panel path. Narrower products (convolution
+/// forwards on chunks of 147 to 162 columns) ran slower on it than on the
+/// blocked path (docs/perf/layers.md): a last, mostly empty, 32-wide panel,
+/// and 4 depth blocks over C.
 pub(super) const PANEL_MIN_N: usize = 256;
 /// Bytes of one packed column panel of B, kept in the L1 cache while every
 /// row panel of A passes over it.
@@ -35,8 +34,8 @@ const PANEL_B_BYTES: usize = 16 * 1024;
 /// `B` (rows contiguous), into row-major `C`: A is packed whole into `PM`-row
 /// panels, and each `PN`-wide column panel of B meets every panel of A.
 /// With at most `IN_PLACE` row panels, B's rows are read where they are,
-/// at full depth (packing measured 20 µs of 227 in the MinAtar Affine
-/// backward); otherwise each `kc × PN` panel is packed so that it stays in
+/// at full depth (packing them was a measurable share of a fully connected
+/// layer's backward, docs/perf/layers.md); otherwise each `kc × PN` panel is packed so that it stays in
 /// L1 however far apart B's rows are. A last, partial column panel is always
 /// packed (zero-padded).
 #[inline(always)]
