@@ -1,7 +1,7 @@
 //! The GEMM paths against naive f64 products, at every SIMD level.
 
 use super::*;
-use crate::kernels::simd::Simd;
+use crate::test_values::simd_levels;
 use ndarray::{Array2, ShapeBuilder};
 
 fn naive(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f64> {
@@ -12,24 +12,13 @@ fn naive(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f64> {
     })
 }
 
-/// Every level this CPU has, lowest first.
-fn levels() -> Vec<Simd> {
-    let top = crate::kernels::simd::set_simd_limit(Simd::Avx512);
-    let have = crate::kernels::simd::simd_level();
-    crate::kernels::simd::set_simd_limit(top);
-    [Simd::Baseline, Simd::Avx2Fma, Simd::Avx512]
-        .into_iter()
-        .filter(|&l| l <= have)
-        .collect()
-}
-
 /// B as rows at offsets into one buffer (overlapping, out of order), at
 /// every level: the AVX-512 build reads them in place, the others pack
 /// them; partial row tiles (M = 7, 33) and a partial last column panel.
 #[test]
 fn offset_rows_match_naive() {
     let mut next = crate::test_values::lcg_bits(7);
-    for level in levels() {
+    for level in simd_levels() {
         let before = crate::kernels::simd::set_simd_limit(level);
         for &(m, k, n) in &[(32, 256, 420), (7, 64, 300), (33, 300, 256), (1, 5, 290)] {
             assert!(offset_rows_apply(m, k, n));
@@ -72,7 +61,7 @@ fn offset_rows_match_naive() {
 #[test]
 fn rows_at_match_naive() {
     let mut next = crate::test_values::lcg_bits(13);
-    for level in levels() {
+    for level in simd_levels() {
         let before = crate::kernels::simd::set_simd_limit(level);
         for &(m, k, n) in &[(87, 32, 1024), (7, 9, 300), (33, 3, 256), (1, 5, 290)] {
             assert!(offset_rows_apply(m, k, n));
@@ -114,7 +103,7 @@ fn rows_at_match_naive() {
 #[test]
 fn scatter_rows_match_naive() {
     let mut next = crate::test_values::lcg_bits(11);
-    for level in levels() {
+    for level in simd_levels() {
         let before = crate::kernels::simd::set_simd_limit(level);
         // (m, k, segments, seg)
         for &(m, k, segs, seg) in &[(512, 64, 6, 90), (33, 17, 3, 100), (9, 300, 1, 300)] {
@@ -179,7 +168,7 @@ fn matches_naive_on_odd_shapes_and_strides() {
         (4, 300, 300),
         (300, 250, 40),
     ];
-    for level in levels() {
+    for level in simd_levels() {
         let before = crate::kernels::simd::set_simd_limit(level);
         for &(m, k, n) in &shapes {
             let a = Array2::from_shape_fn((m, k), |_| next());

@@ -34,6 +34,7 @@
 use super::reference::{self, Grads};
 use super::*;
 use crate::kernels::simd::{Simd, set_simd_limit, simd_level};
+use crate::test_values::simd_levels;
 use ndarray::IxDyn;
 
 /// Which strategy a case must take.
@@ -52,179 +53,29 @@ enum Path {
 /// `(N, C, H, W)`, filters, kernel, stride, padding, the path, and what the case covers.
 type Case = ([usize; 4], usize, usize, usize, usize, Path, &'static str);
 
+#[rustfmt::skip]
 const CASES: [Case; 20] = [
-    (
-        [3, 4, 10, 10],
-        16,
-        3,
-        1,
-        0,
-        Path::Direct,
-        "MinAtar's 3×3 on 10×10",
-    ),
-    (
-        [2, 3, 10, 10],
-        5,
-        3,
-        1,
-        0,
-        Path::Direct,
-        "5 filters: partial tiles",
-    ),
-    (
-        [1, 2, 6, 18],
-        7,
-        3,
-        1,
-        0,
-        Path::Direct,
-        "batch 1, two vectors a row",
-    ),
-    (
-        [32, 4, 10, 10],
-        16,
-        3,
-        1,
-        0,
-        Path::Sparse(0.08),
-        "MinAtar's batch, 8% ones",
-    ),
+    ([3, 4, 10, 10], 16, 3, 1, 0, Path::Direct, "MinAtar's 3×3 on 10×10"),
+    ([2, 3, 10, 10], 5, 3, 1, 0, Path::Direct, "5 filters: partial tiles"),
+    ([1, 2, 6, 18], 7, 3, 1, 0, Path::Direct, "batch 1, two vectors a row"),
+    ([32, 4, 10, 10], 16, 3, 1, 0, Path::Sparse(0.08), "MinAtar's batch, 8% ones"),
     ([1, 4, 10, 10], 16, 3, 1, 0, Path::Sparse(0.08), "batch 1"),
-    (
-        [2, 5, 10, 10],
-        20,
-        3,
-        1,
-        0,
-        Path::Sparse(-0.15),
-        "20 filters (24 lanes), ±1",
-    ),
-    (
-        [3, 6, 9, 17],
-        5,
-        2,
-        1,
-        0,
-        Path::Sparse(0.1),
-        "2×2 kernel, 5 filters",
-    ),
-    (
-        [2, 4, 84, 84],
-        3,
-        8,
-        4,
-        0,
-        Path::Phased { fused: true },
-        "Nature 8×8/4: taps in place",
-    ),
-    (
-        [2, 3, 20, 20],
-        5,
-        4,
-        2,
-        0,
-        Path::Phased { fused: false },
-        "4×4/2, one 180-column chunk",
-    ),
-    (
-        [3, 3, 20, 20],
-        5,
-        4,
-        2,
-        0,
-        Path::Phased { fused: true },
-        "4×4/2, tiles across samples",
-    ),
-    (
-        [2, 2, 17, 16],
-        3,
-        3,
-        2,
-        1,
-        Path::Phased { fused: false },
-        "stride 2, padding 1",
-    ),
-    (
-        [1, 2, 40, 43],
-        3,
-        4,
-        4,
-        1,
-        Path::Phased { fused: false },
-        "stride 4, padding 1, batch 1",
-    ),
-    (
-        [2, 2, 20, 20],
-        6,
-        3,
-        1,
-        1,
-        Path::Phased { fused: true },
-        "stride 1 with padding",
-    ),
-    (
-        [1, 3, 30, 34],
-        4,
-        5,
-        3,
-        2,
-        Path::Phased { fused: false },
-        "5×5/3, padding 2",
-    ),
-    (
-        [2, 2, 7, 7],
-        3,
-        3,
-        1,
-        1,
-        Path::Im2col,
-        "3×3/1 with padding, one chunk",
-    ),
-    (
-        [1, 3, 9, 9],
-        4,
-        3,
-        1,
-        0,
-        Path::Im2col,
-        "batch 1: straight into NCHW",
-    ),
-    (
-        [2, 2, 9, 9],
-        2,
-        3,
-        2,
-        2,
-        Path::Im2col,
-        "stride 2, padding 2",
-    ),
-    (
-        [2, 2, 12, 12],
-        3,
-        3,
-        2,
-        0,
-        Path::Im2col,
-        "stride 2, rows split in two",
-    ),
-    (
-        [2, 1, 24, 24],
-        3,
-        8,
-        4,
-        0,
-        Path::Im2col,
-        "8×8/4 on 24×24, rows split in four",
-    ),
-    (
-        [8, 1, 120, 19],
-        3,
-        5,
-        1,
-        0,
-        Path::Im2col,
-        "chunks of 2 forward, 6 + 2 backward",
-    ),
+    ([2, 5, 10, 10], 20, 3, 1, 0, Path::Sparse(-0.15), "20 filters (24 lanes), ±1"),
+    ([3, 6, 9, 17], 5, 2, 1, 0, Path::Sparse(0.1), "2×2 kernel, 5 filters"),
+    // one sample at a time, its taps read in place; backward fuses col2im
+    ([2, 4, 84, 84], 3, 8, 4, 0, Path::Phased { fused: true }, "Nature 8×8/4"),
+    ([2, 3, 20, 20], 5, 4, 2, 0, Path::Phased { fused: false }, "4×4/2, one 180-column chunk"),
+    ([3, 3, 20, 20], 5, 4, 2, 0, Path::Phased { fused: true }, "4×4/2, tiles across samples"),
+    ([2, 2, 17, 16], 3, 3, 2, 1, Path::Phased { fused: false }, "stride 2, padding 1"),
+    ([1, 2, 40, 43], 3, 4, 4, 1, Path::Phased { fused: false }, "stride 4, padding 1, batch 1"),
+    ([2, 2, 20, 20], 6, 3, 1, 1, Path::Phased { fused: true }, "stride 1 with padding, in place"),
+    ([1, 3, 30, 34], 4, 5, 3, 2, Path::Phased { fused: false }, "5×5/3, padding 2"),
+    ([2, 2, 7, 7], 3, 3, 1, 1, Path::Im2col, "3×3/1 with padding, one chunk"),
+    ([1, 3, 9, 9], 4, 3, 1, 0, Path::Im2col, "batch 1: straight into NCHW"),
+    ([2, 2, 9, 9], 2, 3, 2, 2, Path::Im2col, "stride 2, padding 2"),
+    ([2, 2, 12, 12], 3, 3, 2, 0, Path::Im2col, "stride 2, rows split in two"),
+    ([2, 1, 24, 24], 3, 8, 4, 0, Path::Im2col, "8×8/4 on 24×24, rows split in four"),
+    ([8, 1, 120, 19], 3, 5, 1, 0, Path::Im2col, "chunks of 2 forward, 6 + 2 backward"),
 ];
 
 /// `len` values: uniform in `[-1, 1)`; or, with `density`, that fraction
@@ -264,22 +115,21 @@ fn close(what: &str, got: &[f32], want: &[f32], magnitude: &[f32]) {
     }
 }
 
-/// Runs `f` at every SIMD level this CPU has, lowest first.
-fn at_every_level(mut f: impl FnMut(Simd)) {
-    let top = set_simd_limit(Simd::Avx512);
-    let have = simd_level();
-    for level in [Simd::Baseline, Simd::Avx2Fma, Simd::Avx512] {
-        if level <= have {
-            set_simd_limit(level);
-            f(level);
-        }
-    }
-    set_simd_limit(top);
+/// The layer's output for `x`, copied out.
+fn output(layer: &mut Conv2d, x: ArrayViewD<'_, f32>, mode: Mode) -> Vec<f32> {
+    let y = layer.forward(x, mode).expect("forward");
+    y.iter().copied().collect()
+}
+
+/// A parameter's gradient, copied out.
+fn grad(layer: &Conv2d, i: usize) -> Vec<f32> {
+    layer.params()[i].grad.iter().copied().collect()
 }
 
 #[test]
 fn every_strategy_matches_the_reference() {
-    at_every_level(|level| {
+    for level in simd_levels() {
+        let before = set_simd_limit(level);
         // the reference fuses its multiply-adds where the kernels do
         let fused = simd_level() >= Simd::Avx2Fma;
         for (i, &(dims, f, k, s, p, path, what)) in CASES.iter().enumerate() {
@@ -310,55 +160,34 @@ fn every_strategy_matches_the_reference() {
             }
             // the sparse path whenever it applies, else never
             let threshold = if density.is_some() { 1.0 } else { -1.0 };
-            let before = set_conv_sparse_max_density(threshold);
+            let density_before = set_conv_sparse_max_density(threshold);
             assert_eq!(
                 sparse::applies(win, f, oh * ow, &x),
                 density.is_some(),
                 "{what}: sparse path taken"
             );
-            let xa = ArrayD::from_shape_vec(IxDyn(&dims), x.clone()).expect("NCHW");
             let dy = values(n * f * oh * ow, seed + 3, None);
-            let dya = ArrayD::from_shape_vec(IxDyn(&[n, f, oh, ow]), dy.clone()).expect("NCHW");
-
             let want_y = reference::forward(&x, dims, &weight, &bias, win, fused);
             let want = reference::backward(&x, dims, &weight, win, &dy, fused);
-            let size_y = reference::forward(&abs(&x), dims, &abs(&weight), &abs(&bias), win, false);
             let size = reference::backward(&abs(&x), dims, &abs(&weight), win, &abs(&dy), false);
 
-            let eval: Vec<f32> = layer
-                .forward(xa.view(), Mode::Eval)
-                .expect("forward")
-                .iter()
-                .copied()
-                .collect();
+            let x = ArrayD::from_shape_vec(IxDyn(&dims), x).expect("NCHW");
+            let eval = output(&mut layer, x.view(), Mode::Eval);
             same(&format!("{what}: eval y"), &eval, &want_y);
-            // a strided view of the same input
-            let xt = xa.clone().reversed_axes();
+            // the same input through a strided view
+            let xt = x.clone().reversed_axes();
             let xt = xt.as_standard_layout().reversed_axes();
-            let strided: Vec<f32> = layer
-                .forward(xt.view(), Mode::Eval)
-                .expect("forward")
-                .iter()
-                .copied()
-                .collect();
+            let strided = output(&mut layer, xt.view(), Mode::Eval);
             same(&format!("{what}: y of a strided input"), &strided, &want_y);
-            let y: Vec<f32> = layer
-                .forward(xa.view(), Mode::Train)
-                .expect("forward")
-                .iter()
-                .copied()
-                .collect();
+            let y = output(&mut layer, x.view(), Mode::Train);
             same(&format!("{what}: y"), &y, &want_y);
-            let dx: Vec<f32> = layer
-                .backward(dya.view())
-                .expect("backward")
-                .iter()
-                .copied()
-                .collect();
+
+            let dy = ArrayD::from_shape_vec(IxDyn(&[n, f, oh, ow]), dy).expect("NCHW");
+            let dx = layer.backward(dy.view()).expect("backward");
             let got = Grads {
-                dx,
-                dw: layer.params()[0].grad.iter().copied().collect(),
-                db: layer.params()[1].grad.iter().copied().collect(),
+                dx: dx.iter().copied().collect(),
+                dw: grad(&layer, 0),
+                db: grad(&layer, 1),
             };
             if matches!(path, Path::Phased { fused: true }) {
                 close(&format!("{what}: dx"), &got.dx, &want.dx, &size.dx);
@@ -372,79 +201,39 @@ fn every_strategy_matches_the_reference() {
             }
             close(&format!("{what}: db"), &got.db, &want.db, &size.db);
             // without dx: the same parameter gradients
-            layer.backward_params(dya.view()).expect("backward");
+            layer.backward_params(dy.view()).expect("backward");
             same(
                 &format!("{what}: dW, params only"),
-                &layer.params()[0].grad.iter().copied().collect::<Vec<_>>(),
+                &grad(&layer, 0),
                 &got.dw,
             );
             same(
                 &format!("{what}: db, params only"),
-                &layer.params()[1].grad.iter().copied().collect::<Vec<_>>(),
+                &grad(&layer, 1),
                 &got.db,
             );
-            // every element of the fast paths' output within the magnitude bound too
-            close(&format!("{what}: y"), &y, &want_y, &size_y);
-            set_conv_sparse_max_density(before);
+            set_conv_sparse_max_density(density_before);
         }
-    });
+        set_simd_limit(before);
+    }
 }
 
-/// The reference is the definition: its forward against the sum written
-/// out in f64, and col2im the adjoint of im2col (`⟨im2col(x), D⟩ =
-/// ⟨x, col2im(D)⟩`).
+/// col2im is the adjoint of im2col: `⟨im2col(x), D⟩ = ⟨x, col2im(D)⟩`. (The
+/// reference's forward is tied to the definition through the fast paths:
+/// they equal it bit for bit above, and `tests/gradients.rs` checks them
+/// against the sum written out in f64 and against numerical gradients.)
 #[test]
-fn the_reference_is_the_definition() {
-    for (i, &(dims, f, k, s, p, _, _)) in CASES.iter().enumerate() {
-        let [n, c, h, w] = dims;
+fn reference_col2im_is_the_adjoint_of_im2col() {
+    for (i, &(dims, _, k, s, p, _, _)) in CASES.iter().enumerate() {
         let win = Window {
             kh: k,
             kw: k,
             stride: s,
             padding: p,
         };
-        let (oh, ow) = win.out_size(h, w).expect("fits");
-        let seed = i as u32 * 4 + 100;
-        let x = values(n * c * h * w, seed, None);
-        let weight = values(f * c * k * k, seed + 1, None);
-        let bias = values(f, seed + 2, None);
-        let y = reference::forward(&x, dims, &weight, &bias, win, false);
-        for ni in 0..n {
-            for fi in 0..f {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut want = f64::from(bias[fi]);
-                        for ci in 0..c {
-                            for ky in 0..k {
-                                for kx in 0..k {
-                                    let (iy, ix) = (
-                                        (oy * s + ky) as isize - p as isize,
-                                        (ox * s + kx) as isize - p as isize,
-                                    );
-                                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w
-                                    {
-                                        want +=
-                                            f64::from(weight[((fi * c + ci) * k + ky) * k + kx])
-                                                * f64::from(
-                                                    x[((ni * c + ci) * h + iy as usize) * w
-                                                        + ix as usize],
-                                                );
-                                    }
-                                }
-                            }
-                        }
-                        let got = f64::from(y[((ni * f + fi) * oh + oy) * ow + ox]);
-                        assert!(
-                            (got - want).abs() < 1e-4,
-                            "case {i} at {:?}: {got} against {want}",
-                            (ni, fi, oy, ox)
-                        );
-                    }
-                }
-            }
-        }
+        let x = values(dims.iter().product(), i as u32 + 100, None);
         let col = reference::im2col(&x, dims, win);
-        let d = values(col.len(), seed + 3, None);
+        let d = values(col.len(), i as u32 + 200, None);
         let back = reference::col2im(&d, dims, win);
         let lhs: f64 = col
             .iter()
