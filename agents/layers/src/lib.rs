@@ -58,20 +58,20 @@
 pub mod bench;
 mod buf;
 mod error;
-mod gemm;
 mod init;
 pub mod io;
+mod kernels;
 pub mod layers;
 mod loss;
 mod optim;
 mod sequential;
-mod simd;
-mod sparse;
 #[cfg(test)]
 mod test_values;
 
 pub use error::{Error, Result};
 pub use init::Init;
+pub use kernels::simd::{Simd, set_simd_limit, simd_level};
+pub use kernels::sparse::{SPARSE_MAX_DENSITY, set_sparse_max_density};
 pub use layers::{
     Affine, Conv2d, Flatten, Hardtanh, Layer, LeakyRelu, MatMul, MaxPool2d, Mode, Param, Relu,
     Sigmoid, Softmax, Tanh,
@@ -82,5 +82,3 @@ pub use optim::{
     Optimizer, OptimizerConfig, OptimizerState, Parameters, clip_grad_norm, grad_norm,
 };
 pub use sequential::{AnyLayer, Architecture, LayerSpec, ParamName, Sequential, Size};
-pub use simd::{Simd, set_simd_limit, simd_level};
-pub use sparse::{SPARSE_MAX_DENSITY, set_sparse_max_density};

@@ -356,7 +356,7 @@ impl Optimizer {
                 )));
                 return;
             }
-            crate::simd::dispatch(Update {
+            crate::kernels::simd::dispatch(Update {
                 config: &config,
                 t,
                 p,
@@ -399,7 +399,7 @@ struct Update<'a> {
     slot: &'a mut [ArrayD<f32>],
 }
 
-impl crate::simd::Kernel for Update<'_> {
+impl crate::kernels::simd::Kernel for Update<'_> {
     type Output = ();
     #[inline(always)]
     fn run<const FMA: bool>(self) {

@@ -378,7 +378,8 @@ impl fmt::Display for ParamName {
 ///
 /// Its buffers are reused between calls, so forward and backward make no
 /// heap allocation once they have run at the largest batch size. `Clone`
-/// gives an independent copy (a DQN target network).
+/// gives an independent copy (one to evaluate while the original trains,
+/// say).
 ///
 /// ```
 /// use rand::SeedableRng;
@@ -627,7 +628,8 @@ impl Sequential {
         Ok(())
     }
 
-    /// Hard update: `θ ← θ_other` (a DQN target network's periodic copy).
+    /// Hard update: `θ ← θ_other` (refreshing a copy that follows another
+    /// network now and then).
     /// Errors unless both networks have the same parameter names and shapes.
     pub fn copy_from(&mut self, other: &Sequential) -> Result<()> {
         self.zip_params(other, |dst, src| dst.copy_from_slice(src))

@@ -560,7 +560,7 @@ fn affine_matches_direct_sums_on_every_gemm_path() {
 #[test]
 fn affine_sparse_forward_matches_dense() {
     // (N, in, out); the MinAtar layer's 32 × 1024 × 128 is in the unit test
-    // of `src/sparse.rs`, at every level too
+    // of `src/kernels/sparse.rs`, at every level too
     let cases = [(9, 70, 130), (16, 100, 41), (33, 64, 256), (8, 512, 8)];
     at_every_level(|level| {
         let before = set_sparse_max_density(1.0);

@@ -7,7 +7,7 @@
 use super::{Layer, Mode};
 use crate::buf::Buf;
 use crate::error::{Error, Result, shape_err};
-use crate::simd::{Kernel, dispatch};
+use crate::kernels::simd::{Kernel, dispatch};
 use ndarray::{ArrayViewD, Zip};
 
 fn act_forward<'a>(

@@ -6,9 +6,9 @@
 use super::{Layer, Mode, Param};
 use crate::buf::{Buf, invalidate, take_storage};
 use crate::error::{Error, Result, shape_err};
-use crate::gemm::gemm;
 use crate::init::Init;
-use crate::sparse::{LiveBackward, SparseForward};
+use crate::kernels::gemm::gemm;
+use crate::kernels::sparse::{LiveBackward, SparseForward};
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Ix2};
 use rand::Rng;
 
@@ -90,8 +90,9 @@ impl Linear {
                 x2 = held.view().into_dimensionality::<Ix2>().expect("2-D");
             }
         }
-        // eval mode (no backward: a DQN target network) with enough zero
-        // inputs (after a ReLU, say): the sparse path on a cached Wᵀ
+        // eval mode (no backward follows, and the weight seldom changes
+        // between such calls) with enough zero inputs (after a ReLU, say):
+        // the sparse path on a cached Wᵀ
         let taken = match x2.as_slice() {
             Some(xs) if mode == Mode::Eval => {
                 let out = self.out.get_or_insert_with(Buf::default);

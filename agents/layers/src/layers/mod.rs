@@ -24,6 +24,7 @@ mod pool;
 pub(crate) mod softmax;
 
 pub use activation::{Hardtanh, LeakyRelu, Relu, Sigmoid, Tanh};
+pub(crate) use conv::Window;
 pub use conv::{CONV_SPARSE_MAX_DENSITY, Conv2d, set_conv_sparse_max_density};
 pub use flatten::Flatten;
 pub use linear::{Affine, MatMul};
@@ -40,7 +41,8 @@ use serde::{Deserialize, Serialize};
 pub enum Mode {
     /// Cache what `backward` needs.
     Train,
-    /// Compute the output only (target networks, acting, evaluation).
+    /// Compute the output only (inference, or a copy of a network that is
+    /// evaluated but not trained).
     Eval,
 }
 

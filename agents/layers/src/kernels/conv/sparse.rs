@@ -1,9 +1,11 @@
 //! Conv2d forward and weight gradient touching only the non-zero inputs, for
-//! stride 1 without padding.
+//! the direct path's windows (stride 1 without padding). The layer takes it
+//! instead of [`super::direct`] when at most [`CONV_SPARSE_MAX_DENSITY`] of
+//! the input is non-zero, counted on every call.
 //!
-//! Why: the MinAtar network's convolution reads the observation itself,
-//! 0/1 planes of which typically 5–15% are non-zero, so the dense direct
-//! path spends most of its FMAs on zeros. Each non-zero input pixel
+//! Why: a first convolution that reads 0/1 image planes, mostly zeros (the
+//! densities measured are in docs/perf/layers.md), spends most of the dense
+//! direct path's FMAs on zeros. Each non-zero input pixel
 //! `(c, iy, ix)` of value `v` adds `v·W[:, c, ky, kx]` to the `F` outputs at
 //! `(iy − ky, ix − kx)`, and `v·dy[n, :, iy − ky, ix − kx]` to
 //! `∂L/∂W[:, c, ky, kx]`: both are `F`-wide additions, so the filters are
@@ -11,18 +13,19 @@
 //! output and `dy` of one sample held as `[OH·OW][F']`, `F'` = `F` rounded
 //! up to 8), and the arithmetic is about the density times the dense path's.
 //! What does not shrink with the density is moving each sample's output and
-//! `dy` between `[F, L]` and `[L][F']` (about 13 µs of a 17 µs forward on an
-//! all-zero MinAtar batch on Zen 3): LLVM turns these transposes into
-//! single-float moves whatever the formulation tried (see the transposes).
+//! `dy` between `[F, L]` and `[L][F']` (most of a forward on an all-zero
+//! batch): LLVM turns these transposes into single-float moves whatever the
+//! formulation tried (see the transposes).
 //!
 //! The choice depends only on the shape and the input (its fraction of
 //! non-zero entries against [`CONV_SPARSE_MAX_DENSITY`]), never on what is
-//! cached, so a resumed run takes the same path at every call as the
-//! uninterrupted run (the two paths round differently).
+//! cached, so a computation resumed from a checkpoint takes the same path at
+//! every call as the uninterrupted one (the two paths round differently).
 
-use super::Window;
-use crate::gemm::axpy;
-use crate::simd::{Kernel, dispatch};
+use super::Conv;
+use crate::kernels::gemm::axpy;
+use crate::kernels::simd::{Kernel, dispatch};
+use crate::layers::Window;
 use std::cell::Cell;
 
 /// Filters per vector; `F` is padded to a multiple.
@@ -37,10 +40,10 @@ const MAX_FILTERS: usize = 32;
 const BLOCK: usize = 8;
 
 /// Largest fraction of non-zero inputs for which Conv2d takes its sparse
-/// path, by default. MinAtar layer, batch 32, Zen 3 (AVX2), random 0/1
-/// inputs, forward + weight gradient against the dense direct path: about
-/// 80 against 95 µs at 8%, even at 15%, 150–190 against 95–140 µs at 20–30%
-/// (a noisy machine); Breakout observations are 5–15% non-zero.
+/// path, by default: below the density (about 15%) at which forward and
+/// weight gradient together measured even with the dense direct path on a
+/// 3×3 layer of 16 filters over 4 × 10 × 10 inputs at batch 32 (the figures
+/// are in the repository's docs/perf/layers.md).
 pub const CONV_SPARSE_MAX_DENSITY: f32 = 0.12;
 
 thread_local! {
@@ -114,6 +117,17 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry of one call.
+    pub(crate) fn new(conv: Conv<'_>) -> Self {
+        let win = conv.win;
+        Self {
+            dims: conv.dims,
+            out_hw: conv.out_hw(),
+            kernel: (win.kh, win.kw),
+            f: conv.w2.nrows(),
+        }
+    }
+
     /// `F` rounded up to whole vectors.
     pub(crate) fn fp(&self) -> usize {
         self.f.div_ceil(LANES) * LANES
@@ -134,8 +148,9 @@ impl Geometry {
     /// whose output lies inside.
     ///
     /// The non-zero entries are found 64 at a time through a bit mask (a
-    /// compare-and-branch per element cost more than the taps at MinAtar's
-    /// densities), and their row followed incrementally instead of divided out.
+    /// compare-and-branch per element cost more than the taps at the
+    /// densities this path is for), and their row followed incrementally
+    /// instead of divided out.
     #[inline(always)]
     fn each_nonzero_tap(&self, xs: &[f32], mut tap: impl FnMut(f32, usize, usize)) {
         let [_, _, h, w] = self.dims;
@@ -327,7 +342,7 @@ impl PerWidth for SparseForward<'_> {
             });
             // y[f, o] = outs[o][f] + b[f], 8 positions at a time: their rows
             // interleaved into a panel first, as `sparse::Transpose` does
-            // (written into `y` element by element: 23 against 21 µs a batch)
+            // (written into `y` element by element, it measured slower)
             let ys = &mut y[ni * f * l..][..f * l];
             for (o0, block) in outs.chunks_exact(BLOCK).enumerate() {
                 let rows: &[[f32; FP]; BLOCK] = block.try_into().expect("BLOCK rows");
@@ -388,7 +403,7 @@ impl PerWidth for SparseWeightGrad<'_> {
         for ni in 0..n {
             let xs = &x[ni * c * h * w..][..c * h * w];
             // dys[o][f] = dy[n, f, o], 8 positions at a time (as 8 × 8 blocks
-            // of array shuffles: 32–38 against 19–21 µs a batch at 0% density)
+            // of array shuffles, it measured slower)
             let ds = &dy[ni * f * l..][..f * l];
             for (o0, block) in dys.chunks_exact_mut(BLOCK).enumerate() {
                 let block: &mut [[f32; FP]; BLOCK] = block.try_into().expect("BLOCK rows");
@@ -411,8 +426,8 @@ impl PerWidth for SparseWeightGrad<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::simd::{Simd, set_simd_limit};
     use crate::layers::{Conv2d, Layer, Mode};
-    use crate::simd::{Simd, set_simd_limit};
     use ndarray::{ArrayD, IxDyn};
 
     /// Uniform in `[0, 1)`.

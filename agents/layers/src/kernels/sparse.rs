@@ -3,32 +3,31 @@
 //! the backward over outputs whose gradient is not zero for the whole batch
 //! ([`LiveBackward`], described there).
 //!
-//! Why: the input of a fully connected layer after a ReLU is often half zeros
-//! (the MinAtar DQN's 1024 → 128 layer on Breakout: 42% → 64% non-zero over
-//! the first 13k updates, 18% after 5M steps), and the dense GEMMs already
-//! run near this core's FMA peak, so skipping zeros is what is left. Per
-//! sample, `y[n] = b + Σ_{k: x[n,k] ≠ 0} x[n,k] · Wᵀ[k]`: each non-zero
-//! input adds one row of `Wᵀ` (`O` contiguous floats) to `O` accumulators.
+//! Why: the input of a fully connected layer after a ReLU is often half
+//! zeros or more (the densities measured in training are in
+//! docs/perf/layers.md), and the dense GEMMs already run near the core's
+//! FMA peak, so skipping zeros is what is left. Per sample,
+//! `y[n] = b + Σ_{k: x[n,k] ≠ 0} x[n,k] · Wᵀ[k]`: each non-zero input adds
+//! one row of `Wᵀ` (`O` contiguous floats) to `O` accumulators.
 //!
-//! That needs `Wᵀ`, and transposing `W` costs about half a dense forward
-//! (46 µs for `128 × 1024`, see the crate README), so the layer keeps `Wᵀ`
-//! until its parameters are next borrowed mutably, and only eval-mode
-//! forwards take this path: in DQN, the target network's forward on the next
-//! states, whose weight changes once per target update. Train-mode forwards
-//! (the online network, whose weight changes after every step) keep the
-//! dense GEMM. The choice depends only on the mode, the shape and the
-//! input, never on what is cached, so that a run resumed from a checkpoint
-//! takes the same path at every call as the uninterrupted run (the two
-//! paths round differently).
+//! That needs `Wᵀ`, and transposing `W` costs about half a dense forward, so
+//! the layer keeps `Wᵀ` until its parameters are next borrowed mutably, and
+//! only eval-mode forwards take this path: no backward follows them, and the
+//! weight typically stays the same over many of them (a network that is
+//! only evaluated between updates). Train-mode forwards, each followed by
+//! a backward and an optimiser step that changes the weight, keep the dense
+//! GEMM. The choice depends only on the mode, the shape and the input, never
+//! on what is cached, so that a computation resumed from a checkpoint takes
+//! the same path at every call as the uninterrupted one (the two paths
+//! round differently).
 //!
 //! The non-zero entries are found through bit masks (one `u32` per 32
 //! inputs), and the kernel walks the set bits with `trailing_zeros`. `Wᵀ`
 //! and the output rows start on 64-byte boundaries: with 16-lane loads
-//! split across cache lines, the kernel ran 1.5 times slower (76 against
-//! 51 µs at 50% density).
+//! split across cache lines, the kernel ran markedly slower.
 
-use crate::gemm::{OffsetRows, axpy, gemm_offset_rows, gemm_rows_at, offset_rows_apply};
-use crate::simd::{Kernel, dispatch};
+use crate::kernels::gemm::{OffsetRows, axpy, gemm_offset_rows, gemm_rows_at, offset_rows_apply};
+use crate::kernels::simd::{Kernel, dispatch};
 use ndarray::ArrayView2;
 use std::cell::Cell;
 
@@ -43,10 +42,9 @@ const WORD: usize = 32;
 const LINE: usize = 16;
 
 /// Largest fraction of non-zero inputs for which the sparse path is taken,
-/// by default. On the MinAtar 1024 → 128 layer at batch 32 (AVX-512), the
-/// masks cost 12 µs and the kernel 26, 51 and 64 µs at 20%, 50% and 65%
-/// non-zero, against 91 µs for the dense GEMM; extrapolated, the two break
-/// even near 80%.
+/// by default: below the density at which it measured even with the dense
+/// GEMM, about 80% on a `1024 → 128` layer at batch 32 (the figures are in
+/// the repository's docs/perf/layers.md).
 pub const SPARSE_MAX_DENSITY: f32 = 0.75;
 
 /// Fewest samples for the sparse path: acting at batch 1 stays dense.
@@ -159,9 +157,8 @@ impl SparseForward {
 
 /// The path below is taken when at least one output in this many is dead
 /// for the whole batch. A margin, not a measured break-even: each dead
-/// output saves about 1/128 of the MinAtar layer's dense backward (some
-/// 2 µs), against packing `dy`'s live columns and a pass zeroing the dead
-/// rows of `∂L/∂W`.
+/// output saves `1/O` of the dense backward, against packing `dy`'s live
+/// columns and a pass zeroing the dead rows of `∂L/∂W`.
 const DEAD_MIN_PART: usize = 16;
 
 /// A fully connected layer's backward over its *live* outputs: those whose
@@ -169,11 +166,11 @@ const DEAD_MIN_PART: usize = 16;
 ///
 /// Why: an output behind a ReLU that is off for every sample of the batch
 /// has a zero column in `dy`. Its row of `∂L/∂W = dyᵀ·x` is zero, and it adds
-/// nothing to `∂L/∂x = dy·W`. In the MinAtar DQN's 1024 → 128 layer on
-/// Breakout, 33–44 of the 128 hidden units were dead for a whole batch of 32
-/// over the first 8k updates, so both products shrink by about a third. Unlike
-/// element-wise sparsity (`dy` was 48–55% non-zero there, the input 42–57%),
-/// this keeps the dense GEMM's panel path and its full FMA rate: `dy`'s live
+/// nothing to `∂L/∂x = dy·W`. Early in training a third of a hidden layer's
+/// units can be off for a whole batch (docs/perf/layers.md), so both
+/// products shrink by about a third. Unlike element-wise sparsity, which
+/// needs transposes, this keeps the dense GEMM's panel path and its full
+/// FMA rate: `dy`'s live
 /// columns are packed (`[N, live]`, 16 KiB at most), the live rows of `W`
 /// are read at their offsets, and the live rows of `∂L/∂W` written at theirs.
 ///
@@ -208,8 +205,7 @@ impl LiveBackward {
         let (n, o) = dy.dim();
         let d = w.len() / o.max(1);
         // whether each output has a non-zero (or NaN) gradient, row by row:
-        // walking down each column of row-major dy instead cost about 1% of
-        // DQN training
+        // walking down each column of row-major dy instead measured slower
         self.nonzero.clear();
         self.nonzero.resize(o, false);
         for row in dy.rows() {
@@ -309,8 +305,8 @@ impl Kernel for Transpose<'_> {
     type Output = ();
     /// 8 rows of `w` at a time, interleaved into a 64-row panel: LLVM
     /// vectorises that store group with shuffles (8 × 8 blocks transposed
-    /// by array shuffles became scalar moves through the stack: 74 against
-    /// 46 µs for `128 × 1024`); then copied into place, 8 floats per row.
+    /// by array shuffles became slower scalar moves through the stack);
+    /// then copied into place, 8 floats per row.
     #[inline(always)]
     fn run<const FMA: bool>(self) {
         let Transpose { w, o, d, wt, op } = self;
@@ -448,7 +444,7 @@ impl SparseRows<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::{Simd, set_simd_limit};
+    use crate::kernels::simd::{Simd, set_simd_limit};
 
     fn naive(x: &[f32], (n, d): (usize, usize), w: &[f32], b: &[f32]) -> Vec<f64> {
         let o = b.len();
@@ -470,7 +466,7 @@ mod tests {
     /// nothing, below one in 16 dead or where the panel path does not apply.
     #[test]
     fn live_backward_matches_dense_gemms() {
-        use crate::gemm::gemm;
+        use crate::kernels::gemm::gemm;
         use ndarray::{Array2, ArrayViewMut2};
         let mut next = crate::test_values::lcg_centred(5);
         for level in [Simd::Baseline, Simd::Avx2Fma, Simd::Avx512] {
