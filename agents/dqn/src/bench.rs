@@ -189,6 +189,24 @@ mod tests {
         assert_eq!((losses, params), run());
     }
 
+    /// `benches/peers/compare.py` reads this shape beside `torch_nets.py`'s.
+    #[test]
+    fn the_report_keeps_its_json_shape() {
+        let figures = NetFigures {
+            updates_per_second: 1.5,
+            infer_b1_us: 20.0,
+        };
+        let report = NetsReport {
+            minatar: figures,
+            nature: figures,
+        };
+        let figures = serde_json::json!({"updates_per_second": 1.5, "infer_b1_us": 20.0});
+        assert_eq!(
+            serde_json::to_value(report).unwrap(),
+            serde_json::json!({"minatar": figures, "nature": figures})
+        );
+    }
+
     #[test]
     fn a_tenth_of_the_batch_is_terminal() {
         let batch = random_batch(&[4, 10, 10], 0.99, 1);

@@ -1,7 +1,8 @@
 //! Run with: `cargo bench -p rl-layers --bench nets [-- SECONDS_PER_NET]`
 //!
 //! One training step at batch 32 on one thread (train-mode forward,
-//! backward from a fixed upstream gradient, optimiser step; no loss) for
+//! backward from a fixed upstream gradient of alternating sign, optimiser
+//! step; no loss) for
 //! two conv nets, plus single-input inference latency, as one JSON object:
 //! `{"conv_10x10": {"steps_per_second", "infer_b1_us"}, "conv_84x84": {…}}`.
 //! The nets are those of `rl_layers::bench::TrainStep`: Conv 16 3×3/1,

@@ -197,6 +197,7 @@ fn optimizer_state_round_trips_and_training_resumes_identically() {
 
         let mut resumed = TrainStep::conv_10x10(2).unwrap();
         resumed.net.load_safetensors_bytes(&net_bytes).unwrap();
+        resumed.upstream = step.upstream.clone();
         resumed.optimizer = config.build().unwrap();
         resumed
             .optimizer
