@@ -22,12 +22,7 @@ use rl_layers::{Architecture, Init, LayerSpec, Mode, Param, Parameters, Sequenti
 /// ReLU, Affine 128, ReLU, Affine `"actions"`.
 pub fn minatar_architecture() -> Architecture {
     Architecture(vec![
-        LayerSpec::Conv {
-            out: Size::Fixed(16),
-            kernel: 3,
-            stride: 1,
-            padding: 0,
-        },
+        conv(16, 3, 1),
         LayerSpec::Relu,
         LayerSpec::Flatten,
         LayerSpec::Affine(Size::Fixed(128)),
@@ -39,12 +34,6 @@ pub fn minatar_architecture() -> Architecture {
 /// The Nature network (Mnih et al. 2015): Conv 32 8×8/4, Conv 64 4×4/2,
 /// Conv 64 3×3/1, Affine 512, Affine `"actions"`, ReLUs between.
 pub fn nature_architecture() -> Architecture {
-    let conv = |out, kernel, stride| LayerSpec::Conv {
-        out: Size::Fixed(out),
-        kernel,
-        stride,
-        padding: 0,
-    };
     Architecture(vec![
         conv(32, 8, 4),
         LayerSpec::Relu,
@@ -57,6 +46,16 @@ pub fn nature_architecture() -> Architecture {
         LayerSpec::Relu,
         LayerSpec::Affine(Size::Named("actions".into())),
     ])
+}
+
+/// An unpadded convolution to `out` channels.
+fn conv(out: usize, kernel: usize, stride: usize) -> LayerSpec {
+    LayerSpec::Conv {
+        out: Size::Fixed(out),
+        kernel,
+        stride,
+        padding: 0,
+    }
 }
 
 /// The MLP default: flatten, Affine 64, ReLU, Affine 64, ReLU, Affine `"actions"`.

@@ -11,6 +11,7 @@
 use ndarray::{ArrayD, Axis, Slice};
 use rl_dqn::bench::UpdateBench;
 use rl_dqn::network::QNet;
+use rl_layers::bench::{sparse_binary, switch_off_every_third};
 use rl_layers::{Mode, Parameters};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use std::alloc::System;
@@ -27,27 +28,15 @@ fn act(net: &mut QNet, obs: &ArrayD<f32>) -> usize {
 fn dqn_updates_do_not_allocate_after_warm_up() {
     // MinAtar-like observations (0/1, about 8% non-zero): Conv2d's sparse path
     let mut sparse = UpdateBench::minatar(3).unwrap();
-    let mut k = 0usize;
-    let mut sparse_obs = || {
-        ArrayD::from_shape_fn(sparse.batch.obs.raw_dim(), |_| {
-            k += 1;
-            f32::from(u8::from((k * 7919) % 100 < 8))
-        })
-    };
-    let (obs, next_obs) = (sparse_obs(), sparse_obs());
-    sparse.batch.obs = obs;
-    sparse.batch.next_obs = next_obs;
+    sparse.batch.obs = sparse_binary(sparse.batch.obs.raw_dim());
+    sparse.batch.next_obs = sparse_binary(sparse.batch.next_obs.raw_dim());
     // a third of the hidden units off for every sample (a large negative
     // bias): Affine's backward over live outputs only
     let mut dead = UpdateBench::minatar(3).unwrap();
     dead.online.visit_params_mut(&mut |p| {
         // the bias of the 128 hidden units (the only parameter of 128 values)
         if p.value.len() == 128 {
-            for (j, b) in p.value.iter_mut().enumerate() {
-                if j % 3 == 2 {
-                    *b = -1e3;
-                }
-            }
+            switch_off_every_third(&mut p.value);
         }
     });
     for (name, mut bench) in [

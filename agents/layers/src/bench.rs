@@ -48,6 +48,27 @@ pub fn conv_net(convs: &[(usize, usize, usize)], hidden: usize, outputs: usize) 
     Architecture(layers)
 }
 
+/// 0/1 values, about 8% of them 1, scattered: mostly empty binary planes,
+/// inputs that take Conv2d's sparse path.
+pub fn sparse_binary(shape: IxDyn) -> ArrayD<f32> {
+    let mut k = 0usize;
+    ArrayD::from_shape_fn(shape, |_| {
+        k += 1;
+        f32::from(u8::from((k * 7919) % 100 < 8))
+    })
+}
+
+/// Sets every third value of `bias` to −1000, so that those units stay
+/// off behind a ReLU for every input: Affine's backward then runs over the
+/// live outputs only.
+pub fn switch_off_every_third(bias: &mut ArrayD<f32>) {
+    for (j, b) in bias.iter_mut().enumerate() {
+        if j % 3 == 2 {
+            *b = -1e3;
+        }
+    }
+}
+
 /// A network, its optimiser and fixed data for repeated training steps.
 ///
 /// ```

@@ -6,7 +6,7 @@
 //! This file holds a single test so that no other test's allocations run
 //! concurrently with the counted region.
 
-use rl_layers::bench::TrainStep;
+use rl_layers::bench::{TrainStep, sparse_binary, switch_off_every_third};
 use rl_layers::{Layer, Mode, Sequential};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use std::alloc::System;
@@ -30,21 +30,13 @@ fn argmax(net: &mut Sequential, input: &ndarray::ArrayD<f32>) -> usize {
 fn training_steps_do_not_allocate_after_warm_up() {
     // 0/1 inputs, about 8% non-zero: Conv2d's sparse path
     let mut sparse = TrainStep::conv_10x10(3).unwrap();
-    let mut k = 0usize;
-    sparse.input = ndarray::ArrayD::from_shape_fn(sparse.input.raw_dim(), |_| {
-        k += 1;
-        f32::from(u8::from((k * 7919) % 100 < 8))
-    });
+    sparse.input = sparse_binary(sparse.input.raw_dim());
     // a third of the hidden units off for every sample (a large negative
     // bias): Affine's backward over live outputs only
     let mut dead = TrainStep::conv_10x10(3).unwrap();
     for layer in dead.net.layers_mut() {
         if layer.kind() == "affine" && layer.params()[1].value.len() == 128 {
-            for (j, b) in layer.params_mut()[1].value.iter_mut().enumerate() {
-                if j % 3 == 2 {
-                    *b = -1e3;
-                }
-            }
+            switch_off_every_third(&mut layer.params_mut()[1].value);
         }
     }
     for (name, mut step) in [
