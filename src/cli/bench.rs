@@ -46,7 +46,7 @@ pub fn bench(command: BenchCommand) -> CliResult {
     match command {
         BenchCommand::Envs(args) => super::bench_envs::bench_envs(args.budget()?, args.json),
         BenchCommand::Nets(args) => {
-            let report = rl_layers::bench::nets(args.budget()?).map_err(|e| CliError {
+            let report = rl_dqn::bench::nets(args.budget()?).map_err(|e| CliError {
                 code: 1,
                 message: e.to_string(),
             })?;

@@ -337,7 +337,7 @@ pub struct Dqn {
     online: QNet,
     target_net: QNet,
     optimizer: Optimizer,
-    loss: Loss,
+    update: DqnUpdate,
     replay: Replay,
     /// Exploration.
     rng: ChaCha8Rng,
@@ -350,9 +350,6 @@ pub struct Dqn {
     updates: u64,
     window: Window,
     batch: Batch,
-    targets: Array1<f32>,
-    dq: Array2<f32>,
-    best: Vec<usize>,
     act_input: ArrayD<f32>,
     /// When the current logging window began, and at which step.
     clock: (Instant, u64),
@@ -417,27 +414,20 @@ impl Dqn {
         )?;
         let mut sample_rng = rng.clone();
         sample_rng.set_stream(1);
-        let n = config.batch_size;
         Ok(Dqn {
             action_space: ctx.action_space.clone(),
             actions,
             target_net: online.clone(),
             online,
             optimizer,
-            loss: match config.loss {
-                TdLoss::Huber { delta } => Loss::Huber { delta },
-                TdLoss::Mse => Loss::MeanSquaredError,
-            },
+            update: DqnUpdate::new(&config, actions),
             replay: Replay::new(codec, config.replay.capacity),
             rng,
             sample_rng,
             steps: 0,
             updates: 0,
             window: Window::default(),
-            batch: Batch::new(n, &input_shape),
-            targets: Array1::zeros(n),
-            dq: Array2::zeros((n, actions)),
-            best: vec![0; n],
+            batch: Batch::new(config.batch_size, &input_shape),
             act_input: input_buffer(1, &input_shape),
             input_shape,
             clock: (Instant::now(), 0),
@@ -482,11 +472,145 @@ impl Dqn {
             message,
         }
     }
+}
 
-    // -----------------------------------------------------------------------
-    // The update
-    // -----------------------------------------------------------------------
+// ---------------------------------------------------------------------------
+// The update
+// ---------------------------------------------------------------------------
 
+/// One gradient step of DQN: the TD target, the loss on the actions taken,
+/// backward, optional gradient clipping and the optimiser step, with the
+/// buffers it reuses. The agent's updates and `rl-lab bench nets`
+/// ([`crate::bench`]) both run [`DqnUpdate::step`], so the benchmark times
+/// exactly the agent's update.
+#[derive(Clone, Debug)]
+pub struct DqnUpdate {
+    loss: Loss,
+    double_dqn: bool,
+    grad_clip: GradClip,
+    /// The targets `y`, `[N]`.
+    targets: Array1<f32>,
+    /// `∂L/∂Q`, `[N, A]`.
+    dq: Array2<f32>,
+    /// Double DQN's bootstrap actions `a*`, `[N]`.
+    best: Vec<usize>,
+}
+
+/// What [`DqnUpdate::step`] did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StepOutcome {
+    /// The optimiser moved the online network.
+    Stepped {
+        /// The loss on the batch.
+        loss: f32,
+        /// The mean of `Q(s, a; θ)` over the batch, before the step.
+        q_mean: f64,
+    },
+    /// A value came out NaN or infinite, so the optimiser did not run.
+    NotFinite {
+        /// Which value: `"the loss"` or `"the gradient norm"`.
+        what: &'static str,
+        /// Its value.
+        value: f32,
+    },
+}
+
+impl DqnUpdate {
+    /// The step `config` describes (its loss, `double_dqn` and
+    /// `grad_clip`), for batches of `config.batch_size` and `actions`
+    /// outputs.
+    pub fn new(config: &DqnConfig, actions: usize) -> Self {
+        let n = config.batch_size;
+        DqnUpdate {
+            loss: match config.loss {
+                TdLoss::Huber { delta } => Loss::Huber { delta },
+                TdLoss::Mse => Loss::MeanSquaredError,
+            },
+            double_dqn: config.double_dqn,
+            grad_clip: config.grad_clip,
+            targets: Array1::zeros(n),
+            dq: Array2::zeros((n, actions)),
+            best: vec![0; n],
+        }
+    }
+
+    /// One gradient step of `online` on `batch`, bootstrapping from
+    /// `target_net`. After the first call it makes no heap allocation.
+    ///
+    /// # Shapes
+    /// `batch.obs`, `batch.next_obs`: `[N, …input]`; `batch.actions`,
+    /// `batch.returns`, `batch.discounts`: `[N]`, with `N` the config's
+    /// `batch_size`; both networks output `[N, A]`.
+    pub fn step(
+        &mut self,
+        online: &mut QNet,
+        target_net: &mut QNet,
+        optimizer: &mut Optimizer,
+        batch: &Batch,
+    ) -> Result<StepOutcome> {
+        let n = batch.len();
+        if self.double_dqn {
+            // a* = argmax_a' Q(s', a'; θ), the online network's choice
+            let q_online = online.forward(batch.next_obs.view(), Mode::Eval)?;
+            for i in 0..n {
+                self.best[i] = QNet::argmax(q_online, i);
+            }
+        }
+        {
+            let q_next = target_net.forward(batch.next_obs.view(), Mode::Eval)?;
+            for i in 0..n {
+                let discount = batch.discounts[i];
+                // Terminal states are worth 0, whatever the network says of them.
+                let bootstrap = if discount == 0.0 {
+                    0.0
+                } else if self.double_dqn {
+                    q_next[[i, self.best[i]]]
+                } else {
+                    q_next[[i, QNet::argmax(q_next, i)]]
+                };
+                // y = R + γⁿ · (1 − terminated) · max_a' Q(s', a'; θ⁻), where
+                // R = Σ_{k<n} γᵏ r_{t+k} and discount = γⁿ (1 − terminated);
+                // with Double DQN max_a' Q(s', a'; θ⁻) becomes Q(s', a*; θ⁻).
+                self.targets[i] = batch.returns[i] + discount * bootstrap;
+            }
+        }
+        let (loss, q_mean) = {
+            let q = online.forward(batch.obs.view(), Mode::Train)?;
+            let q_mean = (0..n)
+                .map(|i| f64::from(q[[i, batch.actions[i]]]))
+                .sum::<f64>()
+                / n as f64;
+            // L = (1/N) Σ_i ℓ(Q(s_i, a_i; θ) − y_i), ℓ Huber_δ or squared;
+            // ∂L/∂Q is zero off the taken actions.
+            let loss = self
+                .loss
+                .compute_selected(q, &batch.actions, self.targets.view(), self.dq.view_mut())
+                .map_err(run_error)?;
+            (loss, q_mean)
+        };
+        if !loss.is_finite() {
+            return Ok(StepOutcome::NotFinite {
+                what: "the loss",
+                value: loss,
+            });
+        }
+        online.backward(self.dq.view())?;
+        if let GradClip::GlobalNorm(max) = self.grad_clip {
+            // g ← g · max / ‖g‖ when ‖g‖ > max
+            let norm = rl_layers::clip_grad_norm(online, max);
+            if !norm.is_finite() {
+                return Ok(StepOutcome::NotFinite {
+                    what: "the gradient norm",
+                    value: norm,
+                });
+            }
+        }
+        optimizer.step(online).map_err(run_error)?;
+        Ok(StepOutcome::Stepped { loss, q_mean })
+    }
+}
+
+impl Dqn {
     /// One gradient step on a sampled batch, then the target update.
     fn learn(&mut self) -> Result<()> {
         let gamma = self.config.gamma as f32;
@@ -498,73 +622,21 @@ impl Dqn {
         ) {
             return Ok(());
         }
-        let n = self.batch.len();
-        if self.config.double_dqn {
-            // a* = argmax_a' Q(s', a'; θ), the online network's choice
-            let q_online = self
-                .online
-                .forward(self.batch.next_obs.view(), Mode::Eval)?;
-            for i in 0..n {
-                self.best[i] = QNet::argmax(q_online, i);
-            }
-        }
-        {
-            let q_next = self
-                .target_net
-                .forward(self.batch.next_obs.view(), Mode::Eval)?;
-            for i in 0..n {
-                let discount = self.batch.discounts[i];
-                // Terminal states are worth 0, whatever the network says of them.
-                let bootstrap = if discount == 0.0 {
-                    0.0
-                } else if self.config.double_dqn {
-                    q_next[[i, self.best[i]]]
-                } else {
-                    q_next[[i, QNet::argmax(q_next, i)]]
-                };
-                // y = R + γⁿ · (1 − terminated) · max_a' Q(s', a'; θ⁻), where
-                // R = Σ_{k<n} γᵏ r_{t+k} and discount = γⁿ (1 − terminated);
-                // with Double DQN max_a' Q(s', a'; θ⁻) becomes Q(s', a*; θ⁻).
-                self.targets[i] = self.batch.returns[i] + discount * bootstrap;
-            }
-        }
-        let (loss, q_mean) = {
-            let q = self.online.forward(self.batch.obs.view(), Mode::Train)?;
-            let q_mean = (0..n)
-                .map(|i| f64::from(q[[i, self.batch.actions[i]]]))
-                .sum::<f64>()
-                / n as f64;
-            // L = (1/N) Σ_i ℓ(Q(s_i, a_i; θ) − y_i), ℓ Huber_δ or squared;
-            // ∂L/∂Q is zero off the taken actions.
-            let loss = self
-                .loss
-                .compute_selected(
-                    q,
-                    &self.batch.actions,
-                    self.targets.view(),
-                    self.dq.view_mut(),
-                )
-                .map_err(run_error)?;
-            (loss, q_mean)
-        };
-        if !loss.is_finite() {
-            return Err(self.diverged(format!(
-                "the loss is {loss} at gradient update {}",
-                self.updates + 1
-            )));
-        }
-        self.online.backward(self.dq.view())?;
-        if let GradClip::GlobalNorm(max) = self.config.grad_clip {
-            // g ← g · max / ‖g‖ when ‖g‖ > max
-            let norm = rl_layers::clip_grad_norm(&mut self.online, max);
-            if !norm.is_finite() {
+        let step = self.update.step(
+            &mut self.online,
+            &mut self.target_net,
+            &mut self.optimizer,
+            &self.batch,
+        )?;
+        let (loss, q_mean) = match step {
+            StepOutcome::Stepped { loss, q_mean } => (loss, q_mean),
+            StepOutcome::NotFinite { what, value } => {
                 return Err(self.diverged(format!(
-                    "the gradient norm is {norm} at gradient update {}",
+                    "{what} is {value} at gradient update {}",
                     self.updates + 1
                 )));
             }
-        }
-        self.optimizer.step(&mut self.online).map_err(run_error)?;
+        };
         self.updates += 1;
         if self
             .updates

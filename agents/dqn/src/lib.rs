@@ -6,9 +6,10 @@
 //! | module | contents |
 //! |---|---|
 //! | [`dqn`] | the config, the update (the Bellman target is written above the code that computes it) and the act step |
-//! | [`network`] | the Q-network: default architectures by observation type, the dueling head |
+//! | [`network`] | the Q-network: the MinAtar and Nature networks, default architectures by observation type, the dueling head |
 //! | [`replay`] | the ring buffer: frames stored once, true final observations, n-step targets |
 //! | [`encode`] | observations as network input and as compact stored frames (bits for MinAtar) |
+//! | [`bench`](mod@bench) | `rl-lab bench nets`: the agent's update timed on the MinAtar and Nature networks |
 //!
 //! Reward clipping is not the agent's business: it is the `clip_reward`
 //! env wrapper, listed after `episode_statistics` so that logged returns
@@ -36,12 +37,15 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod dqn;
 pub mod encode;
 pub mod network;
 pub mod replay;
 
-pub use dqn::{Dqn, DqnConfig, GradClip, NetworkSpec, ReplayConfig, TdLoss};
+pub use dqn::{
+    Dqn, DqnConfig, DqnUpdate, GradClip, NetworkSpec, ReplayConfig, StepOutcome, TdLoss,
+};
 
 use rl_agent::AgentRegistry;
 

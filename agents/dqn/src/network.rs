@@ -16,10 +16,47 @@
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn, Slice};
 use rand::Rng;
 use rl_agent::{Error, Result};
-use rl_layers::{
-    Architecture, Init, LayerSpec, Mode, Param, Parameters, Sequential, Size,
-    bench::{minatar_architecture, nature_architecture},
-};
+use rl_layers::{Architecture, Init, LayerSpec, Mode, Param, Parameters, Sequential, Size};
+
+/// The MinAtar network (Young & Tian 2019, `examples/dqn.py`): Conv 16 3×3/1,
+/// ReLU, Affine 128, ReLU, Affine `"actions"`.
+pub fn minatar_architecture() -> Architecture {
+    Architecture(vec![
+        conv(16, 3, 1),
+        LayerSpec::Relu,
+        LayerSpec::Flatten,
+        LayerSpec::Affine(Size::Fixed(128)),
+        LayerSpec::Relu,
+        LayerSpec::Affine(Size::Named("actions".into())),
+    ])
+}
+
+/// The Nature network (Mnih et al. 2015): Conv 32 8×8/4, Conv 64 4×4/2,
+/// Conv 64 3×3/1, Affine 512, Affine `"actions"`, ReLUs between.
+pub fn nature_architecture() -> Architecture {
+    Architecture(vec![
+        conv(32, 8, 4),
+        LayerSpec::Relu,
+        conv(64, 4, 2),
+        LayerSpec::Relu,
+        conv(64, 3, 1),
+        LayerSpec::Relu,
+        LayerSpec::Flatten,
+        LayerSpec::Affine(Size::Fixed(512)),
+        LayerSpec::Relu,
+        LayerSpec::Affine(Size::Named("actions".into())),
+    ])
+}
+
+/// An unpadded convolution to `out` channels.
+fn conv(out: usize, kernel: usize, stride: usize) -> LayerSpec {
+    LayerSpec::Conv {
+        out: Size::Fixed(out),
+        kernel,
+        stride,
+        padding: 0,
+    }
+}
 
 /// The MLP default: flatten, Affine 64, ReLU, Affine 64, ReLU, Affine `"actions"`.
 pub fn mlp_architecture() -> Architecture {

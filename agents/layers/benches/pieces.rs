@@ -1,8 +1,10 @@
-//! Run with: `cargo bench -p rl-layers --bench pieces [-- minatar|nature] [avx2|baseline]`
+//! Run with: `cargo bench -p rl-layers --bench pieces [-- 10x10|84x84] [avx2|baseline]`
 //!
-//! Per-layer timings of the DQN update at batch 32 (min over 7 rounds of
-//! `reps` calls each), for finding where an update's time goes. Layer `i`
-//! is the `i`-th layer of the benchmark network; `fwd` is a train-mode
+//! Per-layer timings of the training step of `rl_layers::bench::TrainStep`
+//! at batch 32 (min over 7 rounds of `reps` calls each), for finding where
+//! a step's time goes: `10x10` is its conv net on 4×10×10 inputs, `84x84`
+//! the one on 4×84×84 inputs. Layer `i` is the `i`-th layer of that
+//! network; `fwd` is a train-mode
 //! forward, `eval` an eval-mode one, `bwd` a backward (`bwd_params` for the
 //! first layer, which needs no input gradient), `new weight` an eval-mode
 //! forward right after the parameters were borrowed mutably (Affine's sparse
@@ -11,7 +13,7 @@
 //! net. `avx2` and `baseline` cap the kernels at the AVX2 + FMA or SSE2 build.
 
 use ndarray::ArrayD;
-use rl_layers::bench::DqnSetup;
+use rl_layers::bench::TrainStep;
 use rl_layers::{Layer, Mode};
 use std::time::Instant;
 
@@ -44,28 +46,28 @@ fn main() {
         .into_iter()
         .filter(|w| w != "avx2" && w != "baseline")
         .collect();
-    for name in ["minatar", "nature"] {
+    for name in ["10x10", "84x84"] {
         if !which.is_empty() && !which.iter().any(|w| w == name) {
             continue;
         }
-        let mut setup = if name == "minatar" {
-            DqnSetup::minatar(0)
+        let mut setup = if name == "10x10" {
+            TrainStep::conv_10x10(0)
         } else {
-            DqnSetup::nature(0)
+            TrainStep::conv_84x84(0)
         }
         .expect("setup");
-        let reps = if name == "minatar" { 400 } else { 8 };
-        setup.update().expect("update");
+        let reps = if name == "10x10" { 400 } else { 8 };
+        setup.run().expect("step");
         let whole = time(reps, || {
-            setup.update().expect("update");
+            setup.run().expect("step");
         });
-        println!("{name}: update {whole:.1} us");
+        println!("{name}: training step {whole:.1} us");
         // inputs of every layer, from one train forward
-        let x0 = setup.batch.obs.clone();
+        let x0 = setup.input.clone();
         let mut inputs: Vec<ArrayD<f32>> = vec![x0.clone()];
         let mut outs_shapes = Vec::new();
         {
-            let layers = setup.online.layers_mut();
+            let layers = setup.net.layers_mut();
             let mut cur = x0.clone();
             for l in layers.iter_mut() {
                 let y = l.forward(cur.view(), Mode::Train).expect("fwd").to_owned();
@@ -74,7 +76,7 @@ fn main() {
                 cur = y;
             }
         }
-        let layers = setup.online.layers_mut();
+        let layers = setup.net.layers_mut();
         for (i, l) in layers.iter_mut().enumerate() {
             let x = inputs[i].clone();
             let mut k = 0usize;
@@ -88,8 +90,8 @@ fn main() {
             let evl = time(reps, || {
                 std::hint::black_box(l.forward(x.view(), Mode::Eval).expect("fwd"));
             });
-            // eval right after a weight change (as Double DQN's online network
-            // on the next states): Affine's sparse path transposes W first
+            // eval right after a weight change (a network that both trains and
+            // evaluates between steps): Affine's sparse path transposes W first
             let evl_new = time(reps, || {
                 l.params_mut();
                 std::hint::black_box(l.forward(x.view(), Mode::Eval).expect("fwd"));
@@ -104,7 +106,7 @@ fn main() {
             };
             let bwdp = time(reps, || l.backward_params(dy.view()).expect("bwd"));
             // a fully connected layer's dy with every third output dead for
-            // the whole batch (as hidden units behind a ReLU in DQN training)
+            // the whole batch (as hidden units behind a ReLU that stay off)
             let dead = (dy.ndim() == 2).then(|| {
                 let mut dy_dead = dy.clone();
                 for (j, mut column) in dy_dead.axis_iter_mut(ndarray::Axis(1)).enumerate() {
@@ -124,9 +126,9 @@ fn main() {
                     .unwrap_or_default(),
             );
         }
-        let online = &mut setup.online;
-        let opt = &mut setup.opt;
-        let step = time(reps, || opt.step(online).expect("step"));
+        let net = &mut setup.net;
+        let optimizer = &mut setup.optimizer;
+        let step = time(reps, || optimizer.step(net).expect("step"));
         println!("  opt step {step:.1} us");
     }
 }

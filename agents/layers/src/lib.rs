@@ -45,13 +45,15 @@
 //! # }
 //! ```
 //!
-//! # A DQN-style update without allocation
+//! # Training without allocation
 //!
 //! [`Sequential::forward`] returns a view into a buffer the network owns,
-//! [`Loss::compute_selected`] applies a loss to one entry per row (the action
-//! taken) and writes the gradient into a preallocated `[N, A]` array, and
-//! `Clone` makes the target network. [`bench::dqn_update`] is a complete,
-//! allocation-free example that the benchmark times.
+//! [`Loss::compute_into`] and [`Loss::compute_selected`] (a loss on one
+//! chosen entry per row) write the gradient into a preallocated array, and
+//! the optimiser keeps its state from one step to the next. After the first
+//! step, a training loop built from these makes no heap allocation;
+//! [`bench::TrainStep`] is such a step, which the benchmarks time and
+//! `tests/alloc.rs` checks.
 
 #![warn(missing_docs)]
 

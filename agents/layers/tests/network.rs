@@ -4,14 +4,19 @@
 use ndarray::{ArrayD, IxDyn};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rl_layers::bench::{DqnSetup, minatar_architecture};
+use rl_layers::bench::{TrainStep, conv_net};
 use rl_layers::*;
 
-fn minatar(seed: u64) -> Sequential {
+/// Conv 16 3×3/1, Affine 128, Affine `outputs` on `[4, 10, 10]` inputs.
+fn conv_10x10_with(outputs: usize, seed: u64) -> Sequential {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    minatar_architecture()
-        .build(&[4, 10, 10], &[("actions", 6)], Init::HeUniform, &mut rng)
+    conv_net(&[(16, 3, 1)], 128, outputs)
+        .build(&[4, 10, 10], &[], Init::HeUniform, &mut rng)
         .unwrap()
+}
+
+fn conv_10x10(seed: u64) -> Sequential {
+    conv_10x10_with(6, seed)
 }
 
 fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
@@ -32,8 +37,27 @@ fn the_issue_example_builds_with_inferred_sizes() {
         r#"[{"conv": {"out": 16, "kernel": 3, "stride": 1}}, "relu", "flatten", {"affine": 128}, "relu", {"affine": "actions"}]"#,
     )
     .unwrap();
-    assert_eq!(arch, minatar_architecture());
-    let net = minatar(0);
+    let conv = LayerSpec::Conv {
+        out: Size::Fixed(16),
+        kernel: 3,
+        stride: 1,
+        padding: 0,
+    };
+    assert_eq!(
+        arch,
+        Architecture(vec![
+            conv,
+            LayerSpec::Relu,
+            LayerSpec::Flatten,
+            LayerSpec::Affine(Size::Fixed(128)),
+            LayerSpec::Relu,
+            LayerSpec::Affine(Size::Named("actions".into())),
+        ])
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let net = arch
+        .build(&[4, 10, 10], &[("actions", 6)], Init::HeUniform, &mut rng)
+        .unwrap();
     let names: Vec<String> = net.named_params().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
@@ -113,7 +137,7 @@ fn build_errors_name_the_layer_and_field() {
     );
     assert!(serde_json::from_str::<Architecture>(r#"["gelu"]"#).is_err());
     // wrong input shape at run time is an error, not a panic
-    let mut net = minatar(0);
+    let mut net = conv_10x10(0);
     assert!(
         net.forward(random(&[2, 3, 10, 10], 0).view(), Mode::Eval)
             .is_err()
@@ -122,31 +146,24 @@ fn build_errors_name_the_layer_and_field() {
 
 #[test]
 fn save_load_round_trip_is_bit_exact() {
-    let mut setup = DqnSetup::minatar(1).unwrap();
-    setup.update().unwrap();
+    let mut step = TrainStep::conv_10x10(1).unwrap();
+    step.run().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("net.safetensors");
-    setup.online.save_safetensors(&path).unwrap();
-    let mut loaded = minatar(99);
-    assert_ne!(bits(&loaded), bits(&setup.online));
+    step.net.save_safetensors(&path).unwrap();
+    let mut loaded = conv_10x10(99);
+    assert_ne!(bits(&loaded), bits(&step.net));
     loaded.load_safetensors(&path).unwrap();
-    assert_eq!(bits(&loaded), bits(&setup.online));
+    assert_eq!(bits(&loaded), bits(&step.net));
     let x = random(&[3, 4, 10, 10], 5);
-    let a = setup
-        .online
-        .forward(x.view(), Mode::Eval)
-        .unwrap()
-        .to_owned();
+    let a = step.net.forward(x.view(), Mode::Eval).unwrap().to_owned();
     let b = loaded.forward(x.view(), Mode::Eval).unwrap().to_owned();
     assert_eq!(a.mapv(f32::to_bits), b.mapv(f32::to_bits));
     // the file is plain safetensors: F32 tensors with PyTorch's names and layouts
     let (tensors, _) = io::load_tensors(&path).unwrap();
     assert_eq!(tensors.len(), 6);
     // a different architecture refuses the file
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut other = minatar_architecture()
-        .build(&[4, 10, 10], &[("actions", 3)], Init::HeUniform, &mut rng)
-        .unwrap();
+    let mut other = conv_10x10_with(3, 0);
     assert!(matches!(
         other.load_safetensors(&path),
         Err(Error::ParamMismatch(_))
@@ -169,38 +186,41 @@ fn optimizer_state_round_trips_and_training_resumes_identically() {
             eps: 1e-6,
         },
     ] {
-        let mut setup = DqnSetup::minatar(2).unwrap();
-        setup.opt = config.build().unwrap();
+        let mut step = TrainStep::conv_10x10(2).unwrap();
+        step.optimizer = config.build().unwrap();
         for _ in 0..3 {
-            setup.update().unwrap();
+            step.run().unwrap();
         }
-        let net_bytes = setup.online.to_safetensors().unwrap();
-        let opt_bytes = setup.opt.state_to_safetensors().unwrap();
-        let opt_json = serde_json::to_string(&setup.opt).unwrap();
+        let net_bytes = step.net.to_safetensors().unwrap();
+        let opt_bytes = step.optimizer.state_to_safetensors().unwrap();
+        let opt_json = serde_json::to_string(&step.optimizer).unwrap();
 
-        let mut resumed = DqnSetup::minatar(2).unwrap();
-        resumed.online.load_safetensors_bytes(&net_bytes).unwrap();
-        resumed.target = setup.target.clone();
-        resumed.opt = config.build().unwrap();
-        resumed.opt.load_state_safetensors(&opt_bytes).unwrap();
-        assert_eq!(resumed.opt, setup.opt);
+        let mut resumed = TrainStep::conv_10x10(2).unwrap();
+        resumed.net.load_safetensors_bytes(&net_bytes).unwrap();
+        resumed.upstream = step.upstream.clone();
+        resumed.optimizer = config.build().unwrap();
+        resumed
+            .optimizer
+            .load_state_safetensors(&opt_bytes)
+            .unwrap();
+        assert_eq!(resumed.optimizer, step.optimizer);
         assert_eq!(
             serde_json::from_str::<Optimizer>(&opt_json).unwrap(),
-            setup.opt
+            step.optimizer
         );
 
         for _ in 0..2 {
-            setup.update().unwrap();
-            resumed.update().unwrap();
+            step.run().unwrap();
+            resumed.run().unwrap();
         }
-        assert_eq!(bits(&resumed.online), bits(&setup.online), "{config:?}");
+        assert_eq!(bits(&resumed.net), bits(&step.net), "{config:?}");
     }
 }
 
 #[test]
 fn hard_and_soft_target_updates() {
-    let online = minatar(1);
-    let mut target = minatar(2);
+    let online = conv_10x10(1);
+    let mut target = conv_10x10(2);
     let before = target.named_params();
     target.soft_update_from(&online, 0.25).unwrap();
     for ((_, t), ((_, o), (_, b))) in target
@@ -215,10 +235,7 @@ fn hard_and_soft_target_updates() {
     target.copy_from(&online).unwrap();
     assert_eq!(bits(&target), bits(&online));
     assert!(target.soft_update_from(&online, 1.5).is_err());
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut small = minatar_architecture()
-        .build(&[4, 10, 10], &[("actions", 2)], Init::HeUniform, &mut rng)
-        .unwrap();
+    let mut small = conv_10x10_with(2, 0);
     assert!(matches!(
         small.copy_from(&online),
         Err(Error::ParamMismatch(_))
@@ -227,7 +244,7 @@ fn hard_and_soft_target_updates() {
 
 #[test]
 fn global_norm_clipping() {
-    let mut net = minatar(3);
+    let mut net = conv_10x10(3);
     let x = random(&[4, 4, 10, 10], 1);
     net.forward(x.view(), Mode::Train).unwrap();
     net.backward(ArrayD::from_elem(IxDyn(&[4, 6]), 10.0).view())
@@ -243,7 +260,7 @@ fn global_norm_clipping() {
 
 #[test]
 fn backward_needs_a_train_mode_forward() {
-    let mut net = minatar(4);
+    let mut net = conv_10x10(4);
     let x = random(&[2, 4, 10, 10], 2);
     let dy = ArrayD::zeros(IxDyn(&[2, 6]));
     assert!(matches!(
@@ -262,7 +279,7 @@ fn backward_needs_a_train_mode_forward() {
 
 #[test]
 fn batch_size_may_change_between_calls() {
-    let mut net = minatar(5);
+    let mut net = conv_10x10(5);
     let big = random(&[32, 4, 10, 10], 3);
     let one = big
         .slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..1))
@@ -285,9 +302,9 @@ fn batch_size_may_change_between_calls() {
 #[test]
 fn same_seed_same_training() {
     let run = || {
-        let mut setup = DqnSetup::minatar(7).unwrap();
-        let losses: Vec<u32> = (0..5).map(|_| setup.update().unwrap().to_bits()).collect();
-        (losses, bits(&setup.online))
+        let mut step = TrainStep::conv_10x10(7).unwrap();
+        let outputs: Vec<u32> = (0..5).flat_map(|_| eval_after_step(&mut step)).collect();
+        (outputs, bits(&step.net))
     };
     assert_eq!(run(), run());
 }
@@ -355,10 +372,18 @@ fn conv_chunks_over_the_batch_consistently() {
     }
 }
 
-/// The MinAtar DQN update computes the same thing at every SIMD level (the
-/// builds differ in tile shapes and summation order, so to rounding only).
+/// One training step, then the network's eval-mode outputs on the step's
+/// input, as bits.
+fn eval_after_step(step: &mut TrainStep) -> Vec<u32> {
+    step.run().unwrap();
+    let y = step.net.forward(step.input.view(), Mode::Eval).unwrap();
+    y.iter().map(|v| v.to_bits()).collect()
+}
+
+/// A training step computes the same thing at every SIMD level (the builds
+/// differ in tile shapes and summation order, so to rounding only).
 #[test]
-fn dqn_updates_agree_across_simd_levels() {
+fn training_steps_agree_across_simd_levels() {
     let top = set_simd_limit(Simd::Avx512);
     let have = simd_level();
     let mut runs = Vec::new();
@@ -367,17 +392,20 @@ fn dqn_updates_agree_across_simd_levels() {
             continue;
         }
         set_simd_limit(level);
-        let mut setup = DqnSetup::minatar(3).unwrap();
-        let losses: Vec<f32> = (0..3).map(|_| setup.update().unwrap()).collect();
-        runs.push((level, losses, setup.online.named_params()));
+        let mut step = TrainStep::conv_10x10(3).unwrap();
+        let outputs: Vec<f32> = (0..3)
+            .flat_map(|_| eval_after_step(&mut step))
+            .map(f32::from_bits)
+            .collect();
+        runs.push((level, outputs, step.net.named_params()));
     }
     set_simd_limit(top);
-    let (_, want_losses, want_params) = &runs[0];
-    for (level, losses, params) in &runs[1..] {
-        for (a, b) in losses.iter().zip(want_losses) {
+    let (_, want_outputs, want_params) = &runs[0];
+    for (level, outputs, params) in &runs[1..] {
+        for (a, b) in outputs.iter().zip(want_outputs) {
             assert!(
                 (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                "{level:?} loss {a} vs {b}"
+                "{level:?} output {a} vs {b}"
             );
         }
         for ((name, a), (_, b)) in params.iter().zip(want_params) {
@@ -392,7 +420,7 @@ fn dqn_updates_agree_across_simd_levels() {
 /// copying it; the numbers must be those of the copying layer, bit for bit.
 #[test]
 fn a_flatten_passed_through_gives_the_copying_layers_results() {
-    let mut net = minatar(3);
+    let mut net = conv_10x10(3);
     let mut by_hand = net.clone();
     let x = random(&[5, 4, 10, 10], 4);
     let dy = random(&[5, 6], 5);
