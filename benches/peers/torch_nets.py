@@ -1,5 +1,5 @@
 """The PyTorch peer of `rl-lab bench nets --json` (and of
-`cargo bench -p rl-layers --bench nets`): the identical DQN update on one
+`cargo bench -p rl-dqn --bench nets`): the identical DQN update on one
 thread, printing the same JSON object.
 
     python3 -m venv benches/peers/.venv
