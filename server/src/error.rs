@@ -308,5 +308,23 @@ impl From<RunError> for ApiError {
     }
 }
 
+/// OpenAPI responses that many routes share.
+pub mod responses {
+    use super::ErrorBody;
+
+    /// A route that can fail inside the server.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 500,
+        description = "`internal`: the server failed; the body gives only the request id, the server's log has the detail"
+    )]
+    pub struct Internal(pub ErrorBody);
+
+    /// A route about one run.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 404, description = "`run_not_found`")]
+    pub struct UnknownRun(pub ErrorBody);
+}
+
 /// `Result` with [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -141,6 +141,13 @@ impl Harness {
             .insert((method.to_string(), route.to_string(), want));
     }
 
+    /// [`expect`](Self::expect) for each (method, route, uri, body, status).
+    async fn expect_all(&self, cases: &[(String, String, String, &str, u16)]) {
+        for (method, route, uri, body, want) in cases {
+            self.expect(method, route, uri, Some(body), *want).await;
+        }
+    }
+
     /// Polls a run until it is in `status`.
     async fn wait_for(&self, id: &str, status: RunStatus) {
         let began = Instant::now();
@@ -294,83 +301,164 @@ async fn every_status_a_route_answers_is_in_the_openapi_document() {
     h.wait_for(&done, RunStatus::Completed).await;
     h.wait_for(&long, RunStatus::Running).await;
 
-    h.expect("GET", runs, runs, None, 200).await;
-    for query in ["status=done", "limit=0", "cursor=x", "bogus=1"] {
-        h.expect("GET", runs, &format!("{runs}?{query}"), None, 400)
-            .await;
-    }
-
-    let run = "/v1/runs/{id}";
-    h.expect("GET", run, &format!("/v1/runs/{done}"), None, 200)
-        .await;
-    h.expect("GET", run, "/v1/runs/run-999", None, 404).await;
-    h.expect("GET", run, "/v1/runs/%FF", None, 400).await;
-    h.expect("DELETE", run, &format!("/v1/runs/{long}"), None, 409)
-        .await;
-    h.expect("DELETE", run, "/v1/runs/run-999", None, 404).await;
-
-    let cancel = "/v1/runs/{id}/cancel";
-    h.expect(
-        "POST",
-        cancel,
-        &format!("/v1/runs/{long}/cancel"),
-        None,
-        202,
-    )
-    .await;
-    h.expect("POST", cancel, "/v1/runs/run-999/cancel", None, 404)
-        .await;
+    // (method, route, the request's path after `/v1/runs`, body, status)
+    let run_cases = |phase: &[(&str, &'static str, String, &'static str, u16)]| {
+        phase
+            .iter()
+            .map(|(method, route, tail, body, want)| {
+                let route = format!("/v1/runs{route}");
+                (
+                    method.to_string(),
+                    route,
+                    format!("/v1/runs{tail}"),
+                    *body,
+                    *want,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let running = run_cases(&[
+        ("GET", "", String::new(), "", 200),
+        ("GET", "", "?status=done".into(), "", 400),
+        ("GET", "", "?limit=0".into(), "", 400),
+        ("GET", "", "?cursor=x".into(), "", 400),
+        ("GET", "", "?bogus=1".into(), "", 400),
+        ("GET", "/{id}", format!("/{done}"), "", 200),
+        ("GET", "/{id}", "/run-999".into(), "", 404),
+        ("GET", "/{id}", "/%FF".into(), "", 400),
+        ("DELETE", "/{id}", format!("/{long}"), "", 409),
+        ("DELETE", "/{id}", "/run-999".into(), "", 404),
+        ("POST", "/{id}/cancel", format!("/{long}/cancel"), "", 202),
+        ("POST", "/{id}/cancel", "/run-999/cancel".into(), "", 404),
+    ]);
+    h.expect_all(&running).await;
     h.wait_for(&long, RunStatus::Cancelled).await;
-
-    let resume = "/v1/runs/{id}/resume";
-    h.expect(
-        "POST",
-        resume,
-        &format!("/v1/runs/{done}/resume"),
-        None,
-        409,
-    )
-    .await;
-    h.expect("POST", resume, "/v1/runs/run-999/resume", None, 404)
-        .await;
-    h.expect(
-        "POST",
-        resume,
-        &format!("/v1/runs/{long}/resume"),
-        None,
-        202,
-    )
-    .await;
-    h.expect(
-        "POST",
-        cancel,
-        &format!("/v1/runs/{long}/cancel"),
-        None,
-        202,
-    )
-    .await;
-
-    let metrics = "/v1/runs/{id}/metrics";
-    h.expect(
-        "GET",
-        metrics,
-        &format!("/v1/runs/{done}/metrics"),
-        None,
-        200,
-    )
-    .await;
-    let uri = format!("/v1/runs/{done}/metrics?limit=0");
-    h.expect("GET", metrics, &uri, None, 400).await;
-    h.expect("GET", metrics, "/v1/runs/run-999/metrics", None, 404)
-        .await;
-
+    let ended = run_cases(&[
+        ("POST", "/{id}/resume", format!("/{done}/resume"), "", 409),
+        ("POST", "/{id}/resume", "/run-999/resume".into(), "", 404),
+        ("POST", "/{id}/resume", format!("/{long}/resume"), "", 202),
+        ("POST", "/{id}/cancel", format!("/{long}/cancel"), "", 202),
+        ("GET", "/{id}/metrics", format!("/{done}/metrics"), "", 200),
+        (
+            "GET",
+            "/{id}/metrics",
+            format!("/{done}/metrics?limit=0"),
+            "",
+            400,
+        ),
+        ("GET", "/{id}/metrics", "/run-999/metrics".into(), "", 404),
+        ("GET", "/{id}/events", format!("/{done}/events"), "", 200),
+        (
+            "GET",
+            "/{id}/events",
+            format!("/{done}/events?after=x"),
+            "",
+            400,
+        ),
+        ("GET", "/{id}/events", "/run-999/events".into(), "", 404),
+        ("GET", "/{id}/logs", format!("/{done}/logs"), "", 200),
+        (
+            "GET",
+            "/{id}/logs",
+            format!("/{done}/logs?follow=maybe"),
+            "",
+            400,
+        ),
+        ("GET", "/{id}/logs", "/run-999/logs".into(), "", 404),
+        (
+            "GET",
+            "/{id}/artifacts",
+            format!("/{done}/artifacts"),
+            "",
+            200,
+        ),
+        (
+            "GET",
+            "/{id}/artifacts",
+            "/run-999/artifacts".into(),
+            "",
+            404,
+        ),
+        (
+            "GET",
+            "/{id}/artifacts/{name}",
+            format!("/{done}/artifacts/metrics.jsonl"),
+            "",
+            200,
+        ),
+        (
+            "GET",
+            "/{id}/artifacts/{name}",
+            format!("/{done}/artifacts/nothing.json"),
+            "",
+            404,
+        ),
+        (
+            "GET",
+            "/{id}/artifacts/{name}",
+            format!("/{done}/artifacts/metrics.jsonl%2Fx"),
+            "",
+            404,
+        ),
+        (
+            "GET",
+            "/{id}/artifacts/{name}",
+            format!("/{done}/artifacts/..%2Frl-lab.db"),
+            "",
+            400,
+        ),
+        (
+            "GET",
+            "/{id}/artifacts/{name}",
+            format!("/{done}/artifacts/%FF"),
+            "",
+            400,
+        ),
+        (
+            "POST",
+            "/{id}/evaluate",
+            format!("/{done}/evaluate"),
+            r#"{"episodes": 1}"#,
+            200,
+        ),
+        (
+            "POST",
+            "/{id}/evaluate",
+            format!("/{done}/evaluate"),
+            "",
+            200,
+        ),
+        (
+            "POST",
+            "/{id}/evaluate",
+            format!("/{done}/evaluate"),
+            "{",
+            400,
+        ),
+        (
+            "POST",
+            "/{id}/evaluate",
+            format!("/{done}/evaluate"),
+            r#"{"episods": 1}"#,
+            422,
+        ),
+        (
+            "POST",
+            "/{id}/evaluate",
+            format!("/{done}/evaluate"),
+            r#"{"episodes": 0}"#,
+            422,
+        ),
+        (
+            "POST",
+            "/{id}/evaluate",
+            "/run-999/evaluate".into(),
+            "",
+            404,
+        ),
+    ]);
+    h.expect_all(&ended).await;
     let events = "/v1/runs/{id}/events";
-    h.expect("GET", events, &format!("/v1/runs/{done}/events"), None, 200)
-        .await;
-    h.expect("GET", events, "/v1/runs/run-999/events", None, 404)
-        .await;
-    let uri = format!("/v1/runs/{done}/events?after=x");
-    h.expect("GET", events, &uri, None, 400).await;
     let bad_header = Request::get(format!("/v1/runs/{done}/events"))
         .header("last-event-id", "x")
         .body(Body::empty())
@@ -379,43 +467,6 @@ async fn every_status_a_route_answers_is_in_the_openapi_document() {
     h.check("GET", events, "Last-Event-ID: x", &answer, 400);
     assert_eq!(answer.body["error"]["field"], "Last-Event-ID");
 
-    let logs = "/v1/runs/{id}/logs";
-    h.expect("GET", logs, &format!("/v1/runs/{done}/logs"), None, 200)
-        .await;
-    let uri = format!("/v1/runs/{done}/logs?follow=maybe");
-    h.expect("GET", logs, &uri, None, 400).await;
-    h.expect("GET", logs, "/v1/runs/run-999/logs", None, 404)
-        .await;
-
-    let artifacts = "/v1/runs/{id}/artifacts";
-    let uri = format!("/v1/runs/{done}/artifacts");
-    h.expect("GET", artifacts, &uri, None, 200).await;
-    h.expect("GET", artifacts, "/v1/runs/run-999/artifacts", None, 404)
-        .await;
-    let artifact = "/v1/runs/{id}/artifacts/{name}";
-    for (name, want) in [
-        ("metrics.jsonl", 200),
-        ("nothing.json", 404),
-        ("metrics.jsonl%2Fx", 404),
-        ("..%2Frl-lab.db", 400),
-        ("%FF", 400),
-    ] {
-        let uri = format!("/v1/runs/{done}/artifacts/{name}");
-        h.expect("GET", artifact, &uri, None, want).await;
-    }
-
-    let evaluate = "/v1/runs/{id}/evaluate";
-    let uri = format!("/v1/runs/{done}/evaluate");
-    h.expect("POST", evaluate, &uri, Some(r#"{"episodes": 1}"#), 200)
-        .await;
-    h.expect("POST", evaluate, &uri, Some(""), 200).await;
-    h.expect("POST", evaluate, &uri, Some("{"), 400).await;
-    h.expect("POST", evaluate, &uri, Some(r#"{"episods": 1}"#), 422)
-        .await;
-    h.expect("POST", evaluate, &uri, Some(r#"{"episodes": 0}"#), 422)
-        .await;
-    h.expect("POST", evaluate, "/v1/runs/run-999/evaluate", None, 404)
-        .await;
     // A run that never ran (stored, not queued) has no policy yet.
     let idle_spec: Value = serde_json::from_str(&spec(1)).unwrap();
     let state = h.state.clone();
@@ -424,9 +475,10 @@ async fn every_status_a_route_answers_is_in_the_openapi_document() {
         .unwrap()
         .unwrap();
     let uri = format!("/v1/runs/{never_ran}/evaluate");
-    h.expect("POST", evaluate, &uri, None, 409).await;
-    h.expect("DELETE", run, &format!("/v1/runs/{never_ran}"), None, 204)
+    h.expect("POST", "/v1/runs/{id}/evaluate", &uri, None, 409)
         .await;
+    let uri = format!("/v1/runs/{never_ran}");
+    h.expect("DELETE", "/v1/runs/{id}", &uri, None, 204).await;
 
     // Over the body limit, declared or streamed, on any route.
     let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(5000));

@@ -1,6 +1,7 @@
 //! A run's artefacts: the files of its folder, listed and served.
 
 use super::{Path, run_exists};
+use crate::error::responses::{Internal, UnknownRun};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::{Shared, blocking};
 use axum::Json;
@@ -101,8 +102,7 @@ pub struct Artifact {
     responses(
         (status = 200, description = "The run folder's files", body = ArtifactList),
         (status = 400, description = "`bad_path`", body = ErrorBody),
-        (status = 404, description = "`run_not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        UnknownRun, Internal,
     ))]
 async fn list_artifacts(
     State(state): State<Shared>,
@@ -135,7 +135,7 @@ async fn list_artifacts(
             content_type = "application/octet-stream"),
         (status = 400, description = "`bad_artifact_name` or `bad_path`", body = ErrorBody),
         (status = 404, description = "`run_not_found` or `artifact_not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        Internal,
     ))]
 async fn get_artifact(
     State(state): State<Shared>,

@@ -1,6 +1,7 @@
 //! The catalogue: what can be run, for launch forms and clients.
 
 use super::Path;
+use crate::error::responses::Internal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::{Shared, blocking};
 use axum::Json;
@@ -38,7 +39,7 @@ pub struct AgentCatalog {
 #[utoipa::path(get, path = "/v1/catalog/envs", tag = "catalog",
     responses(
         (status = 200, description = "Every environment", body = EnvCatalog),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        Internal,
     ))]
 async fn catalog_envs(State(state): State<Shared>) -> ApiResult<Json<EnvCatalog>> {
     let envs = blocking(move || rl_runner::catalog::envs(&state.engine)).await?;
@@ -50,7 +51,7 @@ async fn catalog_envs(State(state): State<Shared>) -> ApiResult<Json<EnvCatalog>
 #[utoipa::path(get, path = "/v1/catalog/agents", tag = "catalog",
     responses(
         (status = 200, description = "Every agent", body = AgentCatalog),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        Internal,
     ))]
 async fn catalog_agents(State(state): State<Shared>) -> ApiResult<Json<AgentCatalog>> {
     let agents = blocking(move || rl_runner::catalog::agents(&state.engine)).await?;
@@ -64,7 +65,7 @@ async fn catalog_agents(State(state): State<Shared>) -> ApiResult<Json<AgentCata
         (status = 200, description = "A JSON Schema (draft 2020-12) of the agent's `config`", body = Object),
         (status = 400, description = "`bad_path`", body = ErrorBody),
         (status = 404, description = "`agent_not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        Internal,
     ))]
 async fn agent_schema(
     State(state): State<Shared>,

@@ -1,6 +1,7 @@
 //! Playing the policy a run saved, on request.
 
 use super::{Path, RequestBody, parse_json};
+use crate::error::responses::{Internal, UnknownRun};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::{Shared, blocking};
 use axum::Json;
@@ -51,10 +52,9 @@ pub struct EvaluateReply {
     responses(
         (status = 200, description = "The evaluation", body = EvaluateReply),
         (status = 400, description = "`malformed_json` or `bad_path`", body = ErrorBody),
-        (status = 404, description = "`run_not_found`", body = ErrorBody),
         (status = 409, description = "`no_checkpoint`: the run has saved no policy yet", body = ErrorBody),
         (status = 422, description = "`invalid_request`: a bad request field", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        UnknownRun, Internal,
     ))]
 async fn evaluate_run(
     State(state): State<Shared>,

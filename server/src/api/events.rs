@@ -2,6 +2,7 @@
 //! first from the store, then as they are committed.
 
 use super::{Path, Query, run_exists};
+use crate::error::responses::{Internal, UnknownRun};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::logs::LogLine;
 use crate::store::{Event, EventKind};
@@ -139,8 +140,7 @@ struct EventsQuery {
         (status = 200, description = "Events `metric` (a `metrics.jsonl` record), `log` (a LogLine) and `status` (a StatusChange), each with its `id`",
             body = String, content_type = "text/event-stream"),
         (status = 400, description = "`bad_query`, `bad_header` (Last-Event-ID is not an integer) or `bad_path`", body = ErrorBody),
-        (status = 404, description = "`run_not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        UnknownRun, Internal,
     ))]
 async fn run_events(
     State(state): State<Shared>,
@@ -191,8 +191,7 @@ struct LogsQuery {
     responses(
         (status = 200, description = "One LogLine per line", body = LogLine, content_type = "application/x-ndjson"),
         (status = 400, description = "`bad_query` or `bad_path`", body = ErrorBody),
-        (status = 404, description = "`run_not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        UnknownRun, Internal,
     ))]
 async fn run_logs(
     State(state): State<Shared>,

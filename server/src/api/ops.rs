@@ -1,6 +1,7 @@
 //! Operations: liveness and Prometheus metrics.
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::ApiResult;
+use crate::error::responses::Internal;
 use crate::store::StoreError;
 use crate::{Shared, blocking};
 use axum::Json;
@@ -46,7 +47,7 @@ async fn healthz(State(state): State<Shared>) -> Json<Health> {
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", body = String,
             content_type = "text/plain; version=0.0.4"),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        Internal,
     ))]
 async fn prometheus(State(state): State<Shared>) -> ApiResult<Response> {
     let open = state.envs.open_count();

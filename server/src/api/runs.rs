@@ -1,6 +1,7 @@
 //! Runs: launch, list, show, cancel, resume, delete, and their metrics.
 
 use super::{Path, Query, RequestBody, parse_json};
+use crate::error::responses::{Internal, UnknownRun};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::store::{EventKind, StatusChange};
 use crate::{Shared, blocking};
@@ -46,8 +47,8 @@ pub struct RunStatusReply {
             headers(("Location" = String, description = "`/v1/runs/{id}`"))),
         (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
         (status = 422, description = "`invalid_spec`: `field` is the JSON path of the bad value", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
         (status = 503, description = "`shutting_down`", body = ErrorBody),
+        Internal,
     ))]
 async fn create_run(
     State(state): State<Shared>,
@@ -139,7 +140,7 @@ pub struct RunListItem {
     responses(
         (status = 200, description = "A page of runs", body = RunList),
         (status = 400, description = "`bad_query`: a bad filter, limit or cursor", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        Internal,
     ))]
 async fn list_runs(
     State(state): State<Shared>,
@@ -246,8 +247,7 @@ pub struct LatestMetric {
     responses(
         (status = 200, description = "The run", body = RunView),
         (status = 400, description = "`bad_path`", body = ErrorBody),
-        (status = 404, description = "`run_not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        UnknownRun, Internal,
     ))]
 async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<RunView>> {
     let view = blocking(move || {
@@ -308,8 +308,7 @@ async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
     responses(
         (status = 202, description = "The status now: a running run reports `running` until it has stopped", body = RunStatusReply),
         (status = 400, description = "`bad_path`", body = ErrorBody),
-        (status = 404, description = "`run_not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        UnknownRun, Internal,
     ))]
 async fn cancel_run(
     State(state): State<Shared>,
@@ -329,10 +328,9 @@ async fn cancel_run(
     responses(
         (status = 202, description = "Queued again under the same id", body = RunStatusReply),
         (status = 400, description = "`bad_path`", body = ErrorBody),
-        (status = 404, description = "`run_not_found`", body = ErrorBody),
         (status = 409, description = "`conflict`: the run is not interrupted or cancelled", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
         (status = 503, description = "`shutting_down`", body = ErrorBody),
+        UnknownRun, Internal,
     ))]
 async fn resume_run(
     State(state): State<Shared>,
@@ -356,9 +354,8 @@ async fn resume_run(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`bad_path`", body = ErrorBody),
-        (status = 404, description = "`run_not_found`", body = ErrorBody),
         (status = 409, description = "`conflict`: the run is running", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        UnknownRun, Internal,
     ))]
 async fn delete_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     blocking(move || state.runs.delete(&id)).await??;
@@ -402,8 +399,7 @@ pub struct MetricSeries {
     responses(
         (status = 200, description = "The metrics", body = MetricsReply),
         (status = 400, description = "`bad_query` or `bad_path`", body = ErrorBody),
-        (status = 404, description = "`run_not_found`", body = ErrorBody),
-        (status = 500, description = "`internal`", body = ErrorBody),
+        UnknownRun, Internal,
     ))]
 async fn run_metrics(
     State(state): State<Shared>,

@@ -127,5 +127,13 @@ impl IntoResponse for GymError {
     }
 }
 
+/// The OpenAPI response of a route that locks an instance.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 500,
+    description = "The instance broke in an earlier call (an environment panicked): close it"
+)]
+pub struct BrokenInstance(pub Message);
+
 /// Result with [`GymError`].
 pub type Result<T, E = GymError> = std::result::Result<T, E>;

@@ -26,7 +26,7 @@ pub use bodies::{
     AllEnvs, CreateEnv, Created, Member, MonitorStart, ResetReply, ResetRequest, SampleReply,
     SpaceReply, StepReply, StepRequest, Upload,
 };
-pub use error::{GymError, Message};
+pub use error::{BrokenInstance, GymError, Message};
 pub use instances::Instances;
 pub use wire::{INFINITY, SpaceInfo};
 
@@ -287,7 +287,7 @@ async fn list(State(state): State<Shared>) -> Response {
     responses(
         (status = 200, description = "The first observation", body = ResetReply),
         (status = 400, description = "`Instance_id X unknown`, or unsupported options", body = Message),
-        (status = 500, description = "The instance broke in an earlier call (an environment panicked): close it", body = Message),
+        BrokenInstance,
     )
 )]
 async fn reset(
@@ -311,7 +311,7 @@ async fn reset(
     responses(
         (status = 200, description = "The transition", body = StepReply),
         (status = 400, description = "`Instance_id X unknown`, `A required request parameter 'action' was not provided`, an action outside the action space, or a step before reset", body = Message),
-        (status = 500, description = "The instance broke in an earlier call (an environment panicked): close it", body = Message),
+        BrokenInstance,
     )
 )]
 async fn step(
@@ -345,7 +345,7 @@ fn with_env<T>(
     responses(
         (status = 200, description = "The action space", body = SpaceReply),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
-        (status = 500, description = "The instance broke in an earlier call (an environment panicked): close it", body = Message),
+        BrokenInstance,
     )
 )]
 async fn action_space(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response> {
@@ -362,7 +362,7 @@ async fn action_space(State(state): State<Shared>, Path(id): Path<String>) -> Re
     responses(
         (status = 200, description = "The observation space", body = SpaceReply),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
-        (status = 500, description = "The instance broke in an earlier call (an environment panicked): close it", body = Message),
+        BrokenInstance,
     )
 )]
 async fn observation_space(
@@ -384,7 +384,7 @@ async fn observation_space(
     responses(
         (status = 200, description = "A uniformly random action, from a generator seeded by the creation seed", body = SampleReply),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
-        (status = 500, description = "The instance broke in an earlier call (an environment panicked): close it", body = Message),
+        BrokenInstance,
     )
 )]
 async fn action_space_sample(
@@ -410,7 +410,7 @@ async fn action_space_sample(
     responses(
         (status = 200, description = "Membership", body = Member),
         (status = 400, description = "`Instance_id X unknown`, or `x` is not a number", body = Message),
-        (status = 500, description = "The instance broke in an earlier call (an environment panicked): close it", body = Message),
+        BrokenInstance,
     )
 )]
 async fn action_space_contains(
@@ -439,7 +439,7 @@ async fn action_space_contains(
     responses(
         (status = 200, description = "Membership", body = Member),
         (status = 400, description = "`Instance_id X unknown`, or a body that is not a JSON object", body = Message),
-        (status = 500, description = "The instance broke in an earlier call (an environment panicked): close it", body = Message),
+        BrokenInstance,
     )
 )]
 async fn observation_space_contains(
@@ -523,7 +523,7 @@ async fn monitor_start(
     responses(
         (status = 204, description = "Recording stopped"),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
-        (status = 500, description = "The instance broke in an earlier call (an environment panicked): close it", body = Message),
+        BrokenInstance,
     )
 )]
 async fn monitor_close(State(state): State<Shared>, Path(id): Path<String>) -> Result<StatusCode> {

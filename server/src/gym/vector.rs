@@ -7,7 +7,7 @@
 //! Vector instances share the single instances' cap and idle timeout;
 //! one vector instance counts as one instance whatever its `num_envs`.
 
-use super::error::{GymError, Message, Result};
+use super::error::{BrokenInstance, GymError, Message, Result};
 use super::instances::{Instance, Slot, Vector, lock};
 use super::{Path, TAG, json, json_bytes, wire};
 use crate::Shared;
@@ -179,7 +179,7 @@ pub(super) async fn create(
     responses(
         (status = 200, description = "Its env, size and spaces", body = VectorInfo),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
-        (status = 500, description = "The instance broke in an earlier call (an environment panicked): close it", body = Message),
+        BrokenInstance,
     )
 )]
 pub(super) async fn describe(
