@@ -211,6 +211,20 @@ fn spec(episodes: u64) -> String {
     .to_string()
 }
 
+/// Every `$ref` in `value`.
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                out.push(reference.clone());
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
 /// Whether a schema says nothing: `{}`, or only a description.
 fn says_nothing(schema: &Value) -> bool {
     schema
@@ -264,6 +278,19 @@ async fn every_json_body_has_a_schema() {
         }
     }
     assert!(operations >= 37, "{operations} operations");
+    // Every reference resolves.
+    let mut refs = Vec::new();
+    collect_refs(doc, &mut refs);
+    assert!(refs.len() > 100, "{} references", refs.len());
+    for reference in refs {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{reference}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{reference} is not in the document"
+        );
+    }
     // Query parameters are documented as such, and optional.
     let list = &doc["paths"]["/v1/runs"]["get"]["parameters"];
     let status = list
