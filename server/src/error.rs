@@ -250,14 +250,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let request_id = request_id::current();
         let message = match &self {
             ApiError::Internal { .. } => {
-                tracing::error!(
-                    request_id = request_id.as_deref().unwrap_or("-"),
-                    error = %self,
-                    "internal error"
-                );
+                tracing::error!(request_id = request_id::for_log(), error = %self, "internal error");
                 INTERNAL_MESSAGE.to_string()
             }
             other => other.to_string(),
@@ -267,7 +262,7 @@ impl IntoResponse for ApiError {
                 code: self.code(),
                 message,
                 field: self.field(),
-                request_id,
+                request_id: request_id::current(),
             },
         };
         (self.status(), Json(body)).into_response()

@@ -494,16 +494,16 @@ async fn monitor_start(
     let first_episode = match prepared {
         Ok(Ok(n)) => n,
         Ok(Err(e)) => {
-            tracing::error!(dir = %dir.display(), error = %e, "cannot prepare the monitor folder");
+            tracing::error!(dir = %dir.display(), error = %e, request_id = crate::request_id::for_log(), "cannot prepare the monitor folder");
             return Err(GymError::Storage);
         }
         Err(e) => {
-            tracing::error!(error = %e, "monitor preparation failed");
+            tracing::error!(error = %e, request_id = crate::request_id::for_log(), "monitor preparation failed");
             return Err(GymError::Storage);
         }
     };
     let monitor = Monitor::start(dir, videos, first_episode).map_err(|e| {
-        tracing::error!(error = %e, "cannot start a monitor thread");
+        tracing::error!(error = %e, request_id = crate::request_id::for_log(), "cannot start a monitor thread");
         GymError::Storage
     })?;
     let previous = {

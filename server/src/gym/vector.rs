@@ -212,10 +212,11 @@ where
         return job(&instance, &id);
     }
     let name = id.clone();
+    let request_id = crate::request_id::for_log();
     tokio::task::spawn_blocking(move || job(&instance, &id))
         .await
         .map_err(|e| {
-            tracing::error!(instance_id = name, error = %e, "an environment panicked");
+            tracing::error!(instance_id = name, request_id, error = %e, "an environment panicked");
             GymError::Broken(name)
         })?
 }
