@@ -2,6 +2,7 @@
 //! stored with the run (and streamed live), besides going to the server's log.
 
 use crate::store::{Store, Write, now};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use std::fmt::Debug;
 use std::sync::OnceLock;
@@ -11,6 +12,26 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
+
+/// One of a run's log lines: as stored, and as `GET /v1/runs/{id}/logs`
+/// sends it (one per line, with its event `id`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LogLine {
+    /// The event id, increasing; absent in storage, where the row has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// When (Unix seconds).
+    pub time: f64,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
+    pub level: String,
+    /// The module that logged it.
+    pub target: String,
+    /// The message.
+    pub message: String,
+    /// The event's other fields, e.g. `steps` of a checkpoint.
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
 
 /// The run id a `run` span carries.
 struct RunId(String);
@@ -97,15 +118,17 @@ where
         };
         let mut fields = Fields::default();
         event.record(&mut fields);
+        let line = LogLine {
+            id: None,
+            time: now(),
+            level: event.metadata().level().as_str().into(),
+            target: event.metadata().target().into(),
+            message: fields.message.unwrap_or_default(),
+            fields: fields.fields,
+        };
         store.send(Write::Log {
             run_id,
-            line: serde_json::json!({
-                "time": now(),
-                "level": event.metadata().level().as_str(),
-                "target": event.metadata().target(),
-                "message": fields.message.unwrap_or_default(),
-                "fields": fields.fields,
-            }),
+            line: serde_json::to_value(line).expect("a log line serialises"),
         });
     }
 }

@@ -11,7 +11,7 @@ use crate::store::{MetricValue, Store, StoreError, Write};
 use crate::tensorboard::EventWriter;
 use rl_agent::{Agent, Record, Sink};
 use rl_runner::train::{CarriedState, Counters, Hooks, Progress};
-use rl_runner::{CancelFlag, Engine, RunFolder, RunSpec};
+use rl_runner::{CancelFlag, Engine, RunFolder, RunSpec, RunStatus};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -69,7 +69,7 @@ pub enum RunError {
         /// The run.
         id: String,
         /// Its status.
-        status: String,
+        status: RunStatus,
         /// What would have to hold.
         why: &'static str,
     },
@@ -82,6 +82,28 @@ pub enum RunError {
     /// The run folder could not be removed.
     #[error("removing {path}: {source}")]
     Io {
+        /// The folder.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Why a run failed. Its message is the failed run's `error`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailure {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The run's row was deleted under the worker.
+    #[error("run '{0}' vanished from the store")]
+    Vanished(String),
+    /// Building, restoring or training the run failed, or its folder.
+    #[error(transparent)]
+    Runner(#[from] rl_runner::Error),
+    /// The TensorBoard event file could not be created.
+    #[error("TensorBoard event file in {path}: {source}")]
+    TensorBoard {
         /// The folder.
         path: String,
         /// The cause.
@@ -116,10 +138,10 @@ impl RunManager {
         data: &Path,
         workers: usize,
     ) -> Result<Arc<RunManager>, RunError> {
-        for id in store.runs_in_status("running")? {
+        for id in store.runs_in_status(RunStatus::Running)? {
             store.set_status(
                 &id,
-                "interrupted",
+                RunStatus::Interrupted,
                 Some("the server stopped while the run was running".into()),
                 None,
             )?;
@@ -133,7 +155,7 @@ impl RunManager {
         });
         lock(&manager.queue.0)
             .pending
-            .extend(store.runs_in_status("queued")?);
+            .extend(store.runs_in_status(RunStatus::Queued)?);
         let mut handles = Vec::new();
         for index in 0..workers.max(1) {
             let worker = Arc::clone(&manager);
@@ -189,7 +211,7 @@ impl RunManager {
     /// Cancels a queued or running run. Idempotent: an ended run is left
     /// as it is. Returns the status after the call (a running run reports
     /// `running` until its worker has checkpointed and stopped).
-    pub fn cancel(&self, id: &str) -> Result<String, RunError> {
+    pub fn cancel(&self, id: &str) -> Result<RunStatus, RunError> {
         let row = self
             .store
             .run(id)?
@@ -198,13 +220,14 @@ impl RunManager {
         if let Some(active) = queue.active.get_mut(id) {
             active.stop.get_or_insert(StopReason::Cancelled);
             active.cancel.cancel();
-            return Ok("running".into());
+            return Ok(RunStatus::Running);
         }
         if let Some(position) = queue.pending.iter().position(|p| p == id) {
             queue.pending.remove(position);
             drop(queue);
-            self.store.set_status(id, "cancelled", None, None)?;
-            return Ok("cancelled".into());
+            self.store
+                .set_status(id, RunStatus::Cancelled, None, None)?;
+            return Ok(RunStatus::Cancelled);
         }
         Ok(row.status)
     }
@@ -221,16 +244,14 @@ impl RunManager {
         if queue.closing {
             return Err(RunError::ShuttingDown);
         }
-        if queue.active.contains_key(id)
-            || !matches!(row.status.as_str(), "interrupted" | "cancelled")
-        {
+        if queue.active.contains_key(id) || !row.status.is_resumable() {
             return Err(RunError::Conflict {
                 id: id.into(),
                 status: row.status,
                 why: "only interrupted or cancelled runs can be resumed",
             });
         }
-        self.store.set_status(id, "queued", None, None)?;
+        self.store.set_status(id, RunStatus::Queued, None, None)?;
         queue.pending.push_back(id.into());
         ready.notify_one();
         Ok(())
@@ -323,23 +344,27 @@ impl RunManager {
             });
             let stop = lock(mutex).active.remove(&id).and_then(|a| a.stop);
             let (status, error, summary) = match outcome {
-                Ok(Ok(summary)) if summary.status == "cancelled" => (
+                Ok(Ok(summary)) if summary.status == RunStatus::Cancelled => (
                     match stop {
-                        Some(StopReason::Interrupted) => "interrupted",
-                        _ => "cancelled",
+                        Some(StopReason::Interrupted) => RunStatus::Interrupted,
+                        _ => RunStatus::Cancelled,
                     },
                     None,
                     Some(summary),
                 ),
-                Ok(Ok(summary)) => ("completed", None, Some(summary)),
-                Ok(Err(message)) => ("failed", Some(message), None),
+                Ok(Ok(summary)) => (RunStatus::Completed, None, Some(summary)),
+                Ok(Err(failure)) => (RunStatus::Failed, Some(failure.to_string()), None),
                 Err(panic) => {
                     let message = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "unknown panic".into());
-                    ("failed", Some(format!("the run panicked: {message}")), None)
+                    (
+                        RunStatus::Failed,
+                        Some(format!("the run panicked: {message}")),
+                        None,
+                    )
                 }
             };
             span.in_scope(|| match &error {
@@ -347,7 +372,7 @@ impl RunManager {
                 None => tracing::info!("run {status}"),
             });
             let summary = summary.map(|mut s| {
-                s.status = status.into();
+                s.status = status;
                 serde_json::to_value(&s).unwrap_or(Value::Null)
             });
             if let Err(e) = self.store.set_status(&id, status, error, summary) {
@@ -356,24 +381,23 @@ impl RunManager {
         }
     }
 
-    /// Trains one run; the error is the message a failed run shows.
+    /// Trains one run.
     fn execute(
         &self,
         id: &str,
         cancel: &CancelFlag,
         live: &Arc<Mutex<LiveProgress>>,
-    ) -> Result<rl_runner::Summary, String> {
+    ) -> Result<rl_runner::Summary, RunFailure> {
         let row = self
             .store
-            .run(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("run '{id}' vanished from the store"))?;
-        let spec = RunSpec::from_value(&row.spec).map_err(|e| e.to_string())?;
-        let mut prepared = self.engine.prepare(spec).map_err(|e| e.to_string())?;
-        let folder = RunFolder::open(self.folder(id)).map_err(|e| e.to_string())?;
-        let start = match folder.checkpoint().map_err(|e| e.to_string())? {
+            .run(id)?
+            .ok_or_else(|| RunFailure::Vanished(id.into()))?;
+        let spec = RunSpec::from_value(&row.spec)?;
+        let mut prepared = self.engine.prepare(spec)?;
+        let folder = RunFolder::open(self.folder(id))?;
+        let start = match folder.checkpoint()? {
             Some(checkpoint) => {
-                let counters = prepared.restore(&checkpoint).map_err(|e| e.to_string())?;
+                let counters = prepared.restore(&checkpoint)?;
                 tracing::info!(
                     steps = counters.steps,
                     episodes = counters.episodes,
@@ -383,20 +407,16 @@ impl RunManager {
             }
             None => Counters::default(),
         };
-        self.store
-            .truncate_metrics(id, start.steps)
-            .map_err(|e| e.to_string())?;
-        folder
-            .write_json("spec.json", &prepared.spec)
-            .map_err(|e| e.to_string())?;
-        let jsonl = folder
-            .metrics_resumed(start.steps)
-            .map_err(|e| e.to_string())?;
+        self.store.truncate_metrics(id, start.steps)?;
+        folder.write_json("spec.json", &prepared.spec)?;
+        let jsonl = folder.metrics_resumed(start.steps)?;
+        let tensorboard_folder = folder.path().join("tb");
         let tensorboard =
-            EventWriter::create(&folder.path().join("tb")).map_err(|e| e.to_string())?;
-        self.store
-            .set_status(id, "running", None, None)
-            .map_err(|e| e.to_string())?;
+            EventWriter::create(&tensorboard_folder).map_err(|source| RunFailure::TensorBoard {
+                path: tensorboard_folder.display().to_string(),
+                source,
+            })?;
+        self.store.set_status(id, RunStatus::Running, None, None)?;
         tracing::info!(
             env = %prepared.spec.env.id,
             agent = %prepared.spec.agent.id,
@@ -422,9 +442,7 @@ impl RunManager {
             last_checkpoint: Instant::now(),
             last_progress: Instant::now(),
         };
-        let summary = prepared
-            .execute_with(&folder, &mut sink, &mut hooks, cancel, start)
-            .map_err(|e| e.to_string())?;
+        let summary = prepared.execute_with(&folder, &mut sink, &mut hooks, cancel, start)?;
         self.store.send(Write::Progress {
             run_id: id.to_string(),
             steps: summary.steps,

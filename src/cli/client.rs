@@ -3,6 +3,7 @@
 
 use super::{CliError, CliResult, print_json, read_spec};
 use indicatif::{ProgressBar, ProgressStyle};
+use rl_runner::RunStatus;
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -27,9 +28,10 @@ pub struct SubmitArgs {
 /// Arguments of `rl-lab runs`.
 #[derive(clap::Args)]
 pub struct RunsArgs {
-    /// Only runs in this status.
+    /// Only runs in this status: queued, running, completed, failed,
+    /// cancelled or interrupted.
     #[arg(long)]
-    status: Option<String>,
+    status: Option<RunStatus>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -191,7 +193,8 @@ pub fn watch(args: WatchArgs) -> CliResult {
     let reader = std::io::BufReader::new(response.into_body().into_reader());
     let (mut kind, mut data) = (String::new(), String::new());
     let mut recent_return: Option<f64> = None;
-    let mut final_status = run["status"].as_str().unwrap_or("").to_string();
+    let status_of = |value: &Value| value.as_str().and_then(|s| s.parse::<RunStatus>().ok());
+    let mut final_status = status_of(&run["status"]);
     for line in reader.lines() {
         let line = line.map_err(|e| CliError {
             code: 1,
@@ -233,12 +236,12 @@ pub fn watch(args: WatchArgs) -> CliResult {
                     event["message"].as_str().unwrap_or("")
                 )),
                 "status" => {
-                    final_status = event["status"].as_str().unwrap_or("").to_string();
-                    bar.println(format!("status: {final_status}"));
-                    if matches!(
-                        final_status.as_str(),
-                        "completed" | "failed" | "cancelled" | "interrupted"
-                    ) {
+                    final_status = status_of(&event["status"]);
+                    bar.println(format!(
+                        "status: {}",
+                        event["status"].as_str().unwrap_or("?")
+                    ));
+                    if final_status.is_some_and(RunStatus::is_final) {
                         break;
                     }
                 }
@@ -247,15 +250,19 @@ pub fn watch(args: WatchArgs) -> CliResult {
         }
     }
     bar.finish_and_clear();
-    match final_status.as_str() {
-        "completed" => Ok(()),
-        "failed" => Err(CliError {
+    match final_status {
+        Some(RunStatus::Completed) => Ok(()),
+        Some(RunStatus::Failed) => Err(CliError {
             code: 1,
             message: format!("run {} failed", args.run_id),
         }),
         other => Err(CliError {
             code: 3,
-            message: format!("run {} ended {other}", args.run_id),
+            message: format!(
+                "run {} ended {}",
+                args.run_id,
+                other.map_or("", RunStatus::as_str)
+            ),
         }),
     }
 }

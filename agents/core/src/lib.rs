@@ -177,6 +177,7 @@ impl AnyAgent {
 /// list it. Every part is read off the config's JSON Schema, which is
 /// derived from the config struct itself.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hyperparameter {
     /// Field name in the agent's config.
     pub name: String,
@@ -187,15 +188,19 @@ pub struct Hyperparameter {
     pub default: Value,
     /// The smallest value allowed, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub minimum: Option<Value>,
     /// A bound the value must exceed, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub exclusive_minimum: Option<Value>,
     /// The largest value allowed, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub maximum: Option<Value>,
     /// A bound the value must stay below, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub exclusive_maximum: Option<Value>,
     /// The only values allowed, when it is a choice among fixed values.
     #[serde(rename = "enum", skip_serializing_if = "Option::is_none")]

@@ -9,23 +9,28 @@ use serde_json::Value;
 
 /// One environment id.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnvListing {
     /// The id.
     pub id: String,
     /// One line on it.
     pub summary: String,
     /// Its observation space under the default config.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub observation_space: Option<rl_env::Space>,
     /// Its action space under the default config.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub action_space: Option<rl_env::Space>,
     /// Whether dynamic programming can plan on it.
     pub has_model: bool,
     /// The config with every default filled in.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub defaults: Value,
 }
 
 /// One agent id.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentListing {
     /// The id.
     pub id: String,
@@ -39,6 +44,7 @@ pub struct AgentListing {
     pub hyperparameters: Vec<Hyperparameter>,
     /// A JSON Schema (draft 2020-12) of the agent's `config` object, derived
     /// from the config struct: types, defaults, bounds, enums, descriptions.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub config_schema: Value,
 }
 

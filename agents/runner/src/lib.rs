@@ -12,10 +12,12 @@ pub mod run;
 pub mod saved;
 pub mod seeds;
 pub mod spec;
+mod status;
 pub mod train;
 
 pub use error::{Error, Result};
 pub use folder::RunFolder;
 pub use run::{Engine, PreparedRun, Summary};
 pub use spec::{Budget, RunSpec};
+pub use status::{RunStatus, UnknownStatus};
 pub use train::{CancelFlag, CarriedState, Counters, Progress};

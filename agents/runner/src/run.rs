@@ -8,7 +8,7 @@ use crate::train::{
     CancelFlag, CarriedState, Counters, EvalReport, Hooks, LoopSettings, PeriodicEval, Progress,
     TrainOutcome, evaluate_with_epsilon, train,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, RunStatus};
 use rl_agent::{AgentRegistry, AnyAgent, EnvContext, Sink, Tables};
 use rl_env::{Env, GridView, Registry};
 use serde::Serialize;
@@ -84,9 +84,10 @@ impl Engine {
 
 /// The summary of a run: `summary.json`, and `rl-lab run --json`'s output.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     /// `completed`, `cancelled` or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     /// Environment id.
     pub env: String,
     /// Agent id.
@@ -206,11 +207,10 @@ impl PreparedRun {
         };
         Summary {
             status: if outcome.cancelled {
-                "cancelled"
+                RunStatus::Cancelled
             } else {
-                "completed"
-            }
-            .into(),
+                RunStatus::Completed
+            },
             env: self.spec.env.id.clone(),
             agent: self.spec.agent.id.clone(),
             seed: self.spec.seed,
@@ -270,7 +270,7 @@ impl PreparedRun {
             Ok(summary) => summary,
             Err(e) => {
                 let failed = Summary {
-                    status: "failed".into(),
+                    status: RunStatus::Failed,
                     error: Some(e.to_string()),
                     ..self.summarize(
                         &TrainOutcome {

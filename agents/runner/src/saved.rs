@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// What evaluating a saved policy found.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SavedEvaluation {
     /// The file the policy came from.
     pub policy: String,

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
     /// The environment to train on.
@@ -36,32 +37,53 @@ pub struct RunSpec {
 
 /// Which environment, configured how.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnvSpec {
     /// Registry id, e.g. `gridworld/windy` or `FrozenLake-v1`.
     pub id: String,
     /// The environment's config; `{}` or absent for its defaults.
     #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub config: Value,
     /// Wrappers, innermost first, e.g. `["episode_statistics", "clip_reward"]`
     /// so that logged returns are real scores; default none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = wrappers_schema))]
     pub wrappers: Vec<rl_env::wrappers::WrapperSpec>,
+}
+
+/// The OpenAPI schema of [`EnvSpec::wrappers`]: each wrapper is its name
+/// alone (`"clip_reward"`) or an object of its name and parameter
+/// (`{"time_limit": 200}`), as `rl_env::wrappers::WrapperSpec` reads them.
+#[cfg(feature = "openapi")]
+fn wrappers_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, Object, OneOfBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            OneOfBuilder::new()
+                .item(Object::with_type(Type::String))
+                .item(Object::with_type(Type::Object)),
+        )
+        .build()
 }
 
 /// Which agent, configured how.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// Registry id, e.g. `q-learning`.
     pub id: String,
     /// Hyperparameters; absent ones take their documented defaults.
     #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub config: Value,
 }
 
 /// The training budget: episodes or environment steps, not both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", try_from = "BudgetFields")]
 pub enum Budget {
     /// Train for this many episodes.
@@ -99,6 +121,7 @@ impl Default for Budget {
 /// Evaluation of the greedy policy after training and, optionally, every
 /// `every_steps` env steps during training (on a separate env instance).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalSpec {
     /// Number of evaluation episodes; default 10. 0 skips evaluation.
@@ -128,6 +151,7 @@ impl Default for EvalSpec {
 
 /// When to save a checkpoint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CheckpointSpec {
     /// Save every this many episodes (at an episode boundary); default never.

@@ -359,6 +359,7 @@ fn mean(values: &VecDeque<f64>) -> Option<f64> {
 
 /// The result of evaluating a policy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvalReport {
     /// Episodes played.
     pub episodes: u64,

@@ -3,7 +3,7 @@
 use rl_agent::sink::NullSink;
 use rl_runner::folder::Checkpoint;
 use rl_runner::train::NoHooks;
-use rl_runner::{CancelFlag, Counters, Engine, RunFolder, RunSpec};
+use rl_runner::{CancelFlag, Counters, Engine, RunFolder, RunSpec, RunStatus};
 use serde_json::json;
 
 fn spec(every: Option<u64>, agent: &str) -> RunSpec {
@@ -26,7 +26,7 @@ fn a_cancelled_run_stops_and_says_so() {
     let summary = run
         .execute(&mut NullSink, &mut NoHooks, &cancel, Counters::default())
         .unwrap();
-    assert_eq!(summary.status, "cancelled");
+    assert_eq!(summary.status, RunStatus::Cancelled);
     assert_eq!(summary.episodes, 0);
 }
 

@@ -3,7 +3,7 @@
 //!
 //! gym-http-api's clients read `{"message": …}` from a `400`, and some
 //! match the texts, so the variants that gym-http-api has keep its exact
-//! wording.
+//! wording. Over HTTP the body also quotes the request's `x-request-id`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -90,6 +90,10 @@ pub struct Message {
     /// For an unknown env id: the closest registered id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<String>,
+    /// The request's `x-request-id` (absent on the WebSocket); the
+    /// server's log lines about the request carry it too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl GymError {
@@ -103,7 +107,8 @@ impl GymError {
         }
     }
 
-    /// The JSON body, as sent over HTTP and over the WebSocket.
+    /// The JSON body, as sent over HTTP and over the WebSocket; it quotes
+    /// the id of the request being answered, if any.
     pub fn message(&self) -> Message {
         Message {
             message: self.to_string(),
@@ -111,6 +116,7 @@ impl GymError {
                 GymError::UnknownEnv { suggestion, .. } => suggestion.clone(),
                 _ => None,
             },
+            request_id: crate::request_id::current(),
         }
     }
 }
@@ -120,6 +126,14 @@ impl IntoResponse for GymError {
         (self.status(), axum::Json(self.message())).into_response()
     }
 }
+
+/// The OpenAPI response of a route that locks an instance.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 500,
+    description = "The instance broke in an earlier call (an environment panicked): close it"
+)]
+pub struct BrokenInstance(pub Message);
 
 /// Result with [`GymError`].
 pub type Result<T, E = GymError> = std::result::Result<T, E>;

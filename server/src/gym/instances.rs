@@ -70,6 +70,7 @@ pub fn lock<'a, T>(mutex: &'a Mutex<T>, id: &str) -> Result<MutexGuard<'a, T>> {
     mutex.lock().map_err(|_| {
         tracing::error!(
             instance_id = id,
+            request_id = crate::request_id::for_log(),
             "an environment panicked earlier in this instance"
         );
         GymError::Broken(id.to_string())

@@ -14,6 +14,7 @@
 //! Instances live in [`Instances`]: see its module for locking and idle
 //! reaping.
 
+mod bodies;
 mod error;
 mod instances;
 mod monitor;
@@ -21,26 +22,29 @@ pub mod vector;
 mod wire;
 pub mod ws;
 
-pub use error::{GymError, Message};
+pub use bodies::{
+    AllEnvs, CreateEnv, Created, Member, MonitorStart, ResetReply, ResetRequest, SampleReply,
+    SpaceReply, StepReply, StepRequest, Upload,
+};
+pub use error::{BrokenInstance, GymError, Message};
 pub use instances::Instances;
-pub use wire::INFINITY;
+pub use wire::{INFINITY, SpaceInfo};
 
 use crate::Shared;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use crate::api::RequestBody;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use error::Result;
 use instances::{Instance, Single, Slot, lock};
 use monitor::{Monitor, Record, Videos};
 use rand::SeedableRng;
-use rl_env::{Env, Info, Observation};
-use serde::{Deserialize, Serialize};
+use rl_env::Env;
+use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -72,139 +76,16 @@ pub fn router() -> OpenApiRouter<Shared> {
 
 const TAG: &str = "envs";
 
-/// `POST /v1/envs/`.
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateEnv {
-    /// A registered id, e.g. `CartPole-v1`; gym's old ids such as
-    /// `CartPole-v0` and `FrozenLake-v0` resolve too. Required.
-    pub env_id: Option<String>,
-    /// Seeds the first reset and `action_space/sample`.
-    pub seed: Option<u64>,
-    /// The environment's config (as in a run spec); defaults when absent.
-    pub config: Option<Value>,
-}
+/// Path parameters; one that does not decode (invalid UTF-8 once
+/// percent-decoded) is a `400` with a message, as every refusal here.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(GymError))]
+pub(crate) struct Path<T>(pub T);
 
-/// A new instance.
-#[derive(Serialize, ToSchema)]
-pub struct Created {
-    /// 8 hex digits, as gym-http-api's.
-    pub instance_id: String,
-}
-
-/// `GET /v1/envs/`.
-#[derive(Serialize, ToSchema)]
-pub struct AllEnvs {
-    /// Instance id → env id, for every open single instance.
-    pub all_envs: BTreeMap<String, String>,
-}
-
-/// `POST /v1/envs/{instance_id}/reset/`: every field optional, and an
-/// empty or `null` body is `{}`.
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResetRequest {
-    /// Reseeds the environment: the same seed and actions give the same
-    /// episode. Without it the environment continues its random stream
-    /// (the creation seed applies to the first reset).
-    pub seed: Option<u64>,
-    /// Gymnasium's reset options. rl-lab's environments take none, so
-    /// only `null` or `{}` is accepted.
-    pub options: Option<Value>,
-}
-
-/// The first observation of an episode.
-#[derive(Serialize, ToSchema)]
-pub struct ResetReply<'a> {
-    /// An integer (Discrete) or nested arrays (Box), row-major.
-    #[schema(value_type = Object)]
-    pub observation: &'a Observation,
-    /// Gymnasium's reset info.
-    #[schema(value_type = Object)]
-    pub info: &'a Info,
-}
-
-/// `POST /v1/envs/{instance_id}/step/`.
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StepRequest {
-    /// An integer for a Discrete action space (`1.0` is read as 1), a
-    /// number or array for a Box. Required.
-    #[schema(value_type = Object)]
-    pub action: Option<Value>,
-    /// Accepted and ignored: the server has no screen. Use monitor/start
-    /// to record GIFs.
-    pub render: Option<bool>,
-}
-
-/// One transition, with gym's `done` and Gymnasium's two flags.
-#[derive(Serialize, ToSchema)]
-pub struct StepReply<'a> {
-    /// The observation after the step.
-    #[schema(value_type = Object)]
-    pub observation: &'a Observation,
-    /// Always a JSON float.
-    pub reward: f64,
-    /// `terminated || truncated`, as gym's.
-    pub done: bool,
-    /// A terminal state was reached.
-    pub terminated: bool,
-    /// The episode was cut short (time limit).
-    pub truncated: bool,
-    /// The step's info (e.g. FrozenLake's `prob`).
-    #[schema(value_type = Object)]
-    pub info: &'a Info,
-}
-
-/// A space, in gym-http-api's format with Gymnasium's `dtype` and `start`.
-#[derive(Serialize, ToSchema)]
-pub struct SpaceReply {
-    /// `{"name": "Discrete", "n", "start", "dtype"}` or
-    /// `{"name": "Box", "shape", "low", "high", "dtype"}` with ±∞ as ±1e100.
-    pub info: Value,
-}
-
-/// `action_space/sample`.
-#[derive(Serialize, ToSchema)]
-pub struct SampleReply {
-    /// A uniformly random action.
-    pub action: Value,
-}
-
-/// `…/contains`.
-#[derive(Serialize, ToSchema)]
-pub struct Member {
-    /// Whether the value is in the space.
-    pub member: bool,
-}
-
-/// `POST /v1/envs/{instance_id}/monitor/start/`: gym's `Monitor` arguments.
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MonitorStart {
-    /// Accepted and ignored: recordings go under the server's data
-    /// folder, in `monitor/<instance_id>/`, never at a client's path.
-    pub directory: Option<String>,
-    /// Empty the instance's monitor folder first.
-    pub force: Option<bool>,
-    /// Accepted; episodes are always appended to an existing folder.
-    pub resume: Option<bool>,
-    /// `false`: statistics only; `true`: a GIF of every episode; absent
-    /// or `null`: gym's capped cubic schedule (episodes 0, 1, 8, 27, …, then
-    /// every 1,000th).
-    pub video_callable: Option<bool>,
-}
-
-/// `POST /v1/upload/`.
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Upload {
-    /// gym's training directory.
-    pub training_dir: Option<String>,
-    /// The OpenAI Gym scoreboard key. Required.
-    pub api_key: Option<String>,
-    /// gym's algorithm id.
-    pub algorithm_id: Option<String>,
+impl From<PathRejection> for GymError {
+    fn from(rejection: PathRejection) -> Self {
+        GymError::BadRequest(rejection.body_text())
+    }
 }
 
 /// A JSON response from bytes already serialised.
@@ -351,7 +232,7 @@ pub(crate) fn step_single(instance: &Instance, id: &str, request: StepRequest) -
         (status = 429, description = "The instance cap is reached", body = Message),
     )
 )]
-async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response> {
+async fn create(State(state): State<Shared>, RequestBody(body): RequestBody) -> Result<Response> {
     let request: CreateEnv = wire::body(&body)?;
     let env_id = request.env_id.ok_or(GymError::MissingParam("env_id"))?;
     let config = &state.config;
@@ -406,12 +287,13 @@ async fn list(State(state): State<Shared>) -> Response {
     responses(
         (status = 200, description = "The first observation", body = ResetReply),
         (status = 400, description = "`Instance_id X unknown`, or unsupported options", body = Message),
+        BrokenInstance,
     )
 )]
 async fn reset(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Response> {
     let request: ResetRequest = wire::body(&body)?;
     let instance = state.instance(&id)?;
@@ -429,12 +311,13 @@ async fn reset(
     responses(
         (status = 200, description = "The transition", body = StepReply),
         (status = 400, description = "`Instance_id X unknown`, `A required request parameter 'action' was not provided`, an action outside the action space, or a step before reset", body = Message),
+        BrokenInstance,
     )
 )]
 async fn step(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Response> {
     let request: StepRequest = wire::body(&body)?;
     let instance = state.instance(&id)?;
@@ -462,6 +345,7 @@ fn with_env<T>(
     responses(
         (status = 200, description = "The action space", body = SpaceReply),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
+        BrokenInstance,
     )
 )]
 async fn action_space(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response> {
@@ -478,6 +362,7 @@ async fn action_space(State(state): State<Shared>, Path(id): Path<String>) -> Re
     responses(
         (status = 200, description = "The observation space", body = SpaceReply),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
+        BrokenInstance,
     )
 )]
 async fn observation_space(
@@ -499,6 +384,7 @@ async fn observation_space(
     responses(
         (status = 200, description = "A uniformly random action, from a generator seeded by the creation seed", body = SampleReply),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
+        BrokenInstance,
     )
 )]
 async fn action_space_sample(
@@ -524,6 +410,7 @@ async fn action_space_sample(
     responses(
         (status = 200, description = "Membership", body = Member),
         (status = 400, description = "`Instance_id X unknown`, or `x` is not a number", body = Message),
+        BrokenInstance,
     )
 )]
 async fn action_space_contains(
@@ -552,12 +439,13 @@ async fn action_space_contains(
     responses(
         (status = 200, description = "Membership", body = Member),
         (status = 400, description = "`Instance_id X unknown`, or a body that is not a JSON object", body = Message),
+        BrokenInstance,
     )
 )]
 async fn observation_space_contains(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Response> {
     let properties: serde_json::Map<String, Value> = wire::body(&body)?;
     let member = with_env(&state, &id, |s| {
@@ -580,12 +468,13 @@ async fn observation_space_contains(
     responses(
         (status = 204, description = "Recording into the server's `DATA/monitor/<instance_id>/`: `episode-NNNNNN.gif` and `episodes.jsonl`"),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
+        (status = 500, description = "The instance broke in an earlier call, or the server could not write its data folder (details in its log)", body = Message),
     )
 )]
 async fn monitor_start(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<StatusCode> {
     let request: MonitorStart = wire::body(&body)?;
     let instance = state.instance(&id)?;
@@ -605,16 +494,16 @@ async fn monitor_start(
     let first_episode = match prepared {
         Ok(Ok(n)) => n,
         Ok(Err(e)) => {
-            tracing::error!(dir = %dir.display(), error = %e, "cannot prepare the monitor folder");
+            tracing::error!(dir = %dir.display(), error = %e, request_id = crate::request_id::for_log(), "cannot prepare the monitor folder");
             return Err(GymError::Storage);
         }
         Err(e) => {
-            tracing::error!(error = %e, "monitor preparation failed");
+            tracing::error!(error = %e, request_id = crate::request_id::for_log(), "monitor preparation failed");
             return Err(GymError::Storage);
         }
     };
     let monitor = Monitor::start(dir, videos, first_episode).map_err(|e| {
-        tracing::error!(error = %e, "cannot start a monitor thread");
+        tracing::error!(error = %e, request_id = crate::request_id::for_log(), "cannot start a monitor thread");
         GymError::Storage
     })?;
     let previous = {
@@ -634,6 +523,7 @@ async fn monitor_start(
     responses(
         (status = 204, description = "Recording stopped"),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
+        BrokenInstance,
     )
 )]
 async fn monitor_close(State(state): State<Shared>, Path(id): Path<String>) -> Result<StatusCode> {
@@ -672,7 +562,7 @@ async fn close(State(state): State<Shared>, Path(id): Path<String>) -> Result<St
         (status = 410, description = "With an api_key: nothing is uploaded, the scoreboard is gone", body = Message),
     )
 )]
-async fn upload(body: Bytes) -> Result<Response> {
+async fn upload(RequestBody(body): RequestBody) -> Result<Response> {
     let request: Upload = wire::body(&body)?;
     if request.api_key.is_none() {
         return Err(GymError::MissingParam("api_key"));
@@ -691,4 +581,120 @@ async fn shutdown(State(state): State<Shared>) -> &'static str {
     tracing::info!("POST /v1/shutdown/: closing every env instance");
     state.envs.close_all();
     "Server shutting down"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    /// Locks `mutex` in a thread that panics, as an environment panicking
+    /// mid-step would leave it.
+    fn poison<T: Send>(mutex: &std::sync::Mutex<T>) {
+        std::thread::scope(|scope| {
+            let _ = scope
+                .spawn(|| {
+                    let _held = mutex.lock();
+                    panic!("an environment panicked (on purpose, in a test)");
+                })
+                .join();
+        });
+        assert!(mutex.is_poisoned());
+    }
+
+    /// Every route of an instance whose environment panicked answers `500`,
+    /// and documents it.
+    #[tokio::test]
+    async fn a_broken_instance_answers_the_documented_500() {
+        let data = tempfile::tempdir().unwrap();
+        let config = crate::ServeConfig::new("127.0.0.1:0".parse().unwrap(), data.path().into());
+        let state = crate::AppState::open(config).unwrap();
+        let app = crate::app(state.clone());
+        let doc = serde_json::to_value(crate::routes().1).unwrap();
+        let timeout = state.config.instance_idle_timeout;
+        let single = state
+            .envs
+            .insert(
+                "CartPole-v1".into(),
+                Slot::Single(Box::new(std::sync::Mutex::new(Single {
+                    env: state.engine.envs.make("CartPole-v1", &Value::Null).unwrap(),
+                    obs: rl_env::Observation::Discrete(0),
+                    pending_seed: None,
+                    sampler: rand_chacha::ChaCha8Rng::seed_from_u64(0),
+                    monitor: None,
+                    started: false,
+                }))),
+                4,
+                timeout,
+            )
+            .unwrap();
+        let vector = state
+            .envs
+            .insert(
+                "CartPole-v1".into(),
+                Slot::Vector(Box::new(std::sync::Mutex::new(instances::Vector {
+                    envs: rl_env::VectorEnv::new(2, |_| {
+                        state.engine.envs.make("CartPole-v1", &Value::Null)
+                    })
+                    .unwrap(),
+                    pending_seed: None,
+                }))),
+                4,
+                timeout,
+            )
+            .unwrap();
+        for id in [&single, &vector] {
+            match &state.envs.get(id, timeout).unwrap().slot {
+                Slot::Single(mutex) => poison(mutex),
+                Slot::Vector(mutex) => poison(mutex),
+            }
+        }
+        for (method, route, body) in [
+            ("POST", "/v1/envs/{instance_id}/reset/", ""),
+            ("POST", "/v1/envs/{instance_id}/step/", r#"{"action": 0}"#),
+            ("GET", "/v1/envs/{instance_id}/action_space/", ""),
+            ("GET", "/v1/envs/{instance_id}/observation_space/", ""),
+            ("GET", "/v1/envs/{instance_id}/action_space/sample", ""),
+            (
+                "GET",
+                "/v1/envs/{instance_id}/action_space/contains/{x}",
+                "",
+            ),
+            (
+                "POST",
+                "/v1/envs/{instance_id}/observation_space/contains",
+                "{}",
+            ),
+            ("POST", "/v1/envs/{instance_id}/monitor/start/", ""),
+            ("POST", "/v1/envs/{instance_id}/monitor/close/", ""),
+            ("GET", "/v1/vector-envs/{instance_id}", ""),
+            ("POST", "/v1/vector-envs/{instance_id}/reset", ""),
+            (
+                "POST",
+                "/v1/vector-envs/{instance_id}/step",
+                r#"{"actions": [0, 0]}"#,
+            ),
+        ] {
+            let id = if route.starts_with("/v1/envs") {
+                &single
+            } else {
+                &vector
+            };
+            let uri = route.replace("{instance_id}", id).replace("{x}", "1");
+            let request = Request::builder()
+                .method(method)
+                .uri(&uri)
+                .body(Body::from(body))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), 500, "{method} {uri}");
+            let documented = &doc["paths"][route][method.to_lowercase()]["responses"]["500"];
+            assert!(
+                documented.is_object(),
+                "{method} {route} does not document 500"
+            );
+        }
+    }
 }

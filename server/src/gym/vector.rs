@@ -7,12 +7,12 @@
 //! Vector instances share the single instances' cap and idle timeout;
 //! one vector instance counts as one instance whatever its `num_envs`.
 
-use super::error::{GymError, Message, Result};
+use super::error::{BrokenInstance, GymError, Message, Result};
 use super::instances::{Instance, Slot, Vector, lock};
-use super::{TAG, json, json_bytes, wire};
+use super::{Path, TAG, json, json_bytes, wire};
 use crate::Shared;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use crate::api::RequestBody;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use rl_env::{Info, Observation, VectorEnv};
@@ -41,6 +41,7 @@ pub struct CreateVector {
     /// Seeds the first reset: copy `i` gets `seed + i`.
     pub seed: Option<u64>,
     /// The environment's config (as in a run spec); defaults when absent.
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
 }
 
@@ -54,9 +55,9 @@ pub struct VectorInfo {
     /// Number of copies.
     pub num_envs: usize,
     /// One copy's observation space, in gym-http-api's format.
-    pub observation_space: Value,
+    pub observation_space: wire::SpaceInfo,
     /// One copy's action space, in gym-http-api's format.
-    pub action_space: Value,
+    pub action_space: wire::SpaceInfo,
 }
 
 /// `POST /v1/vector-envs/{instance_id}/reset`.
@@ -72,7 +73,7 @@ pub struct ResetVector {
 #[derive(Serialize, ToSchema)]
 pub struct ResetVectorReply {
     /// One observation per copy.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(schema_with = wire::observations_schema)]
     pub observations: Vec<Observation>,
     /// One reset info per copy.
     #[schema(value_type = Vec<Object>)]
@@ -84,7 +85,7 @@ pub struct ResetVectorReply {
 #[serde(deny_unknown_fields)]
 pub struct StepVector {
     /// One action per copy, in copy order. Required.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(schema_with = wire::actions_schema)]
     pub actions: Option<Vec<Value>>,
 }
 
@@ -92,7 +93,7 @@ pub struct StepVector {
 #[derive(Serialize, ToSchema)]
 pub struct StepVectorReply {
     /// Observations after the step (the true final one where an episode ended).
-    #[schema(value_type = Vec<Object>)]
+    #[schema(schema_with = wire::observations_schema)]
     pub observations: Vec<Observation>,
     /// JSON floats; 0 for copies that reset in this call.
     pub rewards: Vec<f64>,
@@ -132,7 +133,10 @@ fn vector_of<'a>(instance: &'a Instance, id: &str) -> Result<&'a std::sync::Mute
         (status = 429, description = "The instance cap is reached", body = Message),
     )
 )]
-pub(super) async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response> {
+pub(super) async fn create(
+    State(state): State<Shared>,
+    RequestBody(body): RequestBody,
+) -> Result<Response> {
     let request: CreateVector = wire::body(&body)?;
     let env_id = request.env_id.ok_or(GymError::MissingParam("env_id"))?;
     let num_envs = request.num_envs.ok_or(GymError::MissingParam("num_envs"))?;
@@ -175,6 +179,7 @@ pub(super) async fn create(State(state): State<Shared>, body: Bytes) -> Result<R
     responses(
         (status = 200, description = "Its env, size and spaces", body = VectorInfo),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
+        BrokenInstance,
     )
 )]
 pub(super) async fn describe(
@@ -207,10 +212,11 @@ where
         return job(&instance, &id);
     }
     let name = id.clone();
+    let request_id = crate::request_id::for_log();
     tokio::task::spawn_blocking(move || job(&instance, &id))
         .await
         .map_err(|e| {
-            tracing::error!(instance_id = name, error = %e, "an environment panicked");
+            tracing::error!(instance_id = name, request_id, error = %e, "an environment panicked");
             GymError::Broken(name)
         })?
 }
@@ -225,12 +231,13 @@ where
     responses(
         (status = 200, description = "The first observations", body = ResetVectorReply),
         (status = 400, description = "`Instance_id X unknown`", body = Message),
+        (status = 500, description = "The instance broke in an earlier call or in this one (an environment panicked): close it", body = Message),
     )
 )]
 pub(super) async fn reset(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Response> {
     let request: ResetVector = wire::body(&body)?;
     let instance = state.instance(&id)?;
@@ -260,12 +267,13 @@ pub(super) async fn reset(
     responses(
         (status = 200, description = "One transition per copy", body = StepVectorReply),
         (status = 400, description = "`Instance_id X unknown`, `A required request parameter 'actions' was not provided`, a batch of the wrong size, an action outside the action space, or a step before reset", body = Message),
+        (status = 500, description = "The instance broke in an earlier call or in this one (an environment panicked): close it", body = Message),
     )
 )]
 pub(super) async fn step(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    body: Bytes,
+    RequestBody(body): RequestBody,
 ) -> Result<Response> {
     let request: StepVector = wire::body(&body)?;
     let actions = request.actions.ok_or(GymError::MissingParam("actions"))?;

@@ -4,8 +4,12 @@
 use super::error::{GymError, Result};
 use axum::body::Bytes;
 use rl_env::{Action, DType, Space};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, Object, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{Array, RefOr};
 
 /// gym-http-api writes an infinite bound as this number, since JSON has no
 /// infinity; clients compare against it.
@@ -52,11 +56,49 @@ fn dtype_name(dtype: DType) -> &'static str {
 /// - `{"name": "Box", "shape": [4], "low": [..], "high": [..], "dtype": "float64"}`,
 ///   with one bound per element (row-major) and ±∞ written as ±1e100;
 /// - `{"name": "MultiBinary", "n": 3, "shape": [3], "dtype": "int8"}`.
-pub fn space_info(space: &Space) -> Value {
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "name")]
+pub enum SpaceInfo {
+    /// The integers `start, …, start + n - 1`.
+    Discrete {
+        /// Number of elements.
+        n: u64,
+        /// Smallest element.
+        start: i64,
+        /// Always `int64`.
+        dtype: &'static str,
+    },
+    /// A box `low ≤ x ≤ high`.
+    Box {
+        /// Shape of one element.
+        shape: Vec<usize>,
+        /// Lower bounds, one per element, row-major; -∞ is -1e100.
+        low: Vec<f64>,
+        /// Upper bounds, one per element, row-major; ∞ is 1e100.
+        high: Vec<f64>,
+        /// `uint8`, `float32` or `float64`.
+        dtype: &'static str,
+    },
+    /// Arrays of zeros and ones.
+    MultiBinary {
+        /// The length for one dimension (as gym writes it), else the shape.
+        #[schema(schema_with = integer_or_shape)]
+        n: Value,
+        /// The shape.
+        shape: Vec<usize>,
+        /// Always `int8`.
+        dtype: &'static str,
+    },
+}
+
+/// The space's description.
+pub fn space_info(space: &Space) -> SpaceInfo {
     match space {
-        Space::Discrete { n, start } => {
-            json!({"name": "Discrete", "n": n, "start": start, "dtype": "int64"})
-        }
+        Space::Discrete { n, start } => SpaceInfo::Discrete {
+            n: *n,
+            start: *start,
+            dtype: "int64",
+        },
         Space::Box {
             low,
             high,
@@ -64,19 +106,75 @@ pub fn space_info(space: &Space) -> Value {
             dtype,
         } => {
             let size: usize = shape.iter().product();
-            let low: Vec<f64> = (0..size).map(|i| bound(low.at(i))).collect();
-            let high: Vec<f64> = (0..size).map(|i| bound(high.at(i))).collect();
-            json!({"name": "Box", "shape": shape, "low": low, "high": high, "dtype": dtype_name(*dtype)})
+            SpaceInfo::Box {
+                shape: shape.clone(),
+                low: (0..size).map(|i| bound(low.at(i))).collect(),
+                high: (0..size).map(|i| bound(high.at(i))).collect(),
+                dtype: dtype_name(*dtype),
+            }
         }
-        Space::MultiBinary { n } => {
-            let n_field = if let [one] = n.as_slice() {
-                json!(one)
-            } else {
-                json!(n)
-            };
-            json!({"name": "MultiBinary", "n": n_field, "shape": n, "dtype": "int8"})
-        }
+        Space::MultiBinary { n } => SpaceInfo::MultiBinary {
+            n: match n.as_slice() {
+                [one] => Value::from(*one),
+                _ => Value::from(n.clone()),
+            },
+            shape: n.clone(),
+            dtype: "int8",
+        },
     }
+}
+
+/// Either of two schemas.
+fn one_of(a: impl Into<RefOr<Schema>>, b: impl Into<RefOr<Schema>>) -> Schema {
+    OneOfBuilder::new().item(a).item(b).build().into()
+}
+
+/// An array of `items`.
+fn array_of(items: impl Into<RefOr<Schema>>) -> Array {
+    ArrayBuilder::new().items(items.into()).build()
+}
+
+/// Numbers in arrays nested as deep as a space's shape, row-major.
+fn nested_numbers() -> Array {
+    ArrayBuilder::new()
+        .items(RefOr::from(one_of(
+            Object::with_type(Type::Number),
+            Object::with_type(Type::Array),
+        )))
+        .description(Some(
+            "Numbers, in arrays nested as deep as the space's shape, row-major",
+        ))
+        .build()
+}
+
+/// The schema of MultiBinary's `n`: an integer or a shape.
+fn integer_or_shape() -> Schema {
+    one_of(
+        Object::with_type(Type::Integer),
+        array_of(Object::with_type(Type::Integer)),
+    )
+}
+
+/// The schema of an observation: an integer (Discrete), or nested arrays
+/// of numbers (Box, MultiBinary).
+pub fn observation_schema() -> Schema {
+    one_of(Object::with_type(Type::Integer), nested_numbers())
+}
+
+/// The schema of many observations, one per copy.
+pub fn observations_schema() -> Array {
+    array_of(observation_schema())
+}
+
+/// The schema of an action: a number (an integer for Discrete, where
+/// `1.0` is read as 1), or nested arrays of numbers (Box, MultiBinary).
+pub fn action_schema() -> Schema {
+    one_of(Object::with_type(Type::Number), nested_numbers())
+}
+
+/// The schema of many actions, one per copy.
+pub fn actions_schema() -> Array {
+    array_of(action_schema())
 }
 
 /// An integer, accepting a float with no fractional part (`1.0`), as
@@ -213,7 +311,7 @@ pub fn observation_member(space: &Space, v: &Value) -> bool {
 /// of the space (`{"name": "Box", "shape": [4]}`), and the answer is
 /// whether each matches the space's description exactly.
 pub fn properties_match(space: &Space, properties: &Map<String, Value>) -> bool {
-    let info = space_info(space);
+    let info = serde_json::to_value(space_info(space)).expect("a space description serialises");
     properties
         .iter()
         .all(|(key, value)| info.get(key) == Some(value))
@@ -222,6 +320,7 @@ pub fn properties_match(space: &Space, properties: &Map<String, Value>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn infinite_bounds_are_1e100() {
@@ -231,11 +330,17 @@ mod tests {
             &[2],
             DType::F32,
         );
-        let info = space_info(&space);
+        let info = serde_json::to_value(space_info(&space)).unwrap();
         assert_eq!(info["low"], json!([-4.8, -1e100]));
         assert_eq!(info["high"], json!([4.8, 1e100]));
         assert_eq!(info["dtype"], "float32");
-        let one = space_info(&Space::uniform_box(0.0, 1.0, &[2, 2], DType::U8));
+        let one = serde_json::to_value(space_info(&Space::uniform_box(
+            0.0,
+            1.0,
+            &[2, 2],
+            DType::U8,
+        )))
+        .unwrap();
         assert_eq!(one["low"].as_array().unwrap().len(), 4);
     }
 

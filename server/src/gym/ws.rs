@@ -15,11 +15,12 @@
 //! Closing the socket does not close the instance.
 
 use super::error::{GymError, Message};
-use super::{ResetRequest, StepRequest, TAG, reset_single, single_of, wire};
+use super::{Path, ResetRequest, StepRequest, TAG, reset_single, single_of, wire};
 use crate::Shared;
 use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
@@ -53,11 +54,17 @@ struct Failure {
 pub(super) async fn websocket(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, GymError> {
     let instance = state.instance(&id)?;
     single_of(&instance, &id)?;
     drop(instance);
+    let upgrade = upgrade.map_err(|rejection| {
+        GymError::BadRequest(format!(
+            "not a WebSocket upgrade: {}",
+            rejection.body_text()
+        ))
+    })?;
     Ok(upgrade.on_upgrade(move |socket| serve(state, id, socket)))
 }
 

@@ -1,0 +1,87 @@
+//! The runs API under `/v1`, the catalogue and the operations routes: one
+//! module per resource, each with its own `router()`, merged here.
+//!
+//! Every refusal is an [`ApiError`], whose body is `{"error": {"code",
+//! "message", "field", "request_id"}}`; `field` is the JSON path of a bad
+//! value in the request, when there is one. The extractors here turn
+//! axum's own rejections into `ApiError`s, so that no route answers in
+//! another shape.
+
+mod artifacts;
+mod catalog;
+mod evaluate;
+mod events;
+mod ops;
+mod runs;
+
+use crate::error::{ApiError, ApiResult};
+use crate::{Shared, blocking};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Every route of the runs API, the catalogue and operations.
+pub fn router() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .merge(runs::router())
+        .merge(events::router())
+        .merge(artifacts::router())
+        .merge(evaluate::router())
+        .merge(catalog::router())
+        .merge(ops::router())
+}
+
+/// Path parameters; one that does not decode (invalid UTF-8 once
+/// percent-decoded) is a `400 bad_path`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+/// A query string as `T`; unknown or malformed parameters are a
+/// `400 bad_query` naming them.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// The raw request body, for every route that takes one (the environment
+/// routes too): a body over the limit is a `413 body_too_large` in the runs
+/// API's shape, wherever it arrives.
+///
+/// Bodies are read as bytes and parsed by each route, rather than by axum's
+/// `Json`, so that a parse error names the field (and, on the environment
+/// routes, keeps gym-http-api's lenient reading).
+pub struct RequestBody(pub Bytes);
+
+impl FromRequest<Shared> for RequestBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Shared) -> ApiResult<Self> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(RequestBody(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::BodyTooLarge {
+                    limit: state.config.max_body_bytes,
+                })
+            }
+            Err(rejection) => Err(ApiError::UnreadableBody(rejection.body_text())),
+        }
+    }
+}
+
+/// Reads a JSON body, naming the line and column of malformed JSON.
+fn parse_json(body: &Bytes) -> ApiResult<Value> {
+    serde_json::from_slice(body).map_err(ApiError::MalformedJson)
+}
+
+/// A `404 run_not_found` unless run `id` exists.
+async fn run_exists(state: &Shared, id: &str) -> ApiResult<()> {
+    let state = state.clone();
+    let id = id.to_string();
+    blocking(move || match state.store.run(&id)? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::RunNotFound(id)),
+    })
+    .await?
+}

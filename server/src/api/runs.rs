@@ -1,0 +1,438 @@
+//! Runs: launch, list, show, cancel, resume, delete, and their metrics.
+
+use super::{Path, Query, RequestBody, parse_json};
+use crate::error::responses::{Internal, UnknownRun};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::store::{EventKind, StatusChange};
+use crate::{Shared, blocking};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rl_runner::{Budget, RunSpec, RunStatus, Summary};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(create_run, list_runs))
+        .routes(routes!(get_run, delete_run))
+        .routes(routes!(cancel_run))
+        .routes(routes!(resume_run))
+        .routes(routes!(run_metrics))
+}
+
+/// A run's id and where it stands.
+#[derive(Serialize, ToSchema)]
+pub struct RunStatusReply {
+    /// The run.
+    pub id: String,
+    /// Its status now.
+    pub status: RunStatus,
+}
+
+/// Launch a run.
+///
+/// Takes the same run spec as `rl-lab run`. The spec is checked completely
+/// (environment and agent are built) before anything is stored.
+#[utoipa::path(post, path = "/v1/runs", tag = "runs",
+    request_body(content = RunSpec, description = "A run spec, as `rl-lab run` takes (docs/run-spec.md)"),
+    responses(
+        (status = 201, description = "Queued; `Location` names the run", body = RunStatusReply,
+            headers(("Location" = String, description = "`/v1/runs/{id}`"))),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_spec`: `field` is the JSON path of the bad value", body = ErrorBody),
+        (status = 503, description = "`shutting_down`", body = ErrorBody),
+        Internal,
+    ))]
+async fn create_run(
+    State(state): State<Shared>,
+    RequestBody(body): RequestBody,
+) -> ApiResult<Response> {
+    let value = parse_json(&body)?;
+    let submitted = blocking(move || {
+        let spec = RunSpec::from_value(&value).map_err(spec_error)?;
+        // Building the env and agent is the full validation, and it is
+        // cheap; the worker builds them again when the run starts.
+        state.engine.prepare(spec.clone()).map_err(spec_error)?;
+        Ok::<_, ApiError>(state.runs.submit(&spec)?)
+    })
+    .await??;
+    let location = HeaderValue::from_str(&format!("/v1/runs/{submitted}"));
+    let reply = RunStatusReply {
+        id: submitted,
+        status: RunStatus::Queued,
+    };
+    let mut response = (StatusCode::CREATED, Json(reply)).into_response();
+    if let Ok(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn spec_error(e: rl_runner::Error) -> ApiError {
+    match e {
+        rl_runner::Error::Spec { field, message } => ApiError::InvalidSpec {
+            message,
+            field: Some(field),
+        },
+        e if e.is_input() => ApiError::InvalidSpec {
+            message: e.to_string(),
+            field: None,
+        },
+        e => ApiError::internal("building the run from its spec", e),
+    }
+}
+
+/// `GET /v1/runs` parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Only runs in this status.
+    #[param(value_type = Option<RunStatus>)]
+    status: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of runs.
+#[derive(Serialize, ToSchema)]
+pub struct RunList {
+    /// Newest first.
+    pub runs: Vec<RunListItem>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A run, as lists show it.
+#[derive(Serialize, ToSchema)]
+pub struct RunListItem {
+    /// The run.
+    pub id: String,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// Environment id.
+    pub env: String,
+    /// Agent id.
+    pub agent: String,
+    /// When it was submitted (Unix seconds).
+    pub created_at: f64,
+    /// When it last started running.
+    pub started_at: Option<f64>,
+    /// When it last stopped.
+    pub finished_at: Option<f64>,
+    /// Environment steps so far.
+    pub steps: u64,
+    /// Episodes so far.
+    pub episodes: u64,
+}
+
+/// List runs, newest first.
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of runs", body = RunList),
+        (status = 400, description = "`bad_query`: a bad filter, limit or cursor", body = ErrorBody),
+        Internal,
+    ))]
+async fn list_runs(
+    State(state): State<Shared>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<RunList>> {
+    let status = match &query.status {
+        None => None,
+        Some(status) => Some(
+            status
+                .parse::<RunStatus>()
+                .map_err(|e| ApiError::bad_query("status", e.to_string()))?,
+        ),
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_query("limit", "limit must be 1 to 500"));
+    }
+    let before = match &query.cursor {
+        None => None,
+        Some(cursor) => Some(
+            cursor
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_query("cursor", format!("bad cursor '{cursor}'")))?,
+        ),
+    };
+    let rows = blocking(move || state.store.runs(status, before, limit)).await??;
+    let next_cursor = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.seq.to_string()))
+        .flatten();
+    let id_of = |part: &Value| part["id"].as_str().unwrap_or_default().to_string();
+    let runs = rows
+        .into_iter()
+        .map(|row| RunListItem {
+            env: id_of(&row.spec["env"]),
+            agent: id_of(&row.spec["agent"]),
+            id: row.id,
+            status: row.status,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            steps: row.steps,
+            episodes: row.episodes,
+        })
+        .collect();
+    Ok(Json(RunList { runs, next_cursor }))
+}
+
+/// One run, in full.
+#[derive(Serialize, ToSchema)]
+pub struct RunView {
+    /// The run.
+    pub id: String,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// The spec as submitted.
+    #[schema(value_type = RunSpec)]
+    pub spec: Value,
+    /// When it was submitted (Unix seconds).
+    pub created_at: f64,
+    /// When it last started running.
+    pub started_at: Option<f64>,
+    /// When it last stopped.
+    pub finished_at: Option<f64>,
+    /// Every status it has been in, oldest first.
+    pub status_history: Vec<StatusChange>,
+    /// How far it has got.
+    pub progress: RunProgress,
+    /// The latest value of each of its metrics, by name.
+    pub metrics: BTreeMap<String, LatestMetric>,
+    /// The summary, once it has ended.
+    #[schema(value_type = Option<Summary>)]
+    pub summary: Option<Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// How far a run has got.
+#[derive(Serialize, ToSchema)]
+pub struct RunProgress {
+    /// Environment steps so far.
+    pub steps: u64,
+    /// Episodes so far.
+    pub episodes: u64,
+    /// Its budget.
+    pub budget: Option<Budget>,
+    /// The share of the budget done, 0 to 1.
+    pub fraction: Option<f64>,
+    /// Environment steps per second, while it runs.
+    pub steps_per_second: Option<f64>,
+}
+
+/// A metric's latest value.
+#[derive(Serialize, ToSchema)]
+pub struct LatestMetric {
+    /// The env step it belongs to.
+    pub step: u64,
+    /// The value.
+    pub value: f64,
+}
+
+/// One run: spec, status and its history, progress, latest metrics, summary.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 400, description = "`bad_path`", body = ErrorBody),
+        UnknownRun, Internal,
+    ))]
+async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<RunView>> {
+    let view = blocking(move || {
+        let row = state
+            .store
+            .run(&id)?
+            .ok_or_else(|| ApiError::RunNotFound(id.clone()))?;
+        let live = state.runs.progress(&id);
+        let (steps, episodes, rate) = match live {
+            Some(p) => (p.steps, p.episodes, Some(p.steps_per_second)),
+            None => (row.steps, row.episodes, None),
+        };
+        let budget = RunSpec::from_value(&row.spec).ok().map(|s| s.budget);
+        let fraction = budget.map(|b| match b {
+            Budget::Steps(n) => steps as f64 / n.max(1) as f64,
+            Budget::Episodes(n) => episodes as f64 / n.max(1) as f64,
+        });
+        let metrics = state
+            .store
+            .latest_metrics(&id)?
+            .into_iter()
+            .map(|(name, step, value)| (name, LatestMetric { step, value }))
+            .collect();
+        let status_history = state
+            .store
+            .events(&id, 0, Some(EventKind::Status), 1000)?
+            .into_iter()
+            .map(|e| serde_json::from_value(e.data))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiError::internal(format!("reading {id}'s status history"), e))?;
+        Ok::<_, ApiError>(RunView {
+            id: row.id,
+            status: row.status,
+            spec: row.spec,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            status_history,
+            progress: RunProgress {
+                steps,
+                episodes,
+                budget,
+                fraction: fraction.map(|f| f.min(1.0)),
+                steps_per_second: rate,
+            },
+            metrics,
+            summary: row.summary,
+            error: row.error,
+        })
+    })
+    .await??;
+    Ok(Json(view))
+}
+
+/// Cancel a run (idempotent). A running run checkpoints and stops.
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 202, description = "The status now: a running run reports `running` until it has stopped", body = RunStatusReply),
+        (status = 400, description = "`bad_path`", body = ErrorBody),
+        UnknownRun, Internal,
+    ))]
+async fn cancel_run(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<RunStatusReply>)> {
+    let status = blocking({
+        let id = id.clone();
+        move || state.runs.cancel(&id)
+    })
+    .await??;
+    Ok((StatusCode::ACCEPTED, Json(RunStatusReply { id, status })))
+}
+
+/// Resume an interrupted or cancelled run from its last checkpoint.
+#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 202, description = "Queued again under the same id", body = RunStatusReply),
+        (status = 400, description = "`bad_path`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the run is not interrupted or cancelled", body = ErrorBody),
+        (status = 503, description = "`shutting_down`", body = ErrorBody),
+        UnknownRun, Internal,
+    ))]
+async fn resume_run(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<RunStatusReply>)> {
+    blocking({
+        let id = id.clone();
+        move || state.runs.resume(&id)
+    })
+    .await??;
+    let reply = RunStatusReply {
+        id,
+        status: RunStatus::Queued,
+    };
+    Ok((StatusCode::ACCEPTED, Json(reply)))
+}
+
+/// Delete a run: its rows and its folder. Not while it runs.
+#[utoipa::path(delete, path = "/v1/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`bad_path`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the run is running", body = ErrorBody),
+        UnknownRun, Internal,
+    ))]
+async fn delete_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    blocking(move || state.runs.delete(&id)).await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/runs/{id}/metrics` parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct MetricsQuery {
+    /// Metric names, comma-separated (default: all of the run's).
+    name: Option<String>,
+    /// Only values after this step.
+    after_step: Option<u64>,
+    /// Most values per metric, 1 to 100,000 (default 10,000).
+    limit: Option<usize>,
+}
+
+/// A run's metrics, by name.
+#[derive(Serialize, ToSchema)]
+pub struct MetricsReply {
+    /// Each metric asked for (a name the run lacks has empty columns).
+    pub metrics: BTreeMap<String, MetricSeries>,
+}
+
+/// One metric as columns, ready to plot: entry `i` of each is one value.
+#[derive(Serialize, ToSchema, Default)]
+pub struct MetricSeries {
+    /// The env step of each value.
+    pub step: Vec<u64>,
+    /// The values.
+    pub value: Vec<f64>,
+    /// Seconds since training began, at each value.
+    pub wall_seconds: Vec<f64>,
+}
+
+/// A run's metrics as columnar arrays, ready to plot.
+#[utoipa::path(get, path = "/v1/runs/{id}/metrics", tag = "runs",
+    params(("id" = String, Path, description = "Run id"), MetricsQuery),
+    responses(
+        (status = 200, description = "The metrics", body = MetricsReply),
+        (status = 400, description = "`bad_query` or `bad_path`", body = ErrorBody),
+        UnknownRun, Internal,
+    ))]
+async fn run_metrics(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(query): Query<MetricsQuery>,
+) -> ApiResult<Json<MetricsReply>> {
+    let limit = query.limit.unwrap_or(10_000);
+    if !(1..=100_000).contains(&limit) {
+        return Err(ApiError::bad_query("limit", "limit must be 1 to 100000"));
+    }
+    let metrics = blocking(move || {
+        if state.store.run(&id)?.is_none() {
+            return Err(ApiError::RunNotFound(id));
+        }
+        let names: Vec<String> = match &query.name {
+            Some(names) => names.split(',').map(str::to_string).collect(),
+            None => state.store.metric_names(&id)?,
+        };
+        let mut metrics = BTreeMap::new();
+        for name in names {
+            let rows = state
+                .store
+                .metric_series(&id, &name, query.after_step, limit)?;
+            let mut series = MetricSeries::default();
+            for (step, value, wall_seconds) in rows {
+                series.step.push(step);
+                series.value.push(value);
+                series.wall_seconds.push(wall_seconds);
+            }
+            metrics.insert(name, series);
+        }
+        Ok(metrics)
+    })
+    .await??;
+    Ok(Json(MetricsReply { metrics }))
+}

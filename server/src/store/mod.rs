@@ -1,0 +1,369 @@
+//! The embedded store: SQLite in WAL mode at `DATA/rl-lab.db`, holding runs,
+//! their metrics, status history and log lines.
+//!
+//! One writer thread owns the write connection ([`writer`]). Workers and
+//! handlers send it [`Write`]s over a channel; it commits whatever has
+//! arrived in one transaction at least every [`FLUSH_PERIOD`], then
+//! publishes the stored events (with their ids) to live subscribers.
+//! Readers use their own connections ([`reads`]), which WAL lets run beside
+//! the writer. The tables are in [`schema`].
+
+mod reads;
+mod schema;
+mod writer;
+
+pub use writer::{BatchFailure, FLUSH_PERIOD, Write};
+
+use rl_runner::RunStatus;
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+use writer::{Queued, Reply};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A batch of writes was rolled back; it says which write failed and why.
+    #[error(transparent)]
+    Batch(#[from] BatchFailure),
+    /// The writer thread has stopped (the server is shutting down).
+    #[error("the store is closed")]
+    Closed,
+    /// The writer thread could not be started.
+    #[error("cannot start the store's writer thread: {0}")]
+    Thread(std::io::Error),
+    /// A stored JSON value does not parse.
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A stored value is not one this server knows (a status, an event kind).
+    #[error("stored value: {0}")]
+    Corrupt(String),
+}
+
+/// The store's result.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// What kind of event a row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A metrics record (an episode or a scalar).
+    Metric,
+    /// A log line from the run.
+    Log,
+    /// A status change.
+    Status,
+}
+
+impl EventKind {
+    /// The kind's one spelling: in SQL, and as the server-sent event's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Metric => "metric",
+            EventKind::Log => "log",
+            EventKind::Status => "status",
+        }
+    }
+
+    fn parse(text: &str) -> StoreResult<EventKind> {
+        [EventKind::Metric, EventKind::Log, EventKind::Status]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind '{text}'")))
+    }
+}
+
+/// One stored event, as subscribers receive it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    /// Increasing over the whole store.
+    pub id: i64,
+    /// The run it belongs to.
+    pub run_id: String,
+    /// Metric, log or status.
+    pub kind: EventKind,
+    /// The payload: a metrics record, a log line or a [`StatusChange`].
+    pub data: Value,
+}
+
+/// A status event's payload, and an entry of a run's status history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatusChange {
+    /// The new status.
+    pub status: RunStatus,
+    /// When (Unix seconds).
+    pub at: f64,
+    /// Why the run failed, or was interrupted by a server that died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A run's row.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    /// The id.
+    pub id: String,
+    /// Submission order.
+    #[serde(skip)]
+    pub seq: i64,
+    /// The run spec as submitted.
+    pub spec: Value,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// When it was submitted (Unix seconds).
+    pub created_at: f64,
+    /// When it last started running.
+    pub started_at: Option<f64>,
+    /// When it last stopped.
+    pub finished_at: Option<f64>,
+    /// Environment steps so far.
+    pub steps: u64,
+    /// Episodes so far.
+    pub episodes: u64,
+    /// The run summary, once it has ended.
+    pub summary: Option<Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A scalar to store under a name, e.g. `rollout/episode_return`.
+#[derive(Clone, Debug)]
+pub struct MetricValue {
+    /// Namespaced name.
+    pub name: String,
+    /// Env step it belongs to.
+    pub step: u64,
+    /// The value.
+    pub value: f64,
+    /// Seconds since training began.
+    pub wall_seconds: f64,
+}
+
+/// The store handle: cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    writer: Sender<Queued>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    events: broadcast::Sender<Arc<Event>>,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, migrates it, and starts
+    /// the writer thread.
+    pub fn open(path: &Path) -> StoreResult<Store> {
+        let mut conn = schema::open(path)?;
+        schema::migrate(&mut conn)?;
+        let (writer, queue) = mpsc::channel();
+        let (events, _) = broadcast::channel(4096);
+        let publish = events.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer::writer_loop(conn, queue, publish))
+            .map_err(StoreError::Thread)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            events,
+        })
+    }
+
+    /// Sends a write to the writer thread without waiting.
+    pub fn send(&self, write: Write) {
+        // A closed writer means the server is going down; the write is lost
+        // with it, as it would be a moment later anyway.
+        let _ = self.writer.send(Queued { write, reply: None });
+    }
+
+    /// Sends a write and waits for its commit; `reply` wraps the channel
+    /// the writer answers on.
+    fn send_and_wait<T>(
+        &self,
+        write: Write,
+        reply: impl FnOnce(Sender<StoreResult<T>>) -> Reply,
+    ) -> StoreResult<T> {
+        let (to, answer) = mpsc::channel();
+        self.writer
+            .send(Queued {
+                write,
+                reply: Some(reply(to)),
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Subscribes to events as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Inserts a queued run and returns its id.
+    pub fn insert_run(&self, spec: Value) -> StoreResult<String> {
+        self.send_and_wait(Write::InsertRun { spec }, Reply::Id)
+    }
+
+    /// Sets a run's status and waits until it is committed.
+    pub fn set_status(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        error: Option<String>,
+        summary: Option<Value>,
+    ) -> StoreResult<()> {
+        let write = Write::Status {
+            run_id: run_id.into(),
+            status,
+            error,
+            summary,
+        };
+        self.send_and_wait(write, Reply::Done)
+    }
+
+    /// Drops a run's metrics past `step`, waiting for the commit.
+    pub fn truncate_metrics(&self, run_id: &str, step: u64) -> StoreResult<()> {
+        let write = Write::TruncateMetrics {
+            run_id: run_id.into(),
+            step,
+        };
+        self.send_and_wait(write, Reply::Done)
+    }
+
+    /// Deletes a run's rows, waiting for the commit.
+    pub fn delete_run(&self, run_id: &str) -> StoreResult<()> {
+        let write = Write::DeleteRun {
+            run_id: run_id.into(),
+        };
+        self.send_and_wait(write, Reply::Done)
+    }
+
+    /// Waits until everything sent so far is committed (or refused).
+    pub fn flush(&self) {
+        let (to, answer) = mpsc::channel();
+        let flush = Queued {
+            write: Write::Flush,
+            reply: Some(Reply::Flushed(to)),
+        };
+        if self.writer.send(flush).is_ok() {
+            let _ = answer.recv();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Value {
+        serde_json::json!({"env": {"id": "CartPole-v1"}, "agent": {"id": "dqn"}})
+    }
+
+    /// A second connection to the store's database, to break it.
+    fn sabotage(dir: &Path, sql: &str) {
+        Connection::open(dir.join("rl-lab.db"))
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    }
+
+    #[test]
+    fn statuses_round_trip_through_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
+        let id = store.insert_run(spec()).unwrap();
+        for status in RunStatus::ALL {
+            store.set_status(&id, status, None, None).unwrap();
+            assert_eq!(store.run(&id).unwrap().unwrap().status, status);
+            assert_eq!(
+                store.runs_in_status(status).unwrap(),
+                std::slice::from_ref(&id)
+            );
+            assert_eq!(store.status_counts().unwrap(), [(status, 1)]);
+        }
+        let history = store.events(&id, 0, Some(EventKind::Status), 100).unwrap();
+        let statuses: Vec<RunStatus> = history
+            .into_iter()
+            .map(|e| {
+                serde_json::from_value::<StatusChange>(e.data)
+                    .unwrap()
+                    .status
+            })
+            .collect();
+        assert_eq!(statuses[0], RunStatus::Queued);
+        assert_eq!(statuses[1..], RunStatus::ALL);
+    }
+
+    #[test]
+    fn a_failed_write_says_what_failed_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
+        sabotage(dir.path(), "DROP TABLE events;");
+        let e = store.insert_run(spec()).unwrap_err();
+        let message = e.to_string();
+        assert!(matches!(e, StoreError::Batch(_)), "{e:?}");
+        assert!(
+            message.starts_with("could not insert a new run: no such table: events"),
+            "{message}"
+        );
+        assert!(!message.contains("closed"), "{message}");
+    }
+
+    #[test]
+    fn every_write_of_a_failed_batch_learns_which_write_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
+        let id = store.insert_run(spec()).unwrap();
+        sabotage(dir.path(), "DROP TABLE metrics;");
+        // Sent back to back, the two land in one batch: the writer gathers
+        // writes for FLUSH_PERIOD after the first.
+        store.send(Write::Metric {
+            run_id: id.clone(),
+            record: serde_json::json!({"kind": "scalar"}),
+            step: 5,
+            values: vec![MetricValue {
+                name: "train/loss".into(),
+                step: 5,
+                value: 0.5,
+                wall_seconds: 1.0,
+            }],
+        });
+        let e = store
+            .set_status(&id, RunStatus::Running, None, None)
+            .unwrap_err();
+        let StoreError::Batch(failure) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(failure.write, format!("record a metric of {id} at step 5"));
+        assert_eq!(failure.cause, "no such table: metrics");
+        assert_eq!(failure.batch, 2);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "could not record a metric of {id} at step 5: no such table: metrics \
+                 (the other write of its batch was not stored either)"
+            )
+        );
+        // Nothing of the batch was kept, and the store still works.
+        assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Queued);
+        store
+            .set_status(&id, RunStatus::Running, None, None)
+            .unwrap();
+        assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Running);
+    }
+}

@@ -1,0 +1,423 @@
+//! The writer thread: the one connection that writes. It commits whatever
+//! has arrived in one transaction at least every [`FLUSH_PERIOD`], then
+//! publishes the stored events (with their ids) to live subscribers.
+//!
+//! A batch is all or nothing. When one write of it fails, nothing of the
+//! batch is kept, and every caller waiting on a write of the batch is told
+//! which write failed and why ([`BatchFailure`]).
+
+use super::{Event, EventKind, MetricValue, StatusChange, StoreResult, now};
+use rl_runner::RunStatus;
+use rusqlite::{Connection, Transaction, params};
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// The longest a metric waits in memory before it is committed.
+pub const FLUSH_PERIOD: Duration = Duration::from_millis(250);
+
+/// Most writes in one transaction.
+const MAX_BATCH: usize = 10_000;
+
+/// What the writer thread is asked to do.
+#[derive(Debug)]
+pub enum Write {
+    /// A new run, queued.
+    InsertRun {
+        /// The spec as JSON.
+        spec: Value,
+    },
+    /// A status change (with its history event).
+    Status {
+        /// The run.
+        run_id: String,
+        /// The new status.
+        status: RunStatus,
+        /// The error, for `failed`.
+        error: Option<String>,
+        /// The summary, when the run ended.
+        summary: Option<Value>,
+    },
+    /// A metrics record and the scalars it holds.
+    Metric {
+        /// The run.
+        run_id: String,
+        /// The record, as in `metrics.jsonl`.
+        record: Value,
+        /// Its step.
+        step: u64,
+        /// Its scalars.
+        values: Vec<MetricValue>,
+    },
+    /// Where a run stands.
+    Progress {
+        /// The run.
+        run_id: String,
+        /// Steps so far.
+        steps: u64,
+        /// Episodes so far.
+        episodes: u64,
+    },
+    /// A log line.
+    Log {
+        /// The run.
+        run_id: String,
+        /// `{time, level, target, message, fields}`.
+        line: Value,
+    },
+    /// Drops metric rows and events past `step`: a resumed run continues
+    /// from its checkpoint, so what came after it is replayed.
+    TruncateMetrics {
+        /// The run.
+        run_id: String,
+        /// The checkpoint's step.
+        step: u64,
+    },
+    /// Removes a run and everything it has.
+    DeleteRun {
+        /// The run.
+        run_id: String,
+    },
+    /// Commits everything before it.
+    Flush,
+}
+
+impl Write {
+    /// What the write does, to complete "could not …".
+    fn describe(&self) -> String {
+        match self {
+            Write::InsertRun { .. } => "insert a new run".into(),
+            Write::Status { run_id, status, .. } => format!("set {run_id}'s status to {status}"),
+            Write::Metric { run_id, step, .. } => {
+                format!("record a metric of {run_id} at step {step}")
+            }
+            Write::Progress { run_id, .. } => format!("record {run_id}'s progress"),
+            Write::Log { run_id, .. } => format!("store a log line of {run_id}"),
+            Write::TruncateMetrics { run_id, step } => {
+                format!("drop {run_id}'s metrics after step {step}")
+            }
+            Write::DeleteRun { run_id } => format!("delete {run_id}"),
+            Write::Flush => "flush".into(),
+        }
+    }
+}
+
+/// Where a caller waits for its write to be committed.
+pub(super) enum Reply {
+    /// Gets the new run's id.
+    Id(Sender<StoreResult<String>>),
+    /// Told when it is committed.
+    Done(Sender<StoreResult<()>>),
+    /// Told when everything before it is committed, or was refused.
+    Flushed(Sender<()>),
+}
+
+/// A write, and who waits for it.
+pub(super) struct Queued {
+    pub write: Write,
+    pub reply: Option<Reply>,
+}
+
+/// Why a batch of writes was rolled back: which write failed, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchFailure {
+    /// What failed, e.g. `set run-3's status to running`.
+    pub write: String,
+    /// SQLite's reason.
+    pub cause: String,
+    /// How many writes the batch held; none of them was stored.
+    pub batch: usize,
+}
+
+impl fmt::Display for BatchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "could not {}: {}", self.write, self.cause)?;
+        match self.batch {
+            0 | 1 => Ok(()),
+            2 => write!(f, " (the other write of its batch was not stored either)"),
+            n => write!(
+                f,
+                " (the {} other writes of its batch were not stored either)",
+                n - 1
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BatchFailure {}
+
+/// What one write produced.
+enum Applied {
+    /// The id of an inserted run.
+    Id(String),
+    /// Anything else.
+    Done,
+}
+
+/// The writer thread's body: batches writes until every sender is gone.
+pub(super) fn writer_loop(
+    mut conn: Connection,
+    queue: Receiver<Queued>,
+    publish: broadcast::Sender<Arc<Event>>,
+) {
+    let mut batch = Vec::new();
+    loop {
+        // Wait for the first write, then gather what arrives within the
+        // flush period into one transaction.
+        match queue.recv() {
+            Ok(queued) => batch.push(queued),
+            Err(_) => return,
+        }
+        let deadline = Instant::now() + FLUSH_PERIOD;
+        let mut closed = false;
+        while batch.len() < MAX_BATCH {
+            if matches!(
+                batch.last(),
+                Some(Queued {
+                    write: Write::Flush,
+                    ..
+                })
+            ) {
+                break;
+            }
+            match queue.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(queued) => batch.push(queued),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        match commit(&mut conn, &mut batch) {
+            Ok((applied, events)) => {
+                for event in events {
+                    let _ = publish.send(Arc::new(event));
+                }
+                for (queued, applied) in batch.drain(..).zip(applied) {
+                    answer(queued.reply, Ok(applied));
+                }
+            }
+            Err(failure) => {
+                tracing::error!(
+                    write = %failure.write,
+                    cause = %failure.cause,
+                    batch = failure.batch,
+                    "store: a batch of writes was rolled back"
+                );
+                for queued in batch.drain(..) {
+                    answer(queued.reply, Err(failure.clone()));
+                }
+            }
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+/// Tells a waiting caller how its write went. A caller that stopped
+/// waiting is not an error.
+fn answer(reply: Option<Reply>, result: Result<Applied, BatchFailure>) {
+    match (reply, result) {
+        (None, _) => {}
+        (Some(Reply::Id(to)), Ok(Applied::Id(id))) => drop(to.send(Ok(id))),
+        (Some(Reply::Id(to)), Ok(Applied::Done)) => {
+            // Only an insert replies with an id, and an insert yields one.
+            drop(to.send(Err(super::StoreError::Corrupt(
+                "a run was inserted without an id".into(),
+            ))))
+        }
+        (Some(Reply::Id(to)), Err(failure)) => drop(to.send(Err(failure.into()))),
+        (Some(Reply::Done(to)), result) => drop(to.send(result.map(drop).map_err(Into::into))),
+        (Some(Reply::Flushed(to)), _) => drop(to.send(())),
+    }
+}
+
+type Committed = (Vec<Applied>, Vec<Event>);
+
+/// Applies `batch` in one transaction: what each write produced and the
+/// events to publish, or the first failure, with nothing kept.
+fn commit(conn: &mut Connection, batch: &mut [Queued]) -> Result<Committed, BatchFailure> {
+    let size = batch.len();
+    let failed = |write: String, cause: rusqlite::Error| BatchFailure {
+        write,
+        cause: cause.to_string(),
+        batch: size,
+    };
+    let tx = conn
+        .transaction()
+        .map_err(|e| failed("begin a transaction".into(), e))?;
+    let time = now();
+    let mut applied = Vec::with_capacity(size);
+    let mut events = Vec::new();
+    for queued in batch.iter_mut() {
+        // Dropping `tx` on the way out rolls the batch back.
+        let done = apply(&tx, &mut queued.write, time, &mut events)
+            .map_err(|e| failed(queued.write.describe(), e))?;
+        applied.push(done);
+    }
+    tx.commit()
+        .map_err(|e| failed(format!("commit a batch of {size} writes"), e))?;
+    Ok((applied, events))
+}
+
+fn insert_event(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    kind: EventKind,
+    step: Option<u64>,
+    data: Value,
+    time: f64,
+) -> rusqlite::Result<Event> {
+    tx.prepare_cached(
+        "INSERT INTO events (run_id, kind, step, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        run_id,
+        kind.as_str(),
+        step.map(|s| s as i64),
+        data.to_string(),
+        time
+    ])?;
+    Ok(Event {
+        id: tx.last_insert_rowid(),
+        run_id: run_id.to_string(),
+        kind,
+        data,
+    })
+}
+
+/// A status change as its history event stores it.
+fn status_event(status: RunStatus, at: f64, error: Option<String>) -> Value {
+    serde_json::to_value(StatusChange { status, at, error }).expect("a status change serialises")
+}
+
+/// Applies one write inside the batch's transaction. Payloads are taken
+/// out of the write (left `null`); what identifies it stays, for
+/// [`Write::describe`].
+fn apply(
+    tx: &Transaction<'_>,
+    write: &mut Write,
+    time: f64,
+    events: &mut Vec<Event>,
+) -> rusqlite::Result<Applied> {
+    let payload = match write {
+        Write::Metric { record, .. } => std::mem::take(record),
+        Write::Log { line, .. } => std::mem::take(line),
+        _ => Value::Null,
+    };
+    match &*write {
+        Write::InsertRun { spec } => {
+            tx.execute(
+                "INSERT INTO runs (id, spec, status, created_at) VALUES ('', ?1, ?2, ?3)",
+                params![spec.to_string(), RunStatus::Queued.as_str(), time],
+            )?;
+            let seq = tx.last_insert_rowid();
+            let id = format!("run-{seq}");
+            tx.execute("UPDATE runs SET id = ?1 WHERE seq = ?2", params![id, seq])?;
+            let data = status_event(RunStatus::Queued, time, None);
+            events.push(insert_event(tx, &id, EventKind::Status, None, data, time)?);
+            return Ok(Applied::Id(id));
+        }
+        Write::Status {
+            run_id,
+            status,
+            error,
+            summary,
+        } => {
+            let status = *status;
+            // A run that (re)starts or is queued again has no end yet; one
+            // that ends keeps its summary unless it brings a new one.
+            let started = (status == RunStatus::Running).then_some(time);
+            let finished = status.is_final().then_some(time);
+            tx.execute(
+                "UPDATE runs SET status = ?2,
+                    started_at = coalesce(?3, started_at),
+                    finished_at = ?4,
+                    error = ?5,
+                    summary = coalesce(?6, CASE WHEN ?7 THEN summary ELSE NULL END)
+                 WHERE id = ?1",
+                params![
+                    run_id,
+                    status.as_str(),
+                    started,
+                    finished,
+                    error,
+                    summary.as_ref().map(Value::to_string),
+                    status.is_final(),
+                ],
+            )?;
+            let data = status_event(status, time, error.clone());
+            events.push(insert_event(
+                tx,
+                run_id,
+                EventKind::Status,
+                None,
+                data,
+                time,
+            )?);
+        }
+        Write::Metric {
+            run_id,
+            step,
+            values,
+            ..
+        } => {
+            let event = insert_event(tx, run_id, EventKind::Metric, Some(*step), payload, time)?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO metrics (run_id, name, step, value, wall_seconds, event_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for value in values.iter() {
+                insert.execute(params![
+                    run_id,
+                    value.name,
+                    value.step as i64,
+                    value.value,
+                    value.wall_seconds,
+                    event.id
+                ])?;
+            }
+            events.push(event);
+        }
+        Write::Progress {
+            run_id,
+            steps,
+            episodes,
+        } => {
+            tx.prepare_cached("UPDATE runs SET steps = ?2, episodes = ?3 WHERE id = ?1")?
+                .execute(params![run_id, *steps as i64, *episodes as i64])?;
+        }
+        Write::Log { run_id, .. } => {
+            events.push(insert_event(
+                tx,
+                run_id,
+                EventKind::Log,
+                None,
+                payload,
+                time,
+            )?);
+        }
+        Write::TruncateMetrics { run_id, step } => {
+            tx.execute(
+                "DELETE FROM metrics WHERE run_id = ?1 AND step > ?2",
+                params![run_id, *step as i64],
+            )?;
+            tx.execute(
+                "DELETE FROM events WHERE run_id = ?1 AND kind = ?2 AND step > ?3",
+                params![run_id, EventKind::Metric.as_str(), *step as i64],
+            )?;
+        }
+        Write::DeleteRun { run_id } => {
+            tx.execute("DELETE FROM metrics WHERE run_id = ?1", [run_id])?;
+            tx.execute("DELETE FROM events WHERE run_id = ?1", [run_id])?;
+            tx.execute("DELETE FROM runs WHERE id = ?1", [run_id])?;
+        }
+        Write::Flush => {}
+    }
+    Ok(Applied::Done)
+}
