@@ -185,8 +185,18 @@ fn bad_env_requests_get_400_with_the_documented_message() {
     }
     // Over the server's body limit: refused before the handler reads it.
     let huge = format!("{{\"action\": [{}]}}", "0,".repeat(50_000) + "0");
-    let (status, _) = post(&agent, &step, &huge).unwrap();
-    assert_eq!(status, 413);
+    let refused = agent
+        .post(&step)
+        .header("Content-Type", "application/json")
+        .send(&huge)
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 413);
+    // Refused unread, so the server closes the connection and says so: a
+    // pooling client must not send its next request into it.
+    assert_eq!(
+        refused.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     // The instance is still usable after all of that.
     let (status, reply) = post(&agent, &step, r#"{"action": 1}"#).unwrap();
     assert_eq!(status, 200, "{reply}");

@@ -265,7 +265,17 @@ impl IntoResponse for ApiError {
                 request_id: request_id::current(),
             },
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, ApiError::BodyTooLarge { .. }) {
+            // The body was refused unread, so the connection cannot carry
+            // another request: say so, or a client that pools connections
+            // sends its next request into a socket the server is closing.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
