@@ -145,7 +145,7 @@ impl AppState {
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> ApiResult<T> {
-    tokio::task::spawn_blocking(work)
+    tokio::task::spawn_blocking(request_id::carried(work))
         .await
         .map_err(|e| ApiError::internal("a request worker failed", e))
 }

@@ -15,9 +15,10 @@ tokio::task_local! {
     static CURRENT: String;
 }
 
-/// Makes ids `PPPPPPPP-N`: a random prefix per server and a counter. They
-/// are unique across restarts, like UUIDs, but cost no system call for
-/// randomness on every request.
+/// Makes ids `PPPPPPPP-N`: a random prefix per server and a counter. Ids
+/// are unique within a server's life and unlikely to repeat across
+/// restarts (a 32-bit prefix), and cost no system call for randomness on
+/// every request.
 #[derive(Clone)]
 pub struct MakeRequestIds {
     prefix: u32,
@@ -58,6 +59,17 @@ pub async fn scope(id: Option<String>, answer: impl Future<Output = Response>) -
     }
 }
 
+/// `work`, to be run on a blocking thread, with the calling request's id
+/// still [`current`] there: a task-local does not cross `spawn_blocking`,
+/// and an error met there must still name its request.
+pub fn carried<T>(work: impl FnOnce() -> T) -> impl FnOnce() -> T {
+    let id = current();
+    move || match id {
+        Some(id) => CURRENT.sync_scope(id, work),
+        None => work(),
+    }
+}
+
 /// The id of the request being answered; `None` outside a request (a
 /// WebSocket message, a unit test calling a function directly).
 pub fn current() -> Option<String> {
@@ -69,4 +81,24 @@ pub fn current() -> Option<String> {
 /// (which names it too) is only enabled at `debug`.
 pub fn for_log() -> String {
     current().unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_blocking_job_still_knows_its_request() {
+        let seen = CURRENT
+            .scope("abc-1".to_string(), async {
+                let bare = tokio::task::spawn_blocking(current).await.unwrap();
+                let carried = tokio::task::spawn_blocking(carried(current)).await.unwrap();
+                (bare, carried)
+            })
+            .await;
+        assert_eq!(seen, (None, Some("abc-1".to_string())));
+        // Outside a request there is nothing to carry.
+        let outside = tokio::task::spawn_blocking(carried(current)).await.unwrap();
+        assert_eq!(outside, None);
+    }
 }

@@ -89,7 +89,8 @@ pub enum RunError {
     },
 }
 
-/// Why a run failed. Its message is the failed run's `error`.
+/// Why a run failed. Its [`RunFailure::client_message`] is the failed
+/// run's `error`; the full message goes to the server's log only.
 #[derive(Debug, thiserror::Error)]
 pub enum RunFailure {
     /// The store failed.
@@ -109,6 +110,28 @@ pub enum RunFailure {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+impl RunFailure {
+    /// What the run's `error` tells clients. The run's own failures (a
+    /// diverged loss, an environment that refused a step, a spec that no
+    /// longer builds) are told whole: they are the user's to fix. The
+    /// server's own (its store, its files) say only what part failed: their
+    /// detail names SQLite and paths, and is in the server's log, under the
+    /// run's id.
+    pub fn client_message(&self) -> String {
+        const SEE_LOG: &str = "the server's log has the details under this run's id";
+        match self {
+            RunFailure::Store(_) => format!("the server's store failed during the run; {SEE_LOG}"),
+            RunFailure::TensorBoard { .. } => {
+                format!("the server could not create the run's TensorBoard files; {SEE_LOG}")
+            }
+            RunFailure::Runner(rl_runner::Error::Io { .. }) => {
+                format!("the server could not read or write the run's files; {SEE_LOG}")
+            }
+            RunFailure::Vanished(_) | RunFailure::Runner(_) => self.to_string(),
+        }
+    }
 }
 
 /// Runs' queue and workers.
@@ -353,7 +376,11 @@ impl RunManager {
                     Some(summary),
                 ),
                 Ok(Ok(summary)) => (RunStatus::Completed, None, Some(summary)),
-                Ok(Err(failure)) => (RunStatus::Failed, Some(failure.to_string()), None),
+                Ok(Err(failure)) => {
+                    // Outside the run's span: its log lines are served to clients.
+                    tracing::error!(run_id = %id, "run failed: {failure}");
+                    (RunStatus::Failed, Some(failure.client_message()), None)
+                }
                 Err(panic) => {
                     let message = panic
                         .downcast_ref::<&str>()
@@ -373,6 +400,8 @@ impl RunManager {
             });
             let summary = summary.map(|mut s| {
                 s.status = status;
+                // Where the server keeps its files is not the client's business.
+                s.run_dir = None;
                 serde_json::to_value(&s).unwrap_or(Value::Null)
             });
             if let Err(e) = self.store.set_status(&id, status, error, summary) {

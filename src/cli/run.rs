@@ -30,7 +30,7 @@ pub fn run(args: RunArgs) -> CliResult {
         Budget::Episodes(n) | Budget::Steps(n) => n,
     };
     let by_steps = matches!(prepared.spec.budget, Budget::Steps(_));
-    let bar = if prepared.agent.is_planner() {
+    let bar = if matches!(prepared.agent, rl_agent::AnyAgent::Planner(_)) {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(total)

@@ -17,7 +17,7 @@ pub enum Error {
     /// A metric sink refused a record (a full disk, a closed store):
     /// planning stops rather than go on unrecorded.
     #[error("recording a metric: {0}")]
-    Sink(#[from] std::io::Error),
+    Sink(std::io::Error),
     /// The environment refused a step.
     #[error(transparent)]
     Env(#[from] rl_env::Error),

@@ -13,6 +13,7 @@ mod error;
 pub mod registry;
 pub mod schedule;
 pub mod sink;
+#[doc(hidden)]
 pub mod testing;
 
 pub use error::{Error, Result};
@@ -165,11 +166,6 @@ impl AnyAgent {
             AnyAgent::Learner(agent) => agent.as_mut(),
             AnyAgent::Planner(planner) => planner.as_mut(),
         }
-    }
-
-    /// Whether it plans from a model instead of stepping.
-    pub fn is_planner(&self) -> bool {
-        matches!(self, AnyAgent::Planner(_))
     }
 }
 

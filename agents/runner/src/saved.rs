@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SavedEvaluation {
-    /// The file the policy came from.
+    /// The file of the run folder the policy came from: `agent.json` or
+    /// `checkpoint.json`.
     pub policy: String,
     /// Training steps behind the policy.
     pub trained_steps: u64,
@@ -106,7 +107,9 @@ pub fn evaluate_saved(
         }
     };
     Ok(SavedEvaluation {
-        policy: policy.display().to_string(),
+        policy: policy
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
         trained_steps: checkpoint.counters.steps,
         episodes,
         mean_return: report.mean_return,

@@ -147,7 +147,7 @@ fn planners_stop_on_a_failing_sink() {
         }))
         .unwrap();
         let mut run = engine.prepare(spec).unwrap();
-        assert!(run.agent.is_planner());
+        assert!(matches!(run.agent, AnyAgent::Planner(_)));
         let err = run
             .execute(
                 &mut FullDisk,
@@ -193,4 +193,29 @@ fn evaluation_shows_every_frame_it_scores() {
     // The reset's frame, then one per step.
     let want: Vec<u64> = report.lengths.iter().map(|length| length + 1).collect();
     assert_eq!(frames, want);
+}
+
+/// The reproduction, through the time limit and the loop: on
+/// FrozenLake with a limit of 3 steps, a hole reached on the third step
+/// ends the episode terminated and truncated at once. n-step SARSA read
+/// past its action queue there and panicked.
+#[test]
+fn n_step_sarsa_trains_when_termination_falls_on_the_time_limit() {
+    let spec = RunSpec::from_value(&json!({
+        "env": {"id": "FrozenLake-v1", "config": {"max_steps": 3, "is_slippery": true}},
+        "agent": {"id": "n-step-sarsa", "config": {"n": 2, "epsilon": 0.5}},
+        "budget": {"episodes": 20000}, "seed": 0
+    }))
+    .unwrap();
+    let mut run = Engine::default().prepare(spec).unwrap();
+    let summary = run
+        .execute(
+            &mut rl_agent::sink::NullSink,
+            &mut rl_runner::train::NoHooks,
+            &rl_runner::CancelFlag::new(),
+            rl_runner::Counters::default(),
+        )
+        .unwrap();
+    assert_eq!(summary.episodes, 20000);
+    assert!(summary.steps > 20000, "{} steps", summary.steps);
 }

@@ -6,8 +6,7 @@ use crate::table::{Policy, PolicySpec, Sizes, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rl_agent::{Agent, EnvContext, Result, StepSize, Tables, Transition};
-use rl_env::Action;
-use rl_env::Observation;
+use rl_env::{Action, Observation};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@ use crate::dp::{Sweeping, check_stopping, planning_sizes};
 use crate::table::{Policy, PolicySpec, Sizes, backup, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rl_agent::{EnvContext, PlanReport, Planner, Record, Result, Sink, Tables};
+use rl_agent::{EnvContext, Error, PlanReport, Planner, Record, Result, Sink, Tables};
 use rl_env::Model;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -107,7 +107,8 @@ pub(crate) fn evaluate(
             step: sweeps_so_far + sweeps,
             value: delta,
             wall_seconds: 0.0,
-        })?;
+        })
+        .map_err(Error::Sink)?;
         if delta < sweeping.theta {
             return Ok((sweeps, true));
         }

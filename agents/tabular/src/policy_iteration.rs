@@ -120,7 +120,8 @@ impl Planner for PolicyIteration {
                 step: sweeps,
                 value: improvements as f64,
                 wall_seconds: 0.0,
-            })?;
+            })
+            .map_err(Error::Sink)?;
             // After the first improvement (from the uniform policy) the
             // policy is deterministic; a stable one is optimal.
             if improvements > 1 && stable || improvements >= c.max_improvements {

@@ -3,7 +3,7 @@
 
 use crate::dp::{check_stopping, planning_sizes};
 use crate::table::{Sizes, backup, check_gamma, first_argmax};
-use rl_agent::{EnvContext, PlanReport, Planner, Record, Result, Sink};
+use rl_agent::{EnvContext, Error, PlanReport, Planner, Record, Result, Sink};
 use rl_env::Model;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,8 @@ impl Planner for ValueIteration {
                 step: sweeps,
                 value: delta,
                 wall_seconds: 0.0,
-            })?;
+            })
+            .map_err(Error::Sink)?;
             if delta < self.config.theta {
                 break true;
             }

@@ -77,7 +77,17 @@ async fn follow_events(
                 let run_id = run_id.clone();
                 blocking(move || state.store.events(&run_id, after, None, 1000)).await
             };
-            let Ok(Ok(page)) = page else { return };
+            let page = match page {
+                Ok(Ok(page)) => page,
+                Ok(Err(e)) => {
+                    tracing::error!(run_id = %run_id, "reading the run's events for a stream: {e}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %run_id, "reading the run's events for a stream: {e}");
+                    return;
+                }
+            };
             let full = page.len() == 1000;
             for event in page {
                 after = event.id;

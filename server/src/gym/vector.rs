@@ -213,7 +213,7 @@ where
     }
     let name = id.clone();
     let request_id = crate::request_id::for_log();
-    tokio::task::spawn_blocking(move || job(&instance, &id))
+    tokio::task::spawn_blocking(crate::request_id::carried(move || job(&instance, &id)))
         .await
         .map_err(|e| {
             tracing::error!(instance_id = name, request_id, error = %e, "an environment panicked");

@@ -325,14 +325,14 @@ mod tests {
     }
 
     #[test]
-    fn every_write_of_a_failed_batch_learns_which_write_failed() {
+    fn a_failed_write_fails_alone_in_its_batch() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
         let id = store.insert_run(spec()).unwrap();
         sabotage(dir.path(), "DROP TABLE metrics;");
-        // Sent back to back, the two land in one batch: the writer gathers
-        // writes for FLUSH_PERIOD after the first.
-        store.send(Write::Metric {
+        // One batch, as the writer would gather it: another run's metric
+        // that cannot be stored, then this run's status change.
+        let metric = Write::Metric {
             run_id: id.clone(),
             record: serde_json::json!({"kind": "scalar"}),
             step: 5,
@@ -342,28 +342,30 @@ mod tests {
                 value: 0.5,
                 wall_seconds: 1.0,
             }],
-        });
-        let e = store
-            .set_status(&id, RunStatus::Running, None, None)
-            .unwrap_err();
-        let StoreError::Batch(failure) = &e else {
-            panic!("{e:?}")
         };
+        let status = Write::Status {
+            run_id: id.clone(),
+            status: RunStatus::Running,
+            error: None,
+            summary: None,
+        };
+        let mut batch: Vec<writer::Queued> = [metric, status]
+            .into_iter()
+            .map(|write| writer::Queued { write, reply: None })
+            .collect();
+        let mut conn = Connection::open(dir.path().join("rl-lab.db")).unwrap();
+        let (applied, events) = writer::commit(&mut conn, &mut batch).unwrap();
+        let failure = applied[0].as_ref().expect_err("the metric fails");
         assert_eq!(failure.write, format!("record a metric of {id} at step 5"));
         assert_eq!(failure.cause, "no such table: metrics");
-        assert_eq!(failure.batch, 2);
+        assert_eq!(failure.batch, 1);
         assert_eq!(
-            e.to_string(),
-            format!(
-                "could not record a metric of {id} at step 5: no such table: metrics \
-                 (the other write of its batch was not stored either)"
-            )
+            failure.to_string(),
+            format!("could not record a metric of {id} at step 5: no such table: metrics")
         );
-        // Nothing of the batch was kept, and the store still works.
-        assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Queued);
-        store
-            .set_status(&id, RunStatus::Running, None, None)
-            .unwrap();
+        // The status change beside it was stored, with its event.
+        assert!(applied[1].is_ok());
+        assert_eq!(events.len(), 1);
         assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Running);
     }
 }

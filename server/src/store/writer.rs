@@ -2,13 +2,16 @@
 //! has arrived in one transaction at least every [`FLUSH_PERIOD`], then
 //! publishes the stored events (with their ids) to live subscribers.
 //!
-//! A batch is all or nothing. When one write of it fails, nothing of the
-//! batch is kept, and every caller waiting on a write of the batch is told
-//! which write failed and why ([`BatchFailure`]).
+//! Each write of a batch stands alone: it runs in a savepoint of the
+//! batch's transaction, so a write that fails is rolled back by itself and
+//! only its caller is told which write failed and why ([`BatchFailure`]);
+//! a run's status change is never lost because another run's metric could
+//! not be stored. Only a transaction that cannot begin or commit fails the
+//! whole batch, and then every caller hears it.
 
 use super::{Event, EventKind, MetricValue, StatusChange, StoreResult, now};
 use rl_runner::RunStatus;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, params};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
@@ -121,14 +124,16 @@ pub(super) struct Queued {
     pub reply: Option<Reply>,
 }
 
-/// Why a batch of writes was rolled back: which write failed, and why.
+/// Why a write was not stored: which write failed, and why.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchFailure {
-    /// What failed, e.g. `set run-3's status to running`.
+    /// What failed, e.g. `set run-3's status to running`, or `commit a
+    /// batch of 12 writes`.
     pub write: String,
     /// SQLite's reason.
     pub cause: String,
-    /// How many writes the batch held; none of them was stored.
+    /// How many writes were lost with it: 1 when the write failed alone,
+    /// the whole batch when its transaction could not begin or commit.
     pub batch: usize,
 }
 
@@ -150,7 +155,8 @@ impl fmt::Display for BatchFailure {
 impl std::error::Error for BatchFailure {}
 
 /// What one write produced.
-enum Applied {
+#[derive(Debug)]
+pub(super) enum Applied {
     /// The id of an inserted run.
     Id(String),
     /// Anything else.
@@ -198,7 +204,14 @@ pub(super) fn writer_loop(
                     let _ = publish.send(Arc::new(event));
                 }
                 for (queued, applied) in batch.drain(..).zip(applied) {
-                    answer(queued.reply, Ok(applied));
+                    if let Err(failure) = &applied {
+                        tracing::error!(
+                            write = %failure.write,
+                            cause = %failure.cause,
+                            "store: a write was rolled back"
+                        );
+                    }
+                    answer(queued.reply, applied);
                 }
             }
             Err(failure) => {
@@ -237,36 +250,52 @@ fn answer(reply: Option<Reply>, result: Result<Applied, BatchFailure>) {
     }
 }
 
-type Committed = (Vec<Applied>, Vec<Event>);
+pub(super) type Committed = (Vec<Result<Applied, BatchFailure>>, Vec<Event>);
 
-/// Applies `batch` in one transaction: what each write produced and the
-/// events to publish, or the first failure, with nothing kept.
-fn commit(conn: &mut Connection, batch: &mut [Queued]) -> Result<Committed, BatchFailure> {
+/// Applies `batch` in one transaction, each write in a savepoint of its
+/// own: what each write produced (or why it alone was rolled back) and the
+/// events to publish; or, when the transaction itself fails, that failure,
+/// with nothing kept.
+pub(super) fn commit(
+    conn: &mut Connection,
+    batch: &mut [Queued],
+) -> Result<Committed, BatchFailure> {
     let size = batch.len();
-    let failed = |write: String, cause: rusqlite::Error| BatchFailure {
+    let failed = |write: String, cause: rusqlite::Error, lost: usize| BatchFailure {
         write,
         cause: cause.to_string(),
-        batch: size,
+        batch: lost,
     };
-    let tx = conn
+    let mut tx = conn
         .transaction()
-        .map_err(|e| failed("begin a transaction".into(), e))?;
+        .map_err(|e| failed("begin a transaction".into(), e, size))?;
     let time = now();
     let mut applied = Vec::with_capacity(size);
     let mut events = Vec::new();
     for queued in batch.iter_mut() {
-        // Dropping `tx` on the way out rolls the batch back.
-        let done = apply(&tx, &mut queued.write, time, &mut events)
-            .map_err(|e| failed(queued.write.describe(), e))?;
-        applied.push(done);
+        let savepoint = tx
+            .savepoint()
+            .map_err(|e| failed("begin a savepoint".into(), e, size))?;
+        let mut produced = Vec::new();
+        match apply(&savepoint, &mut queued.write, time, &mut produced) {
+            Ok(done) => {
+                savepoint
+                    .commit()
+                    .map_err(|e| failed("release a savepoint".into(), e, size))?;
+                events.append(&mut produced);
+                applied.push(Ok(done));
+            }
+            // Dropping the savepoint rolls this write back, and only it.
+            Err(e) => applied.push(Err(failed(queued.write.describe(), e, 1))),
+        }
     }
     tx.commit()
-        .map_err(|e| failed(format!("commit a batch of {size} writes"), e))?;
+        .map_err(|e| failed(format!("commit a batch of {size} writes"), e, size))?;
     Ok((applied, events))
 }
 
 fn insert_event(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: &str,
     kind: EventKind,
     step: Option<u64>,
@@ -300,7 +329,7 @@ fn status_event(status: RunStatus, at: f64, error: Option<String>) -> Value {
 /// out of the write (left `null`); what identifies it stays, for
 /// [`Write::describe`].
 fn apply(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     write: &mut Write,
     time: f64,
     events: &mut Vec<Event>,

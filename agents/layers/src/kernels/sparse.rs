@@ -42,9 +42,9 @@ const WORD: usize = 32;
 const LINE: usize = 16;
 
 /// Largest fraction of non-zero inputs for which the sparse path is taken,
-/// by default: below the density at which it measured even with the dense
-/// GEMM, about 80% on a `1024 → 128` layer at batch 32 (the figures are in
-/// the repository's docs/perf/layers.md).
+/// by default: with a margin below the density at which it measured even
+/// with the dense GEMM (the measurements are in the repository's
+/// docs/perf/layers.md).
 pub const SPARSE_MAX_DENSITY: f32 = 0.75;
 
 /// Fewest samples for the sparse path: acting at batch 1 stays dense.

@@ -40,10 +40,9 @@ const MAX_FILTERS: usize = 32;
 const BLOCK: usize = 8;
 
 /// Largest fraction of non-zero inputs for which Conv2d takes its sparse
-/// path, by default: below the density (about 15%) at which forward and
-/// weight gradient together measured even with the dense direct path on a
-/// 3×3 layer of 16 filters over 4 × 10 × 10 inputs at batch 32 (the figures
-/// are in the repository's docs/perf/layers.md).
+/// path, by default: below the density at which forward and weight
+/// gradient together measured even with the dense direct path (the
+/// measurements are in the repository's docs/perf/layers.md).
 pub const CONV_SPARSE_MAX_DENSITY: f32 = 0.12;
 
 thread_local! {
