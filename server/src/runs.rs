@@ -605,3 +605,48 @@ impl Hooks for ServerHooks<'_> {
         self.last_checkpoint.elapsed() >= CHECKPOINT_PERIOD
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::BatchFailure;
+
+    #[test]
+    fn a_failed_runs_error_names_no_path_and_no_sqlite_text() {
+        let server_side = [
+            RunFailure::Runner(rl_runner::Error::Io {
+                path: "/srv/lab-data/runs/run-1/metrics.jsonl".into(),
+                source: std::io::Error::other("No space left on device (os error 28)"),
+            }),
+            RunFailure::Store(StoreError::Batch(BatchFailure {
+                write: "record a metric of run-1 at step 5".into(),
+                cause: "database or disk is full".into(),
+                batch: 1,
+            })),
+            RunFailure::TensorBoard {
+                path: "/srv/lab-data/runs/run-1/tb".into(),
+                source: std::io::Error::other("Permission denied (os error 13)"),
+            },
+        ];
+        for failure in &server_side {
+            let message = failure.client_message();
+            for secret in ["/srv/lab-data", "os error", "database", "disk"] {
+                assert!(!message.contains(secret), "{message}");
+            }
+            assert!(message.contains("log"), "{message}");
+            // The detail is still there for the server's log.
+            let detail = failure.to_string();
+            assert!(
+                detail.contains("/srv/lab-data") || detail.contains("database or disk is full"),
+                "{detail}"
+            );
+        }
+        // The run's own failure is the user's to fix: told whole.
+        let diverged = RunFailure::Runner(rl_runner::Error::Agent(rl_agent::Error::Diverged {
+            step: 12,
+            message: "the loss is NaN at gradient update 3".into(),
+        }));
+        assert_eq!(diverged.client_message(), diverged.to_string());
+        assert!(diverged.client_message().contains("the loss is NaN"));
+    }
+}
