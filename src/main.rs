@@ -19,7 +19,7 @@ enum Command {
     Run(cli::run::RunArgs),
     /// List the registered environments: ids, spaces and config defaults.
     Envs(cli::list::EnvsArgs),
-    /// List the agents with every hyperparameter, its default and what it does.
+    /// List the agents with every hyperparameter: its default, bounds or choices, and what it does.
     Agents(cli::list::AgentsArgs),
     /// Play a finished run's saved policy greedily; optionally record an episode as a GIF.
     Eval(cli::eval::EvalArgs),
