@@ -79,33 +79,25 @@ pub fn evaluate_saved(
         epsilon: run.spec.eval.epsilon,
         round: 0,
     };
-    let report = match gif {
-        None => evaluate_watched(
-            run.eval_env.as_mut(),
-            run.agent.policy_mut(),
-            settings,
-            &mut |_, _| Ok(()),
-        )?,
-        Some(path) => {
-            // The first evaluation episode, recorded frame by frame as it is played.
-            let mut writer = rl_env::GifWriter::new(path);
-            let report = evaluate_watched(
-                run.eval_env.as_mut(),
-                run.agent.policy_mut(),
-                settings,
-                &mut |episode, env| {
-                    if episode == 0 {
-                        writer
-                            .push(&rl_env::render::picture(env))
-                            .map_err(Error::Env)?;
-                    }
-                    Ok(())
-                },
-            )?;
-            writer.finish().map_err(Error::Env)?;
-            report
-        }
-    };
+    // With `gif`, the first evaluation episode is recorded frame by frame
+    // as it is played.
+    let mut writer = gif.map(rl_env::GifWriter::new);
+    let report = evaluate_watched(
+        run.eval_env.as_mut(),
+        run.agent.policy_mut(),
+        settings,
+        &mut |episode, env| {
+            if let (0, Some(writer)) = (episode, writer.as_mut()) {
+                writer
+                    .push(&rl_env::render::picture(env))
+                    .map_err(Error::Env)?;
+            }
+            Ok(())
+        },
+    )?;
+    if let Some(writer) = writer {
+        writer.finish().map_err(Error::Env)?;
+    }
     Ok(SavedEvaluation {
         policy: policy
             .file_name()
