@@ -1,7 +1,10 @@
 //! rl-lab: fast environments, textbook-exact agents, one binary.
 //!
 //! This facade re-exports the workspace's crates so that a user can depend
-//! on `rl-lab` alone.
+//! on `rl-lab` alone, and the command-line tool ([`cli::Lab`]), so that a
+//! crate with its own environments can ship the whole tool with them.
+
+pub mod cli;
 
 pub use rl_agent as agent;
 pub use rl_classic as classic;

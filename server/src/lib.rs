@@ -51,6 +51,9 @@ pub struct ServeConfig {
     pub max_instances: usize,
     /// When set, every `/v1` route and `/metrics` need `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Environments added to rl-lab's own (a crate's `register`), for runs
+    /// and for the environment routes alike.
+    pub env_plugins: Vec<rl_runner::EnvPlugin>,
 }
 
 impl ServeConfig {
@@ -64,6 +67,7 @@ impl ServeConfig {
             instance_idle_timeout: Duration::from_secs(600),
             max_instances: 1024,
             token: None,
+            env_plugins: Vec::new(),
         }
     }
 }
@@ -123,7 +127,7 @@ impl AppState {
             source,
         })?;
         let store = store::Store::open(&config.data.join("rl-lab.db"))?;
-        let engine = Arc::new(Engine::default());
+        let engine = Arc::new(Engine::with_envs(&config.env_plugins));
         let runs = runs::RunManager::start(
             store.clone(),
             Arc::clone(&engine),

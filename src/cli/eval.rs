@@ -7,8 +7,8 @@
 //! `checkpoint.json`. `--gif` records evaluation episode 0.
 
 use super::{CliError, CliResult, print_json, read_spec};
+use rl_runner::RunFolder;
 use rl_runner::saved::evaluate_saved;
-use rl_runner::{Engine, RunFolder};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -29,7 +29,7 @@ pub struct EvalArgs {
 }
 
 /// Plays the saved policy and prints the returns.
-pub fn eval(args: EvalArgs) -> CliResult {
+pub fn eval(args: EvalArgs, lab: &super::Lab) -> CliResult {
     let spec = read_spec(&args.run_dir.join("spec.json"))?;
     let episodes = match args.episodes {
         Some(0) => return Err(CliError::input("--episodes: must be at least 1")),
@@ -38,7 +38,7 @@ pub fn eval(args: EvalArgs) -> CliResult {
     };
     let folder = RunFolder::open(&args.run_dir)?;
     let report = evaluate_saved(
-        &Engine::default(),
+        &lab.engine(),
         &folder,
         episodes,
         spec.seed,

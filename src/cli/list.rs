@@ -1,7 +1,6 @@
 //! `rl-lab envs` and `rl-lab agents`.
 
 use super::{CliResult, print_json};
-use rl_runner::Engine;
 
 /// Arguments of `rl-lab envs`.
 #[derive(clap::Args)]
@@ -20,8 +19,8 @@ pub struct AgentsArgs {
 }
 
 /// Lists every environment id with its spaces and config defaults.
-pub fn envs(args: EnvsArgs) -> CliResult {
-    let listing = rl_runner::catalog::envs(&Engine::default());
+pub fn envs(args: EnvsArgs, lab: &super::Lab) -> CliResult {
+    let listing = rl_runner::catalog::envs(&lab.engine());
     if args.json {
         return print_json(&listing);
     }
@@ -41,8 +40,8 @@ pub fn envs(args: EnvsArgs) -> CliResult {
 }
 
 /// Lists every agent with each hyperparameter, its default and what it does.
-pub fn agents(args: AgentsArgs) -> CliResult {
-    let engine = Engine::default();
+pub fn agents(args: AgentsArgs, lab: &super::Lab) -> CliResult {
+    let engine = lab.engine();
     if args.json {
         return print_json(&rl_runner::catalog::agents(&engine));
     }

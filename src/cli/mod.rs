@@ -21,7 +21,92 @@ pub mod run;
 pub mod serve;
 pub mod show;
 
+use clap::{Parser, Subcommand};
+use rl_runner::{Engine, EnvPlugin};
 use std::process::ExitCode;
+
+/// rl-lab: fast environments, textbook-exact agents, one binary.
+#[derive(Parser)]
+#[command(name = "rl-lab", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train an agent on an environment as described by a run spec (JSON).
+    Run(run::RunArgs),
+    /// List the registered environments: ids, spaces and config defaults.
+    Envs(list::EnvsArgs),
+    /// List the agents with every hyperparameter: its default, bounds or choices, and what it does.
+    Agents(list::AgentsArgs),
+    /// Play a finished run's saved policy greedily; optionally record an episode as a GIF.
+    Eval(eval::EvalArgs),
+    /// Print the environment of a run spec rendered as text.
+    Show(show::ShowArgs),
+    /// Measure speed; prints figures (JSON with --json).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Play an environment (one episode, or N steps with auto-reset) and write JSON lines, a GIF or PNGs.
+    Rollout(rollout::RolloutArgs),
+    /// Serve the HTTP API: runs over REST in SQLite, live events, environments over HTTP.
+    Serve(serve::ServeArgs),
+    /// Launch a run on a server and print its id.
+    Submit(client::SubmitArgs),
+    /// List a server's runs, newest first.
+    Runs(client::RunsArgs),
+    /// Follow a run on a server until it ends (exit 0 completed, 1 failed, 3 cancelled or interrupted).
+    Watch(client::WatchArgs),
+}
+
+/// The command-line tool, with the environments it knows. `rl-lab`'s own
+/// binary is `Lab::default().main()`; a crate that defines its own
+/// environment links rl-lab and adds it with [`Lab::with_envs`], so that
+/// every subcommand (`run`, `serve`, `rollout`, `envs`, ...) knows it.
+#[derive(Clone, Debug, Default)]
+pub struct Lab {
+    env_plugins: Vec<EnvPlugin>,
+}
+
+impl Lab {
+    /// Adds environments: `register` is called on every registry the tool
+    /// builds, after rl-lab's own ids, so it may add ids (or replace one).
+    pub fn with_envs(mut self, register: EnvPlugin) -> Self {
+        self.env_plugins.push(register);
+        self
+    }
+
+    /// The registries a run is built from, with the added environments.
+    pub fn engine(&self) -> Engine {
+        Engine::with_envs(&self.env_plugins)
+    }
+
+    /// The environments added with [`Lab::with_envs`].
+    pub fn env_plugins(&self) -> &[EnvPlugin] {
+        &self.env_plugins
+    }
+
+    /// Parses the command line, runs the subcommand and gives the exit
+    /// code: 0 success, 2 bad input, 1 a failure while running.
+    pub fn main(self) -> ExitCode {
+        let args = Args::parse();
+        let result = match args.command {
+            Command::Run(a) => run::run(a, &self),
+            Command::Envs(a) => list::envs(a, &self),
+            Command::Agents(a) => list::agents(a, &self),
+            Command::Eval(a) => eval::eval(a, &self),
+            Command::Show(a) => show::show(a, &self),
+            Command::Bench(b) => bench::bench(b),
+            Command::Rollout(a) => rollout::rollout(a, &self),
+            Command::Serve(a) => serve::serve(a, &self),
+            Command::Submit(a) => client::submit(a),
+            Command::Runs(a) => client::runs(a),
+            Command::Watch(a) => client::watch(a),
+        };
+        exit(result)
+    }
+}
 
 /// A failed command: its message and exit code.
 #[derive(Debug)]

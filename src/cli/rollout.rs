@@ -74,13 +74,13 @@ pub struct RolloutArgs {
 const POLICY_STREAM: u64 = 0x706f_6c69;
 
 /// Plays and writes the rollout.
-pub fn rollout(args: RolloutArgs) -> CliResult {
+pub fn rollout(args: RolloutArgs, lab: &super::Lab) -> CliResult {
     let config: Value = match &args.config {
         None => Value::Null,
         Some(text) => serde_json::from_str(text)
             .map_err(|e| CliError::input(format!("--config: not JSON: {e}")))?,
     };
-    let registry = rl_runner::envs::registry();
+    let registry = lab.engine().envs;
     let mut env = registry.make(&args.env, &config).map_err(|e| match e {
         rl_env::Error::UnknownEnv { .. } => CliError::input(format!("--env: {e}")),
         other => CliError::input(format!("--config: {other}")),

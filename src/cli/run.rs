@@ -2,7 +2,7 @@
 
 use super::{CliResult, print_json, read_spec};
 use indicatif::{ProgressBar, ProgressStyle};
-use rl_runner::{Budget, CancelFlag, Engine, RunFolder, Summary};
+use rl_runner::{Budget, CancelFlag, RunFolder, Summary};
 use std::path::PathBuf;
 
 /// Arguments of `rl-lab run`.
@@ -19,9 +19,9 @@ pub struct RunArgs {
 }
 
 /// Trains as the spec says, writing the run folder.
-pub fn run(args: RunArgs) -> CliResult {
+pub fn run(args: RunArgs, lab: &super::Lab) -> CliResult {
     let spec = read_spec(&args.spec)?;
-    let engine = Engine::default();
+    let engine = lab.engine();
     let mut prepared = engine.prepare(spec)?;
     let out = args.out.unwrap_or_else(|| default_folder(&prepared.spec));
     let folder = RunFolder::create(&out)?;

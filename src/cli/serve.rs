@@ -43,7 +43,7 @@ enum LogFormat {
 
 /// Serves until SIGINT or SIGTERM. The first line on stdout is
 /// `listening on http://ADDR`. `RL_LAB_TOKEN` turns on token authentication.
-pub fn serve(args: ServeArgs) -> CliResult {
+pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
     if args.max_concurrent_runs == Some(0) {
         return Err(CliError::input("--max-concurrent-runs: must be at least 1"));
     }
@@ -61,6 +61,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
         LogFormat::Json => registry.with(stderr.json()).init(),
     }
     let mut config = ServeConfig::new(args.addr, args.data);
+    config.env_plugins = lab.env_plugins().to_vec();
     if let Some(n) = args.max_concurrent_runs {
         config.max_concurrent_runs = n;
     }

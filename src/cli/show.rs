@@ -1,7 +1,6 @@
 //! `rl-lab show SPEC.json [--png FILE]`
 
 use super::{CliError, CliResult, read_spec};
-use rl_runner::Engine;
 use std::path::PathBuf;
 
 /// Arguments of `rl-lab show`.
@@ -15,9 +14,9 @@ pub struct ShowArgs {
 }
 
 /// Prints the spec's environment, reset with the spec's seed, as text.
-pub fn show(args: ShowArgs) -> CliResult {
+pub fn show(args: ShowArgs, lab: &super::Lab) -> CliResult {
     let spec = read_spec(&args.spec)?;
-    let mut env = Engine::default().make_env(&spec)?;
+    let mut env = lab.engine().make_env(&spec)?;
     env.reset(Some(spec.seed))
         .map_err(|e| CliError::input(format!("env: {e}")))?;
     say!("{}", env.render_text().trim_end_matches('\n'));

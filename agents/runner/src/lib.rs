@@ -15,6 +15,7 @@ pub mod spec;
 mod status;
 pub mod train;
 
+pub use envs::EnvPlugin;
 pub use error::{Error, Result};
 pub use folder::RunFolder;
 pub use run::{Engine, PreparedRun, Summary};

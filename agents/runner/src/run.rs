@@ -30,6 +30,18 @@ impl Default for Engine {
     }
 }
 
+impl Engine {
+    /// rl-lab's registries with more environments: each plugin registers
+    /// its ids after ours.
+    pub fn with_envs(plugins: &[crate::envs::EnvPlugin]) -> Self {
+        let mut engine = Engine::default();
+        for register in plugins {
+            register(&mut engine.envs);
+        }
+        engine
+    }
+}
+
 /// A run whose spec has been checked and whose parts are built.
 pub struct PreparedRun {
     /// The spec.
