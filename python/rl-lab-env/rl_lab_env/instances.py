@@ -70,22 +70,37 @@ def _finite_reward(reward: Any) -> float:
     return reward
 
 
-class Instance:
-    """One env behind `/v1/envs/{id}/`."""
+class _Open:
+    """What the registry keeps for any open instance: its id, its lock, when
+    it was last used, and the wire forms of its env's spaces."""
 
-    def __init__(self, instance_id: str, env_id: str, env: gym.Env, seed: int | None):
+    def __init__(self, instance_id: str, env_id: str, first_env: gym.Env, seed: int | None):
         self.instance_id = instance_id
         self.env_id = env_id
-        self.env = env
         self.lock = threading.Lock()
         self.last_used = time.monotonic()
+        self.closed = False
         # gym-http-api takes a seed when the env is made; Gymnasium seeds on
         # reset, so the seed waits for the first reset that brings none.
         self._pending_seed = seed
-        self._encode_observation = wire.value_encoder(env.observation_space)
-        self._decode_action = wire.action_decoder(env.action_space)
+        self._encode_observation = wire.value_encoder(first_env.observation_space)
+        self._decode_action = wire.action_decoder(first_env.action_space)
+
+    def _reset_arguments(self, seed: Any, options: Any) -> tuple[int | None, dict | None]:
+        """The checked seed (or the one given at open, once) and options."""
+        seed, options = _seed(seed), _options(options)
+        if seed is None:
+            seed, self._pending_seed = self._pending_seed, None
+        return seed, options
+
+
+class Instance(_Open):
+    """One env behind `/v1/envs/{id}/`."""
+
+    def __init__(self, instance_id: str, env_id: str, env: gym.Env, seed: int | None):
+        super().__init__(instance_id, env_id, env, seed)
+        self.env = env
         self._model: dict | None = None
-        self.closed = False
 
     def describe(self) -> dict:
         spec = self.env.spec
@@ -99,9 +114,7 @@ class Instance:
         }
 
     def reset(self, seed: Any, options: Any) -> dict:
-        seed, options = _seed(seed), _options(options)
-        if seed is None:
-            seed, self._pending_seed = self._pending_seed, None
+        seed, options = self._reset_arguments(seed, options)
         observation, info = self.env.reset(seed=seed, options=options)
         return {"observation": self._encode_observation(observation), "info": wire.plain_json(info)}
 
@@ -159,7 +172,7 @@ class Instance:
             _close_quietly(self.env)
 
 
-class VectorInstance:
+class VectorInstance(_Open):
     """N copies of the env behind `/v1/vector-envs/{id}`, stepped by one call.
 
     It does what Gymnasium's `SyncVectorEnv` does in its default NEXT_STEP
@@ -168,16 +181,10 @@ class VectorInstance:
     """
 
     def __init__(self, instance_id: str, env_id: str, envs: list[gym.Env], seed: int | None):
-        self.instance_id = instance_id
-        self.env_id = env_id
+        super().__init__(instance_id, env_id, envs[0], seed)
         self.envs = envs
-        self.lock = threading.Lock()
-        self.last_used = time.monotonic()
-        self._pending_seed = seed
         self._ended = [False] * len(envs)
-        self.closed = False
-        self._encode_observation = wire.value_encoder(envs[0].observation_space)
-        self._decode_action = wire.action_decoder(envs[0].action_space)
+        self._encode_observations = wire.batch_encoder(envs[0].observation_space)
 
     def describe(self) -> dict:
         return {
@@ -189,17 +196,15 @@ class VectorInstance:
         }
 
     def reset(self, seed: Any, options: Any) -> dict:
-        seed, options = _seed(seed), _options(options)
-        if seed is None:
-            seed, self._pending_seed = self._pending_seed, None
+        seed, options = self._reset_arguments(seed, options)
         observations, infos = [], []
         for index, env in enumerate(self.envs):
             # Copy i gets seed + i, as Gymnasium's vector envs give it.
             observation, info = env.reset(seed=None if seed is None else seed + index, options=options)
-            observations.append(self._encode_observation(observation))
+            observations.append(observation)
             infos.append(wire.plain_json(info))
         self._ended = [False] * len(self.envs)
-        return {"observations": observations, "infos": infos}
+        return {"observations": self._encode_observations(observations), "infos": infos}
 
     def step(self, actions: Any) -> dict:
         if not isinstance(actions, list) or len(actions) != len(self.envs):
@@ -222,11 +227,11 @@ class VectorInstance:
                 observation, reward, ended_by_env, cut_by_limit, info = env.step(action)
                 rewards[index] = _finite_reward(reward)
                 terminated[index], truncated[index] = bool(ended_by_env), bool(cut_by_limit)
-            observations[index] = self._encode_observation(observation)
+            observations[index] = observation
             infos[index] = wire.plain_json(info)
         self._ended = [ended or cut for ended, cut in zip(terminated, truncated)]
         return {
-            "observations": observations,
+            "observations": self._encode_observations(observations),
             "rewards": rewards,
             "terminated": terminated,
             "truncated": truncated,

@@ -79,20 +79,22 @@ def list_envs(request: Request) -> dict:
     return {"all_envs": request.registry.list_envs()}
 
 
-def _on_env(call: Callable[[Instance, Request], Any]) -> Handler:
+def _on(kind: type, call: Callable[[Any, Request], Any]) -> Handler:
+    """A handler that runs `call` on the open instance of `kind` the path names."""
+
     def handle(request: Request) -> Any:
-        with request.registry.use(request.params["id"], Instance) as instance:
+        with request.registry.use(request.params["id"], kind) as instance:
             return call(instance, request)
 
     return handle
+
+
+def _on_env(call: Callable[[Instance, Request], Any]) -> Handler:
+    return _on(Instance, call)
 
 
 def _on_vector(call: Callable[[VectorInstance, Request], Any]) -> Handler:
-    def handle(request: Request) -> Any:
-        with request.registry.use(request.params["id"], VectorInstance) as instance:
-            return call(instance, request)
-
-    return handle
+    return _on(VectorInstance, call)
 
 
 def _close(kind: type) -> Handler:

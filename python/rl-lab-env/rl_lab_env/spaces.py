@@ -86,6 +86,20 @@ def value_encoder(space: spaces.Space) -> Encoder:
     return plain_json
 
 
+def batch_encoder(space: spaces.Space) -> Callable[[list], list]:
+    """A function that writes N values of `space` (a vector env's copies).
+
+    Array values are stacked and written by one numpy call instead of N; the
+    JSON is the same list of per-copy values either way.
+    """
+    if isinstance(space, (spaces.Box, spaces.MultiBinary, spaces.MultiDiscrete)) and not (
+        space.dtype == np.uint8 and math.prod(space.shape) >= BASE64_MIN_ELEMENTS
+    ):
+        return lambda values: encode_array(np.stack(values))
+    encode = value_encoder(space)
+    return lambda values: [encode(value) for value in values]
+
+
 def encode_array(value: Any) -> Any:
     """Nested lists, row-major; a large uint8 array as base64 bytes.
 
@@ -111,6 +125,9 @@ def plain_json(value: Any) -> Any:
     """`info` made plain JSON: numpy scalars become numbers, arrays lists,
     non-finite floats the strings "inf", "-inf" and "nan", anything else its
     ``repr`` -- so an env's info never turns a step into a 500."""
+    # Plain dicts first: every info is one, and most are empty.
+    if type(value) is dict:
+        return {str(key): plain_json(member) for key, member in value.items()} if value else {}
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
