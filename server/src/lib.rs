@@ -51,6 +51,10 @@ pub struct ServeConfig {
     pub max_instances: usize,
     /// When set, every `/v1` route and `/metrics` need `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Which URLs runs may name for a `remote` env: loopback only unless
+    /// `--allow-remote-env` adds hosts, since a run spec that makes the
+    /// server connect somewhere is a request-forgery risk.
+    pub remote_envs: rl_runner::envs::UrlPolicy,
 }
 
 impl ServeConfig {
@@ -64,6 +68,7 @@ impl ServeConfig {
             instance_idle_timeout: Duration::from_secs(600),
             max_instances: 1024,
             token: None,
+            remote_envs: rl_runner::envs::UrlPolicy::default(),
         }
     }
 }
@@ -123,7 +128,7 @@ impl AppState {
             source,
         })?;
         let store = store::Store::open(&config.data.join("rl-lab.db"))?;
-        let engine = Arc::new(Engine::default());
+        let engine = Arc::new(Engine::with_remote_policy(config.remote_envs.clone()));
         let runs = runs::RunManager::start(
             store.clone(),
             Arc::clone(&engine),
