@@ -1,0 +1,406 @@
+"""Open env instances: single envs, vector envs, and the registry that caps
+and reaps them.
+
+Each instance has its own lock, so the threaded HTTP server may serve many
+instances at once while one instance's calls stay in order.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import gymnasium as gym
+
+from rl_lab_env import spaces as wire
+from rl_lab_env.errors import BadRequest, EnvError, NotFound, TooManyInstances, UnknownInstance
+
+#: A vector instance's copies all live in this process; this bounds the memory
+#: one request can claim.
+MAX_VECTOR_COPIES = 4096
+
+
+class EnvFactory:
+    """Makes the one env this adapter serves, under the name it serves it by."""
+
+    def __init__(self, env_id: str, make: Callable[..., gym.Env], kwargs: dict):
+        self.env_id = env_id
+        self._make = make
+        self._kwargs = kwargs
+
+    def make(self, kwargs: dict | None = None) -> gym.Env:
+        """A new env; the request's `kwargs` are merged over the adapter's."""
+        merged = {**self._kwargs, **(kwargs or {})}
+        try:
+            env = self._make(**merged)
+        except Exception as error:
+            if kwargs:
+                raise BadRequest(
+                    f"could not make {self.env_id} with kwargs {merged}: {type(error).__name__}: {error}"
+                ) from error
+            raise
+        if not isinstance(env, gym.Env):
+            raise EnvError(f"making {self.env_id} returned {type(env).__name__}, not a gymnasium.Env")
+        return env
+
+
+def _seed(value: Any, field: str = "seed") -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest(f"{field} must be a non-negative integer or null, not {value!r}")
+    return value
+
+
+def _options(value: Any) -> dict | None:
+    if value is not None and not isinstance(value, dict):
+        raise BadRequest(f"options must be an object or null, not {value!r}")
+    return value
+
+
+def _finite_reward(reward: Any) -> float:
+    reward = float(reward)
+    if not math.isfinite(reward):
+        raise EnvError(f"the env returned a non-finite reward ({reward}); the protocol carries finite rewards only")
+    return reward
+
+
+class Instance:
+    """One env behind `/v1/envs/{id}/`."""
+
+    def __init__(self, instance_id: str, env_id: str, env: gym.Env, seed: int | None):
+        self.instance_id = instance_id
+        self.env_id = env_id
+        self.env = env
+        self.lock = threading.Lock()
+        self.last_used = time.monotonic()
+        # gym-http-api takes a seed when the env is made; Gymnasium seeds on
+        # reset, so the seed waits for the first reset that brings none.
+        self._pending_seed = seed
+        self._encode_observation = wire.value_encoder(env.observation_space)
+        self._decode_action = wire.action_decoder(env.action_space)
+        self._model: dict | None = None
+        self.closed = False
+
+    def describe(self) -> dict:
+        spec = self.env.spec
+        return {
+            "instance_id": self.instance_id,
+            "env_id": self.env_id,
+            "observation_space": wire.describe(self.env.observation_space),
+            "action_space": wire.describe(self.env.action_space),
+            "max_episode_steps": spec.max_episode_steps if spec is not None else None,
+            "has_model": hasattr(self.env.unwrapped, "P"),
+        }
+
+    def reset(self, seed: Any, options: Any) -> dict:
+        seed, options = _seed(seed), _options(options)
+        if seed is None:
+            seed, self._pending_seed = self._pending_seed, None
+        observation, info = self.env.reset(seed=seed, options=options)
+        return {"observation": self._encode_observation(observation), "info": wire.plain_json(info)}
+
+    def step(self, action: Any) -> dict:
+        observation, reward, terminated, truncated, info = self.env.step(self._decode_action(action))
+        terminated, truncated = bool(terminated), bool(truncated)
+        return {
+            "observation": self._encode_observation(observation),
+            "reward": _finite_reward(reward),
+            "terminated": terminated,
+            "truncated": truncated,
+            "done": terminated or truncated,
+            "info": wire.plain_json(info),
+        }
+
+    def sample_action(self) -> Any:
+        return wire.value_encoder(self.env.action_space)(self.env.action_space.sample())
+
+    def contains_action(self, action: Any) -> bool:
+        try:
+            self._decode_action(action)
+        except BadRequest:
+            return False
+        return True
+
+    def model(self) -> dict:
+        """Gymnasium's `P[s][a] = [(p, s', r, terminated)]`, as plain JSON.
+
+        Written once per instance: the model can depend on the env's kwargs
+        (a map, slipperiness) but not on its state.
+        """
+        if self._model is None:
+            transitions = getattr(self.env.unwrapped, "P", None)
+            if transitions is None:
+                raise NotFound(f"{self.env_id} has no model: its env has no `P` attribute")
+            n_states = len(transitions)
+            n_actions = len(transitions[0])
+            self._model = {
+                "n_states": n_states,
+                "n_actions": n_actions,
+                "transitions": [
+                    [
+                        [[float(p), int(next_state), float(reward), bool(terminated)]
+                         for p, next_state, reward, terminated in transitions[state][action]]
+                        for action in range(n_actions)
+                    ]
+                    for state in range(n_states)
+                ],
+            }
+        return self._model
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            _close_quietly(self.env)
+
+
+class VectorInstance:
+    """N copies of the env behind `/v1/vector-envs/{id}`, stepped by one call.
+
+    It does what Gymnasium's `SyncVectorEnv` does in its default NEXT_STEP
+    autoreset mode, copy by copy, but writes each copy's observation and info
+    apart, so a client reads the single env's form N times.
+    """
+
+    def __init__(self, instance_id: str, env_id: str, envs: list[gym.Env], seed: int | None):
+        self.instance_id = instance_id
+        self.env_id = env_id
+        self.envs = envs
+        self.lock = threading.Lock()
+        self.last_used = time.monotonic()
+        self._pending_seed = seed
+        self._ended = [False] * len(envs)
+        self.closed = False
+        self._encode_observation = wire.value_encoder(envs[0].observation_space)
+        self._decode_action = wire.action_decoder(envs[0].action_space)
+
+    def describe(self) -> dict:
+        return {
+            "instance_id": self.instance_id,
+            "env_id": self.env_id,
+            "num_envs": len(self.envs),
+            "observation_space": wire.describe(self.envs[0].observation_space),
+            "action_space": wire.describe(self.envs[0].action_space),
+        }
+
+    def reset(self, seed: Any, options: Any) -> dict:
+        seed, options = _seed(seed), _options(options)
+        if seed is None:
+            seed, self._pending_seed = self._pending_seed, None
+        observations, infos = [], []
+        for index, env in enumerate(self.envs):
+            # Copy i gets seed + i, as Gymnasium's vector envs give it.
+            observation, info = env.reset(seed=None if seed is None else seed + index, options=options)
+            observations.append(self._encode_observation(observation))
+            infos.append(wire.plain_json(info))
+        self._ended = [False] * len(self.envs)
+        return {"observations": observations, "infos": infos}
+
+    def step(self, actions: Any) -> dict:
+        if not isinstance(actions, list) or len(actions) != len(self.envs):
+            raise BadRequest(f"actions must be a list of {len(self.envs)} actions, one per copy")
+        decoded = []
+        for index, action in enumerate(actions):
+            try:
+                decoded.append(self._decode_action(action))
+            except BadRequest as error:
+                raise BadRequest(f"actions[{index}]: {error.message}") from None
+        count = len(self.envs)
+        observations, infos = [None] * count, [None] * count
+        rewards, terminated, truncated = [0.0] * count, [False] * count, [False] * count
+        autoreset = list(self._ended)
+        for index, (env, action) in enumerate(zip(self.envs, decoded)):
+            if autoreset[index]:
+                # NEXT_STEP: the copy whose episode ended ignores this action.
+                observation, info = env.reset()
+            else:
+                observation, reward, ended_by_env, cut_by_limit, info = env.step(action)
+                rewards[index] = _finite_reward(reward)
+                terminated[index], truncated[index] = bool(ended_by_env), bool(cut_by_limit)
+            observations[index] = self._encode_observation(observation)
+            infos[index] = wire.plain_json(info)
+        self._ended = [ended or cut for ended, cut in zip(terminated, truncated)]
+        return {
+            "observations": observations,
+            "rewards": rewards,
+            "terminated": terminated,
+            "truncated": truncated,
+            "dones": list(self._ended),
+            "autoreset": autoreset,
+            "infos": infos,
+        }
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            for env in self.envs:
+                _close_quietly(env)
+
+
+def _close_quietly(env: gym.Env) -> None:
+    # A close that fails must not keep the others open nor fail a DELETE.
+    try:
+        env.close()
+    except Exception as error:  # noqa: BLE001 - the user's env may raise anything
+        print(f"rl_lab_env: closing an env raised {type(error).__name__}: {error}", file=sys.stderr)
+
+
+class Registry:
+    """The open instances: at most `max_instances`, each closed once it has
+    been idle for `idle_timeout` seconds (on access, and by a reaper thread)."""
+
+    def __init__(self, factory: EnvFactory, max_instances: int, idle_timeout: float):
+        self.factory = factory
+        self.max_instances = max_instances
+        self.idle_timeout = idle_timeout
+        self._lock = threading.Lock()
+        # An id maps to None while its env is being made (outside the lock,
+        # since making an env can be slow), so the slot counts toward the cap.
+        self._instances: dict[str, Instance | VectorInstance | None] = {}
+
+    # -- opening
+
+    def open_env(self, env_id: Any, seed: Any, kwargs: Any) -> Instance:
+        seed, kwargs = self._check_open(env_id, seed, kwargs)
+        return self._open(lambda instance_id: Instance(instance_id, self.factory.env_id, self.factory.make(kwargs), seed))
+
+    def open_vector(self, env_id: Any, num_envs: Any, seed: Any, kwargs: Any) -> VectorInstance:
+        seed, kwargs = self._check_open(env_id, seed, kwargs)
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_VECTOR_COPIES:
+            raise BadRequest(f"num_envs must be an integer from 1 to {MAX_VECTOR_COPIES}, not {num_envs!r}")
+
+        def make(instance_id: str) -> VectorInstance:
+            envs: list[gym.Env] = []
+            try:
+                for _ in range(num_envs):
+                    envs.append(self.factory.make(kwargs))
+            except BaseException:
+                for env in envs:
+                    _close_quietly(env)
+                raise
+            return VectorInstance(instance_id, self.factory.env_id, envs, seed)
+
+        return self._open(make)
+
+    def _check_open(self, env_id: Any, seed: Any, kwargs: Any) -> tuple[int | None, dict | None]:
+        if env_id is None or env_id == "":
+            raise BadRequest("A required request parameter 'env_id' was not provided")
+        if env_id != self.factory.env_id:
+            raise BadRequest(
+                f"env_id {env_id!r} is not served here: this adapter serves {self.factory.env_id!r} "
+                "(start one adapter per env)"
+            )
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise BadRequest(f"kwargs must be an object, not {kwargs!r}")
+        return _seed(seed), kwargs
+
+    def _open(self, make: Callable[[str], Any]) -> Any:
+        self.reap()
+        with self._lock:
+            if len(self._instances) >= self.max_instances:
+                raise TooManyInstances(
+                    f"too many open environment instances: {self.max_instances} are open "
+                    "(--max-instances); close one first"
+                )
+            instance_id = self._new_id()
+            self._instances[instance_id] = None
+        try:
+            instance = make(instance_id)
+        except BaseException:
+            with self._lock:
+                del self._instances[instance_id]
+            raise
+        with self._lock:
+            self._instances[instance_id] = instance
+        return instance
+
+    def _new_id(self) -> str:
+        while True:
+            instance_id = secrets.token_hex(4)
+            if instance_id not in self._instances:
+                return instance_id
+
+    # -- using
+
+    @contextmanager
+    def use(self, instance_id: str, kind: type) -> Iterator[Any]:
+        """The open instance of that kind, marked used now and held locked.
+
+        An instance idle past the timeout is closed here rather than served,
+        so whether it answers does not hang on the reaper's timing.
+        """
+        now = time.monotonic()
+        with self._lock:
+            instance = self._instances.get(instance_id)
+            if not isinstance(instance, kind):
+                raise UnknownInstance(instance_id)
+            expired = now - instance.last_used > self.idle_timeout
+            if expired:
+                del self._instances[instance_id]
+            else:
+                instance.last_used = now
+        with instance.lock:
+            if expired:
+                instance.close()
+            # Closed by a DELETE or the reaper while this call waited for it.
+            if instance.closed:
+                raise UnknownInstance(instance_id)
+            yield instance
+
+    def list_envs(self) -> dict[str, str]:
+        with self._lock:
+            return {key: instance.env_id for key, instance in self._instances.items() if isinstance(instance, Instance)}
+
+    # -- closing
+
+    def close(self, instance_id: str, kind: type) -> None:
+        with self._lock:
+            instance = self._instances.get(instance_id)
+            if not isinstance(instance, kind):
+                raise UnknownInstance(instance_id)
+            del self._instances[instance_id]
+        with instance.lock:
+            instance.close()
+
+    def reap(self) -> int:
+        """Closes the instances idle past the timeout; returns how many."""
+        now = time.monotonic()
+        with self._lock:
+            idle = [key for key, instance in self._instances.items()
+                    if instance is not None and now - instance.last_used > self.idle_timeout]
+            reaped = [self._instances.pop(key) for key in idle]
+        for instance in reaped:
+            with instance.lock:
+                instance.close()
+        return len(reaped)
+
+    def close_all(self) -> None:
+        with self._lock:
+            instances = [instance for instance in self._instances.values() if instance is not None]
+            self._instances.clear()
+        for instance in instances:
+            # A call stuck in a step must not keep the adapter from stopping.
+            locked = instance.lock.acquire(timeout=5.0)
+            try:
+                instance.close()
+            finally:
+                if locked:
+                    instance.lock.release()
+
+    def start_reaper(self, stop: threading.Event) -> threading.Thread:
+        """A daemon thread that reaps idle instances until `stop` is set, so
+        an abandoned instance is freed even when nobody calls again."""
+        interval = max(0.05, min(self.idle_timeout / 4, 30.0))
+
+        def run() -> None:
+            while not stop.wait(interval):
+                self.reap()
+
+        thread = threading.Thread(target=run, name="rl-lab-env-reaper", daemon=True)
+        thread.start()
+        return thread

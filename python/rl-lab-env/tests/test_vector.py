@@ -1,0 +1,70 @@
+"""Vector instances: one call steps N copies, exactly as Gymnasium's
+SyncVectorEnv does with its default NEXT_STEP autoreset."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+COPIES = 64
+
+
+def test_64_cartpoles_match_sync_vector_env(cartpole):
+    described = cartpole.ok("POST", "/v1/vector-envs", {"env_id": "CartPole-v1", "num_envs": COPIES})
+    instance_id = described["instance_id"]
+    assert described["num_envs"] == COPIES and described["env_id"] == "CartPole-v1"
+    assert described["action_space"] == {"name": "Discrete", "n": 2, "start": 0, "dtype": "int64"}
+    assert described["observation_space"]["shape"] == [4]
+
+    local = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(COPIES)])
+    remote = cartpole.ok("POST", f"/v1/vector-envs/{instance_id}/reset", {"seed": 42})
+    observations, _ = local.reset(seed=42)
+    assert_same(remote["observations"], observations)
+    assert remote["infos"] == [{}] * COPIES
+
+    rng = np.random.default_rng(7)
+    previous_dones = np.zeros(COPIES, dtype=bool)
+    episodes_ended = 0
+    for _ in range(300):
+        actions = rng.integers(0, 2, size=COPIES)
+        remote = cartpole.ok("POST", f"/v1/vector-envs/{instance_id}/step", {"actions": actions.tolist()})
+        observations, rewards, terminated, truncated, _ = local.step(actions)
+        assert_same(remote["observations"], observations)
+        assert remote["rewards"] == rewards.tolist()
+        assert remote["terminated"] == terminated.tolist()
+        assert remote["truncated"] == truncated.tolist()
+        assert remote["dones"] == (terminated | truncated).tolist()
+        # A copy that ended last step was reset this step, with reward 0.
+        assert remote["autoreset"] == previous_dones.tolist()
+        assert all(remote["rewards"][index] == 0.0 for index in np.flatnonzero(previous_dones))
+        previous_dones = terminated | truncated
+        episodes_ended += int(previous_dones.sum())
+    assert episodes_ended > COPIES  # every copy went through autoreset, most several times
+    assert cartpole.call("POST", f"/v1/vector-envs/{instance_id}/close") == (204, None)
+    assert cartpole.call("POST", f"/v1/vector-envs/{instance_id}/step", {"actions": [0] * COPIES})[0] == 400
+
+
+def test_vector_errors_name_the_fault(cartpole):
+    status, reply = cartpole.call("POST", "/v1/vector-envs", {"env_id": "CartPole-v1", "num_envs": 0})
+    assert status == 400 and "num_envs" in reply["message"]
+    instance_id = cartpole.ok("POST", "/v1/vector-envs", {"env_id": "CartPole-v1", "num_envs": 3, "seed": 1})[
+        "instance_id"
+    ]
+    assert cartpole.ok("GET", f"/v1/vector-envs/{instance_id}")["num_envs"] == 3
+    # A seed given at open seeds the first reset, copy i with seed + i.
+    remote = cartpole.ok("POST", f"/v1/vector-envs/{instance_id}/reset", None)
+    expected = [gym.make("CartPole-v1").reset(seed=1 + index)[0] for index in range(3)]
+    assert_same(remote["observations"], np.stack(expected))
+    status, reply = cartpole.call("POST", f"/v1/vector-envs/{instance_id}/step", {"actions": [0, 1]})
+    assert status == 400 and "list of 3 actions" in reply["message"]
+    status, reply = cartpole.call("POST", f"/v1/vector-envs/{instance_id}/step", {"actions": [0, 1, 5]})
+    assert status == 400 and reply["message"].startswith("actions[2]: action 5 is outside the action space")
+    # A vector id is not a single env's, nor the other way round.
+    assert cartpole.call("POST", f"/v1/envs/{instance_id}/step/", {"action": 0})[0] == 400
+    assert instance_id not in cartpole.ok("GET", "/v1/envs/")["all_envs"]
+    assert cartpole.call("DELETE", f"/v1/vector-envs/{instance_id}") == (204, None)
+
+
+def assert_same(wire_values, expected):
+    received = np.asarray(wire_values, dtype=np.float64)
+    assert np.array_equal(received, np.asarray(expected, dtype=np.float32).astype(np.float64))
