@@ -702,14 +702,15 @@ impl<'a> Writer<'a> {
                     s[at] = x as u8;
                 }
             }
+            // The wire writes an infinite element as ±1e100, as it does bounds.
             Observation::F32(a) => {
                 if let Some(s) = a.as_slice_mut().filter(|s| slot(s.len())) {
-                    s[at] = x as f32;
+                    s[at] = unwire_bound(x) as f32;
                 }
             }
             Observation::F64(a) => {
                 if let Some(s) = a.as_slice_mut().filter(|s| slot(s.len())) {
-                    s[at] = x;
+                    s[at] = unwire_bound(x);
                 }
             }
             Observation::Discrete(_) => {}
