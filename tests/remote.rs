@@ -217,7 +217,7 @@ fn value_iteration_on_the_adapters_frozen_lake_equals_ours() {
         &spec(remote(&adapter.url, "FrozenLake-v1", json!({}))),
         &folder.path().join("remote"),
     );
-    let ours = run_cli(
+    run_cli(
         &spec(json!({"id": "FrozenLake-v1"})),
         &folder.path().join("local"),
     );
