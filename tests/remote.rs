@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Server, agent};
+use support::{Server, agent, wait_status};
 
 /// The Python with gymnasium: the test fails, never skips, without it.
 fn python() -> String {
@@ -320,23 +320,6 @@ fn submit_time_checks_refuse_urls_and_spaces_with_422() {
     assert_eq!(reply["error"]["field"], "env", "{reply}");
     // Checking built (and closed) its instances.
     assert_eq!(pendulum.open_instances(), json!({}));
-}
-
-fn wait_status(server: &Server, id: &str, wanted: &[&str], limit: Duration) -> Value {
-    let began = Instant::now();
-    loop {
-        let (code, run) = call("GET", &format!("{}/v1/runs/{id}", server.base), None);
-        assert_eq!(code, 200, "{run}");
-        if wanted.contains(&run["status"].as_str().unwrap_or("")) {
-            return run;
-        }
-        assert!(
-            began.elapsed() < limit,
-            "run {id} still {} after {limit:?}: {run}",
-            run["status"]
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn episode_returns(server: &Server, id: &str) -> Vec<f64> {
