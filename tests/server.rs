@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Server, agent};
+use support::{Server, agent, wait_status};
 
 fn request(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
     let agent = agent();
@@ -55,23 +55,6 @@ fn submit(server: &Server, spec: &Value) -> String {
     assert_eq!(status, 201, "{reply}");
     assert_eq!(reply["status"], "queued");
     reply["id"].as_str().unwrap().to_string()
-}
-
-fn wait_status(server: &Server, id: &str, wanted: &[&str], limit: Duration) -> Value {
-    let began = Instant::now();
-    loop {
-        let (code, run) = get(server, &format!("/v1/runs/{id}"));
-        assert_eq!(code, 200, "{run}");
-        if wanted.contains(&run["status"].as_str().unwrap_or("")) {
-            return run;
-        }
-        assert!(
-            began.elapsed() < limit,
-            "run {id} still {} after {limit:?}: {run}",
-            run["status"]
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn metric_count(server: &Server, id: &str, name: &str) -> usize {

@@ -54,6 +54,10 @@ pub struct ServeConfig {
     /// Environments added to rl-lab's own (a crate's `register`), for runs
     /// and for the environment routes alike.
     pub env_plugins: Vec<rl_runner::EnvPlugin>,
+    /// Which URLs runs may name for a `remote` env: loopback only unless
+    /// `--allow-remote-env` adds hosts, since a run spec that makes the
+    /// server connect somewhere is a request-forgery risk.
+    pub remote_envs: rl_runner::envs::UrlPolicy,
 }
 
 impl ServeConfig {
@@ -68,6 +72,7 @@ impl ServeConfig {
             max_instances: 1024,
             token: None,
             env_plugins: Vec::new(),
+            remote_envs: rl_runner::envs::UrlPolicy::default(),
         }
     }
 }
@@ -127,7 +132,9 @@ impl AppState {
             source,
         })?;
         let store = store::Store::open(&config.data.join("rl-lab.db"))?;
-        let engine = Arc::new(Engine::with_envs(&config.env_plugins));
+        let engine = Arc::new(
+            Engine::with_remote_policy(config.remote_envs.clone()).with_envs(&config.env_plugins),
+        );
         let runs = runs::RunManager::start(
             store.clone(),
             Arc::clone(&engine),

@@ -255,8 +255,9 @@ impl RunManager {
         Ok(row.status)
     }
 
-    /// Queues an `interrupted` or `cancelled` run again; it continues from
-    /// its last checkpoint under the same id.
+    /// Queues an `interrupted` or `cancelled` run, or a `failed` one that
+    /// has a checkpoint, again; it continues from its last checkpoint under
+    /// the same id.
     pub fn resume(&self, id: &str) -> Result<(), RunError> {
         let row = self
             .store
@@ -267,11 +268,16 @@ impl RunManager {
         if queue.closing {
             return Err(RunError::ShuttingDown);
         }
-        if queue.active.contains_key(id) || !row.status.is_resumable() {
+        // A failed run resumes from its last checkpoint once its cause is
+        // mended (a remote env server back up); without one there is
+        // nothing to resume from.
+        let failed_with_checkpoint =
+            row.status == RunStatus::Failed && self.folder(id).join("checkpoint.json").is_file();
+        if queue.active.contains_key(id) || !(row.status.is_resumable() || failed_with_checkpoint) {
             return Err(RunError::Conflict {
                 id: id.into(),
                 status: row.status,
-                why: "only interrupted or cancelled runs can be resumed",
+                why: "only interrupted or cancelled runs, and failed runs with a checkpoint, can be resumed",
             });
         }
         self.store.set_status(id, RunStatus::Queued, None, None)?;

@@ -79,7 +79,7 @@ impl Lab {
 
     /// The registries a run is built from, with the added environments.
     pub fn engine(&self) -> Engine {
-        Engine::with_envs(&self.env_plugins)
+        Engine::default().with_envs(&self.env_plugins)
     }
 
     /// The environments added with [`Lab::with_envs`].

@@ -33,6 +33,16 @@ pub struct ServeArgs {
     /// Most environment instances open at once; beyond it, 429.
     #[arg(long, default_value_t = 1024)]
     max_instances: usize,
+    /// Lets runs use `remote` envs served at HOST[:PORT] (repeatable). Without
+    /// it only loopback URLs are allowed. HOST alone or HOST:* allows every
+    /// port; *.example.org allows every name under example.org; * allows every
+    /// host. Names are matched as written, not resolved.
+    #[arg(long = "allow-remote-env", value_name = "HOST[:PORT]", value_parser = parse_host_pattern)]
+    allow_remote_env: Vec<rl_runner::envs::HostPattern>,
+}
+
+fn parse_host_pattern(text: &str) -> Result<rl_runner::envs::HostPattern, String> {
+    text.parse()
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -69,6 +79,7 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
     config.instance_idle_timeout = Duration::from_secs(args.instance_idle_timeout);
     config.max_instances = args.max_instances;
     config.token = std::env::var("RL_LAB_TOKEN").ok().filter(|t| !t.is_empty());
+    config.remote_envs = rl_runner::envs::UrlPolicy::LoopbackAnd(args.allow_remote_env);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -93,3 +93,40 @@ pub fn agent() -> ureq::Agent {
         .build()
         .into()
 }
+
+/// `GET path` on `server`: the status and the body as JSON (`null` when not JSON).
+pub fn get_json(server: &Server, path: &str) -> (u16, serde_json::Value) {
+    let mut response = agent()
+        .get(&format!("{}{path}", server.base))
+        .call()
+        .expect("the request reaches the server");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Polls run `id` until its status is one of `wanted`; its view then.
+pub fn wait_status(
+    server: &Server,
+    id: &str,
+    wanted: &[&str],
+    limit: Duration,
+) -> serde_json::Value {
+    let began = Instant::now();
+    loop {
+        let (code, run) = get_json(server, &format!("/v1/runs/{id}"));
+        assert_eq!(code, 200, "{run}");
+        if wanted.contains(&run["status"].as_str().unwrap_or("")) {
+            return run;
+        }
+        assert!(
+            began.elapsed() < limit,
+            "run {id} still {} after {limit:?}: {run}",
+            run["status"]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -57,6 +57,9 @@ impl Error {
             }
             rl_env::Error::UnknownEnv { .. } => Error::spec("env.id", e.to_string()),
             rl_env::Error::Space(m) => Error::Incompatible(m),
+            // A remote env that cannot be made is the spec's URL at fault
+            // (the server is down, or is not what the spec says it is).
+            rl_env::Error::Remote { .. } => Error::spec("env.config.url", e.to_string()),
             other => Error::Env(other),
         }
     }

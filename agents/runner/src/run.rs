@@ -31,14 +31,13 @@ impl Default for Engine {
 }
 
 impl Engine {
-    /// rl-lab's registries with more environments: each plugin registers
-    /// its ids after ours.
-    pub fn with_envs(plugins: &[crate::envs::EnvPlugin]) -> Self {
-        let mut engine = Engine::default();
+    /// These registries with more environments: each plugin registers its
+    /// ids after ours.
+    pub fn with_envs(mut self, plugins: &[crate::envs::EnvPlugin]) -> Self {
         for register in plugins {
-            register(&mut engine.envs);
+            register(&mut self.envs);
         }
-        engine
+        self
     }
 }
 
@@ -55,6 +54,14 @@ pub struct PreparedRun {
 }
 
 impl Engine {
+    /// The engine of a server: `remote` envs only from URLs `remote` allows.
+    pub fn with_remote_policy(remote: crate::envs::UrlPolicy) -> Self {
+        Engine {
+            envs: crate::envs::registry_allowing(remote),
+            agents: crate::agents::registry(),
+        }
+    }
+
     /// Builds the environment described by `spec.env`.
     pub fn make_env(&self, spec: &RunSpec) -> Result<Box<dyn Env>> {
         let env = self
@@ -132,6 +139,11 @@ pub struct Summary {
     pub policy_grid: Option<Vec<String>>,
     /// Seconds of training.
     pub train_seconds: f64,
+    /// Where the environment was served, for remote envs: `{url, env_id,
+    /// dialect, protocol_version?, step_flags?}` (see `Env::connection`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub env_connection: Option<serde_json::Value>,
     /// Where the run folder is, if there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_dir: Option<String>,
@@ -236,6 +248,7 @@ impl PreparedRun {
             value_grid,
             policy_grid,
             train_seconds: outcome.wall_seconds,
+            env_connection: self.env.connection(),
             run_dir: None,
             error: None,
         }

@@ -41,6 +41,18 @@ pub enum Error {
         /// Number of actions given.
         got: usize,
     },
+    /// An environment served by another process failed: it could not be
+    /// reached, did not answer in time, refused the call, or answered
+    /// something outside the protocol or outside its own spaces.
+    #[error("remote env at {url}: {call} failed: {cause}")]
+    Remote {
+        /// The server's base URL, as configured.
+        url: String,
+        /// The request, e.g. `POST /v1/envs/ab12cd34/step/`.
+        call: String,
+        /// Why it failed, e.g. `timeout after 30 s`.
+        cause: String,
+    },
     /// Writing a rendered frame failed.
     #[error("could not write {path}: {message}")]
     Write {

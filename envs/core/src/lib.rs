@@ -243,6 +243,13 @@ pub trait Env: Send {
         }
     }
 
+    /// Where the environment lives when it is not in this process: for a
+    /// remote env, its URL, id and wire dialect, so that a run's summary
+    /// can say what it trained on. `None` for in-process environments.
+    fn connection(&self) -> Option<serde_json::Value> {
+        None
+    }
+
     /// `reset_into` with a fresh observation.
     fn reset(&mut self, seed: Option<u64>) -> Result<(Observation, Info)> {
         let mut obs = self.observation_space().zeros();
@@ -294,6 +301,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn restore_carried_state(&mut self, state: &serde_json::Value) -> Result<()> {
         (**self).restore_carried_state(state)
+    }
+    fn connection(&self) -> Option<serde_json::Value> {
+        (**self).connection()
     }
 }
 

@@ -81,9 +81,11 @@ fn spec_error(e: rl_runner::Error) -> ApiError {
             message,
             field: Some(field),
         },
-        e if e.is_input() => ApiError::InvalidSpec {
-            message: e.to_string(),
-            field: None,
+        // The agent cannot work with the env's spaces or model: the env
+        // part of the spec is what to change (or the agent).
+        rl_runner::Error::Incompatible(message) => ApiError::InvalidSpec {
+            message,
+            field: Some("env".into()),
         },
         e => ApiError::internal("building the run from its spec", e),
     }
@@ -322,13 +324,15 @@ async fn cancel_run(
     Ok((StatusCode::ACCEPTED, Json(RunStatusReply { id, status })))
 }
 
-/// Resume an interrupted or cancelled run from its last checkpoint.
+/// Resume an interrupted or cancelled run, or a failed run that has a
+/// checkpoint (e.g. once its remote env server is back), from its last
+/// checkpoint.
 #[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "runs",
     params(("id" = String, Path, description = "Run id")),
     responses(
         (status = 202, description = "Queued again under the same id", body = RunStatusReply),
         (status = 400, description = "`bad_path`", body = ErrorBody),
-        (status = 409, description = "`conflict`: the run is not interrupted or cancelled", body = ErrorBody),
+        (status = 409, description = "`conflict`: the run is not interrupted or cancelled, nor failed with a checkpoint", body = ErrorBody),
         (status = 503, description = "`shutting_down`", body = ErrorBody),
         UnknownRun, Internal,
     ))]

@@ -44,7 +44,8 @@ use crate::{
 };
 use ndarray::ArrayD;
 
-/// Forwards rendering, the grid view and the carried state to `self.env`.
+/// Forwards rendering, the grid view, the carried state and the connection
+/// to `self.env`.
 macro_rules! forward_render {
     () => {
         fn render_text(&self) -> String {
@@ -61,6 +62,9 @@ macro_rules! forward_render {
         }
         fn restore_carried_state(&mut self, state: &serde_json::Value) -> Result<()> {
             self.env.restore_carried_state(state)
+        }
+        fn connection(&self) -> Option<serde_json::Value> {
+            self.env.connection()
         }
     };
 }

@@ -1,0 +1,481 @@
+//! `env.id = "remote"` end to end, with real processes on loopback: a
+//! second `rl-lab serve` (gym-http-api) and the Python adapter with real
+//! Gymnasium (`RL_LAB_TEST_PYTHON`, set by ./scripts/test). Faults are real
+//! too: the adapter is killed, stopped, made to answer garbage, or made to
+//! lie about its space, and each failed run is resumed once a healthy
+//! adapter is back on the same port.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{Server, agent, wait_status};
+
+/// The Python with gymnasium: the test fails, never skips, without it.
+fn python() -> String {
+    std::env::var("RL_LAB_TEST_PYTHON").expect(
+        "RL_LAB_TEST_PYTHON must name a Python with gymnasium installed: run the suite with ./scripts/test",
+    )
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `python -m rl_lab_env serve …` (or a fixture script), killed when dropped.
+struct Adapter {
+    child: Child,
+    url: String,
+    port: u16,
+}
+
+impl Adapter {
+    /// Serves with the adapter's own arguments on `port` (0: any), retrying
+    /// while a just-killed adapter's port is still being released.
+    fn start(script: Option<&str>, port: u16, args: &[&str], env: &[(&str, &str)]) -> Adapter {
+        let began = Instant::now();
+        loop {
+            let mut command = Command::new(python());
+            match script {
+                Some(script) => command.arg(repo().join("tests/fixtures").join(script)),
+                None => command.args(["-m", "rl_lab_env"]),
+            };
+            command
+                .args(["serve", "--port", &port.to_string()])
+                .args(args)
+                .env(
+                    "PYTHONPATH",
+                    format!(
+                        "{}:{}",
+                        repo().join("python/rl-lab-env").display(),
+                        repo().join("tests/fixtures").display()
+                    ),
+                )
+                .envs(env.iter().copied())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            let mut child = command.spawn().expect("start the adapter");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().expect("piped stdout"))
+                .read_line(&mut line)
+                .expect("read the adapter's first line");
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap();
+                return Adapter {
+                    child,
+                    url: url.to_string(),
+                    port,
+                };
+            }
+            let _ = child.wait();
+            assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "the adapter did not start on port {port}: {line:?} (is gymnasium installed in {}?)",
+                python()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn gymnasium(env_id: &str) -> Adapter {
+        Adapter::start(None, 0, &["--env", env_id], &[])
+    }
+
+    fn corridor(port: u16, kwargs: &Value) -> Adapter {
+        Adapter::start(
+            None,
+            port,
+            &[
+                "--make",
+                "remote_envs:make_corridor",
+                "--kwargs",
+                &kwargs.to_string(),
+            ],
+            &[],
+        )
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The adapter's open instances.
+    fn open_instances(&self) -> Value {
+        call("GET", &format!("{}/v1/envs/", self.url), None).1["all_envs"].clone()
+    }
+}
+
+impl Drop for Adapter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn call(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+    let agent = agent();
+    let response = match (method, body) {
+        ("GET", _) => agent.get(url).call(),
+        (_, Some(body)) => agent.post(url).send_json(body),
+        (_, None) => agent.post(url).send_empty(),
+    };
+    let mut response = response.expect("the request reaches the server");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// `rl-lab run SPEC --json`: the summary, and the run folder.
+fn run_cli(spec: &Value, folder: &Path) -> Value {
+    std::fs::create_dir_all(folder).unwrap();
+    let spec_path = folder.join("spec.in.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let out = folder.join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_rl-lab"))
+        .arg("run")
+        .arg(&spec_path)
+        .arg("--json")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "rl-lab run failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn remote(url: &str, env_id: &str, extra: Value) -> Value {
+    let mut config = json!({"url": url, "env_id": env_id});
+    if let (Some(config), Value::Object(extra)) = (config.as_object_mut(), extra) {
+        config.extend(extra);
+    }
+    json!({"id": "remote", "config": config})
+}
+
+fn cliff_spec(env: Value, seed: u64) -> Value {
+    json!({"env": env,
+        "agent": {"id": "q-learning", "config": {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}},
+        "budget": {"episodes": 500}, "seed": seed, "eval": {"episodes": 1}})
+}
+
+/// Q-learning on CliffWalking-v1 served by a second `rl-lab serve` over
+/// gym-http-api learns the optimal path (return −13), whether the dialect
+/// is found or forced; the summary says which.
+#[test]
+fn q_learning_on_cliff_walking_served_by_rl_lab_serve_reaches_minus_13() {
+    let env_server = Server::start_in_temp(&[]);
+    let folder = tempfile::tempdir().unwrap();
+    for (seed, dialect) in [(0, "auto"), (1, "gym-http-api")] {
+        let began = Instant::now();
+        let env = remote(
+            &env_server.base,
+            "CliffWalking-v1",
+            json!({"dialect": dialect}),
+        );
+        let summary = run_cli(&cliff_spec(env, seed), &folder.path().join(dialect));
+        assert_eq!(summary["status"], "completed", "{summary}");
+        assert_eq!(
+            summary["eval"]["mean_return"], -13.0,
+            "{dialect}: {summary}"
+        );
+        assert_eq!(
+            summary["env_connection"],
+            json!({"url": env_server.base, "env_id": "CliffWalking-v1",
+                "dialect": "gym-http-api", "step_flags": "terminated/truncated"})
+        );
+        eprintln!(
+            "{dialect}: {} steps in {:.1} s",
+            summary["steps"],
+            began.elapsed().as_secs_f64()
+        );
+        // Both instances (training and evaluation) were closed.
+        let (_, open) = call("GET", &format!("{}/v1/envs/", env_server.base), None);
+        assert_eq!(open["all_envs"], json!({}), "{dialect}");
+    }
+}
+
+/// Value iteration reads the adapter's `P` and gets our FrozenLake's values.
+#[test]
+fn value_iteration_on_the_adapters_frozen_lake_equals_ours() {
+    let adapter = Adapter::gymnasium("FrozenLake-v1");
+    let folder = tempfile::tempdir().unwrap();
+    let spec = |env: Value| {
+        json!({"env": env, "agent": {"id": "value-iteration"},
+            "budget": {"episodes": 1}, "seed": 1, "eval": {"episodes": 2}})
+    };
+    let theirs = run_cli(
+        &spec(remote(&adapter.url, "FrozenLake-v1", json!({}))),
+        &folder.path().join("remote"),
+    );
+    run_cli(
+        &spec(json!({"id": "FrozenLake-v1"})),
+        &folder.path().join("local"),
+    );
+    assert_eq!(theirs["env_connection"]["dialect"], "rl-lab");
+    assert_eq!(theirs["env_connection"]["protocol_version"], "1.0");
+    let values = |which: &str| -> Vec<f64> {
+        let tables: Value = serde_json::from_slice(
+            &std::fs::read(folder.path().join(which).join("run/tables.json")).unwrap(),
+        )
+        .unwrap();
+        serde_json::from_value(tables["v"].clone()).unwrap()
+    };
+    let (theirs, ours) = (values("remote"), values("local"));
+    assert_eq!(theirs.len(), 16);
+    let largest = theirs
+        .iter()
+        .zip(&ours)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(largest <= 1e-9, "values differ by {largest}");
+    assert_eq!(adapter.open_instances(), json!({}));
+}
+
+/// A user's own env class, served with `--make`, trains; Blackjack's Tuple
+/// of Discretes is one Discrete a tabular agent can learn on.
+#[test]
+fn a_make_env_and_blackjack_train_through_the_adapter() {
+    let folder = tempfile::tempdir().unwrap();
+    let corridor = Adapter::corridor(0, &json!({}));
+    let summary = run_cli(
+        &json!({"env": remote(&corridor.url, "remote_envs:make_corridor", json!({})),
+            "agent": {"id": "q-learning", "config": {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}},
+            "budget": {"episodes": 100}, "seed": 2, "eval": {"episodes": 1}}),
+        &folder.path().join("corridor"),
+    );
+    assert_eq!(summary["eval"]["mean_return"], -5.0, "{summary}");
+
+    let blackjack = Adapter::gymnasium("Blackjack-v1");
+    let summary = run_cli(
+        &json!({"env": remote(&blackjack.url, "Blackjack-v1", json!({})),
+            "agent": {"id": "q-learning"}, "budget": {"episodes": 300}, "seed": 2,
+            "eval": {"episodes": 5}}),
+        &folder.path().join("blackjack"),
+    );
+    assert_eq!(summary["status"], "completed", "{summary}");
+    assert_eq!(summary["episodes"], 300);
+    let tables: Value = serde_json::from_slice(
+        &std::fs::read(folder.path().join("blackjack/run/tables.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(tables["v"].as_array().unwrap().len(), 32 * 11 * 2);
+}
+
+/// `rl-lab serve` reaches loopback only unless told; what the agent cannot
+/// use is refused at submit time with `field = env`.
+#[test]
+fn submit_time_checks_refuse_urls_and_spaces_with_422() {
+    let corridor = Adapter::corridor(0, &json!({}));
+    // 0.0.0.0 reaches this host, but is not a loopback address.
+    let outside = format!("http://0.0.0.0:{}", corridor.port);
+    let spec = json!({"env": remote(&outside, "remote_envs:make_corridor", json!({})),
+        "agent": {"id": "q-learning"}, "budget": {"episodes": 3}, "seed": 1});
+    let server = Server::start_in_temp(&[]);
+    let (status, reply) = call("POST", &format!("{}/v1/runs", server.base), Some(&spec));
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["error"]["field"], "env.config.url");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("--allow-remote-env 0.0.0.0:{}", corridor.port)),
+        "{message}"
+    );
+
+    let allow = format!("0.0.0.0:{}", corridor.port);
+    let widened = Server::start_in_temp(&["--allow-remote-env", &allow]);
+    let (status, reply) = call("POST", &format!("{}/v1/runs", widened.base), Some(&spec));
+    assert_eq!(status, 201, "{reply}");
+    let id = reply["id"].as_str().unwrap();
+    wait_status(&widened, id, &["completed"], Duration::from_secs(20));
+
+    // A server that is not there: the URL is at fault, before anything runs.
+    let nowhere = json!({"env": remote("http://127.0.0.1:9", "X-v0", json!({})),
+        "agent": {"id": "q-learning"}, "budget": {"episodes": 3}, "seed": 1});
+    let (status, reply) = call("POST", &format!("{}/v1/runs", server.base), Some(&nowhere));
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["error"]["field"], "env.config.url");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GET /v1/version failed: connection refused"),
+        "{reply}"
+    );
+
+    // DQN cannot act in Pendulum's continuous action space.
+    let pendulum = Adapter::gymnasium("Pendulum-v1");
+    let dqn = json!({"env": remote(&pendulum.url, "Pendulum-v1", json!({})),
+        "agent": {"id": "dqn"}, "budget": {"steps": 100}, "seed": 1});
+    let (status, reply) = call("POST", &format!("{}/v1/runs", server.base), Some(&dqn));
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["error"]["field"], "env", "{reply}");
+    // Checking built (and closed) its instances.
+    assert_eq!(pendulum.open_instances(), json!({}));
+}
+
+fn episode_returns(server: &Server, id: &str) -> Vec<f64> {
+    let (_, reply) = call(
+        "GET",
+        &format!(
+            "{}/v1/runs/{id}/metrics?name=rollout/episode_return&limit=100000",
+            server.base
+        ),
+        None,
+    );
+    serde_json::from_value(reply["metrics"]["rollout/episode_return"]["value"].clone())
+        .unwrap_or_default()
+}
+
+/// How the adapter goes wrong in a fault test.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    Killed,
+    Stopped,
+    Garbage,
+    OutsideSpace,
+}
+
+/// A run on a faulty adapter ends `failed` with a message naming the URL,
+/// the call and `cause`, keeps its metrics, and once a healthy adapter is
+/// back on the same port, resumes from its checkpoint and completes.
+fn fails_then_resumes(fault: Fault, cause: &[&str]) {
+    const BUDGET: u64 = 120;
+    let slow = json!({"delay": 0.002});
+    let adapter = match fault {
+        Fault::Killed | Fault::Stopped => Adapter::corridor(0, &slow),
+        Fault::Garbage => Adapter::start(
+            Some("garbage_adapter.py"),
+            0,
+            &["--make", "remote_envs:make_corridor"],
+            &[("GARBAGE_AFTER_STEPS", "150")],
+        ),
+        Fault::OutsideSpace => Adapter::corridor(0, &json!({"lie_after": 150})),
+    };
+    let server = Server::start_in_temp(&[]);
+    let spec = json!({"env": remote(&adapter.url, "remote_envs:make_corridor", json!({"timeout_seconds": 1})),
+        "agent": {"id": "q-learning", "config": {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}},
+        "budget": {"episodes": BUDGET}, "seed": 4, "eval": {"episodes": 1},
+        "checkpoint": {"every_episodes": 2}});
+    let (status, reply) = call("POST", &format!("{}/v1/runs", server.base), Some(&spec));
+    assert_eq!(status, 201, "{reply}");
+    let id = reply["id"].as_str().unwrap().to_string();
+    if matches!(fault, Fault::Killed | Fault::Stopped) {
+        let began = Instant::now();
+        while episode_returns(&server, &id).len() < 10 {
+            assert!(began.elapsed() < Duration::from_secs(20), "no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        adapter.signal(if fault == Fault::Killed {
+            "-KILL"
+        } else {
+            "-STOP"
+        });
+    }
+    let began = Instant::now();
+    let failed = wait_status(
+        &server,
+        &id,
+        &["failed", "completed"],
+        Duration::from_secs(30),
+    );
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        error.contains(&format!("remote env at {}: POST /v1/envs/", adapter.url)),
+        "{error}"
+    );
+    assert!(cause.iter().any(|c| error.contains(c)), "{error}");
+    if fault == Fault::Stopped {
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+    let before = episode_returns(&server, &id);
+    assert!(
+        before.len() >= 2,
+        "metrics recorded before the failure are kept"
+    );
+
+    // The env server is back, healthy, where the run expects it.
+    let port = adapter.port;
+    drop(adapter);
+    let _healthy = Adapter::corridor(port, &json!({}));
+    let (status, reply) = call(
+        "POST",
+        &format!("{}/v1/runs/{id}/resume", server.base),
+        None,
+    );
+    assert_eq!(status, 202, "{reply}");
+    let done = wait_status(
+        &server,
+        &id,
+        &["completed", "failed"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["summary"]["episodes"], BUDGET);
+    assert_eq!(done["summary"]["env_connection"]["dialect"], "rl-lab");
+    let after = episode_returns(&server, &id);
+    assert_eq!(
+        after.len() as u64,
+        BUDGET,
+        "one return per episode, none twice"
+    );
+    // It continued from the checkpoint: the episodes before it are the same.
+    assert_eq!(after[..2], before[..2]);
+}
+
+#[test]
+fn an_adapter_killed_mid_run_fails_the_run_and_resume_completes_it() {
+    fails_then_resumes(
+        Fault::Killed,
+        &["connection refused", "the connection was closed"],
+    );
+}
+
+#[test]
+fn an_adapter_stopped_mid_step_times_out_and_resume_completes_it() {
+    fails_then_resumes(Fault::Stopped, &["timeout after 1 s"]);
+}
+
+#[test]
+fn an_adapter_answering_garbage_fails_the_run_and_resume_completes_it() {
+    fails_then_resumes(Fault::Garbage, &["malformed body: expected JSON"]);
+}
+
+#[test]
+fn an_observation_outside_the_space_fails_the_run_and_resume_completes_it() {
+    fails_then_resumes(
+        Fault::OutsideSpace,
+        &["observation 11 is outside the observation space Discrete(6)"],
+    );
+}
+
+/// A server shutting down drops its runs' envs, which closes their remote
+/// instances.
+#[test]
+fn server_shutdown_closes_the_remote_instances() {
+    let adapter = Adapter::corridor(0, &json!({"delay": 0.002}));
+    let mut server = Server::start_in_temp(&[]);
+    let spec = json!({"env": remote(&adapter.url, "remote_envs:make_corridor", json!({})),
+        "agent": {"id": "q-learning"}, "budget": {"episodes": 100000}, "seed": 1});
+    let (status, reply) = call("POST", &format!("{}/v1/runs", server.base), Some(&spec));
+    assert_eq!(status, 201, "{reply}");
+    let id = reply["id"].as_str().unwrap();
+    wait_status(&server, id, &["running"], Duration::from_secs(20));
+    assert_eq!(adapter.open_instances().as_object().unwrap().len(), 2);
+    server.signal("-TERM");
+    server.wait_exit(Duration::from_secs(10));
+    assert_eq!(adapter.open_instances(), json!({}));
+}
