@@ -13,7 +13,8 @@ Each ``--source`` is a checkout of this package (the folder holding
 an after can be measured in one run. The workloads take turns within each
 round, and the rounds repeat, so a load that comes and goes on a shared
 machine falls on every side alike. Prints per-round figures, then medians
-and [min-max] ranges.
+and [min-max] ranges, in wall time and in CPU time (this process's and the
+adapter's, so on a loaded machine the code's cost still shows).
 
 The official figures come from ``benches/peers/adapter.py`` with rl-lab's own
 client; this script is for profiling and before/after checks in Python alone.
@@ -82,15 +83,41 @@ class Adapter:
         self.process.wait(timeout=10)
 
 
-def single_step_us(adapter: Adapter, instance_id: str, actions: np.ndarray, seconds: float) -> float:
-    """Mean microseconds of a step call; the resets between episodes are
-    made but not timed."""
+class Spent:
+    """Wall time, and CPU time of this process and of the adapter's, since
+    it was made: on a shared machine another job's load stretches the wall
+    time of a call but hardly the CPU time it takes, so the CPU figures
+    tell what the code costs when the wall figures are noisy."""
+
+    def __init__(self, adapter: Adapter | None):
+        self.adapter = adapter
+        self.wall, self.cpu = time.perf_counter(), self._cpu()
+
+    def _cpu(self) -> float:
+        own = time.process_time()
+        if self.adapter is None:
+            return own
+        # utime and stime of every thread of the adapter, in clock ticks.
+        fields = Path(f"/proc/{self.adapter.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return own + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.wall
+
+    def per_call_us(self, calls: int) -> tuple[float, float]:
+        """(wall, CPU of both processes) per call, in microseconds."""
+        return self.elapsed() / calls * 1e6, (self._cpu() - self.cpu) / calls * 1e6
+
+
+def single_step_us(adapter: Adapter, instance_id: str, actions: np.ndarray, seconds: float) -> tuple[float, float]:
+    """(wall, CPU) microseconds of a step call. The resets between episodes
+    are left out of the wall time; the CPU time counts each as a call."""
     path = f"/v1/envs/{instance_id}/step/"
     bodies = [json.dumps({"action": int(action)}).encode() for action in actions]
     reset_path, reset_body = f"/v1/envs/{instance_id}/reset/", b"{}"
     adapter.call("POST", reset_path, reset_body)
-    calls, timed, began = 0, 0.0, time.perf_counter()
-    while time.perf_counter() - began < seconds:
+    calls, resets, timed, spent = 0, 0, 0.0, Spent(adapter)
+    while spent.elapsed() < seconds:
         for body in bodies:
             start = time.perf_counter()
             reply = adapter.call("POST", path, body)
@@ -98,42 +125,41 @@ def single_step_us(adapter: Adapter, instance_id: str, actions: np.ndarray, seco
             calls += 1
             if reply["done"]:
                 adapter.call("POST", reset_path, reset_body)
-    return timed / calls * 1e6
+                resets += 1
+    return timed / calls * 1e6, spent.per_call_us(calls + resets)[1]
 
 
-def echo_us(adapter: Adapter, step_reply: bytes, seconds: float) -> float:
-    """Mean microseconds of an echo of a step reply, the adapter's floor."""
-    calls, timed, began = 0, 0.0, time.perf_counter()
-    while time.perf_counter() - began < seconds:
+def echo_us(adapter: Adapter, step_reply: bytes, seconds: float) -> tuple[float, float]:
+    """(wall, CPU) microseconds of an echo of a step reply, the adapter's floor."""
+    calls, spent = 0, Spent(adapter)
+    while spent.elapsed() < seconds:
         for _ in range(ACTION_ROWS):
-            start = time.perf_counter()
             adapter.call("POST", "/v1/echo", step_reply)
-            timed += time.perf_counter() - start
-            calls += 1
-    return timed / calls * 1e6
+        calls += ACTION_ROWS
+    return spent.per_call_us(calls)
 
 
-def vector_steps_per_second(adapter: Adapter, instance_id: str, actions: np.ndarray, seconds: float) -> float:
-    """Env steps per second of one call per step of all copies (the reply
-    parsed, as a client must)."""
+def vector_steps_per_second(adapter: Adapter, instance_id: str, actions: np.ndarray, seconds: float) -> tuple:
+    """Env steps per second of wall and of CPU time, one call per step of
+    all copies (the reply parsed, as a client must)."""
     path = f"/v1/vector-envs/{instance_id}/step"
     bodies = [json.dumps({"actions": row.tolist()}).encode() for row in actions]
-    calls, began = 0, time.perf_counter()
-    while time.perf_counter() - began < seconds:
+    calls, spent = 0, Spent(adapter)
+    while spent.elapsed() < seconds:
         for body in bodies:
             adapter.call("POST", path, body)
         calls += len(bodies)
-    return calls * NUM_ENVS / (time.perf_counter() - began)
+    return tuple(NUM_ENVS * 1e6 / per_call for per_call in spent.per_call_us(calls))
 
 
-def sync_vector_steps_per_second(envs: gym.vector.SyncVectorEnv, actions: np.ndarray, seconds: float) -> float:
+def sync_vector_steps_per_second(envs: gym.vector.SyncVectorEnv, actions: np.ndarray, seconds: float) -> tuple:
     """The in-process reference: Gymnasium's SyncVectorEnv on the same work."""
-    calls, began = 0, time.perf_counter()
-    while time.perf_counter() - began < seconds:
+    calls, spent = 0, Spent(None)
+    while spent.elapsed() < seconds:
         for row in actions:
             envs.step(row)
         calls += len(actions)
-    return calls * NUM_ENVS / (time.perf_counter() - began)
+    return tuple(NUM_ENVS * 1e6 / per_call for per_call in spent.per_call_us(calls))
 
 
 def summary(values: list[float], digits: int) -> str:
@@ -172,41 +198,40 @@ def main() -> None:
             setups.append((single_id, step_reply, vector["instance_id"]))
             print(f"source {len(adapters)}: {source} (echo body {len(step_reply)} bytes)")
 
-        figures: list[dict[str, list[float]]] = [
-            {"echo_us": [], "step_us": [], "step/echo": [], "vector": [], "sync": [], "vector/sync": []}
-            for _ in sources
-        ]
+        names = ("echo_us", "step_us", "step/echo", "vector", "sync", "vector/sync")
+        figures = [{(name, clock): [] for name in names for clock in ("wall", "cpu")} for _ in sources]
         for round_index in range(args.rounds):
             for index, (adapter, (single_id, step_reply, vector_id)) in enumerate(zip(adapters, setups)):
                 echo = echo_us(adapter, step_reply, args.seconds)
                 step = single_step_us(adapter, single_id, single_actions, args.seconds)
                 vector = vector_steps_per_second(adapter, vector_id, vector_actions, args.seconds)
                 sync = sync_vector_steps_per_second(local, vector_actions, args.seconds)
-                for key, value in (("echo_us", echo), ("step_us", step), ("step/echo", step / echo),
-                                   ("vector", vector), ("sync", sync), ("vector/sync", vector / sync)):
-                    figures[index][key].append(value)
-                print(
-                    f"round {round_index + 1} source {index + 1}: echo {echo:.0f} us, step {step:.0f} us "
-                    f"({step / echo:.2f}x); vector {vector:,.0f} env steps/s, SyncVectorEnv {sync:,.0f} "
-                    f"({vector / sync:.0%})",
-                    flush=True,
-                )
+                for clock, at in (("wall", 0), ("cpu", 1)):
+                    values = (echo[at], step[at], step[at] / echo[at], vector[at], sync[at], vector[at] / sync[at])
+                    for name, value in zip(names, values):
+                        figures[index][name, clock].append(value)
+                    print(
+                        f"round {round_index + 1} source {index + 1} {clock}: echo {echo[at]:.0f} us, "
+                        f"step {step[at]:.0f} us ({step[at] / echo[at]:.2f}x); vector {vector[at]:,.0f} env steps/s, "
+                        f"SyncVectorEnv {sync[at]:,.0f} ({vector[at] / sync[at]:.0%})",
+                        flush=True,
+                    )
     finally:
         for adapter in adapters:
             adapter.stop()
         local.close()
 
-    print(f"\nmedians [min-max] over {args.rounds} rounds")
+    print(f"\nmedians [min-max] over {args.rounds} rounds; wall time, then CPU time of client and adapter")
     for index, source in enumerate(sources):
-        row = figures[index]
-        print(
-            f"source {index + 1} ({source}):\n"
-            f"  echo {summary(row['echo_us'], 0)} us, step {summary(row['step_us'], 0)} us, "
-            f"step/echo {summary(row['step/echo'], 2)} (goal <= 1.5)\n"
-            f"  vector {summary(row['vector'], 0)} env steps/s, SyncVectorEnv {summary(row['sync'], 0)}, "
-            f"vector/sync {summary(row['vector/sync'], 2)} (goal >= 0.5)"
-        )
-
+        print(f"source {index + 1} ({source}):")
+        for clock in ("wall", "cpu"):
+            row = {name: figures[index][name, clock] for name in names}
+            print(
+                f"  {clock:4}: echo {summary(row['echo_us'], 0)} us, step {summary(row['step_us'], 0)} us, "
+                f"step/echo {summary(row['step/echo'], 2)} (goal <= 1.5)\n"
+                f"        vector {summary(row['vector'], 0)} env steps/s, SyncVectorEnv {summary(row['sync'], 0)}, "
+                f"vector/sync {summary(row['vector/sync'], 2)} (goal >= 0.5)"
+            )
 
 if __name__ == "__main__":
     main()
