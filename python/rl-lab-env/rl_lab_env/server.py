@@ -26,6 +26,10 @@ from rl_lab_env.instances import Instance, Registry, VectorInstance
 #: What a handler returns: a JSON-able body, or NO_CONTENT for a 204.
 NO_CONTENT = object()
 
+#: One encoder for every reply: `json.dumps` with options builds a new one
+#: per call.
+_REPLY_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
 Handler = Callable[["Request"], Any]
 
 
@@ -83,8 +87,7 @@ def _on(kind: type, call: Callable[[Any, Request], Any]) -> Handler:
     """A handler that runs `call` on the open instance of `kind` the path names."""
 
     def handle(request: Request) -> Any:
-        with request.registry.use(request.params["id"], kind) as instance:
-            return call(instance, request)
+        return request.registry.run(request.params["id"], kind, lambda instance: call(instance, request))
 
     return handle
 
@@ -171,9 +174,28 @@ ROUTES: list[tuple[str, str, Handler]] = [
 
 _COMPILED = [(method, re.compile(pattern + "/?"), handler) for method, pattern, handler in ROUTES]
 
+#: (method, path) -> what `route` found for it. A client steps the same few
+#: paths all run long, so after its first call a path costs one dict lookup
+#: instead of a scan of the patterns. Only found routes are kept, and the
+#: cache is emptied when full, so it stays small whatever clients send
+#: (entries of closed instances are harmless: their handler answers 400).
+_ROUTED: dict[tuple[str, str], tuple[Handler, dict[str, str]]] = {}
+_ROUTED_MAX = 4096
+
 
 def route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     """The handler for a call and its path parameters."""
+    key = (method, path)
+    found = _ROUTED.get(key)
+    if found is None:
+        found = _scan_routes(method, path)
+        if len(_ROUTED) >= _ROUTED_MAX:
+            _ROUTED.clear()
+        _ROUTED[key] = found
+    return found
+
+
+def _scan_routes(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     allowed = []
     for route_method, pattern, handler in _COMPILED:
         match = pattern.fullmatch(path)
@@ -253,7 +275,7 @@ class AdapterHandler(BaseHTTPRequestHandler):
             payload = b""
         else:
             try:
-                payload = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+                payload = _REPLY_ENCODER.encode(body).encode()
             except ValueError as error:  # a NaN or infinity that slipped through
                 status, payload = 500, json.dumps({"message": f"the reply is not JSON: {error}"}).encode()
         self.send_response(status)

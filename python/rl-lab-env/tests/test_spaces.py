@@ -244,3 +244,32 @@ def assert_observation(remote, expected):
     assert remote["frame"]["shape"] == [32, 32]
     assert np.array_equal(wire.decode_array(remote["frame"]), expected["frame"])
     assert remote["small_frame"] == expected["small_frame"].tolist()
+
+
+def test_fast_paths_write_and_read_what_the_general_paths_do():
+    box = spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float32)
+    encode = wire.value_encoder(box)
+    for value in [
+        np.array([0.1, -2.5, 3e38], dtype=np.float32),
+        np.array([np.inf, -np.inf, 1.5], dtype=np.float32),  # clipped to ±1e100 by the general path
+        np.array([1.0, 2.0, 3.0]),  # float64, as an env may return
+        np.array([1, 2, 3], dtype=np.int32),
+        np.zeros((1, 3), dtype=np.float32),  # the wrong shape is written as it is
+        [0.5, 1.5, 2.5],
+    ]:
+        assert encode(value) == wire.encode_array(value)
+    with pytest.raises(EnvError, match="NaN"):
+        encode(np.array([0.0, np.nan, 1.0], dtype=np.float32))
+
+    decode = wire.actions_decoder(spaces.Discrete(4, start=-1))
+    assert decode([-1, 0, 2]) == [-1, 0, 2]
+    assert decode([2.0, 0]) == [2, 0]  # 1.0 is the integer 1 here as in one action
+    for actions, words in [([0, 3], "actions[1]: action 3 is outside"), ([0, True], "actions[1]: action true"),
+                           (["1"], "actions[0]: action \"1\""), ([-2], "actions[0]: action -2")]:
+        with pytest.raises(ActionError, match=words.replace("[", r"\[").replace("]", r"\]")):
+            decode(actions)
+    # Other spaces decode copy by copy.
+    assert [action.tolist() for action in wire.actions_decoder(spaces.MultiBinary(2))([[0, 1], [1, 1]])] == [
+        [0, 1],
+        [1, 1],
+    ]

@@ -68,3 +68,43 @@ def test_vector_errors_name_the_fault(cartpole):
 def assert_same(wire_values, expected):
     received = np.asarray(wire_values, dtype=np.float64)
     assert np.array_equal(received, np.asarray(expected, dtype=np.float32).astype(np.float64))
+
+
+def test_vector_infos_rewards_and_actions_of_a_custom_env(start_adapter):
+    from custom_envs import SpacesEnv
+
+    custom = start_adapter("--make", "custom_envs:make_spaces_env", "--kwargs", '{"frame_side": 4}')
+    instance_id = custom.ok(
+        "POST", "/v1/vector-envs", {"env_id": "custom_envs:make_spaces_env", "num_envs": 2, "seed": 5}
+    )["instance_id"]
+    local = [SpacesEnv(frame_side=4) for _ in range(2)]
+    remote = custom.ok("POST", f"/v1/vector-envs/{instance_id}/reset", None)
+    assert [info["numpy_int"] for info in remote["infos"]] == [7, 7]
+    for index, env in enumerate(local):
+        env.reset(seed=5 + index)
+    actions = [[0, [0.25, -1.0], [1, 3], [0, 1]], [1.0, [0.1, 0.7], [0, 0], [1, 1]]]
+    remote = custom.ok("POST", f"/v1/vector-envs/{instance_id}/step", {"actions": actions})
+    for index, (env, action) in enumerate(zip(local, actions)):
+        expected = env.step(
+            (int(action[0]),)
+            + tuple(np.asarray(part, dtype=space.dtype) for part, space in zip(action[1:], env.action_space[1:]))
+        )
+        assert remote["rewards"][index] == expected[1]
+        assert remote["infos"][index]["types"] == ["int", "ndarray", "ndarray", "ndarray"]
+        assert remote["infos"][index]["push"] == [float(np.float32(value)) for value in action[1]]
+        assert remote["observations"][index]["switches"] == expected[0]["switches"].tolist()
+
+
+def test_vector_non_finite_reward_and_raising_env_give_500(start_adapter):
+    raising = start_adapter("--make", "custom_envs:RaisingEnv")
+    infinite = raising.ok(
+        "POST", "/v1/vector-envs", {"env_id": "custom_envs:RaisingEnv", "num_envs": 3, "kwargs": {"reward": "inf"}}
+    )["instance_id"]
+    raising.ok("POST", f"/v1/vector-envs/{infinite}/reset", None)
+    status, reply = raising.call("POST", f"/v1/vector-envs/{infinite}/step", {"actions": [0, 0, 0]})
+    assert status == 500 and "non-finite reward (inf)" in reply["message"]
+    plain = raising.ok("POST", "/v1/vector-envs", {"env_id": "custom_envs:RaisingEnv", "num_envs": 2})["instance_id"]
+    raising.ok("POST", f"/v1/vector-envs/{plain}/reset", None)
+    status, reply = raising.call("POST", f"/v1/vector-envs/{plain}/step", {"actions": [0, 1]})
+    assert (status, reply) == (500, {"message": "ZeroDivisionError: the user's env divided by zero"})
+    assert raising.ok("POST", f"/v1/vector-envs/{plain}/step", {"actions": [0, 0]})["rewards"] == [1.0, 1.0]
