@@ -15,6 +15,8 @@ pub enum BenchCommand {
     Nets(BenchArgs),
     /// DQN training env steps/s on minatar/breakout after learning starts (defaults, one thread).
     Dqn(BenchArgs),
+    /// A remote env's step against its server's echo, and vector steps/s, through an adapter at --url.
+    Remote(super::bench_remote::RemoteBenchArgs),
 }
 
 /// Options shared by the benchmarks.
@@ -44,6 +46,7 @@ impl BenchArgs {
 /// Runs the chosen benchmark.
 pub fn bench(command: BenchCommand) -> CliResult {
     match command {
+        BenchCommand::Remote(args) => super::bench_remote::bench_remote(args),
         BenchCommand::Envs(args) => super::bench_envs::bench_envs(args.budget()?, args.json),
         BenchCommand::Nets(args) => {
             let report = rl_dqn::bench::nets(args.budget()?).map_err(|e| CliError {

@@ -13,6 +13,7 @@ macro_rules! say {
 
 pub mod bench;
 pub mod bench_envs;
+pub mod bench_remote;
 pub mod client;
 pub mod eval;
 pub mod list;

@@ -23,7 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
-mod http;
+pub mod http;
 mod model;
 mod policy;
 pub mod wire;
