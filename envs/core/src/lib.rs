@@ -41,6 +41,7 @@
 
 mod error;
 pub mod model;
+pub mod numpy_random;
 pub mod registry;
 pub mod render;
 pub mod space;
