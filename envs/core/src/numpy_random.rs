@@ -201,9 +201,9 @@ impl Generator {
     /// whose running sum exceeds it. If rounding leaves every sum at or
     /// below the draw, numpy's `argmax` of all-false picks index 0, and so
     /// does this.
-    pub fn categorical(&mut self, cumulative: &[f64]) -> usize {
+    pub fn categorical(&mut self, cumulative: impl IntoIterator<Item = f64>) -> usize {
         let u = self.random();
-        cumulative.iter().position(|&c| c > u).unwrap_or(0)
+        cumulative.into_iter().position(|c| c > u).unwrap_or(0)
     }
 }
 
@@ -381,8 +381,8 @@ mod tests {
     fn categorical_takes_the_first_sum_above_the_draw_and_index_zero_when_none_is() {
         // Seed 8's first draw is 0.327…, seed 0's is 0.636….
         let cumulative = [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0];
-        assert_eq!(Generator::from_seed(8).categorical(&cumulative), 1);
-        assert_eq!(Generator::from_seed(0).categorical(&cumulative), 2);
-        assert_eq!(Generator::from_seed(0).categorical(&[0.1, 0.2]), 0);
+        assert_eq!(Generator::from_seed(8).categorical(cumulative), 1);
+        assert_eq!(Generator::from_seed(0).categorical(cumulative), 2);
+        assert_eq!(Generator::from_seed(0).categorical([0.1, 0.2]), 0);
     }
 }
