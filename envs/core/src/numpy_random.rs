@@ -225,6 +225,17 @@ mod tests {
     //! ```
     use super::*;
 
+    /// The script's output, pasted: seed, pool (4), state (4), raw (3),
+    /// random (2), uniform.
+    const NUMPY_OUTPUT: &str = "\
+0 ['0xfe40eb07', '0x4f363a36', '0x4eb2009d', '0xc89a7aa7'] ['0xdb2cd7e7b0f478be', '0xabf4641a2c71ba49', '0x20c6ed6d9d7b8d41', '0x2c4099de223c39d4'] ['0xa30febcfd9c2825f', '0x4510bdf882d9d721', '0xa7d3da94ecde8b8'] ['0x1.461fd79fb3850p-1', '0x1.1442f7e20b674p-2'] -0x1.2f011a8913adap-1
+1 ['0xa137e185', '0xde2fab1', '0x950eae78', '0x54dd0a81'] ['0x672d8ee56d6791ff', '0x8ae19ca14eb1072c', '0x4915796d1322fc4a', '0xd0cc2bdcaba049bd'] ['0x8306bdf37922e4ff', '0xf35196bbc152a866', '0x24e7a4f608ec18cd'] ['0x1.060d7be6f245cp-1', '0x1.e6a32d7782a55p-1'] -0x1.2470246a62d4cp-1
+8 ['0x10cc49c7', '0xbe9cc881', '0x25da3d25', '0xc1e9d2b9'] ['0x4a4cb3342da36e29', '0x1f524b4ab3297aa9', '0x96df4317ce7ddd87', '0x983dc6f58fc60c16'] ['0x53b47482b83463f4', '0xfcbe2cda3c089379', '0x519708942d107be5'] ['0x1.4ed1d20ae0d18p-2', '0x1.f97c59b478112p-1'] -0x1.129062f7edf96p-1
+4294967295 ['0x9c7e046c', '0xdecfba02', '0x6b54a1b3', '0xc4c4a610'] ['0x2a05c5e276c1fe08', '0x2032e40fc20e8198', '0xed4ac06d787f4396', '0x56896cb4f3db80fd'] ['0x407f5fa930d8fd9f', '0x3814b22eb9684802', '0x498b7dcee8d8dc95'] ['0x1.01fd7ea4c363ep-2', '0x1.c0a59175cb424p-3'] -0x1.15c83413a2dc7p-1
+4294967296 ['0xe0f3eff2', '0xdccd2c4e', '0x17f18c20', '0x9b8cb8db'] ['0x50ff846cec53f444', '0x7a4918dbe8278562', '0x3bff9f6c362e2b19', '0xbdb177539a0654e3'] ['0xe3c5ebe285ac1625', '0x8ea09968fe31dbcc', '0xcd084ff84d8de9be'] ['0x1.c78bd7c50b582p-1', '0x1.1d4132d1fc63bp-1'] -0x1.c25fc006285b4p-2
+18446744073709551615 ['0xfaf3ecf4', '0xfa0f8930', '0xe9f89a67', '0xe23d1f9'] ['0xaebca151928cad0d', '0x119c30448638dc7a', '0x1bbb155659e642a7', '0xa76b11e3e8c4a8f6'] ['0xae163a7a8c47568f', '0xd86659f5f3382359', '0x1e52b195bc2d24a'] ['0x1.5c2c74f5188eap-1', '0x1.b0ccb3ebe6704p-1'] -0x1.327121f5db4bbp-1
+2147483653 ['0x106cb40d', '0xf170084f', '0x1c5386a5', '0xcccf9873'] ['0x33dab8348acd2b9d', '0x26fd8fb701061306', '0x3b5ef3c077a55205', '0xcd81589b9686c4d6'] ['0xba1b19cba37717f0', '0x7a05f5978a01d4f4', '0x42ee06b356d96eb4'] ['0x1.7436339746ee2p-1', '0x1.e817d65e28074p-2'] -0x1.186d96eb76dc4p-1";
+
     struct Expected {
         seed: u64,
         pool: [u32; 4],
@@ -235,100 +246,25 @@ mod tests {
     }
 
     fn cases() -> Vec<Expected> {
-        let hex = |s: &str| parse_hex_float(s);
-        vec![
-            Expected {
-                seed: 0,
-                pool: [0xfe40eb07, 0x4f363a36, 0x4eb2009d, 0xc89a7aa7],
-                state: [
-                    0xdb2cd7e7b0f478be,
-                    0xabf4641a2c71ba49,
-                    0x20c6ed6d9d7b8d41,
-                    0x2c4099de223c39d4,
-                ],
-                raw: [0xa30febcfd9c2825f, 0x4510bdf882d9d721, 0xa7d3da94ecde8b8],
-                random: [hex("0x1.461fd79fb3850p-1"), hex("0x1.1442f7e20b674p-2")],
-                uniform: hex("-0x1.2f011a8913adap-1"),
-            },
-            Expected {
-                seed: 1,
-                pool: [0xa137e185, 0xde2fab1, 0x950eae78, 0x54dd0a81],
-                state: [
-                    0x672d8ee56d6791ff,
-                    0x8ae19ca14eb1072c,
-                    0x4915796d1322fc4a,
-                    0xd0cc2bdcaba049bd,
-                ],
-                raw: [0x8306bdf37922e4ff, 0xf35196bbc152a866, 0x24e7a4f608ec18cd],
-                random: [hex("0x1.060d7be6f245cp-1"), hex("0x1.e6a32d7782a55p-1")],
-                uniform: hex("-0x1.2470246a62d4cp-1"),
-            },
-            Expected {
-                seed: 8,
-                pool: [0x10cc49c7, 0xbe9cc881, 0x25da3d25, 0xc1e9d2b9],
-                state: [
-                    0x4a4cb3342da36e29,
-                    0x1f524b4ab3297aa9,
-                    0x96df4317ce7ddd87,
-                    0x983dc6f58fc60c16,
-                ],
-                raw: [0x53b47482b83463f4, 0xfcbe2cda3c089379, 0x519708942d107be5],
-                random: [hex("0x1.4ed1d20ae0d18p-2"), hex("0x1.f97c59b478112p-1")],
-                uniform: hex("-0x1.129062f7edf96p-1"),
-            },
-            Expected {
-                seed: (1 << 32) - 1,
-                pool: [0x9c7e046c, 0xdecfba02, 0x6b54a1b3, 0xc4c4a610],
-                state: [
-                    0x2a05c5e276c1fe08,
-                    0x2032e40fc20e8198,
-                    0xed4ac06d787f4396,
-                    0x56896cb4f3db80fd,
-                ],
-                raw: [0x407f5fa930d8fd9f, 0x3814b22eb9684802, 0x498b7dcee8d8dc95],
-                random: [hex("0x1.01fd7ea4c363ep-2"), hex("0x1.c0a59175cb424p-3")],
-                uniform: hex("-0x1.15c83413a2dc7p-1"),
-            },
-            Expected {
-                seed: 1 << 32,
-                pool: [0xe0f3eff2, 0xdccd2c4e, 0x17f18c20, 0x9b8cb8db],
-                state: [
-                    0x50ff846cec53f444,
-                    0x7a4918dbe8278562,
-                    0x3bff9f6c362e2b19,
-                    0xbdb177539a0654e3,
-                ],
-                raw: [0xe3c5ebe285ac1625, 0x8ea09968fe31dbcc, 0xcd084ff84d8de9be],
-                random: [hex("0x1.c78bd7c50b582p-1"), hex("0x1.1d4132d1fc63bp-1")],
-                uniform: hex("-0x1.c25fc006285b4p-2"),
-            },
-            Expected {
-                seed: u64::MAX,
-                pool: [0xfaf3ecf4, 0xfa0f8930, 0xe9f89a67, 0xe23d1f9],
-                state: [
-                    0xaebca151928cad0d,
-                    0x119c30448638dc7a,
-                    0x1bbb155659e642a7,
-                    0xa76b11e3e8c4a8f6,
-                ],
-                raw: [0xae163a7a8c47568f, 0xd86659f5f3382359, 0x1e52b195bc2d24a],
-                random: [hex("0x1.5c2c74f5188eap-1"), hex("0x1.b0ccb3ebe6704p-1")],
-                uniform: hex("-0x1.327121f5db4bbp-1"),
-            },
-            Expected {
-                seed: (1 << 31) + 5,
-                pool: [0x106cb40d, 0xf170084f, 0x1c5386a5, 0xcccf9873],
-                state: [
-                    0x33dab8348acd2b9d,
-                    0x26fd8fb701061306,
-                    0x3b5ef3c077a55205,
-                    0xcd81589b9686c4d6,
-                ],
-                raw: [0xba1b19cba37717f0, 0x7a05f5978a01d4f4, 0x42ee06b356d96eb4],
-                random: [hex("0x1.7436339746ee2p-1"), hex("0x1.e817d65e28074p-2")],
-                uniform: hex("-0x1.186d96eb76dc4p-1"),
-            },
-        ]
+        let hex = |t: &str| u64::from_str_radix(&t[2..], 16).expect("a hex integer");
+        NUMPY_OUTPUT
+            .lines()
+            .map(|line| {
+                let tokens: Vec<&str> = line
+                    .split(|c: char| " ,[]'".contains(c))
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                assert_eq!(tokens.len(), 15, "{line}");
+                Expected {
+                    seed: tokens[0].parse().expect("a decimal seed"),
+                    pool: std::array::from_fn(|i| hex(tokens[1 + i]) as u32),
+                    state: std::array::from_fn(|i| hex(tokens[5 + i])),
+                    raw: std::array::from_fn(|i| hex(tokens[9 + i])),
+                    random: std::array::from_fn(|i| parse_hex_float(tokens[12 + i])),
+                    uniform: parse_hex_float(tokens[14]),
+                }
+            })
+            .collect()
     }
 
     /// Reads Python's `float.hex()` form, `[-]0x1.<13 hex digits>p<exp>`.
