@@ -60,6 +60,23 @@ fn jsonl_plays_one_episode_from_a_reset_line() {
     assert_eq!(out, again);
 }
 
+/// Issue 16's reproduction: Gymnasium's `gymnasium.make("MountainCar-v0")
+/// .reset(seed=8)` starts at position `np.float32(-0.5346056)`, bits
+/// 0xbf08dbe9, velocity 0; so must we.
+#[test]
+fn mountain_car_seed_8_starts_where_gymnasium_starts() {
+    let out = lines(&rl_lab(&[
+        "rollout",
+        "--env",
+        "MountainCar-v0",
+        "--seed",
+        "8",
+    ]));
+    let start = f64::from(f32::from_bits(0xbf08_dbe9));
+    assert_eq!(start, -0.5346055626869202);
+    assert_eq!(out[0]["obs"], serde_json::json!([start, 0.0]));
+}
+
 #[test]
 fn steps_with_auto_reset_and_an_actions_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -111,11 +111,12 @@ fn a_gym_http_api_client_session_on_cartpole_v0() {
     let info = &space["info"];
     assert_eq!(info["name"], "Box");
     assert_eq!(info["shape"], json!([4]));
-    assert_eq!(info["dtype"], "float64");
+    // Gymnasium's space: float32, bounds rounded to float32.
+    assert_eq!(info["dtype"], "float32");
     // CartPole's velocities are unbounded: ±inf travels as ±1e100.
     assert_eq!(info["high"][1], json!(1e100));
     assert_eq!(info["low"][3], json!(-1e100));
-    assert_eq!(info["high"][0], json!(4.8));
+    assert_eq!(info["high"][0], json!(f64::from(4.8f32)));
 
     let (_, sample) = server.call("GET", &format!("/v1/envs/{id}/action_space/sample"), "");
     assert!(matches!(sample["action"].as_i64(), Some(0 | 1)), "{sample}");

@@ -13,17 +13,22 @@
 //! **End.** Terminated when the free end rises above the bar,
 //! `−cos θ₁ − cos(θ₁ + θ₂) > 1`; truncated after 500 steps (`Acrobot-v1`).
 //!
-//! **Start.** θ₁, θ₂, θ̇₁, θ̇₂ uniform in [−0.1, 0.1), rounded to `float32`
-//! as Gymnasium rounds them.
+//! **Start.** θ₁, θ₂, θ̇₁, θ̇₂ uniform in [−0.1, 0.1) (one
+//! `uniform(-0.1, 0.1, size=(4,))` from the seeded generator), rounded to
+//! `float32` as Gymnasium rounds them. The torque noise Gymnasium could
+//! draw at each step is off by default (`torque_noise_max = 0`), so steps
+//! draw nothing.
 //!
 //! **Observation.** `[cos θ₁, sin θ₁, cos θ₂, sin θ₂, θ̇₁, θ̇₂]` as
-//! `float64`, computed from Gymnasium's float64 state (its observation is
-//! the same vector rounded to `float32`). [`SetState`] reads and writes
+//! `float32`. After a step the state is float64 (Runge–Kutta works in
+//! float64) and the features are computed in float64, then rounded. At
+//! reset the state is still the float32 array Gymnasium drew, so numpy
+//! computes the first observation's cos and sin in single precision;
+//! [`crate::numpy_f32`] reproduces those. [`SetState`] reads and writes
 //! the underlying state `[θ₁, θ₂, θ̇₁, θ̇₂]`.
 
-use crate::{SetState, draw};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use crate::{SetState, draw, numpy_f32};
+use rl_env::numpy_random::Generator;
 use rl_env::{Action, Env, Error, Frame, Info, Observation, Result, Space, StepOutcome};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
@@ -73,7 +78,7 @@ pub struct Acrobot {
     dynamics: Dynamics,
     observation_space: Space,
     action_space: Space,
-    rng: ChaCha8Rng,
+    rng: Generator,
     /// `[θ₁, θ₂, θ̇₁, θ̇₂]`.
     state: [f64; 4],
     started: bool,
@@ -85,22 +90,38 @@ impl Acrobot {
         let high = [1.0, 1.0, 1.0, 1.0, MAX_VEL_1, MAX_VEL_2];
         Acrobot {
             dynamics: config.book_or_nips,
-            observation_space: Space::bounded_box(
-                high.iter().map(|h| -h).collect(),
-                high.to_vec(),
-                &[6],
-                rl_env::DType::F64,
-            ),
+            observation_space: crate::symmetric_f32_box(&high),
             action_space: Space::discrete(3),
-            rng: ChaCha8Rng::seed_from_u64(0),
+            rng: Generator::from_seed(0),
             state: [0.0; 4],
             started: false,
         }
     }
 
+    /// The observation of a float64 state (after a step).
     fn write(&self, obs: &mut Observation) {
         let [t1, t2, d1, d2] = self.state;
-        crate::write_f64(obs, &[t1.cos(), t1.sin(), t2.cos(), t2.sin(), d1, d2]);
+        crate::write_f32(
+            obs,
+            &[t1.cos(), t1.sin(), t2.cos(), t2.sin(), d1, d2].map(|v| v as f32),
+        );
+    }
+
+    /// The observation of the float32 start state, computed in single
+    /// precision as numpy computes it.
+    fn write_start(&self, obs: &mut Observation) {
+        let [t1, t2, d1, d2] = self.state.map(|v| v as f32);
+        crate::write_f32(
+            obs,
+            &[
+                numpy_f32::cos(t1),
+                numpy_f32::sin(t1),
+                numpy_f32::cos(t2),
+                numpy_f32::sin(t2),
+                d1,
+                d2,
+            ],
+        );
     }
 
     /// The time derivative of `[θ₁, θ₂, θ̇₁, θ̇₂]` under `torque`: Gymnasium's
@@ -189,14 +210,14 @@ impl Env for Acrobot {
 
     fn reset_into(&mut self, seed: Option<u64>, obs: &mut Observation) -> Result<Info> {
         if let Some(seed) = seed {
-            self.rng = ChaCha8Rng::seed_from_u64(seed);
+            self.rng = Generator::from_seed(seed);
         }
         for v in &mut self.state {
             // Gymnasium draws in float64, then keeps the float32 rounding.
-            *v = self.rng.random_range(-INIT_BOUND..INIT_BOUND) as f32 as f64;
+            *v = f64::from(self.rng.uniform(-INIT_BOUND, INIT_BOUND) as f32);
         }
         self.started = true;
-        self.write(obs);
+        self.write_start(obs);
         Ok(Info::default())
     }
 

@@ -13,16 +13,16 @@
 //! ±12° (0.2094 rad); truncated after 500 steps (`CartPole-v1`) or 200
 //! (`CartPole-v0`).
 //!
-//! **Start.** All four state variables uniform in [−0.05, 0.05).
+//! **Start.** All four state variables uniform in [−0.05, 0.05): one
+//! `uniform(-0.05, 0.05, size=(4,))` from the seeded generator, as
+//! Gymnasium draws it.
 //!
-//! **Observation.** `[x, ẋ, θ, θ̇]` as `float64`: exactly the state
-//! Gymnasium keeps (`env.unwrapped.state`, float64); Gymnasium's own
-//! observation is that state rounded to `float32`.
+//! **Observation.** `[x, ẋ, θ, θ̇]` as `float32`: the float64 state
+//! Gymnasium keeps (`env.unwrapped.state`), rounded, as Gymnasium returns it.
 
 use crate::{SetState, draw};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rl_env::{Action, DType, Env, Error, Frame, Info, Observation, Result, Space, StepOutcome};
+use rl_env::numpy_random::Generator;
+use rl_env::{Action, Env, Error, Frame, Info, Observation, Result, Space, StepOutcome};
 use serde::{Deserialize, Serialize};
 
 /// Gravity, m/s².
@@ -79,7 +79,7 @@ pub struct CartPole {
     config: CartPoleConfig,
     observation_space: Space,
     action_space: Space,
-    rng: ChaCha8Rng,
+    rng: Generator,
     /// `[x, ẋ, θ, θ̇]`.
     state: [f64; 4],
     started: bool,
@@ -97,14 +97,9 @@ impl CartPole {
         ];
         CartPole {
             config,
-            observation_space: Space::bounded_box(
-                high.iter().map(|h| -h).collect(),
-                high.to_vec(),
-                &[4],
-                DType::F64,
-            ),
+            observation_space: crate::symmetric_f32_box(&high),
             action_space: Space::discrete(2),
-            rng: ChaCha8Rng::seed_from_u64(0),
+            rng: Generator::from_seed(0),
             state: [0.0; 4],
             started: false,
             steps_beyond_terminated: None,
@@ -112,7 +107,7 @@ impl CartPole {
     }
 
     fn write(&self, obs: &mut Observation) {
-        crate::write_f64(obs, &self.state);
+        crate::write_f32(obs, &self.state.map(|v| v as f32));
     }
 
     // Written as Gymnasium writes it: a NaN state does not terminate,
@@ -146,10 +141,10 @@ impl Env for CartPole {
 
     fn reset_into(&mut self, seed: Option<u64>, obs: &mut Observation) -> Result<Info> {
         if let Some(seed) = seed {
-            self.rng = ChaCha8Rng::seed_from_u64(seed);
+            self.rng = Generator::from_seed(seed);
         }
         for v in &mut self.state {
-            *v = self.rng.random_range(-INIT_BOUND..INIT_BOUND);
+            *v = self.rng.uniform(-INIT_BOUND, INIT_BOUND);
         }
         self.started = true;
         self.steps_beyond_terminated = None;

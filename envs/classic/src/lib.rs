@@ -8,18 +8,21 @@
 //! written in Gymnasium's order, so in practice they agree to the last ulp
 //! that `sin`/`cos` allow.
 //!
-//! **Observations are `float64`.** Gymnasium integrates in float64 and
-//! rounds each observation to float32. We hand out the float64 state
-//! itself (for Acrobot, the cos/sin features of it), so nothing is lost
-//! and the comparison with Gymnasium's internal state can be made to 1e-9;
-//! casting our observation to `f32` gives Gymnasium's observation. The
-//! `Box` bounds are the float64 values of Gymnasium's (e.g. ±4.8 for the
-//! cart position).
+//! **Seeds mean what they mean in Gymnasium.** `reset(Some(s))` reseeds
+//! the environment's generator exactly as Gymnasium's `reset(seed=s)`
+//! does (numpy's `Generator(PCG64(SeedSequence(s)))`, reimplemented in
+//! [`rl_env::numpy_random`]) and draws the start state with the same
+//! calls; `reset(None)` continues the stream. So the same seed and actions
+//! give Gymnasium's episode, observation for observation
+//! (`tests/seeded.rs` replays episodes Gymnasium recorded). An environment
+//! never seeded starts as if seeded with 0.
 //!
-//! **Start states** are drawn from the ranges Gymnasium uses, by our own
-//! seeded generator (ChaCha8, reseeded by `reset(Some(seed))`); they are
-//! not Gymnasium's PCG64 draws. To replay a Gymnasium trajectory, set the
-//! state with [`SetState::set_state`], as `env.unwrapped.state = …`.
+//! **Observations are `float32`**, as Gymnasium's spaces say, with the
+//! `Box` bounds Gymnasium has (its float32 values). The state the dynamics
+//! integrate stays `float64`, as Gymnasium's does; the observation is that
+//! state rounded to `float32` (for Acrobot, the cos/sin features of it).
+//! [`SetState`] reads and writes the `float64` state, as
+//! `env.unwrapped.state` does.
 //!
 //! ```
 //! use rl_env::{Action, Env};
@@ -43,6 +46,7 @@ pub mod acrobot;
 pub mod cartpole;
 pub mod draw;
 pub mod mountain_car;
+pub mod numpy_f32;
 
 pub use acrobot::{Acrobot, AcrobotConfig};
 pub use cartpole::{CartPole, CartPoleConfig};
@@ -71,19 +75,31 @@ fn state_array<const N: usize>(state: &[f64]) -> Result<[f64; N]> {
     })
 }
 
-/// Writes `values` into a 1-D `float64` observation, reusing its buffer.
-fn write_f64(obs: &mut Observation, values: &[f64]) {
-    if let Observation::F64(a) = obs
+/// Writes `values` into a 1-D `float32` observation, reusing its buffer.
+fn write_f32(obs: &mut Observation, values: &[f32]) {
+    if let Observation::F32(a) = obs
         && a.len() == values.len()
         && let Some(slice) = a.as_slice_mut()
     {
         slice.copy_from_slice(values);
         return;
     }
-    *obs = Observation::F64(
+    *obs = Observation::F32(
         ndarray::ArrayD::from_shape_vec(vec![values.len()], values.to_vec())
             .expect("a vector's shape is its length"),
     );
+}
+
+/// A `float32` `Box` symmetric about zero, as Gymnasium builds them:
+/// `Box(-high, high)` with `high` rounded to `float32`.
+fn symmetric_f32_box(high: &[f64]) -> rl_env::Space {
+    let high: Vec<f64> = high.iter().map(|&h| f64::from(h as f32)).collect();
+    rl_env::Space::bounded_box(
+        high.iter().map(|h| -h).collect(),
+        high.clone(),
+        &[high.len()],
+        rl_env::DType::F32,
+    )
 }
 
 /// Wraps `env` in its time limit, checking the override.

@@ -11,14 +11,14 @@
 //! **End.** Terminated when `x ≥ 0.5` and `v ≥ goal_velocity` (default 0);
 //! truncated after 200 steps (`MountainCar-v0`).
 //!
-//! **Start.** `x` uniform in [−0.6, −0.4), `v = 0`.
+//! **Start.** `x` uniform in [−0.6, −0.4) (one `uniform(-0.6, -0.4)` from
+//! the seeded generator, as Gymnasium draws it), `v = 0`.
 //!
-//! **Observation.** `[x, v]` as `float64`, exactly Gymnasium's float64
-//! state (its observation rounds it to `float32`).
+//! **Observation.** `[x, v]` as `float32`: Gymnasium's float64 state,
+//! rounded, as Gymnasium returns it.
 
 use crate::{SetState, draw};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rl_env::numpy_random::Generator;
 use rl_env::{Action, DType, Env, Error, Frame, Info, Observation, Result, Space, StepOutcome};
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +50,7 @@ pub struct MountainCar {
     goal_velocity: f64,
     observation_space: Space,
     action_space: Space,
-    rng: ChaCha8Rng,
+    rng: Generator,
     /// `[x, v]`.
     state: [f64; 2],
     started: bool,
@@ -64,14 +64,15 @@ impl MountainCar {
         }
         Ok(MountainCar {
             goal_velocity: config.goal_velocity,
+            // Gymnasium's bounds are float32 arrays.
             observation_space: Space::bounded_box(
-                vec![MIN_POSITION, -MAX_SPEED],
-                vec![MAX_POSITION, MAX_SPEED],
+                vec![f64::from(MIN_POSITION as f32), f64::from(-MAX_SPEED as f32)],
+                vec![f64::from(MAX_POSITION as f32), f64::from(MAX_SPEED as f32)],
                 &[2],
-                DType::F64,
+                DType::F32,
             ),
             action_space: Space::discrete(3),
-            rng: ChaCha8Rng::seed_from_u64(0),
+            rng: Generator::from_seed(0),
             state: [0.0; 2],
             started: false,
         })
@@ -86,6 +87,12 @@ impl SetState for MountainCar {
         self.state = crate::state_array(state)?;
         self.started = true;
         Ok(())
+    }
+}
+
+impl MountainCar {
+    fn write(&self, obs: &mut Observation) {
+        crate::write_f32(obs, &self.state.map(|v| v as f32));
     }
 }
 
@@ -104,11 +111,11 @@ impl Env for MountainCar {
 
     fn reset_into(&mut self, seed: Option<u64>, obs: &mut Observation) -> Result<Info> {
         if let Some(seed) = seed {
-            self.rng = ChaCha8Rng::seed_from_u64(seed);
+            self.rng = Generator::from_seed(seed);
         }
-        self.state = [self.rng.random_range(INIT_LOW..INIT_HIGH), 0.0];
+        self.state = [self.rng.uniform(INIT_LOW, INIT_HIGH), 0.0];
         self.started = true;
-        crate::write_f64(obs, &self.state);
+        self.write(obs);
         Ok(Info::default())
     }
 
@@ -129,7 +136,7 @@ impl Env for MountainCar {
         }
         let terminated = position >= GOAL_POSITION && velocity >= self.goal_velocity;
         self.state = [position, velocity];
-        crate::write_f64(obs, &self.state);
+        self.write(obs);
         Ok(StepOutcome::new(-1.0, terminated))
     }
 

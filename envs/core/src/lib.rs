@@ -41,6 +41,7 @@
 
 mod error;
 pub mod model;
+pub mod numpy_random;
 pub mod registry;
 pub mod render;
 pub mod space;
@@ -83,39 +84,42 @@ impl Observation {
     }
 }
 
-fn serialize_nested<S: Serializer, T: Serialize + Copy>(
+/// Writes `a` as nested sequences, each element through `widen`.
+fn serialize_nested<S: Serializer, T: Copy, U: Serialize>(
     a: ndarray::ArrayViewD<'_, T>,
+    widen: fn(T) -> U,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    struct Nested<'a, T>(ndarray::ArrayViewD<'a, T>);
-    impl<T: Serialize + Copy> Serialize for Nested<'_, T> {
+    struct Nested<'a, T, U>(ndarray::ArrayViewD<'a, T>, fn(T) -> U);
+    impl<T: Copy, U: Serialize> Serialize for Nested<'_, T, U> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            serialize_nested(self.0.view(), s)
+            serialize_nested(self.0.view(), self.1, s)
         }
     }
     if a.ndim() == 0 {
-        return a
-            .iter()
-            .next()
-            .expect("a 0-d array has one element")
-            .serialize(s);
+        let only = *a.iter().next().expect("a 0-d array has one element");
+        return widen(only).serialize(s);
     }
     let mut seq = s.serialize_seq(Some(a.shape()[0]))?;
     for sub in a.outer_iter() {
-        seq.serialize_element(&Nested(sub))?;
+        seq.serialize_element(&Nested(sub, widen))?;
     }
     seq.end()
 }
 
 /// Observations serialise as Gymnasium's would print: an integer, or
-/// nested arrays in row-major order.
+/// nested arrays in row-major order. A `float32` element is written as
+/// the `float64` it widens to exactly (`0.1f32` as `0.10000000149011612`),
+/// as Python's `json` writes `obs.tolist()`: any reader, parsing into
+/// float32 or float64, gets the very value back, and a served observation
+/// compares equal to the same observation made in process.
 impl Serialize for Observation {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Observation::Discrete(x) => s.serialize_i64(*x),
-            Observation::U8(a) => serialize_nested(a.view(), s),
-            Observation::F32(a) => serialize_nested(a.view(), s),
-            Observation::F64(a) => serialize_nested(a.view(), s),
+            Observation::U8(a) => serialize_nested(a.view(), |x| x, s),
+            Observation::F32(a) => serialize_nested(a.view(), f64::from, s),
+            Observation::F64(a) => serialize_nested(a.view(), |x| x, s),
         }
     }
 }

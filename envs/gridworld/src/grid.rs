@@ -4,11 +4,23 @@
 //! one outcome from `P[s][a]` with a single uniform number, so what the
 //! agent experiences is, by construction, the distribution that
 //! dynamic-programming agents plan with.
+//!
+//! **Draws are Gymnasium's.** Every gridworld draws as Gymnasium's toy-text
+//! envs do (`categorical_sample`): the generator is numpy's
+//! ([`rl_env::numpy_random`]), reseeded by `reset(Some(seed))` as
+//! `reset(seed=…)` reseeds Gymnasium's; `reset` takes one `random()` to
+//! pick the start, and every `step` takes one to pick among the outcomes
+//! of `(s, a)`, listed unmerged in Gymnasium's order (for a slippery move:
+//! the previous action's direction, the intended one, the next action's),
+//! even when there is a single outcome. The pick is the first outcome whose
+//! running sum of probabilities exceeds the draw. Under Gymnasium's ids
+//! (`FrozenLake-v1`, `FrozenLake8x8-v1`, `CliffWalking-v1`) the outcome
+//! lists and their probabilities are Gymnasium's to the bit, so a seed
+//! gives Gymnasium's episode.
 
 use crate::config::{CellSpec, GridConfig, Moves, ObservationKind};
 use ndarray::ArrayD;
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rl_env::numpy_random::Generator;
 use rl_env::{
     Action, DType, Env, Error, Frame, GridView, Info, Model, Observation, Outcome, Result, Space,
     StepOutcome,
@@ -71,10 +83,21 @@ pub struct Gridworld {
     /// `P[s][a]`, flattened: outcomes of `(s, a)` are `outcomes[span[s * n_actions + a]]`.
     outcomes: Vec<Outcome>,
     spans: Vec<(u32, u32)>,
+    /// What `step` draws from: the outcomes of each `(s, a)` unmerged, in
+    /// Gymnasium's order, with the running sum of their probabilities;
+    /// indexed by `draw_spans` as `outcomes` by `spans`.
+    draws: Vec<(f64, Outcome)>,
+    draw_spans: Vec<(u32, u32)>,
+    /// Running sums of the start distribution (uniform over the `S` cells,
+    /// in state order), what `reset` draws from.
+    start_cumulative: Vec<f64>,
+    /// Probabilities of a slippery move's three branches: the previous
+    /// action's direction, the intended one, the next action's.
+    slip_weights: [f64; 3],
     observation: ObservationKind,
     observation_space: Space,
     action_space: Space,
-    rng: ChaCha8Rng,
+    rng: Generator,
     position: Option<usize>,
     /// Where the last episode ended, so it can still be drawn.
     last_terminal: Option<usize>,
@@ -88,15 +111,23 @@ impl Gridworld {
             Moves::King => 8,
             Moves::KingStay => 9,
         };
-        Self::with_action_order(config, (0..n_actions).collect())
+        let slip = config.slip;
+        Self::with_dynamics(
+            config,
+            (0..n_actions).collect(),
+            [slip / 2.0, 1.0 - slip, slip / 2.0],
+        )
     }
 
     /// As [`Gridworld::new`], with the agent's action `i` meaning rl-lab's
-    /// direction `action_directions[i]`: how Gymnasium's numbering is kept
-    /// under its ids.
-    pub(crate) fn with_action_order(
+    /// direction `action_directions[i]`, and a slippery move's branches
+    /// weighted `slip_weights` (used when `config.slip > 0`): how
+    /// Gymnasium's numbering and its exact probabilities (`1/3` is not
+    /// `1 − 2/3` in floating point) are kept under its ids.
+    pub(crate) fn with_dynamics(
         config: &GridConfig,
         action_directions: Vec<usize>,
+        slip_weights: [f64; 3],
     ) -> Result<Self> {
         let (rows, cols, cells) = parse_map(config)?;
         validate(config, cols)?;
@@ -107,6 +138,14 @@ impl Gridworld {
             return Err(Error::config("map", "no start cell 'S'"));
         }
         let n_states = rows * cols;
+        // Gymnasium's `isd /= isd.sum()`, then `cumsum`.
+        let start_share = 1.0 / starts.len() as f64;
+        let start_cumulative = (1..=starts.len())
+            .scan(0.0, |sum, _| {
+                *sum += start_share;
+                Some(*sum)
+            })
+            .collect();
         let mut world = Gridworld {
             rows,
             cols,
@@ -115,6 +154,10 @@ impl Gridworld {
             action_directions,
             outcomes: Vec::new(),
             spans: Vec::new(),
+            draws: Vec::new(),
+            draw_spans: Vec::new(),
+            start_cumulative,
+            slip_weights,
             observation: config.observation,
             observation_space: match config.observation {
                 ObservationKind::Index => Space::discrete(n_states as u64),
@@ -127,7 +170,7 @@ impl Gridworld {
                 ),
             },
             action_space: Space::Discrete { n: 0, start: 0 },
-            rng: ChaCha8Rng::seed_from_u64(0),
+            rng: Generator::from_seed(0),
             position: None,
             last_terminal: None,
         };
@@ -192,11 +235,18 @@ impl Gridworld {
                         terminated: self.cells[s].terminal(),
                     });
                 } else {
-                    let direction = self.action_directions[a];
-                    for (p, d) in slip_branches(direction, config.slip) {
+                    for (p, d) in self.slip_branches(a, config.slip) {
                         self.outcomes_of_move(config, s, d, p, &mut list)?;
                     }
                 }
+                let first_draw = self.draws.len();
+                let mut running_sum = 0.0;
+                for o in &list {
+                    running_sum += o.probability;
+                    self.draws.push((running_sum, *o));
+                }
+                self.draw_spans
+                    .push((first_draw as u32, (self.draws.len() - first_draw) as u32));
                 let start = self.outcomes.len();
                 // Merge identical results so P lists each outcome once.
                 for o in list.iter().filter(|o| o.probability > 0.0) {
@@ -339,24 +389,40 @@ impl Gridworld {
     }
 }
 
-/// The directions a move may actually take, with their probabilities.
-fn slip_branches(direction: usize, slip: f64) -> Vec<(f64, usize)> {
-    if slip == 0.0 || direction == 8 {
-        return vec![(1.0, direction)];
+impl Gridworld {
+    /// The directions action `action` may actually take, with their
+    /// probabilities, in Gymnasium's order: `(a − 1) mod 4`, `a`,
+    /// `(a + 1) mod 4` in the agent's numbering for four-move worlds (so
+    /// the quarter turn anticlockwise first in rl-lab's and CliffWalking's
+    /// numbering, clockwise first in FrozenLake's); for king moves, the
+    /// anticlockwise quarter turn first.
+    fn slip_branches(&self, action: usize, slip: f64) -> Vec<(f64, usize)> {
+        let direction = self.action_directions[action];
+        if slip == 0.0 || direction == 8 {
+            return vec![(1.0, direction)];
+        }
+        let (before, after) = if self.action_directions.len() == 4 {
+            (
+                self.action_directions[(action + 3) % 4],
+                self.action_directions[(action + 1) % 4],
+            )
+        } else {
+            let (dr, dc) = DIRECTIONS[direction];
+            let find = |v: (i32, i32)| {
+                DIRECTIONS
+                    .iter()
+                    .position(|&d| d == v)
+                    .expect("a quarter turn of a move is a move")
+            };
+            (find((-dc, dr)), find((dc, -dr)))
+        };
+        let [w_before, w_intended, w_after] = self.slip_weights;
+        vec![
+            (w_before, before),
+            (w_intended, direction),
+            (w_after, after),
+        ]
     }
-    // Perpendicular = the direction rotated a quarter turn either way.
-    let (dr, dc) = DIRECTIONS[direction];
-    let find = |v: (i32, i32)| {
-        DIRECTIONS
-            .iter()
-            .position(|&d| d == v)
-            .expect("a quarter turn of a move is a move")
-    };
-    vec![
-        (1.0 - slip, direction),
-        (slip / 2.0, find((-dc, dr))),
-        (slip / 2.0, find((dc, -dr))),
-    ]
 }
 
 fn parse_map(config: &GridConfig) -> Result<(usize, usize, Vec<Cell>)> {
@@ -490,13 +556,10 @@ impl Env for Gridworld {
 
     fn reset_into(&mut self, seed: Option<u64>, obs: &mut Observation) -> Result<Info> {
         if let Some(seed) = seed {
-            self.rng = ChaCha8Rng::seed_from_u64(seed);
+            self.rng = Generator::from_seed(seed);
         }
-        let start = if self.starts.len() == 1 {
-            self.starts[0]
-        } else {
-            self.starts[self.rng.random_range(0..self.starts.len())]
-        };
+        // One draw even with a single start, as Gymnasium's reset.
+        let start = self.starts[self.rng.categorical(self.start_cumulative.iter().copied())];
         self.position = Some(start);
         self.last_terminal = None;
         self.write_observation(obs);
@@ -509,21 +572,10 @@ impl Env for Gridworld {
     fn step_into(&mut self, action: &Action, obs: &mut Observation) -> Result<StepOutcome> {
         let s = self.position.ok_or(Error::ResetNeeded)?;
         let a = rl_env::discrete_action(&self.action_space, action)?;
-        let (start, len) = self.spans[s * self.action_directions.len() + a];
-        let outcomes = &self.outcomes[start as usize..(start + len) as usize];
-        let chosen = if outcomes.len() == 1 {
-            outcomes[0]
-        } else {
-            let u: f64 = self.rng.random();
-            let mut acc = 0.0;
-            *outcomes
-                .iter()
-                .find(|o| {
-                    acc += o.probability;
-                    u < acc
-                })
-                .unwrap_or(outcomes.last().expect("every (s, a) has an outcome"))
-        };
+        let (start, len) = self.draw_spans[s * self.action_directions.len() + a];
+        let branches = &self.draws[start as usize..(start + len) as usize];
+        // Gymnasium's categorical_sample: one draw even for a certain move.
+        let chosen = branches[self.rng.categorical(branches.iter().map(|b| b.0))].1;
         self.position = Some(chosen.next_state);
         self.write_observation(obs);
         if chosen.terminated {

@@ -203,7 +203,13 @@ fn frozen_lake(kwargs: &Value, default_map: &str, default_limit: u64) -> Result<
         max_steps: Some(k.max_steps.unwrap_or(default_limit)),
         ..parse_config(&json!({"map": []}))?
     };
-    let world = Gridworld::with_action_order(&config, FROZEN_LAKE_ACTIONS.to_vec())?;
+    // Gymnasium's probabilities, computed as Gymnasium computes them.
+    let fail_rate = (1.0 - k.success_rate) / 2.0;
+    let world = Gridworld::with_dynamics(
+        &config,
+        FROZEN_LAKE_ACTIONS.to_vec(),
+        [fail_rate, k.success_rate, fail_rate],
+    )?;
     wrap(&config, world)
 }
 
@@ -274,7 +280,11 @@ fn register_cliff_walking(registry: &mut Registry, id: &str) {
             if let Some(limit) = k.max_steps {
                 extra["max_steps"] = json!(limit);
             }
-            build(&parse_config(&merge(cliff, &extra)?)?)
+            let config: GridConfig = parse_config(&merge(cliff, &extra)?)?;
+            // Gymnasium gives each of the three branches `1 / len(deltas)`.
+            let third = 1.0 / 3.0;
+            let world = Gridworld::with_dynamics(&config, vec![0, 1, 2, 3], [third; 3])?;
+            wrap(&config, world)
         },
     );
 }
