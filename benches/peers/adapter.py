@@ -69,7 +69,9 @@ def main():
         print(json.dumps({"env_steps_per_second": sync_vector_env(args.seconds)}))
         return
     py = python()
-    subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(HERE / "requirements-tabular.txt"),
+    subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(HERE / "requirements-tabular.txt")], check=True)
+    # The adapter as it is in this checkout, not a copy installed earlier.
+    subprocess.run([py, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps",
                     str(ROOT / "python" / "rl-lab-env")], check=True)
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
 

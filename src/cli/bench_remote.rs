@@ -8,7 +8,8 @@
 //! - the server's floor: `POST /v1/echo` of a body as large as a step reply,
 //!   so the echo moves at least the bytes a step moves;
 //! - a vector instance of `--num-envs` copies, one call per step of all of
-//!   them, its reply parsed as JSON.
+//!   them, opened `batched` (observations as one array of raw float32
+//!   bytes), its reply parsed and its observations decoded.
 //!
 //! Steps and echoes alternate in blocks, so that load from elsewhere on the
 //! machine falls on both alike.
@@ -177,15 +178,50 @@ fn step_reply(client: &Client, env_id: &str) -> Result<Value, CliError> {
         .ok_or_else(|| failed(format!("no instance_id in {created}")))?
         .to_string();
     client
-        .json(Method::Post, &format!("/v1/envs/{id}/reset/"), Some(&json!({"seed": 0})))
+        .json(
+            Method::Post,
+            &format!("/v1/envs/{id}/reset/"),
+            Some(&json!({"seed": 0})),
+        )
         .map_err(failed)?;
     let reply = client
-        .json(Method::Post, &format!("/v1/envs/{id}/step/"), Some(&json!({"action": 0})))
+        .json(
+            Method::Post,
+            &format!("/v1/envs/{id}/step/"),
+            Some(&json!({"action": 0})),
+        )
         .map_err(failed)?;
     client
         .json(Method::Post, &format!("/v1/envs/{id}/close/"), None)
         .map_err(failed)?;
     Ok(reply)
+}
+
+/// A batched float32 array, `{"dtype": "float32", "shape", "base64"}`,
+/// into `values`, reusing both buffers.
+fn decode_f32(wire: &Value, bytes: &mut Vec<u8>, values: &mut Vec<f32>) -> Result<(), CliError> {
+    use base64::Engine as _;
+    let text = match (wire["dtype"].as_str(), wire["base64"].as_str()) {
+        (Some("float32"), Some(text)) => text,
+        _ => {
+            let text = wire.to_string();
+            return Err(failed(format!(
+                "expected batched float32 observations (an adapter of protocol 1.1 or later), got {}",
+                &text[..text.len().min(80)]
+            )));
+        }
+    };
+    bytes.clear();
+    base64::engine::general_purpose::STANDARD
+        .decode_vec(text, bytes)
+        .map_err(failed)?;
+    values.clear();
+    values.extend(
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+    );
+    Ok(())
 }
 
 /// Env steps per second of a vector instance, stepped with pre-drawn
@@ -200,7 +236,10 @@ fn vector_rate(
         .json(
             Method::Post,
             "/v1/vector-envs",
-            Some(&json!({"env_id": args.env_id, "num_envs": args.num_envs, "seed": 0})),
+            Some(
+                &json!({"env_id": args.env_id, "num_envs": args.num_envs, "seed": 0,
+                         "batched": true}),
+            ),
         )
         .map_err(failed)?;
     let id = created["instance_id"]
@@ -219,15 +258,22 @@ fn vector_rate(
         })
         .collect();
     let mut calls = 0u64;
+    let mut bytes = Vec::new();
+    let mut observations: Vec<f32> = Vec::new();
     let began = Instant::now();
     while began.elapsed() < budget {
         let reply = client
-            .json(Method::Post, &step_path, Some(&batches[calls as usize % batches.len()]))
+            .json(
+                Method::Post,
+                &step_path,
+                Some(&batches[calls as usize % batches.len()]),
+            )
             .map_err(failed)?;
-        let observations = reply["observations"].as_array().map_or(0, Vec::len);
-        if observations != args.num_envs {
+        decode_f32(&reply["observations"], &mut bytes, &mut observations)?;
+        if observations.len() % args.num_envs != 0 || observations.is_empty() {
             return Err(failed(format!(
-                "a vector step gave {observations} observations for {} copies",
+                "a vector step gave {} values for {} copies",
+                observations.len(),
                 args.num_envs
             )));
         }

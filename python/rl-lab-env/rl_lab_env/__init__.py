@@ -10,4 +10,4 @@ __version__ = "0.1.0"
 
 #: The wire protocol's name and version; a client refuses another major.
 PROTOCOL = "rl-lab-env"
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"

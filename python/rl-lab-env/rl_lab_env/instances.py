@@ -183,11 +183,13 @@ class VectorInstance(_Open):
     apart, so a client reads the single env's form N times.
     """
 
-    def __init__(self, instance_id: str, env_id: str, envs: list[gym.Env], seed: int | None):
+    def __init__(self, instance_id: str, env_id: str, envs: list[gym.Env], seed: int | None, batched: bool = False):
         super().__init__(instance_id, env_id, envs[0], seed)
         self.envs = envs
+        self.batched = batched
         self._ended = [False] * len(envs)
-        self._encode_observations = wire.batch_encoder(envs[0].observation_space)
+        encoder = wire.batched_encoder if batched else wire.batch_encoder
+        self._encode_observations = encoder(envs[0].observation_space)
         self._decode_actions = wire.actions_decoder(envs[0].action_space)
 
     def describe(self) -> dict:
@@ -195,6 +197,7 @@ class VectorInstance(_Open):
             "instance_id": self.instance_id,
             "env_id": self.env_id,
             "num_envs": len(self.envs),
+            "batched": self.batched,
             "observation_space": wire.describe(self.envs[0].observation_space),
             "action_space": wire.describe(self.envs[0].action_space),
         }
@@ -286,8 +289,10 @@ class Registry:
         seed, kwargs = self._check_open(env_id, seed, kwargs)
         return self._open(lambda instance_id: Instance(instance_id, self.factory.env_id, self.factory.make(kwargs), seed))
 
-    def open_vector(self, env_id: Any, num_envs: Any, seed: Any, kwargs: Any) -> VectorInstance:
+    def open_vector(self, env_id: Any, num_envs: Any, seed: Any, kwargs: Any, batched: Any = None) -> VectorInstance:
         seed, kwargs = self._check_open(env_id, seed, kwargs)
+        if batched is not None and not isinstance(batched, bool):
+            raise BadRequest(f"batched must be true or false, not {batched!r}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_VECTOR_COPIES:
             raise BadRequest(f"num_envs must be an integer from 1 to {MAX_VECTOR_COPIES}, not {num_envs!r}")
 
@@ -300,7 +305,7 @@ class Registry:
                 for env in envs:
                     _close_quietly(env)
                 raise
-            return VectorInstance(instance_id, self.factory.env_id, envs, seed)
+            return VectorInstance(instance_id, self.factory.env_id, envs, seed, bool(batched))
 
         return self._open(make)
 

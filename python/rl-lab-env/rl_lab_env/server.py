@@ -133,7 +133,11 @@ def _not_served(what: str) -> Handler:
 
 def create_vector(request: Request) -> dict:
     instance = request.registry.open_vector(
-        request.field("env_id"), request.field("num_envs"), request.field("seed"), request.field("kwargs")
+        request.field("env_id"),
+        request.field("num_envs"),
+        request.field("seed"),
+        request.field("kwargs"),
+        request.field("batched"),
     )
     return instance.describe()
 

@@ -108,3 +108,34 @@ def test_vector_non_finite_reward_and_raising_env_give_500(start_adapter):
     status, reply = raising.call("POST", f"/v1/vector-envs/{plain}/step", {"actions": [0, 1]})
     assert (status, reply) == (500, {"message": "ZeroDivisionError: the user's env divided by zero"})
     assert raising.ok("POST", f"/v1/vector-envs/{plain}/step", {"actions": [0, 0]})["rewards"] == [1.0, 1.0]
+
+
+def test_batched_observations_are_the_same_values_as_raw_bytes(cartpole):
+    """`batched: true` sends every copy's observation as one little-endian
+    float32 array; it holds exactly what SyncVectorEnv returns."""
+    import base64
+
+    described = cartpole.ok(
+        "POST", "/v1/vector-envs", {"env_id": "CartPole-v1", "num_envs": 8, "batched": True}
+    )
+    assert described["batched"] is True
+    instance_id = described["instance_id"]
+
+    def decode(wire):
+        assert wire["dtype"] == "float32" and wire["shape"] == [8, 4]
+        return np.frombuffer(base64.b64decode(wire["base64"]), dtype="<f4").reshape(wire["shape"])
+
+    local = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(8)])
+    remote = cartpole.ok("POST", f"/v1/vector-envs/{instance_id}/reset", {"seed": 5})
+    observations, _ = local.reset(seed=5)
+    assert decode(remote["observations"]).tobytes() == observations.tobytes()
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        actions = rng.integers(0, 2, size=8)
+        remote = cartpole.ok("POST", f"/v1/vector-envs/{instance_id}/step", {"actions": actions.tolist()})
+        observations, rewards, terminated, truncated, _ = local.step(actions)
+        assert decode(remote["observations"]).tobytes() == observations.tobytes()
+        assert remote["rewards"] == rewards.tolist()
+        assert remote["terminated"] == terminated.tolist()
+    status, error = cartpole.call("POST", "/v1/vector-envs", {"env_id": "CartPole-v1", "num_envs": 2, "batched": "yes"})
+    assert status == 400 and "batched" in error["message"]
