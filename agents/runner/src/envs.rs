@@ -8,5 +8,6 @@ pub fn registry() -> Registry {
     rl_gridworld::register(&mut registry);
     rl_minatar::register(&mut registry);
     rl_classic::register(&mut registry);
+    rl_external::register(&mut registry);
     registry
 }

@@ -41,6 +41,10 @@ pub enum Error {
         /// Number of actions given.
         got: usize,
     },
+    /// The environment cannot go on: the process behind it is gone, or the
+    /// run stopped while it waited for one.
+    #[error("{0}")]
+    Unavailable(String),
     /// Writing a rendered frame failed.
     #[error("could not write {path}: {message}")]
     Write {
