@@ -165,6 +165,9 @@ fn a_process_drives_a_run_to_completion_and_the_metrics_are_its_episodes() {
     );
     assert_eq!(status, 200);
     assert!(agent_file.to_string().contains("\"q\""), "{agent_file}");
+    // Only the process can start an episode: the lab cannot evaluate on it.
+    let (status, reply) = call(&server, "POST", &format!("/v1/runs/{id}/evaluate"), None);
+    assert_eq!(status, 409, "{reply}");
 
     // Without the token the WebSocket upgrade is refused like any /v1 route.
     let mut process = Command::new(python())

@@ -10,19 +10,19 @@ Example (``python/rl-lab-env/examples/external_cartpole.py`` is a whole one)::
 
     env = gymnasium.make("FrozenLake-v1", is_slippery=False)
     with PolicyClient("http://127.0.0.1:8080", run_id, env=env) as client:
-        while True:
-            try:
-                episode = client.start_episode()
-            except RunFinished:
-                break
-            obs, _ = env.reset()
+        try:
             while True:
-                action = client.get_action(episode, obs)
-                obs, reward, terminated, truncated, _ = env.step(action)
-                client.log_returns(episode, reward)
-                if terminated or truncated:
-                    client.end_episode(episode, obs, terminated, truncated)
-                    break
+                episode = client.start_episode()
+                obs, _ = env.reset()
+                while True:
+                    action = client.get_action(episode, obs)
+                    obs, reward, terminated, truncated, _ = env.step(action)
+                    client.log_returns(episode, reward)
+                    if terminated or truncated:
+                        client.end_episode(episode, obs, terminated, truncated)
+                        break
+        except RunFinished:  # any call, once the run has its budget
+            pass
 
 Every call waits at most ``timeout`` seconds for the lab's answer and raises
 :class:`TimeoutError` past it (the connection is then closed: its state is
