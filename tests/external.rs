@@ -85,6 +85,13 @@ fn spec(episodes: u64) -> Value {
     })
 }
 
+/// A server on a fresh data folder (removed after the server), with `token`.
+fn serve(token: Option<&str>) -> (tempfile::TempDir, Server) {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), token, &[]);
+    (data, server)
+}
+
 fn submit(server: &Server, spec: &Value) -> String {
     let (status, reply) = call(server, "POST", "/v1/runs", Some(spec));
     assert_eq!(status, 201, "{reply}");
@@ -141,8 +148,7 @@ fn normal(episodes: &[Value]) -> Vec<(f64, u64, bool)> {
 
 #[test]
 fn a_process_drives_a_run_to_completion_and_the_metrics_are_its_episodes() {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), Some(TOKEN), &[]);
+    let (_data, server) = serve(Some(TOKEN));
     let id = submit(&server, &spec(40));
     let played = output(env_process(&server, "drive", &id, Some(TOKEN)));
     let played = played[0]["episodes"].as_array().unwrap().clone();
@@ -192,8 +198,7 @@ fn a_process_drives_a_run_to_completion_and_the_metrics_are_its_episodes() {
 
 #[test]
 fn a_second_process_is_refused_while_the_first_is_connected() {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), Some(TOKEN), &[]);
+    let (_data, server) = serve(Some(TOKEN));
     let id = submit(&server, &spec(5));
     let lines = output(env_process(&server, "twice", &id, Some(TOKEN)));
     let reason = lines[0]["refused"]
@@ -209,8 +214,7 @@ fn a_second_process_is_refused_while_the_first_is_connected() {
 
 #[test]
 fn a_killed_process_truncates_its_episode_and_a_new_one_finishes_the_run() {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), Some(TOKEN), &[]);
+    let (_data, server) = serve(Some(TOKEN));
     let id = submit(&server, &spec(12));
     let mut hanging = env_process(&server, "hang", &id, Some(TOKEN));
     let mut line = String::new();
@@ -241,8 +245,7 @@ fn a_killed_process_truncates_its_episode_and_a_new_one_finishes_the_run() {
 
 #[test]
 fn cancel_while_waiting_for_a_process_ends_the_run_cancelled() {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), Some(TOKEN), &[]);
+    let (_data, server) = serve(Some(TOKEN));
     let id = submit(&server, &spec(5));
     wait_status(&server, &id, "running", Duration::from_secs(5));
     let began = Instant::now();
@@ -257,8 +260,7 @@ fn cancel_while_waiting_for_a_process_ends_the_run_cancelled() {
 
 #[test]
 fn bad_messages_get_errors_naming_the_field() {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), None, &[]);
+    let (_data, server) = serve(None);
     let id = submit(&server, &spec(5));
     let replies: Vec<Value> = output(env_process(&server, "bad", &id, None));
     let reply = |name: &str| {
@@ -311,8 +313,7 @@ fn bad_messages_get_errors_naming_the_field() {
 
 #[test]
 fn external_specs_are_checked_and_refused_by_rl_lab_run() {
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), None, &[]);
+    let (data, server) = serve(None);
     let mut evaluating = spec(5);
     evaluating["eval"] = json!({"episodes": 3});
     let (status, reply) = call(&server, "POST", "/v1/runs", Some(&evaluating));

@@ -222,29 +222,11 @@ impl ExternalEnv {
                 });
                 Reply::Episode { episode_id: id }
             }
-            Request::StartEpisode => Error::field(
-                "type",
-                format!(
-                    "episode '{}' is in progress: end it with end_episode first",
-                    self.episode.as_ref().map_or("", |e| e.id.as_str())
-                ),
-            )
-            .into(),
+            Request::StartEpisode => self.episode_in_progress(),
             Request::GetAction {
                 episode_id,
                 observation,
-            } => match self
-                .check_episode(&episode_id)
-                .and_then(|()| self.accept_observation(&observation, obs))
-            {
-                Ok(()) => {
-                    if let Some(episode) = &mut self.episode {
-                        episode.awaiting_action = Some(reply);
-                    }
-                    return true;
-                }
-                Err(e) => e.into(),
-            },
+            } => return self.take_get_action(&episode_id, &observation, reply, obs),
             Request::LogReturns { episode_id, .. } => match self.check_episode(&episode_id) {
                 Ok(()) => Error::field(
                     "type",
@@ -262,10 +244,48 @@ impl ExternalEnv {
                 }
                 Err(e) => e.into(),
             },
-            Request::Hello(_) => Error::field("type", "hello was already answered").into(),
+            Request::Hello(_) => already_helloed(),
         };
         let _ = reply.send(answer);
         false
+    }
+
+    /// The answer to `start_episode` while an episode is in progress.
+    fn episode_in_progress(&self) -> Reply {
+        Error::field(
+            "type",
+            format!(
+                "episode '{}' is in progress: end it with end_episode first",
+                self.episode.as_ref().map_or("", |e| e.id.as_str())
+            ),
+        )
+        .into()
+    }
+
+    /// Takes a `get_action`: its observation goes into `obs`, and `reply`
+    /// waits for the agent's action. Returns false (and answers the error)
+    /// if the request is refused.
+    fn take_get_action(
+        &mut self,
+        episode_id: &str,
+        observation: &Value,
+        reply: oneshot::Sender<Reply>,
+        obs: &mut Observation,
+    ) -> bool {
+        let taken = self
+            .check_episode(episode_id)
+            .and_then(|()| self.accept_observation(observation, obs));
+        match (taken, &mut self.episode) {
+            (Ok(()), Some(episode)) => {
+                episode.awaiting_action = Some(reply);
+                true
+            }
+            (Ok(()), None) => false,
+            (Err(e), _) => {
+                let _ = reply.send(e.into());
+                false
+            }
+        }
     }
 
     /// The episode ends truncated at its last observation: the process
@@ -280,6 +300,10 @@ impl ExternalEnv {
             info: Info::default(),
         }
     }
+}
+
+fn already_helloed() -> Reply {
+    Error::field("type", "hello was already answered").into()
 }
 
 fn stopped() -> rl_env::Error {
@@ -380,18 +404,16 @@ impl Env for ExternalEnv {
                 Request::GetAction {
                     episode_id,
                     observation,
-                } => match self
-                    .check_episode(&episode_id)
-                    .and_then(|()| self.accept_observation(&observation, obs))
-                {
-                    Ok(()) => {
-                        let episode = self.episode.as_mut().expect("checked: in progress");
-                        episode.awaiting_action = Some(reply);
-                        let reward = std::mem::take(&mut episode.reward);
+                } => {
+                    if self.take_get_action(&episode_id, &observation, reply, obs) {
+                        let reward = self
+                            .episode
+                            .as_mut()
+                            .map_or(0.0, |e| std::mem::take(&mut e.reward));
                         return Ok(StepOutcome::new(reward, false));
                     }
-                    Err(e) => e.into(),
-                },
+                    continue;
+                }
                 Request::EndEpisode {
                     episode_id,
                     observation,
@@ -422,15 +444,8 @@ impl Env for ExternalEnv {
                         Err(e) => e.into(),
                     }
                 }
-                Request::StartEpisode => Error::field(
-                    "type",
-                    format!(
-                        "episode '{}' is in progress: end it with end_episode first",
-                        self.episode.as_ref().map_or("", |e| e.id.as_str())
-                    ),
-                )
-                .into(),
-                Request::Hello(_) => Error::field("type", "hello was already answered").into(),
+                Request::StartEpisode => self.episode_in_progress(),
+                Request::Hello(_) => already_helloed(),
             };
             let _ = reply.send(answer);
         }

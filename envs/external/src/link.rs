@@ -7,8 +7,8 @@
 //! that the connection awaits. A connection whose request was dropped
 //! unanswered (the run ended) learns why from [`Connection::closing`].
 
+use crate::ExternalConfig;
 use crate::protocol::{self, Reply, Request};
-use crate::{Error, ExternalConfig};
 use rl_env::Space;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -276,7 +276,7 @@ impl Connection {
             });
         };
         if let Request::Hello(_) = request {
-            return Answer::Now(Error::field("type", "hello was already answered").into());
+            return Answer::Now(crate::already_helloed());
         }
         let (reply, answer) = oneshot::channel();
         // If the env is gone the request is dropped with `reply`, which

@@ -23,6 +23,20 @@ fn ask(connection: &mut Connection, message: Value) -> Value {
     serde_json::from_str(&reply.to_text()).unwrap()
 }
 
+fn get_action(connection: &mut Connection, episode: &Value, observation: i64) -> Value {
+    ask(
+        connection,
+        json!({"type": "get_action", "episode_id": episode, "observation": observation}),
+    )
+}
+
+fn log_returns(connection: &mut Connection, episode: &Value, reward: f64) -> Value {
+    ask(
+        connection,
+        json!({"type": "log_returns", "episode_id": episode, "reward": reward}),
+    )
+}
+
 fn hello(name: &str) -> Value {
     json!({"type": "hello", "protocol": "rl-lab-external", "version": "1.0", "name": name,
            "observation_space": {"type": "Discrete", "n": 4},
@@ -37,10 +51,7 @@ fn an_episode_is_steps_with_the_rewards_logged_in_between() {
         let mut c = Connection::new(link);
         assert_eq!(ask(&mut c, hello("p1"))["type"], "ready");
         let ep = ask(&mut c, json!({"type": "start_episode"}))["episode_id"].clone();
-        let action = ask(
-            &mut c,
-            json!({"type": "get_action", "episode_id": ep, "observation": 1}),
-        );
+        let action = get_action(&mut c, &ep, 1);
         assert_eq!(action, json!({"type": "action", "action": 1}));
         for reward in [0.5, 0.25] {
             let ok = ask(
@@ -54,19 +65,10 @@ fn an_episode_is_steps_with_the_rewards_logged_in_between() {
             json!({"type": "get_action", "episode_id": "9", "observation": 2}),
         );
         assert_eq!(bad["field"], "episode_id", "{bad}");
-        let bad = ask(
-            &mut c,
-            json!({"type": "get_action", "episode_id": ep, "observation": 7}),
-        );
+        let bad = get_action(&mut c, &ep, 7);
         assert_eq!(bad["field"], "observation", "{bad}");
-        ask(
-            &mut c,
-            json!({"type": "get_action", "episode_id": ep, "observation": 2}),
-        );
-        ask(
-            &mut c,
-            json!({"type": "log_returns", "episode_id": ep, "reward": 1.0}),
-        );
+        get_action(&mut c, &ep, 2);
+        log_returns(&mut c, &ep, 1.0);
         let ok = ask(
             &mut c,
             json!({"type": "end_episode", "episode_id": ep, "observation": 3,
@@ -106,14 +108,8 @@ fn a_second_process_is_refused_and_a_dropped_one_truncates_its_episode() {
             "{refused}"
         );
         let ep = ask(&mut c, json!({"type": "start_episode"}))["episode_id"].clone();
-        ask(
-            &mut c,
-            json!({"type": "get_action", "episode_id": ep, "observation": 2}),
-        );
-        ask(
-            &mut c,
-            json!({"type": "log_returns", "episode_id": ep, "reward": 2.0}),
-        );
+        get_action(&mut c, &ep, 2);
+        log_returns(&mut c, &ep, 2.0);
         // Gone without end_episode.
     });
     let mut obs = env.observation_space().zeros();
@@ -135,10 +131,7 @@ fn silence_mid_episode_truncates_and_drops_the_connection() {
     let process = std::thread::spawn(move || {
         ask(&mut c, hello("slow"));
         let ep = ask(&mut c, json!({"type": "start_episode"}))["episode_id"].clone();
-        ask(
-            &mut c,
-            json!({"type": "get_action", "episode_id": ep, "observation": 0}),
-        );
+        get_action(&mut c, &ep, 0);
         c
     });
     let mut obs = env.observation_space().zeros();
