@@ -336,3 +336,19 @@ fn external_specs_are_checked_and_refused_by_rl_lab_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rl-lab serve"), "{stderr}");
 }
+
+#[test]
+fn a_server_shutdown_interrupts_a_run_waiting_for_its_process() {
+    let (data, mut server) = serve(Some(TOKEN));
+    let id = submit(&server, &spec(5));
+    wait_status(&server, &id, "running", Duration::from_secs(5));
+    server.signal("-TERM");
+    let took = server.wait_exit(Duration::from_secs(10));
+    assert!(
+        took < Duration::from_secs(3),
+        "the server took {took:?} to stop"
+    );
+    let server = Server::start(data.path(), Some(TOKEN), &[]);
+    let run = wait_status(&server, &id, "interrupted", Duration::from_secs(2));
+    assert!(run["error"].is_null(), "{run}");
+}
