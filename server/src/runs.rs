@@ -10,6 +10,7 @@
 use crate::store::{MetricValue, Store, StoreError, Write};
 use crate::tensorboard::EventWriter;
 use rl_agent::{Agent, Record, Sink};
+use rl_external::{Ending, EnvEnd, ExternalConfig, Link};
 use rl_runner::train::{CarriedState, Counters, Hooks, Progress};
 use rl_runner::{CancelFlag, Engine, RunFolder, RunSpec, RunStatus};
 use serde_json::Value;
@@ -23,6 +24,10 @@ use std::time::{Duration, Instant};
 /// How often a running run checkpoints besides its spec's own period, so a
 /// crash loses at most this much training.
 pub const CHECKPOINT_PERIOD: Duration = Duration::from_secs(30);
+
+/// What an external run's connections are told when the server stops.
+const SHUTTING_DOWN: &str =
+    "the server is shutting down; the run was interrupted and can be resumed";
 
 /// Why a worker was asked to stop a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,11 +55,40 @@ struct Active {
     progress: Arc<Mutex<LiveProgress>>,
 }
 
+/// An external run's link, from the first connection (or the start of
+/// the run) until the run leaves `queued`/`running`.
+struct ExternalSlot {
+    link: Arc<Link>,
+    /// Taken by the worker that runs it.
+    env_end: Option<EnvEnd>,
+}
+
 #[derive(Default)]
 struct Queue {
     pending: VecDeque<String>,
     active: HashMap<String, Active>,
+    external: HashMap<String, ExternalSlot>,
     closing: bool,
+}
+
+impl Queue {
+    /// Run `id`'s link, made on first use.
+    fn external_slot(&mut self, id: &str, config: &ExternalConfig) -> &mut ExternalSlot {
+        self.external.entry(id.to_string()).or_insert_with(|| {
+            let (link, env_end) = rl_external::link(id, config);
+            ExternalSlot {
+                link,
+                env_end: Some(env_end),
+            }
+        })
+    }
+
+    /// Tells run `id`'s connections (if any) that it ended.
+    fn end_external(&mut self, id: &str, ending: Ending) {
+        if let Some(slot) = self.external.remove(id) {
+            slot.link.end(ending);
+        }
+    }
 }
 
 /// Errors of run control.
@@ -243,10 +277,14 @@ impl RunManager {
         if let Some(active) = queue.active.get_mut(id) {
             active.stop.get_or_insert(StopReason::Cancelled);
             active.cancel.cancel();
+            if let Some(slot) = queue.external.get(id) {
+                slot.link.stop();
+            }
             return Ok(RunStatus::Running);
         }
         if let Some(position) = queue.pending.iter().position(|p| p == id) {
             queue.pending.remove(position);
+            queue.end_external(id, Ending::Stopped("the run was cancelled".into()));
             drop(queue);
             self.store
                 .set_status(id, RunStatus::Cancelled, None, None)?;
@@ -286,6 +324,26 @@ impl RunManager {
         Ok(())
     }
 
+    /// Run `id`'s link, for an env process that connects to it: only while
+    /// the run is queued or running (`status` is the stored one, for the
+    /// refusal).
+    pub fn external_link(
+        &self,
+        id: &str,
+        status: RunStatus,
+        config: &ExternalConfig,
+    ) -> Result<Arc<Link>, RunError> {
+        let mut queue = lock(&self.queue.0);
+        if !queue.active.contains_key(id) && !queue.pending.iter().any(|p| p == id) {
+            return Err(RunError::Conflict {
+                id: id.into(),
+                status,
+                why: "env processes connect to a queued or running run only",
+            });
+        }
+        Ok(Arc::clone(&queue.external_slot(id, config).link))
+    }
+
     /// Removes a run that is not running: its rows and its folder.
     pub fn delete(&self, id: &str) -> Result<(), RunError> {
         let row = self
@@ -301,6 +359,7 @@ impl RunManager {
             });
         }
         queue.pending.retain(|p| p != id);
+        queue.end_external(id, Ending::Stopped("the run was deleted".into()));
         // Rows first: a folder without rows is invisible, rows without a
         // folder would list a run whose files are gone.
         self.store.delete_run(id)?;
@@ -325,6 +384,19 @@ impl RunManager {
             for active in queue.active.values_mut() {
                 active.stop.get_or_insert(StopReason::Interrupted);
                 active.cancel.cancel();
+            }
+            // Running runs' links end with their runs; queued ones' now.
+            let queued: Vec<String> = queue
+                .external
+                .keys()
+                .filter(|id| !queue.active.contains_key(*id))
+                .cloned()
+                .collect();
+            for id in queued {
+                queue.end_external(&id, Ending::Stopped(SHUTTING_DOWN.into()));
+            }
+            for slot in queue.external.values() {
+                slot.link.stop();
             }
             ready.notify_all();
         }
@@ -371,7 +443,25 @@ impl RunManager {
             let outcome = span.in_scope(|| {
                 std::panic::catch_unwind(AssertUnwindSafe(|| self.execute(&id, &cancel, &progress)))
             });
-            let stop = lock(mutex).active.remove(&id).and_then(|a| a.stop);
+            let stop = {
+                let mut queue = lock(mutex);
+                let stop = queue.active.remove(&id).and_then(|a| a.stop);
+                let ending = match (&outcome, stop) {
+                    (Ok(Ok(summary)), _) if summary.status == RunStatus::Completed => {
+                        Ending::Finished
+                    }
+                    (Ok(Ok(_)), Some(StopReason::Interrupted)) => {
+                        Ending::Stopped(SHUTTING_DOWN.into())
+                    }
+                    (Ok(Ok(_)), _) => Ending::Stopped("the run was cancelled".into()),
+                    (Ok(Err(failure)), _) => {
+                        Ending::Stopped(format!("the run failed: {}", failure.client_message()))
+                    }
+                    (Err(_), _) => Ending::Stopped("the run failed".into()),
+                };
+                queue.end_external(&id, ending);
+                stop
+            };
             let (status, error, summary) = match outcome {
                 Ok(Ok(summary)) if summary.status == RunStatus::Cancelled => (
                     match stop {
@@ -428,7 +518,18 @@ impl RunManager {
             .run(id)?
             .ok_or_else(|| RunFailure::Vanished(id.into()))?;
         let spec = RunSpec::from_value(&row.spec)?;
-        let mut prepared = self.engine.prepare(spec)?;
+        let mut prepared = if spec.env.id == rl_external::ENV_ID {
+            let config =
+                ExternalConfig::from_json(&spec.env.config).map_err(rl_runner::Error::Env)?;
+            let env_end = lock(&self.queue.0)
+                .external_slot(id, &config)
+                .env_end
+                .take()
+                .expect("a run's link is removed when the run ends, so each execution finds a fresh one");
+            self.engine.prepare_linked(spec, env_end)?
+        } else {
+            self.engine.prepare(spec)?
+        };
         let folder = RunFolder::open(self.folder(id))?;
         let start = match folder.checkpoint()? {
             Some(checkpoint) => {

@@ -270,7 +270,7 @@ fn vector_rate(
             )
             .map_err(failed)?;
         decode_f32(&reply["observations"], &mut bytes, &mut observations)?;
-        if observations.len() % args.num_envs != 0 || observations.is_empty() {
+        if !observations.len().is_multiple_of(args.num_envs) || observations.is_empty() {
             return Err(failed(format!(
                 "a vector step gave {} values for {} copies",
                 observations.len(),

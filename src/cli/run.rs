@@ -1,6 +1,6 @@
 //! `rl-lab run SPEC.json [--out DIR] [--json]`
 
-use super::{CliResult, print_json, read_spec};
+use super::{CliError, CliResult, print_json, read_spec};
 use indicatif::{ProgressBar, ProgressStyle};
 use rl_runner::{Budget, CancelFlag, RunFolder, Summary};
 use std::path::PathBuf;
@@ -21,6 +21,13 @@ pub struct RunArgs {
 /// Trains as the spec says, writing the run folder.
 pub fn run(args: RunArgs, lab: &super::Lab) -> CliResult {
     let spec = read_spec(&args.spec)?;
+    if spec.env.id == rl_external::ENV_ID {
+        return Err(CliError::input(format!(
+            "{}: env.id: {}",
+            args.spec.display(),
+            rl_external::NEEDS_SERVER
+        )));
+    }
     let engine = lab.engine();
     let mut prepared = engine.prepare(spec)?;
     let out = args.out.unwrap_or_else(|| default_folder(&prepared.spec));

@@ -23,5 +23,6 @@ pub fn registry_allowing(remote: UrlPolicy) -> Registry {
     rl_minatar::register(&mut registry);
     rl_classic::register(&mut registry);
     rl_remote::register(&mut registry, remote);
+    rl_external::register(&mut registry);
     registry
 }

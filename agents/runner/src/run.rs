@@ -64,18 +64,57 @@ impl Engine {
 
     /// Builds the environment described by `spec.env`.
     pub fn make_env(&self, spec: &RunSpec) -> Result<Box<dyn Env>> {
-        let env = self
-            .envs
-            .make(&spec.env.id, &spec.env.config)
-            .map_err(|e| Error::from_env_config(e, "env.config"))?;
+        self.make_env_linked(spec, None)
+    }
+
+    /// Builds the environment, an external one on `link` when given.
+    fn make_env_linked(
+        &self,
+        spec: &RunSpec,
+        link: Option<rl_external::EnvEnd>,
+    ) -> Result<Box<dyn Env>> {
+        let env = match link {
+            Some(end) => rl_external::ExternalConfig::from_json(&spec.env.config).map(|config| {
+                Box::new(rl_external::ExternalEnv::linked(config, end)) as Box<dyn Env>
+            }),
+            None => self.envs.make(&spec.env.id, &spec.env.config),
+        }
+        .map_err(|e| Error::from_env_config(e, "env.config"))?;
         rl_env::wrappers::apply_wrappers(env, &spec.env.wrappers)
             .map_err(|e| Error::from_env_config(e, "env"))
     }
 
     /// Checks `spec` and builds its environments and agent. Every input
-    /// error surfaces here, naming the spec field.
+    /// error surfaces here, naming the spec field. An external env is
+    /// built without a link: no process can reach it (see
+    /// [`Engine::prepare_linked`]).
     pub fn prepare(&self, spec: RunSpec) -> Result<PreparedRun> {
-        let env = self.make_env(&spec)?;
+        self.prepare_with(spec, None)
+    }
+
+    /// [`Engine::prepare`] for an external run (`env.id` is
+    /// [`rl_external::ENV_ID`]) on a server: its env processes connect
+    /// through `link`.
+    pub fn prepare_linked(&self, spec: RunSpec, link: rl_external::EnvEnd) -> Result<PreparedRun> {
+        if spec.env.id != rl_external::ENV_ID {
+            return Err(Error::spec(
+                "env.id",
+                format!("'{}' is not an external env: it takes no link", spec.env.id),
+            ));
+        }
+        self.prepare_with(spec, Some(link))
+    }
+
+    fn prepare_with(
+        &self,
+        spec: RunSpec,
+        link: Option<rl_external::EnvEnd>,
+    ) -> Result<PreparedRun> {
+        if spec.env.id == rl_external::ENV_ID {
+            external_eval_rules(&spec)?;
+        }
+        let env = self.make_env_linked(&spec, link)?;
+        // Never stepped: external runs do not evaluate (external_eval_rules).
         let eval_env = self.make_env(&spec)?;
         let entry = self
             .agents
@@ -99,6 +138,24 @@ impl Engine {
             agent,
         })
     }
+}
+
+/// An external env's episodes are the process's to start, so the lab
+/// cannot play greedy ones on it, between training episodes or after them:
+/// its runs must say `eval.episodes: 0` and no `eval.every_steps`, so that
+/// their summary claims no evaluation.
+fn external_eval_rules(spec: &RunSpec) -> Result<()> {
+    const WHY: &str = "an external env's episodes are started by its process, so the lab cannot play evaluation episodes on it";
+    if spec.eval.episodes != 0 {
+        return Err(Error::spec("eval.episodes", format!("must be 0: {WHY}")));
+    }
+    if spec.eval.every_steps.is_some() {
+        return Err(Error::spec(
+            "eval.every_steps",
+            format!("must be absent: {WHY}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The summary of a run: `summary.json`, and `rl-lab run --json`'s output.

@@ -224,14 +224,28 @@ fn learn(
             break;
         }
         let episode_seed = env_seed(settings.seed, Stream::TrainEpisode, counters.episodes);
-        env.reset_into(Some(episode_seed), &mut obs)
-            .map_err(Error::Env)?;
+        if let Err(e) = env.reset_into(Some(episode_seed), &mut obs) {
+            // An env that waits on another process gives up when the run is
+            // cancelled: that is the cancellation, not a failure.
+            if settings.cancel.is_cancelled() {
+                cancelled = true;
+                break;
+            }
+            return Err(Error::Env(e));
+        }
         agent.begin_episode();
         let epsilon = agent.epsilon();
         let (mut episode_return, mut length) = (0.0, 0u64);
         loop {
             let action = agent.act(&obs).map_err(Error::Agent)?;
-            let out = env.step_into(&action, &mut next_obs).map_err(Error::Env)?;
+            let out = match env.step_into(&action, &mut next_obs) {
+                Ok(out) => out,
+                Err(_) if settings.cancel.is_cancelled() => {
+                    cancelled = true;
+                    break 'episodes;
+                }
+                Err(e) => return Err(Error::Env(e)),
+            };
             counters.steps += 1;
             length += 1;
             episode_return += out.reward;

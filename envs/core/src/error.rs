@@ -53,6 +53,10 @@ pub enum Error {
         /// Why it failed, e.g. `timeout after 30 s`.
         cause: String,
     },
+    /// The environment cannot go on: the process behind it is gone, or the
+    /// run stopped while it waited for one.
+    #[error("{0}")]
+    Unavailable(String),
     /// Writing a rendered frame failed.
     #[error("could not write {path}: {message}")]
     Write {

@@ -52,7 +52,7 @@ pub struct EvaluateReply {
     responses(
         (status = 200, description = "The evaluation", body = EvaluateReply),
         (status = 400, description = "`malformed_json` or `bad_path`", body = ErrorBody),
-        (status = 409, description = "`no_checkpoint`: the run has saved no policy yet", body = ErrorBody),
+        (status = 409, description = "`no_checkpoint`: the run has saved no policy yet; `conflict`: an external run, whose episodes only its env process can start", body = ErrorBody),
         (status = 422, description = "`invalid_request`: a bad request field", body = ErrorBody),
         UnknownRun, Internal,
     ))]
@@ -82,6 +82,13 @@ async fn evaluate_run(
     .ok_or_else(|| ApiError::RunNotFound(id.clone()))?;
     let spec = RunSpec::from_value(&row.spec)
         .map_err(|e| ApiError::internal(format!("reading {id}'s stored spec"), e))?;
+    if spec.env.id == rl_external::ENV_ID {
+        return Err(ApiError::Conflict {
+            id,
+            status: row.status,
+            why: "an external run's episodes are started by its env process, so the lab cannot play one to evaluate",
+        });
+    }
     let episodes = request.episodes.unwrap_or(spec.eval.episodes.max(1));
     let seed = request.seed.unwrap_or(spec.seed);
     let reply = blocking(move || {

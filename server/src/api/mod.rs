@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod catalog;
+mod connect;
 mod evaluate;
 mod events;
 mod ops;
@@ -26,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn router() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .merge(runs::router())
+        .merge(connect::router())
         .merge(events::router())
         .merge(artifacts::router())
         .merge(evaluate::router())
