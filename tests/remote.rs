@@ -479,3 +479,151 @@ fn server_shutdown_closes_the_remote_instances() {
     server.wait_exit(Duration::from_secs(10));
     assert_eq!(adapter.open_instances(), json!({}));
 }
+
+/// `examples/cartpole-dqn.json` with its env replaced by `env` and its
+/// seed and budget set.
+fn cartpole_dqn_spec(env: Value, seed: u64, steps: u64) -> Value {
+    let text = std::fs::read_to_string(repo().join("examples/cartpole-dqn.json")).unwrap();
+    let mut spec: Value = serde_json::from_str(&text).unwrap();
+    spec["env"] = env;
+    spec["env"]["wrappers"] = json!(["episode_statistics"]);
+    spec["seed"] = json!(seed);
+    spec["budget"] = json!({"steps": steps});
+    spec
+}
+
+/// Every line of a run's metrics.jsonl, less what depends on the clock.
+fn metrics_without_times(folder: &Path) -> Vec<Value> {
+    std::fs::read_to_string(folder.join("run/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap();
+            record.as_object_mut().unwrap().remove("wall_seconds");
+            record
+        })
+        .filter(|record| record["name"] != "time/steps_per_second")
+        .collect()
+}
+
+/// Seeds mean Gymnasium's seeds, so DQN on CartPole-v1 served by the
+/// adapter (real Gymnasium in another process) learns exactly what it
+/// learns on our in-process CartPole-v1: every episode, loss and
+/// evaluation of the curve is the same number.
+#[test]
+fn dqn_on_the_adapters_cartpole_learns_the_same_curve_as_on_ours() {
+    let adapter = Adapter::gymnasium("CartPole-v1");
+    let dir = tempfile::tempdir().unwrap();
+    let mut ours = cartpole_dqn_spec(json!({"id": "CartPole-v1"}), 3, 12_000);
+    ours["eval"] = json!({"episodes": 3, "max_steps": 500, "every_steps": 4000});
+    ours["agent"]["config"]["log_every"] = json!(500);
+    let mut theirs = ours.clone();
+    theirs["env"] = remote(&adapter.url, "CartPole-v1", json!({}));
+    theirs["env"]["wrappers"] = json!(["episode_statistics"]);
+
+    let ours_summary = run_cli(&ours, &dir.path().join("ours"));
+    let theirs_summary = run_cli(&theirs, &dir.path().join("theirs"));
+    let (ours_metrics, theirs_metrics) = (
+        metrics_without_times(&dir.path().join("ours")),
+        metrics_without_times(&dir.path().join("theirs")),
+    );
+    let episodes = ours_metrics
+        .iter()
+        .filter(|r| r["kind"] == "episode")
+        .count();
+    let losses = ours_metrics
+        .iter()
+        .filter(|r| r["name"] == "train/loss")
+        .count();
+    assert!(
+        episodes > 100 && losses >= 20,
+        "{episodes} episodes, {losses} losses"
+    );
+    assert_eq!(ours_metrics.len(), theirs_metrics.len());
+    for (line, (a, b)) in ours_metrics.iter().zip(&theirs_metrics).enumerate() {
+        assert_eq!(a, b, "metrics line {line} differs");
+    }
+    assert_eq!(ours_summary["eval"], theirs_summary["eval"]);
+    assert_eq!(theirs_summary["env_connection"]["dialect"], "rl-lab");
+}
+
+/// DQN on CartPole-v1 served by the adapter reaches a greedy mean return of
+/// 475 within 100k steps on at least 2 of 3 seeds. The three runs go
+/// through `rl-lab serve`, two at a time; each is cancelled once an
+/// evaluation reaches 475, since the rest of its budget proves nothing more.
+#[test]
+fn dqn_on_the_adapters_cartpole_reaches_475_on_2_of_3_seeds() {
+    let adapter = Adapter::gymnasium("CartPole-v1");
+    let server = Server::start_in_temp(&["--max-concurrent-runs", "2"]);
+    let mut pending: Vec<(u64, String)> = (0..3)
+        .map(|seed| {
+            let mut spec = cartpole_dqn_spec(
+                remote(&adapter.url, "CartPole-v1", json!({})),
+                seed,
+                100_000,
+            );
+            spec["eval"] = json!({"episodes": 5, "max_steps": 500, "every_steps": 5000});
+            let (status, reply) = call("POST", &format!("{}/v1/runs", server.base), Some(&spec));
+            assert_eq!(status, 201, "{reply}");
+            (seed, reply["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let mut reached = Vec::new();
+    let mut missed = Vec::new();
+    let began = Instant::now();
+    while !pending.is_empty() && reached.len() < 2 {
+        assert!(
+            began.elapsed() < Duration::from_secs(900),
+            "runs still going after 15 min: reached {reached:?}, missed {missed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        pending.retain(|(seed, id)| {
+            let (_, reply) = call(
+                "GET",
+                &format!("{}/v1/runs/{id}/metrics?name=eval/mean_return", server.base),
+                None,
+            );
+            let curve = &reply["metrics"]["eval/mean_return"];
+            let best = curve["value"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_f64)
+                .fold(f64::NEG_INFINITY, f64::max);
+            if best >= 475.0 {
+                let at = curve["step"].as_array().and_then(|steps| {
+                    let values = curve["value"].as_array()?;
+                    steps
+                        .iter()
+                        .zip(values)
+                        .find(|(_, v)| v.as_f64() >= Some(475.0))
+                        .map(|(s, _)| s.clone())
+                });
+                reached.push((*seed, at));
+                call(
+                    "POST",
+                    &format!("{}/v1/runs/{id}/cancel", server.base),
+                    None,
+                );
+                return false;
+            }
+            let (_, run) = call("GET", &format!("{}/v1/runs/{id}", server.base), None);
+            match run["status"].as_str() {
+                Some("queued" | "running") => true,
+                other => {
+                    missed.push((*seed, other.map(str::to_string), best));
+                    false
+                }
+            }
+        });
+    }
+    eprintln!("reached 475 (seed, step): {reached:?}; missed: {missed:?}");
+    assert!(reached.len() >= 2, "reached {reached:?}, missed {missed:?}");
+    for (_, id) in &pending {
+        call(
+            "POST",
+            &format!("{}/v1/runs/{id}/cancel", server.base),
+            None,
+        );
+    }
+}
