@@ -323,6 +323,11 @@ fn submit_time_checks_refuse_urls_and_spaces_with_422() {
 }
 
 fn episode_returns(server: &Server, id: &str) -> Vec<f64> {
+    episode_series(server, id, "value")
+}
+
+/// One column (`value`, `wall_seconds`) of the run's episode returns.
+fn episode_series(server: &Server, id: &str, column: &str) -> Vec<f64> {
     let (_, reply) = call(
         "GET",
         &format!(
@@ -331,7 +336,7 @@ fn episode_returns(server: &Server, id: &str) -> Vec<f64> {
         ),
         None,
     );
-    serde_json::from_value(reply["metrics"]["rollout/episode_return"]["value"].clone())
+    serde_json::from_value(reply["metrics"]["rollout/episode_return"][column].clone())
         .unwrap_or_default()
 }
 
@@ -402,6 +407,7 @@ fn fails_then_resumes(fault: Fault, cause: &[&str]) {
         );
     }
     let before = episode_returns(&server, &id);
+    let before_times = episode_series(&server, &id, "wall_seconds");
     assert!(
         before.len() >= 2,
         "metrics recorded before the failure are kept"
@@ -432,8 +438,12 @@ fn fails_then_resumes(fault: Fault, cause: &[&str]) {
         BUDGET,
         "one return per episode, none twice"
     );
-    // It continued from the checkpoint: the episodes before it are the same.
+    // It continued from the checkpoint: the episodes before it are the
+    // very records written before the failure (a restart from scratch
+    // would write the same returns again, but at other times).
     assert_eq!(after[..2], before[..2]);
+    let after_times = episode_series(&server, &id, "wall_seconds");
+    assert_eq!(after_times[..2], before_times[..2]);
 }
 
 #[test]
@@ -626,4 +636,61 @@ fn dqn_on_the_adapters_cartpole_reaches_475_on_2_of_3_seeds() {
             None,
         );
     }
+}
+
+/// The env routes never make a `remote` or `external` env: either would
+/// block the server's async runtime (on another server's calls, or on a
+/// process that never comes), single instances and vector ones alike.
+#[test]
+fn the_env_routes_refuse_remote_and_external_ids() {
+    let server = Server::start_in_temp(&[]);
+    let remote_config = json!({"url": "http://127.0.0.1:9", "env_id": "CartPole-v1"});
+    for (path, body) in [
+        (
+            "/v1/envs/",
+            json!({"env_id": "remote", "config": remote_config}),
+        ),
+        (
+            "/v1/vector-envs",
+            json!({"env_id": "remote", "num_envs": 2, "config": remote_config}),
+        ),
+        ("/v1/envs/", json!({"env_id": "external"})),
+        (
+            "/v1/vector-envs",
+            json!({"env_id": "external", "num_envs": 2}),
+        ),
+    ] {
+        let (status, reply) = call("POST", &format!("{}{path}", server.base), Some(&body));
+        assert_eq!(status, 400, "{path} {body}: {reply}");
+        let message = reply["message"].as_str().unwrap_or_default();
+        assert!(message.contains("run"), "{path} {body}: {message}");
+    }
+}
+
+/// An instance the adapter reaped while it sat idle (as a run's evaluation
+/// env does through all of training) is replaced at the next reset: the
+/// episode a seed gives is the same, and the old id is gone.
+#[test]
+fn a_reaped_instance_is_reopened_at_the_next_reset() {
+    use rl_env::{Action, Env};
+    let adapter = Adapter::start(
+        None,
+        0,
+        &["--env", "CartPole-v1", "--idle-timeout", "0.5"],
+        &[],
+    );
+    let config = json!({"url": adapter.url, "env_id": "CartPole-v1"});
+    let mut env = rl_remote::RemoteEnv::connect(serde_json::from_value(config).unwrap()).unwrap();
+    let (first, _) = env.reset(Some(8)).unwrap();
+    env.step(&Action::Discrete(1)).unwrap();
+    let reaped = env.instance_id().to_string();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (again, _) = env.reset(Some(8)).unwrap();
+    assert_eq!(first, again);
+    assert_ne!(env.instance_id(), reaped);
+    env.step(&Action::Discrete(1)).unwrap();
+    assert_eq!(
+        adapter.open_instances().as_object().map(|o| o.len()),
+        Some(1)
+    );
 }

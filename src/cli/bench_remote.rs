@@ -207,7 +207,7 @@ fn decode_f32(wire: &Value, bytes: &mut Vec<u8>, values: &mut Vec<f32>) -> Resul
             let text = wire.to_string();
             return Err(failed(format!(
                 "expected batched float32 observations (an adapter of protocol 1.1 or later), got {}",
-                &text[..text.len().min(80)]
+                text.chars().take(80).collect::<String>()
             )));
         }
     };

@@ -26,3 +26,17 @@ pub fn registry_allowing(remote: UrlPolicy) -> Registry {
     rl_external::register(&mut registry);
     registry
 }
+
+/// Why `id` can be a run's environment but not an instance of the
+/// environment routes, or `None` when it can be both. A remote env steps
+/// over HTTP and an external one waits for a process: either would block
+/// the async runtime that serves the routes.
+pub fn only_for_runs(id: &str) -> Option<&'static str> {
+    match id {
+        rl_remote::ENV_ID => {
+            Some("'remote' envs are for runs; step the server that serves it directly")
+        }
+        rl_external::ENV_ID => Some(rl_external::NEEDS_SERVER),
+        _ => None,
+    }
+}

@@ -169,6 +169,27 @@ fn shape_or_int<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error>
     })
 }
 
+/// Most elements one observation or action may have: 2^26 (64 MiB of
+/// `uint8`, far beyond any frame stack). Spaces come from specs and from
+/// other processes, and a shape like `[10000000000]` must be refused, not
+/// allocated.
+pub const MAX_ELEMENTS: usize = 1 << 26;
+
+/// The number of elements of `shape`, or the error naming it when the
+/// product overflows or passes [`MAX_ELEMENTS`].
+pub fn element_count(shape: &[usize]) -> crate::Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |size, &n| size.checked_mul(n))
+        .filter(|&size| size <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            crate::Error::config(
+                "shape",
+                format!("{shape:?} has more than {MAX_ELEMENTS} elements"),
+            )
+        })
+}
+
 impl Space {
     /// `Discrete(n)` starting at 0.
     pub fn discrete(n: u64) -> Self {
@@ -219,11 +240,12 @@ impl Space {
             Space::Discrete { n, .. } if *n == 0 => {
                 Err(crate::Error::config("n", "a Discrete space needs n ≥ 1"))
             }
-            Space::Discrete { .. } | Space::MultiBinary { .. } => Ok(()),
+            Space::MultiBinary { n } => element_count(n).map(|_| ()),
+            Space::Discrete { .. } => Ok(()),
             Space::Box {
                 low, high, shape, ..
             } => {
-                let size: usize = shape.iter().product();
+                let size = element_count(shape)?;
                 for (name, b) in [("low", low), ("high", high)] {
                     if b.0.len() != 1 && b.0.len() != size {
                         return Err(crate::Error::config(

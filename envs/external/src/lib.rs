@@ -91,11 +91,12 @@ impl ExternalConfig {
                 other => other,
             })?;
         }
-        if !(config.step_timeout_seconds.is_finite() && config.step_timeout_seconds > 0.0) {
+        // At most a day: a longer wait is a typo, and `Duration` has a limit.
+        if !(config.step_timeout_seconds > 0.0 && config.step_timeout_seconds <= 86_400.0) {
             return Err(rl_env::Error::config(
                 "step_timeout_seconds",
                 format!(
-                    "{} is not a positive number of seconds",
+                    "{} is not a number of seconds in (0, 86400]",
                     config.step_timeout_seconds
                 ),
             ));

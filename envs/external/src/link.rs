@@ -159,6 +159,9 @@ impl Link {
         ] {
             let theirs: Space = serde_json::from_value(theirs.clone())
                 .map_err(|e| format!("{field}: not a space in the run spec's form: {e}"))?;
+            theirs
+                .validate()
+                .map_err(|e| format!("{field}: not a valid space: {e}"))?;
             if !protocol::same_space(ours, &theirs) {
                 return Err(format!(
                     "{field}: the run's is {ours}, the process's {theirs}"

@@ -8,10 +8,9 @@
 //! step twice.
 //!
 //! Why per phase and not ureq's one global deadline: with a global
-//! deadline ureq re-arms the socket's timeout around every read, and a
-//! call to the loopback adapter took 650-850 µs instead of 100-150 µs
-//! (measured with a 172-byte echo), which alone broke the adapter's speed
-//! goal.
+//! deadline every call to the loopback adapter took several times as long
+//! (the figures are in docs/perf/README.md), which alone broke the
+//! adapter's speed goal.
 
 use crate::wire::cut;
 use rl_env::Error;
@@ -144,7 +143,13 @@ impl Client {
 
     /// A call whose reply must be JSON with a 2xx status.
     pub fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, Error> {
-        match self.send(method, path, body, None)? {
+        let reply = self.send(method, path, body, None)?;
+        self.expect_json(method, path, reply)
+    }
+
+    /// The JSON of a 2xx reply, or the error that names what came instead.
+    pub fn expect_json(&self, method: Method, path: &str, reply: Reply) -> Result<Value, Error> {
+        match reply {
             Reply::Json(value) => Ok(value),
             Reply::NotJson(text) => Err(self.error(
                 method,
@@ -164,8 +169,12 @@ impl Client {
         loop {
             let result = self.json(Method::Get, path, None);
             let retryable = match &result {
+                // Not a timeout either: it has already cost the whole
+                // deadline, and a cancel waits for the call in flight.
                 Err(Error::Remote { cause, .. }) => {
-                    !cause.starts_with("HTTP 4") && !cause.starts_with("malformed")
+                    !cause.starts_with("HTTP 4")
+                        && !cause.starts_with("malformed")
+                        && !cause.starts_with("timeout")
                 }
                 _ => false,
             };

@@ -117,11 +117,14 @@ impl Dialect {
     }
 }
 
+/// The id a run spec names a remote env by.
+pub const ENV_ID: &str = "remote";
+
 /// Registers `remote`, making envs only from URLs `policy` allows; a
 /// refused URL is a config error on `url`, with the way to allow it.
 pub fn register(registry: &mut Registry, policy: UrlPolicy) {
     registry.register(
-        "remote",
+        ENV_ID,
         "An environment served by another process over HTTP: rl-lab's adapter (python -m rl_lab_env serve) or any gym-http-api server",
         json!({"url": null, "env_id": null, "kwargs": {}, "dialect": "auto", "timeout_seconds": default_timeout()}),
         move |config| {
@@ -151,10 +154,14 @@ impl RemoteEnv {
     /// Checks `config`, finds the dialect, creates an instance and reads
     /// its spaces (and its model, when it has one).
     pub fn connect(config: RemoteConfig) -> Result<RemoteEnv> {
-        if !(config.timeout_seconds > 0.0 && config.timeout_seconds.is_finite()) {
+        // At most a day: a longer deadline is a typo, and `Duration` has a limit.
+        if !(config.timeout_seconds > 0.0 && config.timeout_seconds <= 86_400.0) {
             return Err(Error::config(
                 "timeout_seconds",
-                format!("must be more than 0, not {}", config.timeout_seconds),
+                format!(
+                    "must be more than 0 and at most 86400 (a day), not {}",
+                    config.timeout_seconds
+                ),
             ));
         }
         parse_url(&config.url).map_err(|m| Error::config("url", m))?;
@@ -177,25 +184,7 @@ impl RemoteEnv {
             })?,
             DialectChoice::GymHttpApi => Dialect::GymHttpApi { split_flags: None },
         };
-        let mut create = json!({"env_id": config.env_id});
-        if matches!(dialect, Dialect::RlLab { .. }) || !config.kwargs.is_empty() {
-            create["kwargs"] = Value::Object(config.kwargs.clone());
-        }
-        let created = client.json(Method::Post, "/v1/envs/", Some(&create))?;
-        let instance_id = created
-            .get("instance_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                client.error(
-                    Method::Post,
-                    "/v1/envs/",
-                    format!(
-                        "malformed body: expected {{\"instance_id\"}}, got {}",
-                        snippet(&created)
-                    ),
-                )
-            })?
-            .to_string();
+        let instance_id = open_instance(&client, &config, &dialect)?;
         let base = format!("/v1/envs/{instance_id}");
         // From here on, Drop closes the instance, whatever fails next.
         let mut env = RemoteEnv {
@@ -286,6 +275,15 @@ impl RemoteEnv {
             env.model = Some(model);
         }
         Ok(env)
+    }
+
+    /// Replaces an instance the server no longer knows with a new one.
+    fn reopen(&mut self) -> Result<()> {
+        self.instance_id = open_instance(&self.client, &self.config, &self.dialect)?;
+        let base = format!("/v1/envs/{}", self.instance_id);
+        self.reset_path = format!("{base}/reset/");
+        self.step_path = format!("{base}/step/");
+        Ok(())
     }
 
     /// The dialect found at creation (and, for gym-http-api, the form of
@@ -410,8 +408,32 @@ impl Env for RemoteEnv {
             Some(seed) => json!({"seed": seed}),
             None => json!({}),
         };
+        let reply = match self
+            .client
+            .send(Method::Post, &self.reset_path, Some(&body), None)?
+        {
+            // Servers close instances left idle (the adapter and `rl-lab
+            // serve` after 600 s), and a run's evaluation env sits idle for
+            // the whole of training when it only evaluates at the end. A
+            // reset starts afresh anyway, so a new instance serves as well;
+            // only a reset without a seed loses its stream.
+            Reply::Status(400, message)
+                if message.contains("unknown") && message.contains(&self.instance_id) =>
+            {
+                tracing::info!(
+                    url = %self.config.url,
+                    instance = %self.instance_id,
+                    "the server closed an idle instance; opening a new one"
+                );
+                self.reopen()?;
+                self.client
+                    .json(Method::Post, &self.reset_path, Some(&body))?
+            }
+            reply => self
+                .client
+                .expect_json(Method::Post, &self.reset_path, reply)?,
+        };
         let path = &self.reset_path;
-        let reply = self.client.json(Method::Post, path, Some(&body))?;
         self.observe(path, &reply, obs)?;
         Ok(info_of(&reply))
     }
@@ -514,4 +536,27 @@ fn info_of(reply: &Value) -> Info {
         prob: reply["info"]["prob"].as_f64(),
         ..Info::default()
     }
+}
+
+/// Creates an instance of `config.env_id` on the server; its id.
+fn open_instance(client: &Client, config: &RemoteConfig, dialect: &Dialect) -> Result<String> {
+    let mut create = json!({"env_id": config.env_id});
+    if matches!(dialect, Dialect::RlLab { .. }) || !config.kwargs.is_empty() {
+        create["kwargs"] = Value::Object(config.kwargs.clone());
+    }
+    let created = client.json(Method::Post, "/v1/envs/", Some(&create))?;
+    created
+        .get("instance_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            client.error(
+                Method::Post,
+                "/v1/envs/",
+                format!(
+                    "malformed body: expected {{\"instance_id\"}}, got {}",
+                    snippet(&created)
+                ),
+            )
+        })
 }

@@ -93,12 +93,7 @@ impl UrlPolicy {
     /// Whether `url` may be reached, or the message that says why not and
     /// how to allow it.
     pub fn check(&self, url: &str) -> Result<(), String> {
-        let (scheme, host, port) = parse_url(url)?;
-        if !matches!(scheme.as_str(), "http" | "https") {
-            return Err(format!(
-                "'{url}': only http:// and https:// URLs are served"
-            ));
-        }
+        let (_, host, port) = parse_url(url)?;
         match self {
             UrlPolicy::Any => Ok(()),
             UrlPolicy::LoopbackAnd(patterns) => {
@@ -148,6 +143,18 @@ pub fn parse_url(url: &str) -> Result<(String, String, u16), String> {
         .split_once("://")
         .ok_or_else(|| format!("'{url}' is not a URL such as http://127.0.0.1:5000"))?;
     let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "'{url}': only http:// and https:// URLs are accepted"
+        ));
+    }
+    // The protocol's paths are appended to the URL: a query or fragment
+    // would swallow them and point the calls at any path of the host.
+    if rest.contains(['?', '#', '\\']) {
+        return Err(format!(
+            "'{url}': a query, fragment or backslash is not accepted; give the server's base URL"
+        ));
+    }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
         return Err(format!("'{url}': credentials in the URL are not accepted"));
@@ -174,9 +181,8 @@ fn normalize_ip(host: &str) -> String {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    // Not `*.localhost`: a resolver may send those names to DNS.
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -185,6 +191,21 @@ mod tests {
 
     fn allow(patterns: &[&str]) -> UrlPolicy {
         UrlPolicy::LoopbackAnd(patterns.iter().map(|p| p.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn queries_fragments_and_other_schemes_are_refused() {
+        let policy = UrlPolicy::default();
+        for url in [
+            "http://127.0.0.1:9000/admin?x=",
+            "http://127.0.0.1:9000/#",
+            "http://127.0.0.1:9000\\@evil.example",
+            "ftp://127.0.0.1/",
+            "http://app.localhost:5000",
+            "http://127.0.0.1@evil.example",
+        ] {
+            assert!(policy.check(url).is_err(), "{url}");
+        }
     }
 
     #[test]

@@ -470,7 +470,7 @@ fn array_member(name: &str, wire: &Value) -> Result<Member, String> {
                         snippet(wire)
                     )
                 })?;
-            let size = shape.iter().product();
+            let size = checked_size(&shape)?;
             Ok(Member::Array {
                 low: vec![0.0; size],
                 high: vec![1.0; size],
@@ -481,7 +481,7 @@ fn array_member(name: &str, wire: &Value) -> Result<Member, String> {
         "MultiDiscrete" => {
             let (nvec, start) = multi_discrete(wire)?;
             let shape = shape_of(wire).unwrap_or_else(|| vec![nvec.len()]);
-            if shape.iter().product::<usize>() != nvec.len() {
+            if checked_size(&shape)? != nvec.len() {
                 return Err(format!(
                     "the shape of {} does not match its nvec",
                     snippet(wire)
@@ -518,7 +518,7 @@ fn array_member(name: &str, wire: &Value) -> Result<Member, String> {
                     ));
                 }
             };
-            let size: usize = shape.iter().product();
+            let size = checked_size(&shape)?;
             let bound = |field: &str| -> Result<Vec<f64>, String> {
                 let values = numbers(wire.get(field))
                     .ok_or_else(|| format!("a Box needs \"{field}\", got {}", snippet(wire)))?;
@@ -561,9 +561,22 @@ fn unwire_bound(x: f64) -> f64 {
     }
 }
 
+/// The element count of a space's shape, refused past
+/// [`rl_env::space::MAX_ELEMENTS`] before anything that size is allocated.
+fn checked_size(shape: &[usize]) -> Result<usize, String> {
+    rl_env::space::element_count(shape).map_err(|e| match e {
+        rl_env::Error::Config { message, .. } => format!("the shape {message}"),
+        other => other.to_string(),
+    })
+}
+
 fn shape_of(wire: &Value) -> Option<Vec<usize>> {
-    let values = numbers(wire.get("shape"))?;
-    values
+    shape_field(wire.get("shape"))
+}
+
+/// A `shape` field's sizes, however written (see [`numbers`]).
+fn shape_field(field: Option<&Value>) -> Option<Vec<usize>> {
+    numbers(field)?
         .into_iter()
         .map(|x| (x >= 0.0 && x.fract() == 0.0).then_some(x as usize))
         .collect()
@@ -778,7 +791,7 @@ fn fill_base64(
 ) -> Result<(), String> {
     let encoded = fields.get("base64").and_then(Value::as_str);
     let dtype = fields.get("dtype").and_then(Value::as_str);
-    let sent_shape = shape_of(&Value::Object(fields.clone()));
+    let sent_shape = shape_field(fields.get("shape"));
     match (encoded, dtype) {
         (Some(encoded), Some("uint8")) => {
             if sent_shape.as_deref().is_some_and(|s| s != shape) {

@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 import struct
+from typing import Any
 from urllib.parse import urlsplit
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -161,9 +162,20 @@ class WebSocket:
         payload = self._read_exactly(length)
         return fin, opcode, _mask(payload, key) if key else payload
 
-    def recv_text(self) -> str:
+    def recv_text(self, timeout: Any = ...) -> str:
         """The next text message; answers pings on the way. A close frame
-        from the server raises :class:`ConnectionClosed` with its reason."""
+        from the server raises :class:`ConnectionClosed` with its reason.
+        ``timeout`` overrides the connection's for this message (``None``:
+        wait as long as it takes)."""
+        if timeout is ...:
+            return self._recv_text()
+        self._sock.settimeout(timeout)
+        try:
+            return self._recv_text()
+        finally:
+            self._sock.settimeout(self.timeout)
+
+    def _recv_text(self) -> str:
         parts: list[bytes] = []
         while True:
             fin, opcode, payload = self._read_frame()

@@ -46,6 +46,12 @@ class MethodNotAllowed(ProtocolError):
     status = 405
 
 
+class BodyTooLarge(ProtocolError):
+    """A request body over the adapter's limit: refused unread."""
+
+    status = 413
+
+
 class TooManyInstances(ProtocolError):
     """The `--max-instances` cap: close an instance before opening another."""
 

@@ -24,7 +24,7 @@ Example (``python/rl-lab-env/examples/external_cartpole.py`` is a whole one)::
         except RunFinished:  # any call, once the run has its budget
             pass
 
-Every call waits at most ``timeout`` seconds for the lab's answer and raises
+Every call but ``start_episode`` waits at most ``timeout`` seconds for the lab's answer and raises
 :class:`TimeoutError` past it (the connection is then closed: its state is
 unknown). The lab, for its part, waits at most the run's
 ``step_timeout_seconds`` for the process's next message mid-episode.
@@ -166,10 +166,10 @@ class PolicyClient:
             raise Refused(reply["reason"])
         self.run_id = reply["run_id"]
 
-    def _request(self, message: dict) -> dict:
+    def _request(self, message: dict, timeout: Any = ...) -> dict:
         try:
             self._socket.send_text(json.dumps(message, allow_nan=False))
-            reply = json.loads(self._socket.recv_text())
+            reply = json.loads(self._socket.recv_text(timeout))
         except TimeoutError as e:
             self._socket.close(1001, "timed out")
             raise TimeoutError(f"{message['type']}: no answer from the lab within {self.timeout} s") from e
@@ -181,8 +181,12 @@ class PolicyClient:
         return reply
 
     def start_episode(self) -> str:
-        """A new episode's id. Raises :class:`RunFinished` once the run has its budget."""
-        return self._request({"type": "start_episode"})["episode_id"]
+        """A new episode's id. Raises :class:`RunFinished` once the run has its budget.
+
+        It waits as long as the run takes to start (a queued run answers once
+        a worker takes it up), without ``timeout``: that deadline is for the
+        agent's answers, which come at once once the run runs."""
+        return self._request({"type": "start_episode"}, timeout=None)["episode_id"]
 
     def get_action(self, episode_id: str, observation: Any) -> Any:
         """The agent's action for ``observation``: an int for a Discrete

@@ -20,8 +20,12 @@ import numpy as np
 
 from rl_lab_env import PROTOCOL, PROTOCOL_VERSION, __version__
 from rl_lab_env import spaces as wire
-from rl_lab_env.errors import BadRequest, MethodNotAllowed, NotFound, ProtocolError
+from rl_lab_env.errors import BadRequest, BodyTooLarge, MethodNotAllowed, NotFound, ProtocolError
 from rl_lab_env.instances import Instance, Registry, VectorInstance
+
+#: Largest request body read: a 4,096-copy vector step of large actions fits
+#: well within it, and a client cannot make the adapter buffer gigabytes.
+MAX_BODY_BYTES = 64 << 20
 
 #: What a handler returns: a JSON-able body, or NO_CONTENT for a 204.
 NO_CONTENT = object()
@@ -266,6 +270,10 @@ class AdapterHandler(BaseHTTPRequestHandler):
         except ValueError:
             self.close_connection = True
             raise BadRequest("Content-Length is not a number") from None
+        if length > MAX_BODY_BYTES:
+            # Unread, so the connection cannot be reused.
+            self.close_connection = True
+            raise BodyTooLarge(f"a request body of {length} bytes is over the adapter's limit of {MAX_BODY_BYTES}")
         raw = self.rfile.read(length) if length > 0 else b""
         if not raw.strip():
             return None

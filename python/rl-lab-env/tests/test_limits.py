@@ -38,3 +38,18 @@ def test_idle_instances_are_reaped_and_used_ones_kept(start_adapter):
     # before the reaper comes round.
     time.sleep(IDLE_TIMEOUT * 1.1)
     assert adapter.call("GET", f"/v1/envs/{used}/")[0] == 400
+
+
+def test_a_body_over_the_limit_is_refused_unread(cartpole):
+    import socket
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(cartpole.url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 999999999999\r\n\r\n"
+        )
+        reply = sock.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 413"), reply
+    assert "limit" in reply

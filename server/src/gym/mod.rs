@@ -235,12 +235,8 @@ pub(crate) fn step_single(instance: &Instance, id: &str, request: StepRequest) -
 async fn create(State(state): State<Shared>, RequestBody(body): RequestBody) -> Result<Response> {
     let request: CreateEnv = wire::body(&body)?;
     let env_id = request.env_id.ok_or(GymError::MissingParam("env_id"))?;
-    if env_id == "remote" {
-        // A remote env steps over HTTP itself: proxying it here would block
-        // the async runtime on another server's calls.
-        return Err(GymError::BadRequest(
-            "'remote' envs are for runs; step the server that serves it directly".into(),
-        ));
+    if let Some(why) = rl_runner::envs::only_for_runs(&env_id) {
+        return Err(GymError::BadRequest(why.into()));
     }
     let config = &state.config;
     state.envs.check_room(config.max_instances)?;

@@ -139,6 +139,9 @@ pub(super) async fn create(
 ) -> Result<Response> {
     let request: CreateVector = wire::body(&body)?;
     let env_id = request.env_id.ok_or(GymError::MissingParam("env_id"))?;
+    if let Some(why) = rl_runner::envs::only_for_runs(&env_id) {
+        return Err(GymError::BadRequest(why.into()));
+    }
     let num_envs = request.num_envs.ok_or(GymError::MissingParam("num_envs"))?;
     if !(1..=MAX_NUM_ENVS).contains(&num_envs) {
         return Err(GymError::BadRequest(format!(
