@@ -578,3 +578,79 @@ fn shutdown_closes_every_instance_and_signals_the_server() {
         .expect("the shutdown signal fires")
         .unwrap();
 }
+
+/// gym-http-api's parameter rules, route by route, as its server
+/// (`gym_http_server.py`) applies them: a required parameter that is
+/// absent, `null`, `""` or `[]` is "not provided" (400, naming it);
+/// `monitor/start` requires `directory` and checks it before the instance;
+/// `upload` requires `training_dir`, then `api_key`; an optional parameter
+/// given as `null`, `""` or `[]` takes its default.
+#[test]
+fn gym_http_api_parameter_rules() {
+    let server = TestServer::start(|_| {});
+    let missing = |path: &str, body: &str, name: &str| {
+        let (status, reply) = server.call("POST", path, body);
+        assert_eq!(status, 400, "{path} {body}: {reply}");
+        assert_eq!(
+            message(&reply),
+            format!("A required request parameter '{name}' was not provided"),
+            "{path} {body}"
+        );
+    };
+    for empty in ["", "null", r#""""#, "[]"] {
+        let field = |name: &str| format!("{{\"{name}\": {empty}}}").replace(": }", ": null}");
+        missing("/v1/envs/", &field("env_id"), "env_id");
+        let id = server.create("CartPole-v1", Some(1));
+        server.call("POST", &format!("/v1/envs/{id}/reset/"), "null");
+        missing(&format!("/v1/envs/{id}/step/"), &field("action"), "action");
+        missing(
+            &format!("/v1/envs/{id}/monitor/start/"),
+            &field("directory"),
+            "directory",
+        );
+        missing("/v1/upload/", &field("training_dir"), "training_dir");
+        missing(
+            "/v1/upload/",
+            &format!("{{\"training_dir\": \"tmp\", \"api_key\": {empty}}}")
+                .replace(": }", ": null}"),
+            "api_key",
+        );
+        // Optional parameters given empty take their defaults.
+        let (status, reply) = server.call(
+            "POST",
+            &format!("/v1/envs/{id}/step/"),
+            &format!("{{\"action\": 0, \"render\": {empty}}}").replace(": }", ": null}"),
+        );
+        assert_eq!(status, 200, "render {empty}: {reply}");
+        let (status, reply) = server.call(
+            "POST",
+            &format!("/v1/envs/{id}/monitor/start/"),
+            &format!(
+                "{{\"directory\": \"tmp\", \"force\": {empty}, \"resume\": {empty}, \"video_callable\": false}}"
+            )
+            .replace(": ,", ": null,"),
+        );
+        assert_eq!(status, 204, "force/resume {empty}: {reply}");
+        server.call("POST", &format!("/v1/envs/{id}/monitor/close/"), "");
+    }
+    // An empty body has no parameter at all.
+    missing("/v1/envs/", "", "env_id");
+    missing("/v1/upload/", "{}", "training_dir");
+    // The parameter is checked before the instance, as the original does;
+    // with it, an unknown instance is the error.
+    missing("/v1/envs/nope0000/monitor/start/", "{}", "directory");
+    let (status, reply) = server.call(
+        "POST",
+        "/v1/envs/nope0000/monitor/start/",
+        r#"{"directory": "tmp"}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(message(&reply).contains("Instance_id nope0000"), "{reply}");
+    // A well-formed upload: nothing to upload to any more.
+    let (status, _) = server.call(
+        "POST",
+        "/v1/upload/",
+        r#"{"training_dir": "tmp", "api_key": "k", "algorithm_id": ""}"#,
+    );
+    assert_eq!(status, 410);
+}

@@ -576,7 +576,7 @@ async fn every_status_a_route_answers_is_in_the_openapi_document() {
         (
             "POST",
             "/v1/envs/{instance_id}/monitor/start/",
-            r#"{"video_callable": false}"#,
+            r#"{"directory": "tmp", "video_callable": false}"#,
             204,
         ),
         ("POST", "/v1/envs/{instance_id}/monitor/close/", "", 204),
@@ -601,12 +601,25 @@ async fn every_status_a_route_answers_is_in_the_openapi_document() {
     std::fs::remove_dir_all(&monitor).unwrap();
     std::fs::write(&monitor, "not a folder").unwrap();
     let start = "/v1/envs/{instance_id}/monitor/start/";
-    h.expect("POST", start, &single(start), None, 500).await;
+    h.expect(
+        "POST",
+        start,
+        &single(start),
+        Some(r#"{"directory": "tmp"}"#),
+        500,
+    )
+    .await;
 
     let upload = "/v1/upload/";
     h.expect("POST", upload, upload, Some("{}"), 400).await;
-    h.expect("POST", upload, upload, Some(r#"{"api_key": "k"}"#), 410)
-        .await;
+    h.expect(
+        "POST",
+        upload,
+        upload,
+        Some(r#"{"training_dir": "tmp", "api_key": "k"}"#),
+        410,
+    )
+    .await;
 
     let vectors = "/v1/vector-envs";
     let bad = r#"{"env_id": "CartPole-v1", "num_envs": 0}"#;

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 pub struct CreateEnv {
     /// A registered id, e.g. `CartPole-v1`; gym's old ids such as
     /// `CartPole-v0` and `FrozenLake-v0` resolve too. Required.
+    #[serde(default, deserialize_with = "super::wire::lenient")]
     pub env_id: Option<String>,
     /// Seeds the first reset and `action_space/sample`.
     pub seed: Option<u64>,
@@ -72,6 +73,7 @@ pub struct StepRequest {
     pub action: Option<Value>,
     /// Accepted and ignored: the server has no screen. Use monitor/start
     /// to record GIFs.
+    #[serde(default, deserialize_with = "super::wire::lenient")]
     pub render: Option<bool>,
 }
 
@@ -120,16 +122,21 @@ pub struct Member {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorStart {
-    /// Accepted and ignored: recordings go under the server's data
-    /// folder, in `monitor/<instance_id>/`, never at a client's path.
+    /// Required, as gym-http-api requires it, but otherwise ignored:
+    /// recordings go under the server's data folder, in
+    /// `monitor/<instance_id>/`, never at a client's path.
+    #[serde(default, deserialize_with = "super::wire::lenient")]
     pub directory: Option<String>,
     /// Empty the instance's monitor folder first.
+    #[serde(default, deserialize_with = "super::wire::lenient")]
     pub force: Option<bool>,
     /// Accepted; episodes are always appended to an existing folder.
+    #[serde(default, deserialize_with = "super::wire::lenient")]
     pub resume: Option<bool>,
     /// `false`: statistics only; `true`: a GIF of every episode; absent
     /// or `null`: gym's capped cubic schedule (episodes 0, 1, 8, 27, …, then
     /// every 1,000th).
+    #[serde(default, deserialize_with = "super::wire::lenient")]
     pub video_callable: Option<bool>,
 }
 
@@ -137,10 +144,13 @@ pub struct MonitorStart {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Upload {
-    /// gym's training directory.
+    /// gym's training directory. Required.
+    #[serde(default, deserialize_with = "super::wire::lenient")]
     pub training_dir: Option<String>,
     /// The OpenAI Gym scoreboard key. Required.
+    #[serde(default, deserialize_with = "super::wire::lenient")]
     pub api_key: Option<String>,
     /// gym's algorithm id.
+    #[serde(default, deserialize_with = "super::wire::lenient")]
     pub algorithm_id: Option<String>,
 }

@@ -185,7 +185,7 @@ fn check_options(env_id: &str, options: Option<&Value>) -> Result<()> {
 
 /// Steps a single instance: the reply body, serialised.
 pub(crate) fn step_single(instance: &Instance, id: &str, request: StepRequest) -> Result<Reply> {
-    let action = request.action.ok_or(GymError::MissingParam("action"))?;
+    let action = wire::required(request.action, "action")?;
     let mut guard = lock(single_of(instance, id)?, id)?;
     let single = &mut *guard;
     let space = single.env.action_space();
@@ -234,7 +234,7 @@ pub(crate) fn step_single(instance: &Instance, id: &str, request: StepRequest) -
 )]
 async fn create(State(state): State<Shared>, RequestBody(body): RequestBody) -> Result<Response> {
     let request: CreateEnv = wire::body(&body)?;
-    let env_id = request.env_id.ok_or(GymError::MissingParam("env_id"))?;
+    let env_id = wire::required(request.env_id, "env_id")?;
     if let Some(why) = rl_runner::envs::only_for_runs(&env_id) {
         return Err(GymError::BadRequest(why.into()));
     }
@@ -480,6 +480,9 @@ async fn monitor_start(
     RequestBody(body): RequestBody,
 ) -> Result<StatusCode> {
     let request: MonitorStart = wire::body(&body)?;
+    // Required, and checked before the instance, as gym-http-api did;
+    // its value is not used (see `MonitorStart::directory`).
+    wire::required(request.directory, "directory")?;
     let instance = state.instance(&id)?;
     single_of(&instance, &id)?;
     let videos = match request.video_callable {
@@ -567,9 +570,9 @@ async fn close(State(state): State<Shared>, Path(id): Path<String>) -> Result<St
 )]
 async fn upload(RequestBody(body): RequestBody) -> Result<Response> {
     let request: Upload = wire::body(&body)?;
-    if request.api_key.is_none() {
-        return Err(GymError::MissingParam("api_key"));
-    }
+    // gym-http-api's order: the directory, then the key.
+    wire::required(request.training_dir, "training_dir")?;
+    wire::required(request.api_key, "api_key")?;
     Err(GymError::UploadClosed)
 }
 
@@ -670,7 +673,11 @@ mod tests {
                 "/v1/envs/{instance_id}/observation_space/contains",
                 "{}",
             ),
-            ("POST", "/v1/envs/{instance_id}/monitor/start/", ""),
+            (
+                "POST",
+                "/v1/envs/{instance_id}/monitor/start/",
+                r#"{"directory": "tmp"}"#,
+            ),
             ("POST", "/v1/envs/{instance_id}/monitor/close/", ""),
             ("GET", "/v1/vector-envs/{instance_id}", ""),
             ("POST", "/v1/vector-envs/{instance_id}/reset", ""),

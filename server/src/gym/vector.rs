@@ -35,8 +35,10 @@ const INLINE_COPIES: usize = 256;
 #[serde(deny_unknown_fields)]
 pub struct CreateVector {
     /// A registered id, e.g. `CartPole-v1`. Required.
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub env_id: Option<String>,
     /// Number of copies, 1 to 4,096. Required.
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub num_envs: Option<usize>,
     /// Seeds the first reset: copy `i` gets `seed + i`.
     pub seed: Option<u64>,
@@ -86,6 +88,7 @@ pub struct ResetVectorReply {
 pub struct StepVector {
     /// One action per copy, in copy order. Required.
     #[schema(schema_with = wire::actions_schema)]
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub actions: Option<Vec<Value>>,
 }
 
@@ -138,11 +141,11 @@ pub(super) async fn create(
     RequestBody(body): RequestBody,
 ) -> Result<Response> {
     let request: CreateVector = wire::body(&body)?;
-    let env_id = request.env_id.ok_or(GymError::MissingParam("env_id"))?;
+    let env_id = wire::required(request.env_id, "env_id")?;
     if let Some(why) = rl_runner::envs::only_for_runs(&env_id) {
         return Err(GymError::BadRequest(why.into()));
     }
-    let num_envs = request.num_envs.ok_or(GymError::MissingParam("num_envs"))?;
+    let num_envs = wire::required(request.num_envs, "num_envs")?;
     if !(1..=MAX_NUM_ENVS).contains(&num_envs) {
         return Err(GymError::BadRequest(format!(
             "num_envs must be between 1 and {MAX_NUM_ENVS}, got {num_envs}"
@@ -279,7 +282,7 @@ pub(super) async fn step(
     RequestBody(body): RequestBody,
 ) -> Result<Response> {
     let request: StepVector = wire::body(&body)?;
-    let actions = request.actions.ok_or(GymError::MissingParam("actions"))?;
+    let actions = wire::required(request.actions, "actions")?;
     let instance = state.instance(&id)?;
     vector_of(&instance, &id)?;
     let body = run(instance, id, move |instance, id| {

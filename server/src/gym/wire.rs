@@ -4,8 +4,8 @@
 use super::error::{GymError, Result};
 use axum::body::Bytes;
 use rl_env::{Action, DType, Space};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ArrayBuilder, Object, OneOfBuilder, Schema, Type};
@@ -31,6 +31,62 @@ pub fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T> {
         Err(e) if e.is_data() => Err(GymError::BadRequest(format!("invalid request body: {e}"))),
         Err(e) => Err(GymError::MalformedJson(e.to_string())),
     }
+}
+
+/// A value a required parameter may hold. gym-http-api counts `null`,
+/// `""` and `[]` as not provided, and its clients rely on the message
+/// that names the parameter.
+pub trait Provided {
+    /// Whether the value counts as given.
+    fn provided(&self) -> bool;
+}
+
+impl Provided for String {
+    fn provided(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+impl Provided for Value {
+    fn provided(&self) -> bool {
+        !(self.is_null() || self.as_str() == Some("") || self.as_array().is_some_and(Vec::is_empty))
+    }
+}
+
+impl<T> Provided for Vec<T> {
+    fn provided(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+impl Provided for usize {
+    fn provided(&self) -> bool {
+        true
+    }
+}
+
+/// A required parameter, or gym-http-api's `A required request parameter
+/// 'name' was not provided`.
+pub fn required<T: Provided>(value: Option<T>, name: &'static str) -> Result<T> {
+    value
+        .filter(Provided::provided)
+        .ok_or(GymError::MissingParam(name))
+}
+
+/// Reads an optional parameter as gym-http-api did: `null`, `""` and `[]`
+/// mean "absent, take the default", and anything else must be a `T`.
+pub fn lenient<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let value = Value::deserialize(d)?;
+    if !value.provided() {
+        return Ok(None);
+    }
+    T::deserialize(value)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn bound(x: f64) -> f64 {

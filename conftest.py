@@ -1,0 +1,2 @@
+import test_api
+test_api.port = "43103"
