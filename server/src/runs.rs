@@ -518,7 +518,7 @@ impl RunManager {
             .run(id)?
             .ok_or_else(|| RunFailure::Vanished(id.into()))?;
         let spec = RunSpec::from_value(&row.spec)?;
-        let mut prepared = if spec.env.id == rl_external::ENV_ID {
+        let mut prepared = if spec.env_is_external() {
             let config =
                 ExternalConfig::from_json(&spec.env.config).map_err(rl_runner::Error::Env)?;
             let env_end = lock(&self.queue.0)

@@ -24,14 +24,15 @@ pub enum BenchCommand {
 pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Seconds to spend on each workload.
     #[arg(long, default_value_t = 2.0)]
-    seconds: f64,
+    pub seconds: f64,
 }
 
 impl BenchArgs {
-    fn budget(&self) -> Result<Duration, CliError> {
+    /// `--seconds` as a duration, checked.
+    pub fn budget(&self) -> Result<Duration, CliError> {
         if self.seconds.is_finite() && self.seconds > 0.0 && self.seconds <= 3600.0 {
             Ok(Duration::from_secs_f64(self.seconds))
         } else {

@@ -34,12 +34,10 @@ pub struct RemoteBenchArgs {
     /// Copies in the vector instance.
     #[arg(long, default_value_t = 64)]
     num_envs: usize,
-    /// Seconds for each of the three figures.
-    #[arg(long, default_value_t = 2.0)]
-    seconds: f64,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    /// `--seconds` per workload (the steps and echoes, which alternate,
+    /// get it each; the vector instance once) and `--json`.
+    #[command(flatten)]
+    common: super::bench::BenchArgs,
 }
 
 /// What `--json` prints.
@@ -81,19 +79,13 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 
 /// Measures and prints.
 pub fn bench_remote(args: RemoteBenchArgs) -> CliResult {
-    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
-        return Err(CliError::input(format!(
-            "--seconds: {} is not a duration in (0, 3600]",
-            args.seconds
-        )));
-    }
     if args.num_envs == 0 || args.num_envs > 4096 {
         return Err(CliError::input(format!(
             "--num-envs: {} is not in 1..=4096",
             args.num_envs
         )));
     }
-    let budget = Duration::from_secs_f64(args.seconds);
+    let budget = args.common.budget()?;
     let config = RemoteConfig {
         url: args.url.clone(),
         env_id: args.env_id.clone(),
@@ -151,7 +143,7 @@ pub fn bench_remote(args: RemoteBenchArgs) -> CliResult {
         },
         vector,
     };
-    if args.json {
+    if args.common.json {
         print_json(&report)
     } else {
         say!(
@@ -246,6 +238,28 @@ fn vector_rate(
         .as_str()
         .ok_or_else(|| failed(format!("no instance_id in {created}")))?
         .to_string();
+    let measured = step_vector(client, args, &id, n_actions, budget);
+    // Closed whether or not the measurement failed: the adapter caps its
+    // instances.
+    let closed = client.json(Method::Post, &format!("/v1/vector-envs/{id}/close"), None);
+    let (calls, elapsed) = measured?;
+    closed.map_err(failed)?;
+    Ok(Vector {
+        num_envs: args.num_envs,
+        env_steps_per_second: (calls as usize * args.num_envs) as f64 / elapsed,
+        calls,
+    })
+}
+
+/// Steps vector instance `id` for `budget`: the calls made and the seconds
+/// they took.
+fn step_vector(
+    client: &Client,
+    args: &RemoteBenchArgs,
+    id: &str,
+    n_actions: i64,
+    budget: Duration,
+) -> Result<(u64, f64), CliError> {
     let step_path = format!("/v1/vector-envs/{id}/step");
     client
         .json(Method::Post, &format!("/v1/vector-envs/{id}/reset"), None)
@@ -279,13 +293,5 @@ fn vector_rate(
         }
         calls += 1;
     }
-    let elapsed = began.elapsed().as_secs_f64();
-    client
-        .json(Method::Post, &format!("/v1/vector-envs/{id}/close"), None)
-        .map_err(failed)?;
-    Ok(Vector {
-        num_envs: args.num_envs,
-        env_steps_per_second: (calls as usize * args.num_envs) as f64 / elapsed,
-        calls,
-    })
+    Ok((calls, began.elapsed().as_secs_f64()))
 }

@@ -21,7 +21,7 @@ pub struct RunArgs {
 /// Trains as the spec says, writing the run folder.
 pub fn run(args: RunArgs, lab: &super::Lab) -> CliResult {
     let spec = read_spec(&args.spec)?;
-    if spec.env.id == rl_external::ENV_ID {
+    if spec.env_is_external() {
         return Err(CliError::input(format!(
             "{}: env.id: {}",
             args.spec.display(),

@@ -96,7 +96,7 @@ impl Engine {
     /// [`rl_external::ENV_ID`]) on a server: its env processes connect
     /// through `link`.
     pub fn prepare_linked(&self, spec: RunSpec, link: rl_external::EnvEnd) -> Result<PreparedRun> {
-        if spec.env.id != rl_external::ENV_ID {
+        if !spec.env_is_external() {
             return Err(Error::spec(
                 "env.id",
                 format!("'{}' is not an external env: it takes no link", spec.env.id),
@@ -110,7 +110,7 @@ impl Engine {
         spec: RunSpec,
         link: Option<rl_external::EnvEnd>,
     ) -> Result<PreparedRun> {
-        if spec.env.id == rl_external::ENV_ID {
+        if spec.env_is_external() {
             external_eval_rules(&spec)?;
         }
         let env = self.make_env_linked(&spec, link)?;

@@ -160,6 +160,13 @@ pub struct CheckpointSpec {
 }
 
 impl RunSpec {
+    /// Whether the env is one that env processes drive over a server's
+    /// WebSocket (`"external"`): such a run needs `rl-lab serve`, a link,
+    /// and no evaluation.
+    pub fn env_is_external(&self) -> bool {
+        self.env.id == rl_external::ENV_ID
+    }
+
     /// Reads a spec from JSON text. Errors name the JSON path of the bad value.
     pub fn from_json(text: &str) -> Result<Self> {
         let de = &mut serde_json::Deserializer::from_str(text);

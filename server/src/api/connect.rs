@@ -58,7 +58,7 @@ async fn connect(
             why: "only a run whose env.id is \"external\" takes env processes",
         };
         let spec = RunSpec::from_value(&row.spec).map_err(|_| not_external())?;
-        if spec.env.id != rl_external::ENV_ID {
+        if !spec.env_is_external() {
             return Err(not_external());
         }
         let config = ExternalConfig::from_json(&spec.env.config)

@@ -82,7 +82,7 @@ async fn evaluate_run(
     .ok_or_else(|| ApiError::RunNotFound(id.clone()))?;
     let spec = RunSpec::from_value(&row.spec)
         .map_err(|e| ApiError::internal(format!("reading {id}'s stored spec"), e))?;
-    if spec.env.id == rl_external::ENV_ID {
+    if spec.env_is_external() {
         return Err(ApiError::Conflict {
             id,
             status: row.status,
