@@ -43,6 +43,15 @@ const MIGRATIONS: &[&str] = &[
         event_id INTEGER NOT NULL
     );
     CREATE INDEX metrics_run_name ON metrics(run_id, name, step);",
+    // 2: a row may stand for a window of points rather than one (the
+    // recording policy of docs/server.md): `value` is then the window's
+    // mean, at the window's last step, and `count`, `min`, `max` and `last`
+    // describe the window. All four are NULL for a single point, so a
+    // reader that only knows `value` still plots the right curve.
+    "ALTER TABLE metrics ADD COLUMN count INTEGER;
+    ALTER TABLE metrics ADD COLUMN min REAL;
+    ALTER TABLE metrics ADD COLUMN max REAL;
+    ALTER TABLE metrics ADD COLUMN last REAL;",
 ];
 
 /// Opens a connection in WAL mode, waiting up to 10 s on a busy database.
