@@ -375,9 +375,24 @@ struct MetricsQuery {
     name: Option<String>,
     /// Only values after this step.
     after_step: Option<u64>,
-    /// Most values per metric, 1 to 100,000 (default 10,000).
+    /// Most stored rows per metric, 1 to 100,000 (default 10,000), from the
+    /// first after `after_step`. Not with `max_points`.
     limit: Option<usize>,
+    /// Downsample for plotting: at most this many points per metric, 3 to
+    /// 100,000, covering every stored row after `after_step`. A series with
+    /// no more rows comes whole. Otherwise its first and last rows come as
+    /// they are, and the rows between are summed in equal step ranges, one
+    /// point each (its last step, the mean, and the `min`, `max` and `count`
+    /// of the points in it, so spikes stay visible); the ranges are aligned
+    /// to the store's rollups, so a long series gets between half and all of
+    /// `max_points`. Without it, every stored row up to `limit`.
+    #[param(minimum = 3, maximum = 100_000)]
+    max_points: Option<usize>,
 }
+
+/// The bounds of `max_points`: the first row, the last, and at least one
+/// bucket between; at most as many points as `limit` allows rows.
+const MAX_POINTS: std::ops::RangeInclusive<usize> = 3..=100_000;
 
 /// A run's metrics, by name.
 #[derive(Serialize, ToSchema)]
@@ -386,23 +401,34 @@ pub struct MetricsReply {
     pub metrics: BTreeMap<String, MetricSeries>,
 }
 
-/// One metric as columns, ready to plot: entry `i` of each is one value.
+/// One metric as columns, ready to plot: entry `i` of each is one point.
+/// A point may stand for several recorded values (a window the recording
+/// policy stored as one row, or a bucket of a downsampled read): `value` is
+/// then their mean at the last one's step, and `min`, `max` and `count`
+/// describe them. For a single value, `min = max = value` and `count = 1`.
 #[derive(Serialize, ToSchema, Default)]
 pub struct MetricSeries {
-    /// The env step of each value.
+    /// The env step of each point (its last value's).
     pub step: Vec<u64>,
-    /// The values.
+    /// The values (the mean, for a point of several).
     pub value: Vec<f64>,
-    /// Seconds since training began, at each value.
+    /// Seconds since training began, at each point's last value.
     pub wall_seconds: Vec<f64>,
+    /// The smallest value each point stands for.
+    pub min: Vec<f64>,
+    /// The largest value each point stands for.
+    pub max: Vec<f64>,
+    /// How many recorded values each point stands for.
+    pub count: Vec<u64>,
 }
 
-/// A run's metrics as columnar arrays, ready to plot.
+/// A run's metrics as columnar arrays, ready to plot; `max_points`
+/// downsamples them.
 #[utoipa::path(get, path = "/v1/runs/{id}/metrics", tag = "runs",
     params(("id" = String, Path, description = "Run id"), MetricsQuery),
     responses(
         (status = 200, description = "The metrics", body = MetricsReply),
-        (status = 400, description = "`bad_query` or `bad_path`", body = ErrorBody),
+        (status = 400, description = "`bad_query` (`field` names the parameter: `limit` or `max_points` out of range, or both given) or `bad_path`", body = ErrorBody),
         UnknownRun, Internal,
     ))]
 async fn run_metrics(
@@ -414,6 +440,20 @@ async fn run_metrics(
     if !(1..=100_000).contains(&limit) {
         return Err(ApiError::bad_query("limit", "limit must be 1 to 100000"));
     }
+    if let Some(max_points) = query.max_points {
+        if !MAX_POINTS.contains(&max_points) {
+            return Err(ApiError::bad_query(
+                "max_points",
+                "max_points must be 3 to 100000",
+            ));
+        }
+        if query.limit.is_some() {
+            return Err(ApiError::bad_query(
+                "limit",
+                "limit pages through stored rows, max_points summarises them all: give one",
+            ));
+        }
+    }
     let metrics = blocking(move || {
         if state.store.run(&id)?.is_none() {
             return Err(ApiError::RunNotFound(id));
@@ -424,14 +464,25 @@ async fn run_metrics(
         };
         let mut metrics = BTreeMap::new();
         for name in names {
-            let rows = state
-                .store
-                .metric_series(&id, &name, query.after_step, limit)?;
+            let points = match query.max_points {
+                Some(max_points) => state.store.metric_series_downsampled(
+                    &id,
+                    &name,
+                    query.after_step,
+                    max_points,
+                )?,
+                None => state
+                    .store
+                    .metric_series(&id, &name, query.after_step, limit)?,
+            };
             let mut series = MetricSeries::default();
-            for (step, value, wall_seconds) in rows {
-                series.step.push(step);
-                series.value.push(value);
-                series.wall_seconds.push(wall_seconds);
+            for point in points {
+                series.step.push(point.step);
+                series.value.push(point.value);
+                series.wall_seconds.push(point.wall_seconds);
+                series.min.push(point.min);
+                series.max.push(point.max);
+                series.count.push(point.count);
             }
             metrics.insert(name, series);
         }

@@ -12,6 +12,7 @@ mod reads;
 mod schema;
 mod writer;
 
+pub use reads::MetricPoint;
 pub use writer::{BatchFailure, FLUSH_PERIOD, Write};
 
 use rl_runner::RunStatus;

@@ -1,8 +1,13 @@
 //! Reads, on pooled connections of their own: WAL lets them run beside the
 //! writer thread.
 
+mod downsample;
+
+pub use downsample::MetricPoint;
+
 use super::schema;
 use super::{Event, EventKind, RunRow, Store, StoreError, StoreResult};
+use downsample::Downsampler;
 use rl_runner::RunStatus;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -105,28 +110,99 @@ impl Store {
         })
     }
 
-    /// A run's values of metric `name` after `after_step`, in step order:
-    /// (step, value, wall seconds).
+    /// A run's stored rows of metric `name` after `after_step`, in step
+    /// order, at most `limit` of them.
     pub fn metric_series(
         &self,
         run_id: &str,
         name: &str,
         after_step: Option<u64>,
         limit: usize,
-    ) -> StoreResult<Vec<(u64, f64, f64)>> {
+    ) -> StoreResult<Vec<MetricPoint>> {
         self.read(|conn| {
-            let mut statement = conn.prepare(
-                "SELECT step, value, wall_seconds FROM metrics
-                 WHERE run_id = ?1 AND name = ?2 AND (?3 IS NULL OR step > ?3)
-                 ORDER BY step, rowid LIMIT ?4",
-            )?;
-            let rows = statement
-                .query_map(
-                    params![run_id, name, after_step.map(|s| s as i64), limit as i64],
-                    |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?)),
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut rows = Vec::new();
+            let after = after_step.map_or(-1, |s| s as i64);
+            metric_rows(conn, run_id, name, (after, i64::MAX), limit, |row| {
+                rows.push(row)
+            })?;
             Ok(rows)
+        })
+    }
+
+    /// A run's metric `name` after `after_step` in at most `max_points`
+    /// points (at least 3): the stored rows themselves when there are no
+    /// more, else the first and the last row with the rows between summed
+    /// in equal step ranges ([`downsample`]). The sums come from the
+    /// rollups of migration 3 wherever a whole rollup bucket lies between
+    /// the first and the last row, so a long series costs a few thousand
+    /// rows to read, not all of them.
+    pub fn metric_series_downsampled(
+        &self,
+        run_id: &str,
+        name: &str,
+        after_step: Option<u64>,
+        max_points: usize,
+    ) -> StoreResult<Vec<MetricPoint>> {
+        self.read(|conn| {
+            // One snapshot for the several reads below, whatever the writer
+            // commits meanwhile.
+            let snapshot = conn.unchecked_transaction()?;
+            let after = after_step.map_or(-1, |s| s as i64);
+            let mut rows = Vec::with_capacity(max_points + 1);
+            let whole = (after, i64::MAX);
+            metric_rows(&snapshot, run_id, name, whole, max_points + 1, |row| {
+                rows.push(row)
+            })?;
+            if rows.len() <= max_points {
+                return Ok(rows);
+            }
+            let first = rows[0];
+            let last = snapshot.query_row(
+                &format!(
+                    "SELECT {POINT_COLUMNS} FROM metrics
+                     WHERE run_id = ?1 AND name = ?2 AND step > ?3
+                     ORDER BY step DESC, rowid DESC LIMIT 1"
+                ),
+                params![run_id, name, after],
+                point_row,
+            )?;
+            let mut sampler = Downsampler::new(first, last.step, max_points);
+            let grid = sampler.grid();
+            // Everything from the first row to the last goes through
+            // `between`, which holds each back by one: the first is already
+            // in the sampler, and the last is given to `finish`.
+            let mut seen_first = false;
+            let mut held: Option<MetricPoint> = None;
+            let mut between = |point: MetricPoint| {
+                if !seen_first {
+                    seen_first = true;
+                } else if let Some(earlier) = held.replace(point) {
+                    sampler.push(earlier);
+                }
+            };
+            let (first_step, last_step) = (first.step as i64, last.step as i64);
+            let span = (first_step - 1, last_step);
+            match grid.shift {
+                Some(shift) if first.step >> shift < last.step >> shift => {
+                    // Rows up to the end of the first row's bucket, whole
+                    // buckets, rows from the start of the last row's bucket.
+                    let (first_bucket, last_bucket) = (first_step >> shift, last_step >> shift);
+                    let head = (first_step - 1, ((first_bucket + 1) << shift) - 1);
+                    let tail = ((last_bucket << shift) - 1, last_step);
+                    metric_rows(&snapshot, run_id, name, head, usize::MAX, &mut between)?;
+                    rollups(
+                        &snapshot,
+                        run_id,
+                        name,
+                        shift,
+                        (first_bucket, last_bucket),
+                        &mut between,
+                    )?;
+                    metric_rows(&snapshot, run_id, name, tail, usize::MAX, &mut between)?;
+                }
+                _ => metric_rows(&snapshot, run_id, name, span, usize::MAX, &mut between)?,
+            }
+            Ok(sampler.finish(last))
         })
     }
 
@@ -185,6 +261,67 @@ impl Store {
     pub fn integrity_check(&self) -> StoreResult<String> {
         self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?))
     }
+}
+
+/// A stored row as a [`MetricPoint`]: a single point is its own window of
+/// one.
+const POINT_COLUMNS: &str =
+    "step, value, wall_seconds, coalesce(count, 1), coalesce(min, value), coalesce(max, value)";
+
+fn point_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MetricPoint> {
+    Ok(MetricPoint {
+        step: row.get::<_, i64>(0)? as u64,
+        value: row.get(1)?,
+        wall_seconds: row.get(2)?,
+        count: row.get::<_, i64>(3)? as u64,
+        min: row.get(4)?,
+        max: row.get(5)?,
+    })
+}
+
+/// Hands `each` the rows of a run's metric `name` with `after < step <=
+/// through`, in step order, at most `limit` of them.
+fn metric_rows(
+    conn: &Connection,
+    run_id: &str,
+    name: &str,
+    (after, through): (i64, i64),
+    limit: usize,
+    mut each: impl FnMut(MetricPoint),
+) -> StoreResult<()> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {POINT_COLUMNS} FROM metrics
+         WHERE run_id = ?1 AND name = ?2 AND step > ?3 AND step <= ?4
+         ORDER BY step, rowid LIMIT ?5"
+    ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = statement.query(params![run_id, name, after, through, limit])?;
+    while let Some(row) = rows.next()? {
+        each(point_row(row)?);
+    }
+    Ok(())
+}
+
+/// Hands `each` the rollups of level `shift` of a run's metric `name`
+/// strictly between `buckets`, in step order.
+fn rollups(
+    conn: &Connection,
+    run_id: &str,
+    name: &str,
+    shift: u32,
+    (after, before): (i64, i64),
+    mut each: impl FnMut(MetricPoint),
+) -> StoreResult<()> {
+    let mut statement = conn.prepare_cached(
+        "SELECT last_step, sum / count, last_wall_seconds, count, min, max FROM metric_rollups
+         WHERE run_id = ?1 AND name = ?2 AND shift = ?3 AND bucket > ?4 AND bucket < ?5
+         ORDER BY bucket",
+    )?;
+    let mut rows = statement.query(params![run_id, name, shift, after, before])?;
+    while let Some(row) = rows.next()? {
+        each(point_row(row)?);
+    }
+    Ok(())
 }
 
 const RUN_COLUMNS: &str =
@@ -252,4 +389,114 @@ fn parse_run(raw: RawRun) -> StoreResult<RunRow> {
         summary: summary.map(|s| serde_json::from_str(&s)).transpose()?,
         error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::downsample::downsample;
+    use super::schema::tests::{Row, assert_rollups_match_the_rows, insert, rows};
+    use super::*;
+    use std::path::Path;
+
+    fn store(dir: &Path) -> (Store, Connection, String) {
+        let store = Store::open(&dir.join("rl-lab.db")).unwrap();
+        let id = store
+            .insert_run(serde_json::json!({"env": {"id": "CartPole-v1"}}))
+            .unwrap();
+        let conn = schema::open(&dir.join("rl-lab.db")).unwrap();
+        (store, conn, id)
+    }
+
+    #[test]
+    fn the_rollups_follow_inserts_a_resumes_truncation_and_a_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, conn, id) = store(dir.path());
+        let other = store.insert_run(serde_json::json!({})).unwrap();
+        insert(&conn, &id, "rollout/episode_return", &rows(20_000, 3, 37));
+        insert(&conn, &id, "train/loss", &rows(5_000, 0, 1));
+        insert(&conn, &other, "train/loss", &rows(3_000, 0, 2));
+        assert_rollups_match_the_rows(&conn);
+        // A resume drops what came after its checkpoint, mid-bucket at
+        // every level, then records again from there.
+        store.truncate_metrics(&id, 300_001).unwrap();
+        assert_rollups_match_the_rows(&conn);
+        insert(
+            &conn,
+            &id,
+            "rollout/episode_return",
+            &rows(4_000, 300_002, 41),
+        );
+        assert_rollups_match_the_rows(&conn);
+        store.delete_run(&id).unwrap();
+        assert_rollups_match_the_rows(&conn);
+        let left: Vec<String> = conn
+            .prepare("SELECT DISTINCT run_id FROM metric_rollups")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, [other]);
+    }
+
+    /// Asserts the store's downsampled read is the reference downsampling
+    /// of the stored rows.
+    fn assert_reads_as_reference(store: &Store, id: &str, name: &str, after: Option<u64>) {
+        let stored = store.metric_series(id, name, after, usize::MAX).unwrap();
+        for max_points in [3, 4, 100, 1500, 5_000] {
+            let read = store
+                .metric_series_downsampled(id, name, after, max_points)
+                .unwrap();
+            let reference = downsample(&stored, max_points);
+            assert!(read.len() <= max_points);
+            assert_eq!(read.len(), reference.len(), "{name} after {after:?}");
+            for (read, reference) in read.iter().zip(&reference) {
+                let close =
+                    (read.value - reference.value).abs() <= 1e-9 * reference.value.abs().max(1.0);
+                let exact = |p: &MetricPoint| (p.step, p.wall_seconds, p.count, p.min, p.max);
+                assert!(
+                    close && exact(read) == exact(reference),
+                    "{name} after {after:?} in {max_points}: read {read:?}, reference {reference:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_downsampled_read_from_rollups_is_the_reference_downsampling_of_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, conn, id) = store(dir.path());
+        // Sparse, dense, and a series whose first row sits mid-bucket.
+        let mut spiky: Vec<Row> = rows(60_000, 7, 37);
+        spiky[31_337].1 = 1e9;
+        spiky[31_338].2 = Some((4, -1e9, 0.0));
+        insert(&conn, &id, "sparse", &spiky);
+        insert(&conn, &id, "dense", &rows(40_000, 0, 1));
+        insert(&conn, &id, "few", &rows(40, 100, 1_000_000));
+        for name in ["sparse", "dense", "few"] {
+            for after in [None, Some(0), Some(12_345), Some(1_000_003)] {
+                assert_reads_as_reference(&store, &id, name, after);
+            }
+        }
+        let read = store
+            .metric_series_downsampled(&id, "sparse", None, 1500)
+            .unwrap();
+        let top = read.iter().map(|p| p.max).fold(f64::MIN, f64::max);
+        let bottom = read.iter().map(|p| p.min).fold(f64::MAX, f64::min);
+        assert_eq!((top, bottom), (1e9, -1e9));
+        assert_eq!(read.iter().map(|p| p.count).sum::<u64>(), {
+            let stored = store
+                .metric_series(&id, "sparse", None, usize::MAX)
+                .unwrap();
+            stored.iter().map(|p| p.count).sum::<u64>()
+        });
+        assert!(read.len() > 750, "{}", read.len());
+        // Nothing stored: nothing read.
+        assert_eq!(
+            store
+                .metric_series_downsampled(&id, "missing", None, 10)
+                .unwrap(),
+            []
+        );
+    }
 }

@@ -52,6 +52,155 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE metrics ADD COLUMN min REAL;
     ALTER TABLE metrics ADD COLUMN max REAL;
     ALTER TABLE metrics ADD COLUMN last REAL;",
+    // 3: rollups of each metric series, so that a downsampled read
+    // (`max_points`) reads a few thousand rows rather than every stored one
+    // (docs/server.md). Level `shift` sums the rows whose steps fall in
+    // [bucket << shift, (bucket + 1) << shift), for shifts 4, 8, …, 32
+    // (buckets of 16 steps to 2^32, each 16 of the one below): `count`
+    // points, their `sum` (for the mean), `min`, `max`, and the wall time at
+    // their `last_step`. A window row counts as its `count` points, its own
+    // `min` and `max`. Triggers keep them: each inserted row is added to its
+    // bucket at every level. Rows are only ever deleted as a suffix of a
+    // series (a resume drops steps past its checkpoint, a deleted run drops
+    // all), so the first deleted row of a series drops every bucket from
+    // its step on and rebuilds the buckets holding it from what is below its
+    // step, level by level (the lowest from the rows, each next one from
+    // the 16 below); later deleted rows find nothing left to drop. Rows
+    // stored before this migration are re-inserted in their order, so the
+    // trigger rolls them up.
+    "CREATE TABLE metric_rollups (
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        shift INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        min REAL NOT NULL,
+        max REAL NOT NULL,
+        last_step INTEGER NOT NULL,
+        last_wall_seconds REAL NOT NULL,
+        PRIMARY KEY (run_id, name, shift, bucket)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER metric_rollups_on_insert AFTER INSERT ON metrics
+    BEGIN
+        INSERT INTO metric_rollups
+        SELECT new.run_id, new.name, level.shift, new.step >> level.shift,
+            coalesce(new.count, 1), new.value * coalesce(new.count, 1),
+            coalesce(new.min, new.value), coalesce(new.max, new.value), new.step,
+            new.wall_seconds
+        FROM (SELECT 4 AS shift UNION ALL SELECT 8 UNION ALL SELECT 12 UNION ALL SELECT 16
+            UNION ALL SELECT 20 UNION ALL SELECT 24 UNION ALL SELECT 28 UNION ALL SELECT 32)
+            AS level
+        WHERE true
+        ON CONFLICT DO UPDATE SET count = count + excluded.count, sum = sum + excluded.sum,
+            min = min(min, excluded.min), max = max(max, excluded.max),
+            last_wall_seconds = CASE WHEN excluded.last_step >= last_step
+                THEN excluded.last_wall_seconds ELSE last_wall_seconds END,
+            last_step = max(last_step, excluded.last_step);
+    END;
+    CREATE TEMP TABLE metrics_before_rollups AS SELECT rowid AS id, * FROM metrics;
+    DELETE FROM metrics;
+    INSERT INTO metrics (rowid, run_id, name, step, value, wall_seconds, event_id, count, min,
+        max, last)
+    SELECT id, run_id, name, step, value, wall_seconds, event_id, count, min, max, last
+    FROM metrics_before_rollups ORDER BY id;
+    DROP TABLE metrics_before_rollups;
+    CREATE TRIGGER metric_rollups_on_delete AFTER DELETE ON metrics
+    WHEN EXISTS (SELECT 1 FROM metric_rollups
+        WHERE run_id = old.run_id AND name = old.name AND shift = 4
+        AND bucket >= old.step >> 4 AND last_step >= old.step)
+    BEGIN
+        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
+            AND shift = 4 AND bucket >= old.step >> 4;
+        INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, 4, old.step >> 4, sum(coalesce(count, 1)),
+            sum(value * coalesce(count, 1)), min(coalesce(min, value)),
+            max(coalesce(max, value)), max(step),
+            (SELECT wall_seconds FROM metrics WHERE run_id = old.run_id AND name = old.name
+                AND step >= (old.step >> 4) << 4 AND step < old.step
+                ORDER BY step DESC, rowid DESC LIMIT 1)
+        FROM metrics WHERE run_id = old.run_id AND name = old.name
+            AND step >= (old.step >> 4) << 4 AND step < old.step
+        HAVING count(*) > 0;
+        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
+            AND shift = 8 AND bucket >= old.step >> 8;
+        INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, 8, old.step >> 8, sum(count), sum(sum), min(min),
+            max(max), max(last_step),
+            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
+                AND name = old.name AND shift = 4 AND bucket >= (old.step >> 8) << 4
+                ORDER BY bucket DESC LIMIT 1)
+        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 4
+            AND bucket >= (old.step >> 8) << 4
+        HAVING count(*) > 0;
+        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
+            AND shift = 12 AND bucket >= old.step >> 12;
+        INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, 12, old.step >> 12, sum(count), sum(sum), min(min),
+            max(max), max(last_step),
+            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
+                AND name = old.name AND shift = 8 AND bucket >= (old.step >> 12) << 4
+                ORDER BY bucket DESC LIMIT 1)
+        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 8
+            AND bucket >= (old.step >> 12) << 4
+        HAVING count(*) > 0;
+        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
+            AND shift = 16 AND bucket >= old.step >> 16;
+        INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, 16, old.step >> 16, sum(count), sum(sum), min(min),
+            max(max), max(last_step),
+            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
+                AND name = old.name AND shift = 12 AND bucket >= (old.step >> 16) << 4
+                ORDER BY bucket DESC LIMIT 1)
+        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 12
+            AND bucket >= (old.step >> 16) << 4
+        HAVING count(*) > 0;
+        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
+            AND shift = 20 AND bucket >= old.step >> 20;
+        INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, 20, old.step >> 20, sum(count), sum(sum), min(min),
+            max(max), max(last_step),
+            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
+                AND name = old.name AND shift = 16 AND bucket >= (old.step >> 20) << 4
+                ORDER BY bucket DESC LIMIT 1)
+        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 16
+            AND bucket >= (old.step >> 20) << 4
+        HAVING count(*) > 0;
+        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
+            AND shift = 24 AND bucket >= old.step >> 24;
+        INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, 24, old.step >> 24, sum(count), sum(sum), min(min),
+            max(max), max(last_step),
+            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
+                AND name = old.name AND shift = 20 AND bucket >= (old.step >> 24) << 4
+                ORDER BY bucket DESC LIMIT 1)
+        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 20
+            AND bucket >= (old.step >> 24) << 4
+        HAVING count(*) > 0;
+        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
+            AND shift = 28 AND bucket >= old.step >> 28;
+        INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, 28, old.step >> 28, sum(count), sum(sum), min(min),
+            max(max), max(last_step),
+            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
+                AND name = old.name AND shift = 24 AND bucket >= (old.step >> 28) << 4
+                ORDER BY bucket DESC LIMIT 1)
+        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 24
+            AND bucket >= (old.step >> 28) << 4
+        HAVING count(*) > 0;
+        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
+            AND shift = 32 AND bucket >= old.step >> 32;
+        INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, 32, old.step >> 32, sum(count), sum(sum), min(min),
+            max(max), max(last_step),
+            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
+                AND name = old.name AND shift = 28 AND bucket >= (old.step >> 32) << 4
+                ORDER BY bucket DESC LIMIT 1)
+        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 28
+            AND bucket >= (old.step >> 32) << 4
+        HAVING count(*) > 0;
+    END;
+",
 ];
 
 /// Opens a connection in WAL mode, waiting up to 10 s on a busy database.
@@ -74,4 +223,137 @@ pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use rusqlite::params;
+
+    /// One stored row: (step, value, window of (count, min, max) or none).
+    pub(in crate::store) type Row = (u64, f64, Option<(u64, f64, f64)>);
+
+    /// Stores `rows` of run `run_id`'s metric `name` as the writer would.
+    pub(in crate::store) fn insert(conn: &Connection, run_id: &str, name: &str, rows: &[Row]) {
+        let tx = conn.unchecked_transaction().unwrap();
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO metrics (run_id, name, step, value, wall_seconds, event_id, count,
+                 min, max, last) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?4)",
+            )
+            .unwrap();
+        for &(step, value, window) in rows {
+            insert
+                .execute(params![
+                    run_id,
+                    name,
+                    step as i64,
+                    value,
+                    step as f64 / 1000.0,
+                    window.map(|w| w.0 as i64),
+                    window.map(|w| w.1),
+                    window.map(|w| w.2),
+                ])
+                .unwrap();
+        }
+        drop(insert);
+        tx.commit().unwrap();
+    }
+
+    type Rollup = (String, String, i64, i64, i64, f64, f64, f64, i64, f64);
+
+    fn rollup_rows(conn: &Connection, sql: &str) -> Vec<Rollup> {
+        let mut statement = conn.prepare(sql).unwrap();
+        statement
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// Asserts that the rollups the triggers kept are those of the rows
+    /// stored now, counted afresh.
+    pub(in crate::store) fn assert_rollups_match_the_rows(conn: &Connection) {
+        let kept = rollup_rows(
+            conn,
+            "SELECT run_id, name, shift, bucket, count, sum, min, max, last_step,
+             last_wall_seconds FROM metric_rollups ORDER BY run_id, name, shift, bucket",
+        );
+        let levels = "SELECT 4 AS shift UNION ALL SELECT 8 UNION ALL SELECT 12 UNION ALL
+            SELECT 16 UNION ALL SELECT 20 UNION ALL SELECT 24 UNION ALL SELECT 28
+            UNION ALL SELECT 32";
+        // The wall time at the last step is the test's own: step / 1000.
+        let afresh = rollup_rows(
+            conn,
+            &format!(
+                "SELECT run_id, name, level.shift, step >> level.shift AS bucket,
+                 sum(coalesce(count, 1)), sum(value * coalesce(count, 1)),
+                 min(coalesce(min, value)), max(coalesce(max, value)), max(step),
+                 max(step) / 1000.0
+                 FROM metrics, ({levels}) AS level
+                 GROUP BY run_id, name, level.shift, bucket
+                 ORDER BY run_id, name, level.shift, bucket"
+            ),
+        );
+        assert_eq!(kept.len(), afresh.len(), "how many rollups");
+        for (kept, afresh) in kept.iter().zip(&afresh) {
+            let close = (kept.5 - afresh.5).abs() <= 1e-9 * afresh.5.abs().max(1.0);
+            let same = (
+                &kept.0, &kept.1, kept.2, kept.3, kept.4, kept.6, kept.7, kept.8, kept.9,
+            ) == (
+                &afresh.0, &afresh.1, afresh.2, afresh.3, afresh.4, afresh.6, afresh.7, afresh.8,
+                afresh.9,
+            );
+            assert!(same && close, "kept {kept:?}, counted afresh {afresh:?}");
+        }
+    }
+
+    /// A series with windows, repeated steps and spikes, `spacing` steps
+    /// apart from `start`.
+    pub(in crate::store) fn rows(n: u64, start: u64, spacing: u64) -> Vec<Row> {
+        (0..n)
+            .map(|i| {
+                let step = start + i * spacing + i % 3 / 2;
+                let value = (i as f64 * 0.37).sin() * 10.0;
+                let window = (i % 5 == 0).then(|| (3 + i % 4, value - 40.0, value + 90.0));
+                (step, value, window)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn migration_3_rolls_up_the_rows_stored_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("rl-lab.db")).unwrap();
+        for (index, migration) in MIGRATIONS[..2].iter().enumerate() {
+            conn.execute_batch(migration).unwrap();
+            conn.pragma_update(None, "user_version", index as i64 + 1)
+                .unwrap();
+        }
+        insert(&conn, "run-1", "rollout/episode_return", &rows(3000, 5, 23));
+        insert(&conn, "run-2", "train/loss", &rows(500, 0, 1));
+        migrate(&mut conn).unwrap();
+        let rolled: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM metric_rollups WHERE shift = 4",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(rolled > 3000, "{rolled}");
+        assert_rollups_match_the_rows(&conn);
+    }
 }
