@@ -2,6 +2,11 @@
 //! what HTTP itself costs. Run with `cargo bench --bench server`
 //! (`cargo bench --bench server -- quick` for a shorter run).
 //!
+//! `cargo bench --bench server -- metrics` measures instead what a
+//! downsampled metrics read costs (`GET /v1/runs/{id}/metrics?max_points=`)
+//! on a series of 1M stored points, against the goal of 50 ms, and what the
+//! rollups that make it fast cost the writes: see [`metrics`].
+//!
 //! The server (the whole app, `rl_server::app`) and a minimal axum echo
 //! handler run in this process, each on its own loopback port, on the
 //! same tokio runtime; the clients are Rust (ureq over one keep-alive
@@ -108,6 +113,149 @@ fn post_json(agent: &ureq::Agent, url: &str, body: &str) -> Value {
     serde_json::from_slice(&post(agent, url, body)).expect("JSON")
 }
 
+/// Stored points of each series [`metrics`] fills.
+const SERIES_POINTS: u64 = 1_000_000;
+
+/// Stores `SERIES_POINTS` points of metric `name`, `spacing` steps apart,
+/// as the writer stores them (spikes every 100,003 points), and returns the
+/// points stored per second.
+fn fill(conn: &mut rusqlite::Connection, run_id: &str, name: &str, spacing: u64) -> f64 {
+    let began = Instant::now();
+    let tx = conn.transaction().expect("a transaction");
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO metrics (run_id, name, step, value, wall_seconds, event_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+            )
+            .expect("the insert");
+        for i in 0..SERIES_POINTS {
+            let value = if i % 100_003 == 0 {
+                1e4
+            } else {
+                (i as f64 * 1e-3).sin()
+            };
+            insert
+                .execute(rusqlite::params![
+                    run_id,
+                    name,
+                    (i * spacing) as i64,
+                    value,
+                    i as f64 * 1e-4
+                ])
+                .expect("a row");
+        }
+    }
+    tx.commit().expect("the commit");
+    SERIES_POINTS as f64 / began.elapsed().as_secs_f64()
+}
+
+/// The database file's size once its log is folded in, in MB.
+fn database_megabytes(conn: &rusqlite::Connection, path: &std::path::Path) -> f64 {
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("a checkpoint");
+    std::fs::metadata(path).expect("the database").len() as f64 / 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Downsampled metric reads: two series of 1M stored points, episodes 37
+/// steps apart (a fast run) and one point a step (a scalar logged every
+/// step), each read in 1,500 points through the server over HTTP
+/// keep-alive, 100 times after 10 unmeasured. The same database without the
+/// rollup triggers gives what they cost the writes and the file.
+fn metrics(state: &rl_server::Shared, server: &str, data: &std::path::Path) {
+    let run_id = state
+        .store
+        .insert_run(json!({"env": {"id": "CartPole-v1"}, "agent": {"id": "q_learning"}}))
+        .expect("a run");
+    let path = data.join("rl-lab.db");
+    let mut conn = rusqlite::Connection::open(&path).expect("the database");
+    let series = [("rollout/episode_return", 37), ("train/loss", 1)];
+    let filled: Vec<f64> = series
+        .iter()
+        .map(|(name, spacing)| fill(&mut conn, &run_id, name, *spacing))
+        .collect();
+    let with_rollups = database_megabytes(&conn, &path);
+    let bare_path = data.join("bare.db");
+    let bare_store = rl_server::store::Store::open(&bare_path).expect("a second store");
+    drop(bare_store);
+    let mut bare = rusqlite::Connection::open(&bare_path).expect("the second database");
+    bare.execute_batch("DROP TRIGGER metric_rollups_on_insert")
+        .expect("no rollups");
+    let bare_filled: Vec<f64> = series
+        .iter()
+        .map(|(name, spacing)| fill(&mut bare, &run_id, name, *spacing))
+        .collect();
+    let without_rollups = database_megabytes(&bare, &bare_path);
+
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let get = |url: &str| -> Value {
+        let mut response = agent.get(url).call().expect("the server answers");
+        assert_eq!(response.status(), 200, "{url}");
+        serde_json::from_slice(&response.body_mut().read_to_vec().expect("a body")).expect("JSON")
+    };
+    println!(
+        "| series | points stored | points/s stored, with rollups | without | read p50 ms | p99 ms | max ms | points read |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for (k, (name, spacing)) in series.iter().enumerate() {
+        let url = format!("{server}/v1/runs/{run_id}/metrics?name={name}&max_points=1500");
+        let n = 100;
+        let mut latencies = Vec::with_capacity(n);
+        let mut points = 0;
+        for i in 0..n + n / 10 {
+            let t = Instant::now();
+            let reply = get(&url);
+            let elapsed = t.elapsed();
+            let counts = reply["metrics"][name]["count"]
+                .as_array()
+                .expect("a count column");
+            points = counts.len();
+            let total: u64 = counts.iter().filter_map(Value::as_u64).sum();
+            assert_eq!(total, SERIES_POINTS, "every point in a bucket");
+            if i >= n / 10 {
+                latencies.push(elapsed);
+            }
+        }
+        let timings = Timings::new(latencies);
+        let (p50, p99) = (timings.quantile(0.5), timings.quantile(0.99));
+        let worst = timings.quantile(1.0);
+        println!(
+            "| {name} ({spacing} steps apart) | {SERIES_POINTS} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {points} |",
+            filled[k],
+            bare_filled[k],
+            ms(p50),
+            ms(p99),
+            ms(worst)
+        );
+        rows.push(json!({
+            "series": name,
+            "spacing": spacing,
+            "points_stored": SERIES_POINTS,
+            "stored_per_second_with_rollups": filled[k],
+            "stored_per_second_without": bare_filled[k],
+            "read_p50_ms": ms(p50),
+            "read_p99_ms": ms(p99),
+            "read_max_ms": ms(worst),
+            "points_read": points,
+        }));
+    }
+    println!("database: {with_rollups:.0} MB with rollups, {without_rollups:.0} MB without");
+    let report = json!({
+        "rows": rows,
+        "database_mb_with_rollups": with_rollups,
+        "database_mb_without": without_rollups,
+    });
+    println!(
+        "{}",
+        serde_json::to_string(&report).expect("the report serialises")
+    );
+}
+
 /// The floor: axum returning the request body, over HTTP and WebSocket.
 fn echo_router() -> axum::Router {
     use axum::extract::ws::{WebSocket, WebSocketUpgrade};
@@ -166,6 +314,10 @@ fn main() {
         rl_server::AppState::open(config).expect("the server state")
     };
     let server = serve(rl_server::app(state.clone()));
+    if std::env::args().any(|a| a == "metrics") {
+        metrics(&state, &server, data.path());
+        return;
+    }
     let echo = serve(echo_router());
 
     // In process: the same environment, no transport.

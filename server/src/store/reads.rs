@@ -6,6 +6,7 @@ mod downsample;
 pub use downsample::MetricPoint;
 
 use super::schema;
+use super::schema::ROLLUP_SHIFTS;
 use super::{Event, EventKind, RunRow, Store, StoreError, StoreResult};
 use downsample::Downsampler;
 use rl_runner::RunStatus;
@@ -121,7 +122,7 @@ impl Store {
     ) -> StoreResult<Vec<MetricPoint>> {
         self.read(|conn| {
             let mut rows = Vec::new();
-            let after = after_step.map_or(-1, |s| s as i64);
+            let after = after_step.map_or(-1, step_in_sql);
             metric_rows(conn, run_id, name, (after, i64::MAX), limit, |row| {
                 rows.push(row)
             })?;
@@ -147,7 +148,7 @@ impl Store {
             // One snapshot for the several reads below, whatever the writer
             // commits meanwhile.
             let snapshot = conn.unchecked_transaction()?;
-            let after = after_step.map_or(-1, |s| s as i64);
+            let after = after_step.map_or(-1, step_in_sql);
             let mut rows = Vec::with_capacity(max_points + 1);
             let whole = (after, i64::MAX);
             metric_rows(&snapshot, run_id, name, whole, max_points + 1, |row| {
@@ -180,15 +181,28 @@ impl Store {
                     sampler.push(earlier);
                 }
             };
-            let (first_step, last_step) = (first.step as i64, last.step as i64);
-            let span = (first_step - 1, last_step);
-            match grid.shift {
-                Some(shift) if first.step >> shift < last.step >> shift => {
+            let (first_step, last_step) = (step_in_sql(first.step), step_in_sql(last.step));
+            // A finer level tiles the grid's cells too: take one in which
+            // the first and the last row are in different buckets, or the
+            // whole span would be read as rows.
+            let shift = grid.shift.and_then(|coarsest| {
+                ROLLUP_SHIFTS
+                    .iter()
+                    .rev()
+                    .copied()
+                    .filter(|&shift| shift <= coarsest)
+                    .find(|&shift| first.step >> shift < last.step >> shift)
+            });
+            match shift {
+                Some(shift) => {
                     // Rows up to the end of the first row's bucket, whole
                     // buckets, rows from the start of the last row's bucket.
                     let (first_bucket, last_bucket) = (first_step >> shift, last_step >> shift);
-                    let head = (first_step - 1, ((first_bucket + 1) << shift) - 1);
-                    let tail = ((last_bucket << shift) - 1, last_step);
+                    let bucket_start = |bucket: i64| {
+                        i64::try_from(i128::from(bucket) << shift).unwrap_or(i64::MAX)
+                    };
+                    let head = (first_step - 1, bucket_start(first_bucket + 1) - 1);
+                    let tail = (bucket_start(last_bucket) - 1, last_step);
                     metric_rows(&snapshot, run_id, name, head, usize::MAX, &mut between)?;
                     rollups(
                         &snapshot,
@@ -200,7 +214,10 @@ impl Store {
                     )?;
                     metric_rows(&snapshot, run_id, name, tail, usize::MAX, &mut between)?;
                 }
-                _ => metric_rows(&snapshot, run_id, name, span, usize::MAX, &mut between)?,
+                None => {
+                    let span = (first_step - 1, last_step);
+                    metric_rows(&snapshot, run_id, name, span, usize::MAX, &mut between)?;
+                }
             }
             Ok(sampler.finish(last))
         })
@@ -261,6 +278,12 @@ impl Store {
     pub fn integrity_check(&self) -> StoreResult<String> {
         self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?))
     }
+}
+
+/// A step as SQLite holds it; steps past `i64::MAX` (none is stored) read
+/// as the last.
+fn step_in_sql(step: u64) -> i64 {
+    i64::try_from(step).unwrap_or(i64::MAX)
 }
 
 /// A stored row as a [`MetricPoint`]: a single point is its own window of
@@ -473,7 +496,10 @@ mod tests {
         insert(&conn, &id, "sparse", &spiky);
         insert(&conn, &id, "dense", &rows(40_000, 0, 1));
         insert(&conn, &id, "few", &rows(40, 100, 1_000_000));
-        for name in ["sparse", "dense", "few"] {
+        // In 3 points, first and last in one 4,096-step bucket: read from
+        // the 256-step level.
+        insert(&conn, &id, "aligned", &rows(4_096, 0, 1));
+        for name in ["sparse", "dense", "few", "aligned"] {
             for after in [None, Some(0), Some(12_345), Some(1_000_003)] {
                 assert_reads_as_reference(&store, &id, name, after);
             }

@@ -2,11 +2,13 @@
 
 use super::StoreResult;
 use rusqlite::Connection;
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
-/// The schema, one entry per version. A database of an older version is
-/// brought up to date by running the entries past its `user_version`.
+/// The schema's first versions, one entry per version; the next is
+/// [`rollups_migration`]. A database of an older version is brought up to
+/// date by running the migrations past its `user_version`.
 const MIGRATIONS: &[&str] = &[
     // 1: runs, events (metric, log and status, in one id sequence so that
     // server-sent events resume from one `Last-Event-ID`), and the metric
@@ -52,23 +54,73 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE metrics ADD COLUMN min REAL;
     ALTER TABLE metrics ADD COLUMN max REAL;
     ALTER TABLE metrics ADD COLUMN last REAL;",
-    // 3: rollups of each metric series, so that a downsampled read
-    // (`max_points`) reads a few thousand rows rather than every stored one
-    // (docs/server.md). Level `shift` sums the rows whose steps fall in
-    // [bucket << shift, (bucket + 1) << shift), for shifts 4, 8, …, 32
-    // (buckets of 16 steps to 2^32, each 16 of the one below): `count`
-    // points, their `sum` (for the mean), `min`, `max`, and the wall time at
-    // their `last_step`. A window row counts as its `count` points, its own
-    // `min` and `max`. Triggers keep them: each inserted row is added to its
-    // bucket at every level. Rows are only ever deleted as a suffix of a
-    // series (a resume drops steps past its checkpoint, a deleted run drops
-    // all), so the first deleted row of a series drops every bucket from
-    // its step on and rebuilds the buckets holding it from what is below its
-    // step, level by level (the lowest from the rows, each next one from
-    // the 16 below); later deleted rows find nothing left to drop. Rows
-    // stored before this migration are re-inserted in their order, so the
-    // trigger rolls them up.
-    "CREATE TABLE metric_rollups (
+];
+
+/// The rollup levels of [`rollups_migration`], as shifts: level `shift`
+/// sums the steps `[b << shift, (b + 1) << shift)`. Each level's buckets are
+/// 16 of the one below, so a read at the coarsest level that still fits
+/// reads at most 16 rollups per output point. Fixed once shipped: other
+/// levels would need a migration of their own.
+pub(super) const ROLLUP_SHIFTS: [u32; 8] = [4, 8, 12, 16, 20, 24, 28, 32];
+
+/// The levels as a table of one `shift` column, for SQL.
+fn rollup_levels_sql() -> String {
+    ROLLUP_SHIFTS
+        .iter()
+        .map(|shift| format!("SELECT {shift} AS shift"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// 3: rollups of each metric series, so that a downsampled read
+/// (`max_points`) reads a few thousand rows rather than every stored one
+/// (docs/server.md). Level `shift` sums the rows whose steps fall in its
+/// bucket: `count` points, their `sum` (for the mean), `min`, `max`, and
+/// the wall time at their `last_step`. A window row counts as its `count`
+/// points, its own `min` and `max`. Triggers keep them: each inserted row is
+/// added to its bucket at every level. Rows are only ever deleted as a
+/// suffix of a series (a resume drops steps past its checkpoint, a deleted
+/// run drops all), so the first deleted row of a series drops every bucket
+/// from its step on and rebuilds the buckets holding it from what is below
+/// its step, level by level (the finest from the rows, each next one from
+/// the 16 below); later deleted rows find nothing left to drop. Rows stored
+/// before this migration are re-inserted in their order, so the trigger
+/// rolls them up.
+fn rollups_migration() -> String {
+    let finest = ROLLUP_SHIFTS[0];
+    let mut rebuild = format!(
+        "INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, {finest}, old.step >> {finest}, sum(coalesce(count, 1)),
+            sum(value * coalesce(count, 1)), min(coalesce(min, value)),
+            max(coalesce(max, value)), max(step),
+            (SELECT wall_seconds FROM metrics WHERE run_id = old.run_id AND name = old.name
+                AND step >= (old.step >> {finest}) << {finest} AND step < old.step
+                ORDER BY step DESC, rowid DESC LIMIT 1)
+        FROM metrics WHERE run_id = old.run_id AND name = old.name
+            AND step >= (old.step >> {finest}) << {finest} AND step < old.step
+        HAVING count(*) > 0;"
+    );
+    for pair in ROLLUP_SHIFTS.windows(2) {
+        let (below, shift) = (pair[0], pair[1]);
+        let ratio = shift - below;
+        rebuild += &format!(
+            "DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
+            AND shift = {shift} AND bucket >= old.step >> {shift};
+        INSERT INTO metric_rollups
+        SELECT old.run_id, old.name, {shift}, old.step >> {shift}, sum(count), sum(sum),
+            min(min), max(max), max(last_step),
+            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
+                AND name = old.name AND shift = {below}
+                AND bucket >= (old.step >> {shift}) << {ratio}
+                ORDER BY bucket DESC LIMIT 1)
+        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = {below}
+            AND bucket >= (old.step >> {shift}) << {ratio}
+        HAVING count(*) > 0;"
+        );
+    }
+    let levels = rollup_levels_sql();
+    format!(
+        "CREATE TABLE metric_rollups (
         run_id TEXT NOT NULL,
         name TEXT NOT NULL,
         shift INTEGER NOT NULL,
@@ -88,9 +140,7 @@ const MIGRATIONS: &[&str] = &[
             coalesce(new.count, 1), new.value * coalesce(new.count, 1),
             coalesce(new.min, new.value), coalesce(new.max, new.value), new.step,
             new.wall_seconds
-        FROM (SELECT 4 AS shift UNION ALL SELECT 8 UNION ALL SELECT 12 UNION ALL SELECT 16
-            UNION ALL SELECT 20 UNION ALL SELECT 24 UNION ALL SELECT 28 UNION ALL SELECT 32)
-            AS level
+        FROM ({levels}) AS level
         WHERE true
         ON CONFLICT DO UPDATE SET count = count + excluded.count, sum = sum + excluded.sum,
             min = min(min, excluded.min), max = max(max, excluded.max),
@@ -107,101 +157,15 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE metrics_before_rollups;
     CREATE TRIGGER metric_rollups_on_delete AFTER DELETE ON metrics
     WHEN EXISTS (SELECT 1 FROM metric_rollups
-        WHERE run_id = old.run_id AND name = old.name AND shift = 4
-        AND bucket >= old.step >> 4 AND last_step >= old.step)
+        WHERE run_id = old.run_id AND name = old.name AND shift = {finest}
+        AND bucket >= old.step >> {finest} AND last_step >= old.step)
     BEGIN
         DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
-            AND shift = 4 AND bucket >= old.step >> 4;
-        INSERT INTO metric_rollups
-        SELECT old.run_id, old.name, 4, old.step >> 4, sum(coalesce(count, 1)),
-            sum(value * coalesce(count, 1)), min(coalesce(min, value)),
-            max(coalesce(max, value)), max(step),
-            (SELECT wall_seconds FROM metrics WHERE run_id = old.run_id AND name = old.name
-                AND step >= (old.step >> 4) << 4 AND step < old.step
-                ORDER BY step DESC, rowid DESC LIMIT 1)
-        FROM metrics WHERE run_id = old.run_id AND name = old.name
-            AND step >= (old.step >> 4) << 4 AND step < old.step
-        HAVING count(*) > 0;
-        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
-            AND shift = 8 AND bucket >= old.step >> 8;
-        INSERT INTO metric_rollups
-        SELECT old.run_id, old.name, 8, old.step >> 8, sum(count), sum(sum), min(min),
-            max(max), max(last_step),
-            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
-                AND name = old.name AND shift = 4 AND bucket >= (old.step >> 8) << 4
-                ORDER BY bucket DESC LIMIT 1)
-        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 4
-            AND bucket >= (old.step >> 8) << 4
-        HAVING count(*) > 0;
-        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
-            AND shift = 12 AND bucket >= old.step >> 12;
-        INSERT INTO metric_rollups
-        SELECT old.run_id, old.name, 12, old.step >> 12, sum(count), sum(sum), min(min),
-            max(max), max(last_step),
-            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
-                AND name = old.name AND shift = 8 AND bucket >= (old.step >> 12) << 4
-                ORDER BY bucket DESC LIMIT 1)
-        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 8
-            AND bucket >= (old.step >> 12) << 4
-        HAVING count(*) > 0;
-        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
-            AND shift = 16 AND bucket >= old.step >> 16;
-        INSERT INTO metric_rollups
-        SELECT old.run_id, old.name, 16, old.step >> 16, sum(count), sum(sum), min(min),
-            max(max), max(last_step),
-            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
-                AND name = old.name AND shift = 12 AND bucket >= (old.step >> 16) << 4
-                ORDER BY bucket DESC LIMIT 1)
-        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 12
-            AND bucket >= (old.step >> 16) << 4
-        HAVING count(*) > 0;
-        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
-            AND shift = 20 AND bucket >= old.step >> 20;
-        INSERT INTO metric_rollups
-        SELECT old.run_id, old.name, 20, old.step >> 20, sum(count), sum(sum), min(min),
-            max(max), max(last_step),
-            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
-                AND name = old.name AND shift = 16 AND bucket >= (old.step >> 20) << 4
-                ORDER BY bucket DESC LIMIT 1)
-        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 16
-            AND bucket >= (old.step >> 20) << 4
-        HAVING count(*) > 0;
-        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
-            AND shift = 24 AND bucket >= old.step >> 24;
-        INSERT INTO metric_rollups
-        SELECT old.run_id, old.name, 24, old.step >> 24, sum(count), sum(sum), min(min),
-            max(max), max(last_step),
-            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
-                AND name = old.name AND shift = 20 AND bucket >= (old.step >> 24) << 4
-                ORDER BY bucket DESC LIMIT 1)
-        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 20
-            AND bucket >= (old.step >> 24) << 4
-        HAVING count(*) > 0;
-        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
-            AND shift = 28 AND bucket >= old.step >> 28;
-        INSERT INTO metric_rollups
-        SELECT old.run_id, old.name, 28, old.step >> 28, sum(count), sum(sum), min(min),
-            max(max), max(last_step),
-            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
-                AND name = old.name AND shift = 24 AND bucket >= (old.step >> 28) << 4
-                ORDER BY bucket DESC LIMIT 1)
-        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 24
-            AND bucket >= (old.step >> 28) << 4
-        HAVING count(*) > 0;
-        DELETE FROM metric_rollups WHERE run_id = old.run_id AND name = old.name
-            AND shift = 32 AND bucket >= old.step >> 32;
-        INSERT INTO metric_rollups
-        SELECT old.run_id, old.name, 32, old.step >> 32, sum(count), sum(sum), min(min),
-            max(max), max(last_step),
-            (SELECT last_wall_seconds FROM metric_rollups WHERE run_id = old.run_id
-                AND name = old.name AND shift = 28 AND bucket >= (old.step >> 32) << 4
-                ORDER BY bucket DESC LIMIT 1)
-        FROM metric_rollups WHERE run_id = old.run_id AND name = old.name AND shift = 28
-            AND bucket >= (old.step >> 32) << 4
-        HAVING count(*) > 0;
-    END;
-",
-];
+            AND shift = {finest} AND bucket >= old.step >> {finest};
+        {rebuild}
+    END;"
+    )
+}
 
 /// Opens a connection in WAL mode, waiting up to 10 s on a busy database.
 pub(super) fn open(path: &Path) -> StoreResult<Connection> {
@@ -216,9 +180,13 @@ pub(super) fn open(path: &Path) -> StoreResult<Connection> {
 /// Brings the database up to the newest schema.
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&sql| Cow::Borrowed(sql))
+        .chain([Cow::Owned(rollups_migration())]);
+    for (index, migration) in migrations.enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
-        tx.execute_batch(migration)?;
+        tx.execute_batch(&migration)?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
     }
@@ -292,9 +260,7 @@ pub(super) mod tests {
             "SELECT run_id, name, shift, bucket, count, sum, min, max, last_step,
              last_wall_seconds FROM metric_rollups ORDER BY run_id, name, shift, bucket",
         );
-        let levels = "SELECT 4 AS shift UNION ALL SELECT 8 UNION ALL SELECT 12 UNION ALL
-            SELECT 16 UNION ALL SELECT 20 UNION ALL SELECT 24 UNION ALL SELECT 28
-            UNION ALL SELECT 32";
+        let levels = rollup_levels_sql();
         // The wall time at the last step is the test's own: step / 1000.
         let afresh = rollup_rows(
             conn,
@@ -338,7 +304,7 @@ pub(super) mod tests {
     fn migration_3_rolls_up_the_rows_stored_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = open(&dir.path().join("rl-lab.db")).unwrap();
-        for (index, migration) in MIGRATIONS[..2].iter().enumerate() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
             conn.execute_batch(migration).unwrap();
             conn.pragma_update(None, "user_version", index as i64 + 1)
                 .unwrap();

@@ -12,6 +12,8 @@
 //! them fall in equal step ranges (the cells of a [`Grid`]), each summarised
 //! as one point.
 
+use super::super::schema::ROLLUP_SHIFTS;
+
 /// A stretch of a metric series as one point: a stored row (one point, or
 /// a window the recording policy aggregated), a rollup, or a bucket of a
 /// downsampled read.
@@ -30,12 +32,6 @@ pub struct MetricPoint {
     /// The largest of them.
     pub max: f64,
 }
-
-/// The rollup levels migration 3 keeps, as shifts: level `shift` sums the
-/// steps `[b << shift, (b + 1) << shift)`. Each level's buckets are 16 of
-/// the one below, so a read at the coarsest level that still fits reads at
-/// most 16 rollups per cell.
-pub(super) const ROLLUP_SHIFTS: [u32; 8] = [4, 8, 12, 16, 20, 24, 28, 32];
 
 /// The cells the rows between the first and the last fall in: equal step
 /// ranges of `width` from `origin`.
