@@ -16,12 +16,11 @@ pub use reads::MetricPoint;
 pub use writer::{BatchFailure, FLUSH_PERIOD, Write};
 
 use rl_runner::RunStatus;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
@@ -161,7 +160,7 @@ pub struct MetricValue {
 pub struct Store {
     path: PathBuf,
     writer: Sender<Queued>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Arc<reads::ReaderPool>,
     events: broadcast::Sender<Arc<Event>>,
 }
 
@@ -181,7 +180,7 @@ impl Store {
         Ok(Store {
             path: path.to_path_buf(),
             writer,
-            readers: Arc::new(Mutex::new(Vec::new())),
+            readers: Arc::new(reads::ReaderPool::default()),
             events,
         })
     }
@@ -270,6 +269,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     fn spec() -> Value {
         serde_json::json!({"env": {"id": "CartPole-v1"}, "agent": {"id": "dqn"}})

@@ -11,20 +11,103 @@ use super::{Event, EventKind, RunRow, Store, StoreError, StoreResult};
 use downsample::Downsampler;
 use rl_runner::RunStatus;
 use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+/// Most reader connections open at once. The pool used to keep every
+/// connection it ever opened, so it grew to the largest burst of
+/// concurrent reads it met (two file descriptors and a page cache each)
+/// and stayed there. Closing the extra ones is no cure: SQLite cannot
+/// close a database file descriptor while the process holds a lock on
+/// that file (the writer's connection always does), so it parks the
+/// descriptor until the process's locks drop, which under steady load is
+/// never; the soak (`benches/soak.py`) saw those pile up. So the pool
+/// opens at most this many and a read waits for a free one: eight let the
+/// SSE catch-ups of several watchers and the API's reads go on together.
+const MAX_READERS: usize = 8;
+
+/// Reader connections, at most [`MAX_READERS`], reused and never closed.
+#[derive(Default)]
+pub(super) struct ReaderPool {
+    slots: Mutex<ReaderSlots>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct ReaderSlots {
+    idle: Vec<Connection>,
+    /// Connections opened so far: idle or lent out.
+    open: usize,
+}
+
+/// A lent connection; it goes back to the pool when dropped, even when
+/// the read panics, so a panic cannot shrink the pool.
+struct Lease<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.lock().idle.push(conn);
+            self.pool.freed.notify_one();
+        }
+    }
+}
+
+impl ReaderPool {
+    /// The slots; a panic elsewhere while they were locked leaves them
+    /// consistent (every change is one push, pop or count), so a poisoned
+    /// lock is taken as is.
+    fn lock(&self) -> MutexGuard<'_, ReaderSlots> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle connection, a new one while fewer than [`MAX_READERS`] are
+    /// open, or else the next one returned.
+    fn lease(&self, path: &Path) -> StoreResult<Lease<'_>> {
+        let mut slots = self.lock();
+        loop {
+            if let Some(conn) = slots.idle.pop() {
+                return Ok(Lease {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if slots.open < MAX_READERS {
+                slots.open += 1;
+                drop(slots);
+                return match schema::open(path) {
+                    Ok(conn) => Ok(Lease {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        self.lock().open -= 1;
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            slots = self
+                .freed
+                .wait(slots)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
 
 impl Store {
     /// Runs `read` on a reader connection.
     pub fn read<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => schema::open(&self.path)?,
-        };
-        let result = read(&conn);
-        if let Ok(mut pool) = self.readers.lock() {
-            pool.push(conn);
-        }
-        result
+        let lease = self.readers.lease(&self.path)?;
+        read(
+            lease
+                .conn
+                .as_ref()
+                .expect("a lease holds its connection until dropped"),
+        )
     }
 
     /// One run.
@@ -420,6 +503,8 @@ mod tests {
     use super::schema::tests::{Row, assert_rollups_match_the_rows, insert, rows};
     use super::*;
     use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     fn store(dir: &Path) -> (Store, Connection, String) {
         let store = Store::open(&dir.join("rl-lab.db")).unwrap();
@@ -524,5 +609,50 @@ mod tests {
                 .unwrap(),
             []
         );
+    }
+
+    #[test]
+    fn a_burst_of_reads_never_holds_more_than_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
+        let inside = AtomicUsize::new(0);
+        let most_inside = AtomicUsize::new(0);
+        // Three times the cap at once, each holding its connection a while:
+        // an unbounded pool would have them all inside together.
+        std::thread::scope(|scope| {
+            for _ in 0..3 * MAX_READERS {
+                scope.spawn(|| {
+                    let one: i64 = store
+                        .read(|conn| {
+                            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                            most_inside.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(30));
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            Ok(conn.query_row("SELECT 1", [], |row| row.get(0))?)
+                        })
+                        .unwrap();
+                    assert_eq!(one, 1);
+                });
+            }
+        });
+        assert!(most_inside.load(Ordering::SeqCst) <= MAX_READERS);
+        let slots = store.readers.lock();
+        assert!(slots.open <= MAX_READERS);
+        assert_eq!(slots.idle.len(), slots.open, "every connection came back");
+    }
+
+    #[test]
+    fn a_panicking_read_gives_its_connection_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
+        for _ in 0..2 * MAX_READERS {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.read::<()>(|_| panic!("a read that panics"))
+            }));
+            assert!(caught.is_err());
+        }
+        // Had the panics kept their connections, this read would wait forever.
+        assert!(store.runs_in_status(RunStatus::Running).unwrap().is_empty());
+        assert_eq!(store.readers.lock().idle.len(), 1);
     }
 }
