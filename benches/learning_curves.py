@@ -33,17 +33,33 @@ PAPER = {
 
 
 def read(folder):
+    """The episodes' steps and returns, the periodic evaluations, and whether
+    the recording policy merged some episodes (docs/server.md, "Recording
+    policy"): a merged window is one point at its mean. DQN runs are slow
+    enough that every episode is kept."""
     spec = json.loads((folder / "spec.json").read_text())
-    steps, returns, evals = [], [], []
+    steps, returns, evals, merged = [], [], [], False
     with open(folder / "metrics.jsonl") as f:
         for line in f:
             r = json.loads(line)
             if r["kind"] == "episode":
                 steps.append(r["step"])
                 returns.append(r["return"])
+            elif r["kind"] == "episodes":
+                steps.append(r["step"])
+                returns.append(r["return"]["mean"])
+                merged = True
             elif r.get("name") == "eval/mean_return":
-                evals.append((r["step"], r["value"]))
-    return spec, steps, returns, evals
+                evals.append((r["step"], r.get("value", r.get("mean"))))
+    return spec, steps, returns, evals, merged
+
+
+def final_mean(folder, mean, merged):
+    """The final 100-episode mean: from the lines when every episode is one,
+    else the loop's own exact figure in summary.json."""
+    if merged:
+        return json.loads((folder / "summary.json").read_text())["train_mean_return_last_100"]
+    return mean[-1] if mean else float("nan")
 
 
 def running_mean(values, window=100):
@@ -64,7 +80,7 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for folder in args.runs:
-        spec, steps, returns, evals = read(folder)
+        spec, steps, returns, evals, merged = read(folder)
         env = spec["env"]["id"]
         mean = running_mean(returns)
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -83,7 +99,7 @@ def main():
         name = env.replace("/", "-") + ".png"
         fig.savefig(args.out / name, dpi=120)
         plt.close(fig)
-        final = mean[-1] if mean else float("nan")
+        final = final_mean(folder, mean, merged)
         paper = PAPER.get(env)
         reached = "yes" if paper is not None and final >= 0.75 * paper else ("no" if paper else "–")
         rows.append((env, steps[-1] if steps else 0, final, paper, reached, name))

@@ -7,9 +7,9 @@
 //! and publishes them to live subscribers. Nothing a subscriber does can
 //! block a worker.
 
-use crate::store::{MetricValue, Store, StoreError, Write};
+use crate::store::{MetricValue, Store, StoreError, WindowColumns, Write};
 use crate::tensorboard::EventWriter;
-use rl_agent::{Agent, Record, Sink};
+use rl_agent::{Agent, Aggregate, Record, Sink};
 use rl_external::{Ending, EnvEnd, ExternalConfig, Link};
 use rl_runner::train::{CarriedState, Counters, Hooks, Progress};
 use rl_runner::{CancelFlag, Engine, RunFolder, RunSpec, RunStatus};
@@ -24,6 +24,11 @@ use std::time::{Duration, Instant};
 /// How often a running run checkpoints besides its spec's own period, so a
 /// crash loses at most this much training.
 pub const CHECKPOINT_PERIOD: Duration = Duration::from_secs(30);
+
+/// How long `POST /cancel` waits for a running run to stop, so that it can
+/// answer `cancelled` (the worker stops within 64 steps, then checkpoints);
+/// under the 2 s a client is promised, with room for the request itself.
+pub const CANCEL_WAIT: Duration = Duration::from_millis(1500);
 
 /// What an external run's connections are told when the server stops.
 const SHUTTING_DOWN: &str =
@@ -174,6 +179,8 @@ pub struct RunManager {
     engine: Arc<Engine>,
     data: PathBuf,
     queue: Arc<(Mutex<Queue>, Condvar)>,
+    /// Told (with the queue's mutex) each time a worker lets go of a run.
+    ended: Condvar,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -208,6 +215,7 @@ impl RunManager {
             engine,
             data: data.to_path_buf(),
             queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
+            ended: Condvar::new(),
             workers: Mutex::new(Vec::new()),
         });
         lock(&manager.queue.0)
@@ -266,8 +274,9 @@ impl RunManager {
     }
 
     /// Cancels a queued or running run. Idempotent: an ended run is left
-    /// as it is. Returns the status after the call (a running run reports
-    /// `running` until its worker has checkpointed and stopped).
+    /// as it is. Returns the status after the call: a running run is waited
+    /// for up to [`CANCEL_WAIT`] while its worker checkpoints and stops, and
+    /// reports `running` only if it has not stopped by then.
     pub fn cancel(&self, id: &str) -> Result<RunStatus, RunError> {
         let row = self
             .store
@@ -280,7 +289,26 @@ impl RunManager {
             if let Some(slot) = queue.external.get(id) {
                 slot.link.stop();
             }
-            return Ok(RunStatus::Running);
+            // The worker stores the final status before it lets go of the
+            // run, so once the run is no longer active its row is the truth.
+            let deadline = Instant::now() + CANCEL_WAIT;
+            while queue.active.contains_key(id) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(RunStatus::Running);
+                }
+                queue = self
+                    .ended
+                    .wait_timeout(queue, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            drop(queue);
+            let row = self
+                .store
+                .run(id)?
+                .ok_or_else(|| RunError::NotFound(id.into()))?;
+            return Ok(row.status);
         }
         if let Some(position) = queue.pending.iter().position(|p| p == id) {
             queue.pending.remove(position);
@@ -443,24 +471,15 @@ impl RunManager {
             let outcome = span.in_scope(|| {
                 std::panic::catch_unwind(AssertUnwindSafe(|| self.execute(&id, &cancel, &progress)))
             });
-            let stop = {
-                let mut queue = lock(mutex);
-                let stop = queue.active.remove(&id).and_then(|a| a.stop);
-                let ending = match (&outcome, stop) {
-                    (Ok(Ok(summary)), _) if summary.status == RunStatus::Completed => {
-                        Ending::Finished
-                    }
-                    (Ok(Ok(_)), Some(StopReason::Interrupted)) => {
-                        Ending::Stopped(SHUTTING_DOWN.into())
-                    }
-                    (Ok(Ok(_)), _) => Ending::Stopped("the run was cancelled".into()),
-                    (Ok(Err(failure)), _) => {
-                        Ending::Stopped(format!("the run failed: {}", failure.client_message()))
-                    }
-                    (Err(_), _) => Ending::Stopped("the run failed".into()),
-                };
-                queue.end_external(&id, ending);
-                stop
+            let stop = lock(mutex).active.get(&id).and_then(|a| a.stop);
+            let ending = match (&outcome, stop) {
+                (Ok(Ok(summary)), _) if summary.status == RunStatus::Completed => Ending::Finished,
+                (Ok(Ok(_)), Some(StopReason::Interrupted)) => Ending::Stopped(SHUTTING_DOWN.into()),
+                (Ok(Ok(_)), _) => Ending::Stopped("the run was cancelled".into()),
+                (Ok(Err(failure)), _) => {
+                    Ending::Stopped(format!("the run failed: {}", failure.client_message()))
+                }
+                (Err(_), _) => Ending::Stopped("the run failed".into()),
             };
             let (status, error, summary) = match outcome {
                 Ok(Ok(summary)) if summary.status == RunStatus::Cancelled => (
@@ -503,6 +522,14 @@ impl RunManager {
             if let Err(e) = self.store.set_status(&id, status, error, summary) {
                 tracing::error!("run {id}: recording its end failed: {e}");
             }
+            // Only now, with its status stored, does the run stop being
+            // active: a cancel waiting on `ended` then reads the truth.
+            {
+                let mut queue = lock(mutex);
+                queue.active.remove(&id);
+                queue.end_external(&id, ending);
+            }
+            self.ended.notify_all();
         }
     }
 
@@ -599,55 +626,14 @@ struct ServerSink {
 impl Sink for ServerSink {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         self.jsonl.record(record)?;
-        let (step, values) = match record {
-            Record::Episode(episode) => {
-                let mut values = vec![
-                    MetricValue {
-                        name: "rollout/episode_return".into(),
-                        step: episode.step,
-                        value: episode.episode_return,
-                        wall_seconds: episode.wall_seconds,
-                    },
-                    MetricValue {
-                        name: "rollout/episode_length".into(),
-                        step: episode.step,
-                        value: episode.length as f64,
-                        wall_seconds: episode.wall_seconds,
-                    },
-                ];
-                if let Some(epsilon) = episode.epsilon {
-                    values.push(MetricValue {
-                        name: "rollout/epsilon".into(),
-                        step: episode.step,
-                        value: epsilon,
-                        wall_seconds: episode.wall_seconds,
-                    });
-                }
-                (episode.step, values)
-            }
-            Record::Scalar {
-                name,
-                step,
-                value,
-                wall_seconds,
-            } => (
-                *step,
-                vec![MetricValue {
-                    name: name.clone(),
-                    step: *step,
-                    value: *value,
-                    wall_seconds: *wall_seconds,
-                }],
-            ),
-        };
+        let values = metric_values(record);
         for value in &values {
-            self.tensorboard
-                .scalar(&value.name, value.step, value.value)?;
+            self.tensorboard.metric(value)?;
         }
         self.store.send(Write::Metric {
             run_id: self.run_id.clone(),
             record: serde_json::to_value(record).map_err(std::io::Error::other)?,
-            step,
+            step: record.step(),
             values,
         });
         Ok(())
@@ -658,6 +644,73 @@ impl Sink for ServerSink {
         self.tensorboard.flush()
     }
 }
+
+/// The named scalars a record holds, as the store's `metrics` rows: an
+/// episode gives `rollout/episode_return`, `rollout/episode_length` and
+/// `rollout/epsilon` (if the agent has one); a merged window gives the same
+/// names with its mean as the value and its count, min, max and last.
+fn metric_values(record: &Record) -> Vec<MetricValue> {
+    let row = |name: &str, step: u64, wall_seconds: f64, value: f64| MetricValue {
+        name: name.into(),
+        step,
+        value,
+        wall_seconds,
+        window: None,
+    };
+    let merged =
+        |name: &str, step: u64, wall_seconds: f64, count: u64, a: &Aggregate| MetricValue {
+            window: Some(WindowColumns {
+                count,
+                min: a.min,
+                max: a.max,
+                last: a.last,
+            }),
+            ..row(name, step, wall_seconds, a.mean)
+        };
+    match record {
+        Record::Episode(e) => [
+            Some(row(
+                EPISODE_RETURN,
+                e.step,
+                e.wall_seconds,
+                e.episode_return,
+            )),
+            Some(row(EPISODE_LENGTH, e.step, e.wall_seconds, e.length as f64)),
+            e.epsilon
+                .map(|epsilon| row(EPSILON, e.step, e.wall_seconds, epsilon)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        Record::Episodes(w) => [
+            Some((EPISODE_RETURN, &w.episode_return)),
+            Some((EPISODE_LENGTH, &w.length)),
+            w.epsilon.as_ref().map(|epsilon| (EPSILON, epsilon)),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(name, a)| merged(name, w.step, w.wall_seconds, w.count, a))
+        .collect(),
+        Record::Scalar {
+            name,
+            step,
+            value,
+            wall_seconds,
+        } => vec![row(name, *step, *wall_seconds, *value)],
+        Record::ScalarWindow {
+            name,
+            step,
+            count,
+            values,
+            wall_seconds,
+        } => vec![merged(name, *step, *wall_seconds, *count, values)],
+    }
+}
+
+/// The episode series' names in the store and TensorBoard.
+const EPISODE_RETURN: &str = "rollout/episode_return";
+const EPISODE_LENGTH: &str = "rollout/episode_length";
+const EPSILON: &str = "rollout/epsilon";
 
 /// Checkpoints on the spec's period and every [`CHECKPOINT_PERIOD`], and
 /// reports progress.

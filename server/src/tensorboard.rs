@@ -6,6 +6,7 @@
 //! their masked CRC-32C. We write the three message shapes TensorBoard needs
 //! by hand: the version header and scalar summaries.
 
+use crate::store::MetricValue;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -19,6 +20,8 @@ pub struct EventWriter {
     out: BufWriter<File>,
     last_flush: Instant,
     record: Vec<u8>,
+    /// Reused for the `name/min` and `name/max` tags.
+    tag: String,
 }
 
 /// TFRecord's CRC mask, which keeps a CRC of data containing CRCs from
@@ -77,6 +80,7 @@ impl EventWriter {
             out: BufWriter::new(File::create(folder.join(name))?),
             last_flush: Instant::now(),
             record: Vec::new(),
+            tag: String::new(),
         };
         let header = event(0, |m| bytes_field(m, 3, b"brain.Event:2"));
         writer.write_record(&header)?;
@@ -109,6 +113,24 @@ impl EventWriter {
         self.write_record(&message)?;
         if self.last_flush.elapsed() >= FLUSH_PERIOD {
             self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Records a metric row: its value (a merged window's mean) under its
+    /// name and, for a window, its min and max under `name/min` and
+    /// `name/max`, so a plot of a fast run still shows its spikes.
+    pub fn metric(&mut self, metric: &MetricValue) -> std::io::Result<()> {
+        self.scalar(&metric.name, metric.step, metric.value)?;
+        if let Some(window) = &metric.window {
+            let mut tag = std::mem::take(&mut self.tag);
+            for (suffix, value) in [("/min", window.min), ("/max", window.max)] {
+                tag.clear();
+                tag.push_str(&metric.name);
+                tag.push_str(suffix);
+                self.scalar(&tag, metric.step, value)?;
+            }
+            self.tag = tag;
         }
         Ok(())
     }

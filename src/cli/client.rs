@@ -210,8 +210,12 @@ pub fn watch(args: WatchArgs) -> CliResult {
             match kind.as_str() {
                 "metric" => {
                     let step = event["step"].as_u64().unwrap_or(0);
-                    if event["kind"] == "episode" {
-                        recent_return = event["return"].as_f64();
+                    // A merged window of episodes (docs/server.md, "Recording
+                    // policy") gives its mean return.
+                    if event["kind"] == "episode" || event["kind"] == "episodes" {
+                        recent_return = event["return"]
+                            .as_f64()
+                            .or_else(|| event["return"]["mean"].as_f64());
                         let position = if unit == "episodes" {
                             event["episode"].as_u64().unwrap_or(0)
                         } else {

@@ -54,6 +54,11 @@ impl Server {
         server
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (e.g. `-TERM`) to the process.
     pub fn signal(&mut self, signal: &str) {
         let status = Command::new("kill")

@@ -19,7 +19,7 @@ pub mod testing;
 pub use error::{Error, Result};
 pub use registry::{AgentConfig, AgentEntry, AgentRegistry, parse_config};
 pub use schedule::{EpsilonSchedule, StepSize};
-pub use sink::{EpisodeRecord, Record, Sink};
+pub use sink::{Aggregate, EpisodeRecord, EpisodeWindow, Record, Sink};
 
 use rl_env::{Action, Model, Observation, Space};
 use serde::Serialize;

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod envs;
 mod error;
 pub mod folder;
+pub mod recording;
 pub mod run;
 pub mod saved;
 pub mod seeds;

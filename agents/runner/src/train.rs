@@ -5,6 +5,7 @@
 //! the run seed and the episode number, so a run resumed from a checkpoint
 //! (taken at an episode boundary) continues exactly as if uninterrupted.
 
+use crate::recording::{Recording, RecordingPolicy};
 use crate::seeds::{Stream, derive, env_seed};
 use crate::spec::Budget;
 use crate::{Error, Result};
@@ -163,6 +164,11 @@ pub struct PeriodicEval<'a> {
 
 /// Trains `agent` on `env` until the budget is spent or the run is cancelled.
 /// Planning agents plan from the env's model instead of stepping.
+///
+/// Metrics reach `sink` through the recording policy ([`crate::recording`]),
+/// here, so that every caller's files and streams see the same points; the
+/// summaries' figures (`recent_mean_return`) come from the loop itself and
+/// stay exact whatever the policy merges.
 pub fn train(
     env: &mut dyn Env,
     agent: &mut AnyAgent,
@@ -170,10 +176,18 @@ pub fn train(
     sink: &mut dyn Sink,
     hooks: &mut dyn Hooks,
 ) -> Result<TrainOutcome> {
-    match agent {
-        AnyAgent::Learner(learner) => learn(env, learner.as_mut(), settings, sink, hooks),
-        AnyAgent::Planner(planner) => plan(env, planner.as_mut(), settings.start, sink),
-    }
+    let mut recording = Recording::new(sink, RecordingPolicy::default());
+    let outcome = match agent {
+        AnyAgent::Learner(learner) => learn(env, learner.as_mut(), settings, &mut recording, hooks),
+        AnyAgent::Planner(planner) => plan(env, planner.as_mut(), settings.start, &mut recording),
+    };
+    // Even a failed run's metrics are written up to where it stopped.
+    let closed = recording
+        .close_windows()
+        .map_err(|e| Error::io("metrics", e));
+    let outcome = outcome?;
+    closed?;
+    Ok(outcome)
 }
 
 /// Lets a planner solve the environment's model; nothing is stepped.
@@ -333,6 +347,9 @@ fn learn(
                 if every.is_some_and(|every| counters.episodes.is_multiple_of(every))
                     || hooks.wants_checkpoint(counters)
                 {
+                    // No merged window may span the checkpoint: a resumed
+                    // run keeps the lines up to its step, and only those.
+                    sink.flush().map_err(record_error)?;
                     let carried = CarriedState::of(
                         &*env,
                         settings.periodic_eval.as_ref().map(|eval| &*eval.env),

@@ -308,7 +308,7 @@ async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
 #[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs",
     params(("id" = String, Path, description = "Run id")),
     responses(
-        (status = 202, description = "The status now: a running run reports `running` until it has stopped", body = RunStatusReply),
+        (status = 202, description = "The status after the request: a running run is waited for up to 1.5 s while it checkpoints and stops, and answers `cancelled` (or `running` if it has not stopped by then; it then stops shortly after); a queued run is `cancelled` at once; an ended run keeps its status", body = RunStatusReply),
         (status = 400, description = "`bad_path`", body = ErrorBody),
         UnknownRun, Internal,
     ))]

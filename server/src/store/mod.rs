@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Sender, SyncSender};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
@@ -48,6 +48,15 @@ pub enum StoreError {
     #[error("stored value: {0}")]
     Corrupt(String),
 }
+
+/// Most writes waiting for the writer thread. The recording policy keeps a
+/// run's metrics to tens of rows a second once past its first burst, so
+/// the queue only fills when the disk stalls; a full queue then slows
+/// training (senders wait) rather than grow memory or drop rows. It is
+/// short enough that a status change queued behind it is committed within
+/// a batch or two (tens of milliseconds), so cancel and shutdown are never
+/// held up by a backlog.
+pub const QUEUE_CAPACITY: usize = 4096;
 
 /// The store's result.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -153,13 +162,30 @@ pub struct MetricValue {
     pub value: f64,
     /// Seconds since training began.
     pub wall_seconds: f64,
+    /// Set when the row stands for a window of points merged by the
+    /// recording policy; `value` is then their mean.
+    pub window: Option<WindowColumns>,
+}
+
+/// What a metric row that stands for a window of points stores besides
+/// its mean (migration 2's columns).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WindowColumns {
+    /// Points merged.
+    pub count: u64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// The window's last point.
+    pub last: f64,
 }
 
 /// The store handle: cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     path: PathBuf,
-    writer: Sender<Queued>,
+    writer: SyncSender<Queued>,
     readers: Arc<reads::ReaderPool>,
     events: broadcast::Sender<Arc<Event>>,
 }
@@ -170,7 +196,7 @@ impl Store {
     pub fn open(path: &Path) -> StoreResult<Store> {
         let mut conn = schema::open(path)?;
         schema::migrate(&mut conn)?;
-        let (writer, queue) = mpsc::channel();
+        let (writer, queue) = mpsc::sync_channel(QUEUE_CAPACITY);
         let (events, _) = broadcast::channel(4096);
         let publish = events.clone();
         std::thread::Builder::new()
@@ -185,7 +211,10 @@ impl Store {
         })
     }
 
-    /// Sends a write to the writer thread without waiting.
+    /// Sends a write to the writer thread without waiting for its commit.
+    /// When [`QUEUE_CAPACITY`] writes are already waiting, it waits for
+    /// room: a run whose metrics outpace the disk is slowed, never
+    /// buffered without limit.
     pub fn send(&self, write: Write) {
         // A closed writer means the server is going down; the write is lost
         // with it, as it would be a moment later anyway.
@@ -342,6 +371,7 @@ mod tests {
                 step: 5,
                 value: 0.5,
                 wall_seconds: 1.0,
+                window: None,
             }],
         };
         let status = Write::Status {

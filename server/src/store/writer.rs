@@ -398,17 +398,23 @@ fn apply(
         } => {
             let event = insert_event(tx, run_id, EventKind::Metric, Some(*step), payload, time)?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO metrics (run_id, name, step, value, wall_seconds, event_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO metrics
+                    (run_id, name, step, value, wall_seconds, event_id, count, min, max, last)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             for value in values.iter() {
+                let window = value.window.as_ref();
                 insert.execute(params![
                     run_id,
                     value.name,
                     value.step as i64,
                     value.value,
                     value.wall_seconds,
-                    event.id
+                    event.id,
+                    window.map(|w| w.count as i64),
+                    window.map(|w| w.min),
+                    window.map(|w| w.max),
+                    window.map(|w| w.last),
                 ])?;
             }
             events.push(event);
