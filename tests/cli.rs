@@ -221,3 +221,26 @@ fn a_closed_stdout_is_not_a_panic() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_run_past_the_memory_cap_exits_2_with_the_estimate_and_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let output = rl_lab(&[
+        "run",
+        "examples/cartpole-dqn.json",
+        "--max-run-memory",
+        "1M",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("agent.config"), "{stderr}");
+    assert!(
+        stderr.contains("(1048576 bytes, --max-run-memory)"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "a run folder was written");
+}

@@ -49,6 +49,12 @@ pub struct ServeConfig {
     pub instance_idle_timeout: Duration,
     /// Most env instances open at once; beyond it, `429`.
     pub max_instances: usize,
+    /// The most memory one run's estimate may reach, in bytes; larger runs
+    /// are refused with `422`. `None`:
+    /// [`rl_runner::memory::default_max_run_memory`] of
+    /// `max_concurrent_runs`, three quarters of the machine's memory (or
+    /// cgroup limit) shared by the runs that train at once.
+    pub max_run_memory: Option<u64>,
     /// When set, every `/v1` route and `/metrics` need `Authorization: Bearer <token>`.
     pub token: Option<String>,
     /// Environments added to rl-lab's own (a crate's `register`), for runs
@@ -70,6 +76,7 @@ impl ServeConfig {
             max_body_bytes: 1 << 20,
             instance_idle_timeout: Duration::from_secs(600),
             max_instances: 1024,
+            max_run_memory: None,
             token: None,
             env_plugins: Vec::new(),
             remote_envs: rl_runner::envs::UrlPolicy::default(),
@@ -132,9 +139,12 @@ impl AppState {
             source,
         })?;
         let store = store::Store::open(&config.data.join("rl-lab.db"))?;
-        let engine = Arc::new(
-            Engine::with_remote_policy(config.remote_envs.clone()).with_envs(&config.env_plugins),
-        );
+        let mut engine =
+            Engine::with_remote_policy(config.remote_envs.clone()).with_envs(&config.env_plugins);
+        engine.max_run_memory = Some(config.max_run_memory.unwrap_or_else(|| {
+            rl_runner::memory::default_max_run_memory(config.max_concurrent_runs)
+        }));
+        let engine = Arc::new(engine);
         let runs = runs::RunManager::start(
             store.clone(),
             Arc::clone(&engine),

@@ -16,6 +16,13 @@ pub struct RunArgs {
     /// Print exactly one JSON object, the summary, on stdout.
     #[arg(long)]
     json: bool,
+    /// Most memory the run may need, e.g. 4G or 512M (K, M, G, T are
+    /// powers of 1,024); a larger estimate (replay, networks, optimiser
+    /// state, tables, env models) exits 2 before training. Default: three
+    /// quarters of the machine's memory (MemTotal, or the cgroup limit
+    /// when smaller).
+    #[arg(long, value_name = "BYTES", value_parser = rl_runner::memory::parse_bytes)]
+    max_run_memory: Option<u64>,
 }
 
 /// Trains as the spec says, writing the run folder.
@@ -28,7 +35,10 @@ pub fn run(args: RunArgs, lab: &super::Lab) -> CliResult {
             rl_external::NEEDS_SERVER
         )));
     }
-    let engine = lab.engine();
+    let mut engine = lab.engine();
+    if let Some(cap) = args.max_run_memory {
+        engine.max_run_memory = Some(cap);
+    }
     let mut prepared = engine.prepare(spec)?;
     let out = args.out.unwrap_or_else(|| default_folder(&prepared.spec));
     let folder = RunFolder::create(&out)?;

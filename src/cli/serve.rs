@@ -33,6 +33,13 @@ pub struct ServeArgs {
     /// Most environment instances open at once; beyond it, 429.
     #[arg(long, default_value_t = 1024)]
     max_instances: usize,
+    /// Most memory one run may need, e.g. 4G or 512M (K, M, G, T are
+    /// powers of 1,024); a run whose estimate (replay, networks, optimiser
+    /// state, tables, env models) is larger is refused with 422. Default:
+    /// three quarters of the machine's memory (MemTotal, or the cgroup
+    /// limit when smaller) divided by --max-concurrent-runs.
+    #[arg(long, value_name = "BYTES", value_parser = rl_runner::memory::parse_bytes)]
+    max_run_memory: Option<u64>,
     /// Lets runs use `remote` envs served at HOST[:PORT] (repeatable). Without
     /// it only loopback URLs are allowed. HOST alone or HOST:* allows every
     /// port; *.example.org allows every name under example.org; * allows every
@@ -78,6 +85,7 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
     config.max_body_bytes = args.max_body_bytes;
     config.instance_idle_timeout = Duration::from_secs(args.instance_idle_timeout);
     config.max_instances = args.max_instances;
+    config.max_run_memory = args.max_run_memory;
     config.token = std::env::var("RL_LAB_TOKEN").ok().filter(|t| !t.is_empty());
     config.remote_envs = rl_runner::envs::UrlPolicy::LoopbackAnd(args.allow_remote_env);
     let runtime = tokio::runtime::Builder::new_multi_thread()

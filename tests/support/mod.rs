@@ -18,7 +18,32 @@ pub struct Server {
 impl Server {
     /// Serves `data`, with `RL_LAB_TOKEN` set to `token` if given.
     pub fn start(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rl-lab"));
+        Server::spawn(
+            Command::new(env!("CARGO_BIN_EXE_rl-lab")),
+            data,
+            token,
+            extra,
+        )
+    }
+
+    /// Serves a fresh temporary folder from a process whose address space
+    /// is limited to `kib` KiB (`ulimit -v`, RLIMIT_AS), so that a large
+    /// allocation fails in it without touching the machine's memory.
+    pub fn start_in_temp_limited(kib: u64, extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -v {kib} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_rl-lab"),
+        ]);
+        let mut server = Server::spawn(command, data.path(), None, extra);
+        server._data = Some(data);
+        server
+    }
+
+    /// Starts `command` (the binary, or a shell that execs it) serving `data`.
+    fn spawn(mut command: Command, data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
         command
             .args(["serve", "--addr", "127.0.0.1:0", "--data"])
             .arg(data)
@@ -101,10 +126,31 @@ pub fn agent() -> ureq::Agent {
 
 /// `GET path` on `server`: the status and the body as JSON (`null` when not JSON).
 pub fn get_json(server: &Server, path: &str) -> (u16, serde_json::Value) {
-    let mut response = agent()
-        .get(&format!("{}{path}", server.base))
-        .call()
-        .expect("the request reaches the server");
+    json_reply(
+        agent()
+            .get(&format!("{}{path}", server.base))
+            .call()
+            .expect("the request reaches the server"),
+    )
+}
+
+/// `POST path` on `server` with a JSON body: the status and the reply as
+/// JSON (`null` when not JSON).
+pub fn post_json(
+    server: &Server,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    json_reply(
+        agent()
+            .post(&format!("{}{path}", server.base))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .expect("the request reaches the server"),
+    )
+}
+
+fn json_reply(mut response: ureq::http::Response<ureq::Body>) -> (u16, serde_json::Value) {
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     (

@@ -24,6 +24,15 @@ pub enum Error {
     /// A saved state could not be read back.
     #[error("cannot restore agent state: {0}")]
     State(String),
+    /// The allocator refused one of the agent's large buffers (replay,
+    /// network, tables): the run fails, the process hosting it goes on.
+    #[error("out of memory: could not allocate {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// What the buffer was for, e.g. "the replay buffer's frames".
+        what: String,
+        /// The size asked for; `u64::MAX` when it overflows the address space.
+        bytes: u64,
+    },
     /// Training produced a NaN or an infinity (in the loss or the weights):
     /// the run stops instead of training on silently.
     #[error("training diverged at env step {step}: {message}")]
@@ -43,6 +52,24 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+/// `len` copies of `value`, allocated fallibly: the large buffers of an
+/// agent (a replay ring, a Q table) fail their run with
+/// [`Error::OutOfMemory`] instead of aborting the process that hosts it.
+///
+/// The reservation is tried first and released, then `vec!` allocates:
+/// for a zero `value` it asks the allocator for zeroed memory, which the
+/// OS maps lazily, so a large ring that fills slowly costs only what it
+/// holds (filling a reserved `Vec` would touch every page at once).
+pub fn try_vec<T: Clone>(what: &str, len: usize, value: T) -> Result<Vec<T>> {
+    Vec::<T>::new()
+        .try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory {
+            what: what.to_owned(),
+            bytes: (len as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+        })?;
+    Ok(vec![value; len])
 }
 
 /// Result with this crate's [`Error`].

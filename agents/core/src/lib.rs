@@ -16,8 +16,8 @@ pub mod sink;
 #[doc(hidden)]
 pub mod testing;
 
-pub use error::{Error, Result};
-pub use registry::{AgentConfig, AgentEntry, AgentRegistry, parse_config};
+pub use error::{Error, Result, try_vec};
+pub use registry::{AgentConfig, AgentEntry, AgentRegistry, MemoryEstimator, parse_config};
 pub use schedule::{EpsilonSchedule, StepSize};
 pub use sink::{Aggregate, EpisodeRecord, EpisodeWindow, Record, Sink};
 

@@ -19,6 +19,13 @@ use std::collections::BTreeMap;
 pub type AgentConstructor =
     Box<dyn Fn(&Value, &EnvContext<'_>, u64) -> Result<AnyAgent> + Send + Sync>;
 
+/// How many bytes an agent built from this JSON config for this
+/// environment will hold at most (replay, networks, optimiser state,
+/// tables), computed without building it, so that a run too large for the
+/// machine is refused before anything is allocated. Errors are the config
+/// errors building would give.
+pub type MemoryEstimator = Box<dyn Fn(&Value, &EnvContext<'_>) -> Result<u64> + Send + Sync>;
+
 /// What a registered config type needs: read from JSON, written back for
 /// its defaults, and described by a schema.
 pub trait AgentConfig: DeserializeOwned + Serialize + Default + JsonSchema + 'static {}
@@ -38,6 +45,9 @@ pub struct AgentEntry {
     pub hyperparameters: Vec<Hyperparameter>,
     /// Builds the agent.
     pub make: AgentConstructor,
+    /// Its memory before it is built; 0 until the agent's crate gives one
+    /// with [`AgentRegistry::estimate_memory`].
+    pub memory: MemoryEstimator,
 }
 
 /// A registration method: `$name` adds an agent whose built type is a
@@ -102,8 +112,22 @@ impl AgentRegistry {
                 config_schema,
                 hyperparameters,
                 make: Box::new(move |config, ctx, seed| build(parse_config(config)?, ctx, seed)),
+                memory: Box::new(|_, _| Ok(0)),
             },
         );
+    }
+
+    /// Gives agent `id` (registered with config type `C`) its memory
+    /// estimate: `estimate(config, env)` in bytes. Does nothing for an
+    /// unknown id.
+    pub fn estimate_memory<C: AgentConfig>(
+        &mut self,
+        id: &str,
+        estimate: fn(&C, &EnvContext<'_>) -> Result<u64>,
+    ) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.memory = Box::new(move |config, ctx| estimate(&parse_config(config)?, ctx));
+        }
     }
 
     /// Looks up an agent by id.

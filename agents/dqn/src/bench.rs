@@ -100,7 +100,7 @@ impl UpdateBench {
                 .optimizer
                 .build()
                 .map_err(|e| Error::config("optimizer", e.to_string()))?,
-            batch: random_batch(input, config.gamma as f32, seed + 1),
+            batch: random_batch(input, config.gamma as f32, seed + 1)?,
             update: DqnUpdate::new(&config, BENCH_ACTIONS),
         })
     }
@@ -125,9 +125,9 @@ impl UpdateBench {
 
 /// `BENCH_BATCH` transitions with observations uniform in `[0, 1)`, random
 /// actions, rewards uniform in `[−1, 1)` and 10% terminal.
-fn random_batch(input: &[usize], gamma: f32, seed: u64) -> Batch {
+fn random_batch(input: &[usize], gamma: f32, seed: u64) -> Result<Batch> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut batch = Batch::new(BENCH_BATCH, input);
+    let mut batch = Batch::new(BENCH_BATCH, input)?;
     for v in batch.obs.iter_mut().chain(batch.next_obs.iter_mut()) {
         *v = rng.random::<f32>();
     }
@@ -143,7 +143,7 @@ fn random_batch(input: &[usize], gamma: f32, seed: u64) -> Batch {
         // discount = γ · (1 − terminated)
         *d = if terminated { 0.0 } else { gamma };
     }
-    batch
+    Ok(batch)
 }
 
 /// Updates per second in 80% of `budget`, then the one-observation latency
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn a_tenth_of_the_batch_is_terminal() {
-        let batch = random_batch(&[4, 10, 10], 0.99, 1);
+        let batch = random_batch(&[4, 10, 10], 0.99, 1).unwrap();
         let terminal = batch.discounts.iter().filter(|&&d| d == 0.0).count();
         assert!((1..=8).contains(&terminal), "{terminal} of 32");
         assert!(batch.discounts.iter().all(|&d| d == 0.0 || d == 0.99));

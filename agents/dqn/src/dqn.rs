@@ -26,6 +26,18 @@ use std::time::Instant;
 // The config
 // ---------------------------------------------------------------------------
 
+/// Most replay slots: 100 million, a hundred times the Nature DQN's
+/// million, so that only a typo meets it (the run's memory estimate then
+/// weighs what the slots cost for the env's frames).
+pub const MAX_REPLAY_CAPACITY: usize = 100_000_000;
+
+/// Most transitions per update: 65,536, two thousand times DQN's 32.
+pub const MAX_BATCH_SIZE: usize = 1 << 16;
+
+/// Longest n-step return: 1,000 steps, far past Rainbow's 3; the replay
+/// looks that far ahead of every sample.
+pub const MAX_N_STEP: usize = 1_000;
+
 /// DQN's hyperparameters. Every default is MinAtar's `examples/dqn.py`
 /// unless its doc says otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -41,8 +53,9 @@ pub struct DqnConfig {
     pub init: Init,
     /// The replay buffer.
     pub replay: ReplayConfig,
-    /// Transitions per gradient update; default 32 (`BATCH_SIZE`).
-    #[schemars(range(min = 1))]
+    /// Transitions per gradient update; default 32 (`BATCH_SIZE`). At most
+    /// 65,536 (see [`MAX_BATCH_SIZE`]).
+    #[schemars(range(min = 1, max = MAX_BATCH_SIZE))]
     pub batch_size: usize,
     /// Discount γ in [0, 1]; default 0.99 (`GAMMA`).
     #[schemars(range(min = 0.0, max = 1.0))]
@@ -87,8 +100,9 @@ pub struct DqnConfig {
     /// Dueling head `Q = V + A − mean A` (Wang et al. 2016) in place of the
     /// network's last layer; default off.
     pub dueling: bool,
-    /// n of n-step returns (Sutton 1988, as in Rainbow); default 1, the paper's.
-    #[schemars(range(min = 1))]
+    /// n of n-step returns (Sutton 1988, as in Rainbow); default 1, the
+    /// paper's. At most 1,000 (see [`MAX_N_STEP`]).
+    #[schemars(range(min = 1, max = MAX_N_STEP))]
     pub n_step: usize,
     /// Report `train/loss`, `train/q_mean`, `train/epsilon` and
     /// `time/steps_per_second` every this many gradient updates; default
@@ -104,12 +118,14 @@ pub struct ReplayConfig {
     /// Slots in the ring, in frames: each transition takes one and each
     /// episode one more for its final observation; at least `n_step +
     /// frame_stack + 1` (3 for one-step returns of single frames); default
-    /// 100,000 (`REPLAY_BUFFER_SIZE`).
-    #[schemars(range(min = 3))]
+    /// 100,000 (`REPLAY_BUFFER_SIZE`). At most 100,000,000 (see
+    /// [`MAX_REPLAY_CAPACITY`]).
+    #[schemars(range(min = 3, max = MAX_REPLAY_CAPACITY))]
     pub capacity: usize,
     /// Frames per observation when the env stacks them (a `frame_stack`
     /// wrapper of k): the buffer then stores each frame once and rebuilds
-    /// the stacks. Default 1: observations are stored whole.
+    /// the stacks. Default 1: observations are stored whole. It must match
+    /// the env's stacks, whose `frame_stack` wrapper allows at most 64.
     #[schemars(range(min = 1))]
     pub frame_stack: usize,
     /// Whether checkpoints include the buffer (deflate-compressed), so a
@@ -260,6 +276,17 @@ fn at_least_one(field: &str, v: u64) -> Result<()> {
     }
 }
 
+fn at_most(field: &str, v: usize, most: usize) -> Result<()> {
+    if v <= most {
+        Ok(())
+    } else {
+        Err(Error::config(
+            field,
+            format!("{v} is more than the most, {most}"),
+        ))
+    }
+}
+
 impl DqnConfig {
     /// Checks every field that does not depend on the environment.
     pub fn validate(&self) -> Result<()> {
@@ -272,6 +299,9 @@ impl DqnConfig {
         probability("epsilon_start", self.epsilon_start)?;
         probability("epsilon_end", self.epsilon_end)?;
         at_least_one("batch_size", self.batch_size as u64)?;
+        at_most("batch_size", self.batch_size, MAX_BATCH_SIZE)?;
+        at_most("replay.capacity", self.replay.capacity, MAX_REPLAY_CAPACITY)?;
+        at_most("n_step", self.n_step, MAX_N_STEP)?;
         if self.batch_size > self.replay.capacity {
             return Err(Error::config(
                 "batch_size",
@@ -421,19 +451,57 @@ impl Dqn {
             online,
             optimizer,
             update: DqnUpdate::new(&config, actions),
-            replay: Replay::new(codec, config.replay.capacity),
+            replay: Replay::new(codec, config.replay.capacity)?,
             rng,
             sample_rng,
             steps: 0,
             updates: 0,
             window: Window::default(),
-            batch: Batch::new(config.batch_size, &input_shape),
+            batch: Batch::new(config.batch_size, &input_shape)?,
             act_input: input_buffer(1, &input_shape),
             input_shape,
             clock: (Instant::now(), 0),
             scalars: Vec::with_capacity(8),
             config,
         })
+    }
+
+    /// The most bytes an agent built from `config` for `ctx` holds, without
+    /// building it: the replay ring (`capacity` slots of one stored frame,
+    /// action, reward and flags), the online and target networks (weights
+    /// and gradients each), the optimiser's state (one or two buffers per
+    /// parameter), each network's activation buffers at the batch size, and
+    /// the batch. Config errors are those [`Dqn::new`] gives.
+    pub fn memory_bytes(config: &DqnConfig, ctx: &EnvContext<'_>) -> Result<u64> {
+        config.validate()?;
+        let actions = ctx.action_space.n().unwrap_or(1).max(1);
+        let codec = ObsCodec::new(ctx.observation_space, config.replay.frame_stack)?;
+        let input_shape = network_input(ctx.observation_space);
+        let arch = match &config.network {
+            NetworkSpec::Auto => default_architecture(&input_shape),
+            NetworkSpec::Layers(arch) => arch.clone(),
+        };
+        let plan = arch
+            .plan(&input_shape, &[("actions", actions)])
+            .map_err(crate::network::build_error)?;
+        const F32: u64 = 4;
+        let slot = codec.frame_bytes() as u64 + Replay::SLOT_OVERHEAD as u64;
+        let replay = (config.replay.capacity as u64).saturating_mul(slot);
+        // A dueling head adds a value head beside the advantage head: at
+        // most doubling the last layer, counted as doubling the network.
+        let parameters = plan.parameters as u64 * if config.dueling { 2 } else { 1 };
+        let optimizer_buffers = config.optimizer.state_names().len() as u64;
+        let networks = parameters * F32 * (2 + 2 + optimizer_buffers);
+        let batch = config.batch_size as u64;
+        let activations = batch
+            .saturating_mul(plan.activation_scalars as u64)
+            .saturating_mul(F32 * 2 * 2);
+        let input: u64 = input_shape.iter().map(|&d| d as u64).product();
+        let batch_buffers = batch.saturating_mul(input).saturating_mul(F32 * 2);
+        Ok(replay
+            .saturating_add(networks)
+            .saturating_add(activations)
+            .saturating_add(batch_buffers))
     }
 
     /// The replay buffer.

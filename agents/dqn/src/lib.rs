@@ -56,4 +56,5 @@ pub fn register(registry: &mut AgentRegistry) {
         "DQN: replay, target network, Huber loss, ε-greedy; MinAtar's defaults (Mnih et al. 2015; Young & Tian 2019)",
         Dqn::new,
     );
+    registry.estimate_memory("dqn", Dqn::memory_bytes);
 }

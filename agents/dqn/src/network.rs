@@ -91,6 +91,10 @@ pub(crate) fn build_error(e: rl_layers::Error) -> Error {
             format!("network[{index}].{field}"),
             format!("{layer}: {reason}"),
         ),
+        rl_layers::Error::OutOfMemory { what, bytes } => Error::OutOfMemory {
+            what: format!("the Q-network's {what}"),
+            bytes: bytes as u64,
+        },
         other => Error::config("network", other.to_string()),
     }
 }

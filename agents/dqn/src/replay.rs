@@ -41,7 +41,7 @@ use crate::encode::{ObsCodec, Storage};
 use base64::Engine as _;
 use ndarray::{Array1, ArrayD, IxDyn};
 use rand::RngExt;
-use rl_agent::{Error, Result};
+use rl_agent::{Error, Result, try_vec};
 use rl_env::Observation;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -77,16 +77,25 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Buffers for `n` samples of per-sample network input `input`.
-    pub fn new(n: usize, input: &[usize]) -> Self {
+    /// Buffers for `n` samples of per-sample network input `input`; errors
+    /// when the allocator refuses them.
+    pub fn new(n: usize, input: &[usize]) -> Result<Self> {
         let shape: Vec<usize> = std::iter::once(n).chain(input.iter().copied()).collect();
-        Batch {
-            obs: ArrayD::zeros(IxDyn(&shape)),
+        let len = shape
+            .iter()
+            .try_fold(1usize, |len, &d| len.checked_mul(d))
+            .unwrap_or(usize::MAX);
+        let array = |what: &str| {
+            ArrayD::from_shape_vec(IxDyn(&shape), try_vec(what, len, 0.0f32)?)
+                .map_err(|e| Error::Incompatible(format!("batch buffer: {e}")))
+        };
+        Ok(Batch {
+            obs: array("the batch's observations")?,
             actions: vec![0; n],
             returns: Array1::zeros(n),
             discounts: Array1::zeros(n),
-            next_obs: ArrayD::zeros(IxDyn(&shape)),
-        }
+            next_obs: array("the batch's next observations")?,
+        })
     }
 
     /// Number of samples.
@@ -132,7 +141,7 @@ struct Plan {
 /// use rl_dqn::encode::ObsCodec;
 /// use rl_dqn::replay::{Batch, Replay, Step};
 /// use rl_env::{Observation, Space};
-/// let mut replay = Replay::new(ObsCodec::new(&Space::discrete(5), 1).unwrap(), 16);
+/// let mut replay = Replay::new(ObsCodec::new(&Space::discrete(5), 1).unwrap(), 16).unwrap();
 /// // One episode 0 → 1 → 2, cut by a time limit: two transitions, three frames.
 /// for s in 0..2 {
 ///     replay.push(&Step { obs: &Observation::Discrete(s), action: 1, reward: 1.0,
@@ -141,7 +150,7 @@ struct Plan {
 /// }
 /// assert_eq!((replay.len(), replay.pushed()), (3, 2));
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-/// let mut batch = Batch::new(4, &[5]);
+/// let mut batch = Batch::new(4, &[5]).unwrap();
 /// assert!(replay.sample(&mut rng, &mut batch, 1, 0.9));
 /// // Truncation bootstraps: every sample keeps its discount γ.
 /// assert!(batch.discounts.iter().all(|&d| d == 0.9));
@@ -166,30 +175,43 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// An empty buffer of `capacity ≥ 2` slots for frames of `codec`.
-    pub fn new(codec: ObsCodec, capacity: usize) -> Self {
+    /// Bytes of a slot besides its frame: action (`u16`), reward (`f32`)
+    /// and flags (`u8`).
+    pub const SLOT_OVERHEAD: usize = 2 + 4 + 1;
+
+    /// An empty buffer of `capacity ≥ 2` slots for frames of `codec`. The
+    /// frames are the one allocation that grows with a user's numbers, so
+    /// it is checked and fallible: a refusal is
+    /// [`Error::OutOfMemory`](rl_agent::Error::OutOfMemory), not an abort.
+    pub fn new(codec: ObsCodec, capacity: usize) -> Result<Self> {
         assert!(capacity >= 2, "the config check requires capacity ≥ 2");
         let frame_bytes = codec.frame_bytes();
-        Replay {
+        let frames_len = capacity
+            .checked_mul(frame_bytes)
+            .ok_or_else(|| Error::OutOfMemory {
+                what: "the replay buffer's frames".into(),
+                bytes: u64::MAX,
+            })?;
+        Ok(Replay {
             codec,
             capacity,
             frame_bytes,
-            frames: vec![0; capacity * frame_bytes],
-            actions: vec![0; capacity],
-            rewards: vec![0.0; capacity],
-            flags: vec![0; capacity],
+            frames: try_vec("the replay buffer's frames", frames_len, 0)?,
+            actions: try_vec("the replay buffer's actions", capacity, 0)?,
+            rewards: try_vec("the replay buffer's rewards", capacity, 0.0)?,
+            flags: try_vec("the replay buffer's flags", capacity, 0)?,
             head: 0,
             len: 0,
             current: None,
             pushed: 0,
-        }
+        })
     }
 
     /// Bytes each slot takes: frame, action (`u16`), reward (`f32`) and flags.
     /// A transition takes one slot; each episode takes one more for its
     /// final observation.
     pub fn bytes_per_transition(&self) -> usize {
-        self.frame_bytes + 2 + 4 + 1
+        self.frame_bytes + Self::SLOT_OVERHEAD
     }
 
     /// Bytes of the buffer's storage.

@@ -88,7 +88,7 @@ fn sampled_targets_never_bootstrap_through_termination() {
         assert!(endings.iter().all(|&n| n > 10), "{endings:?}");
         assert!(agent.updates() > 20, "the agent learned along the way");
 
-        let mut batch = Batch::new(16, &[STATES]);
+        let mut batch = Batch::new(16, &[STATES]).unwrap();
         let mut sample_rng = ChaCha8Rng::seed_from_u64(99);
         let mut terminal_rows = 0;
         for _ in 0..200 {

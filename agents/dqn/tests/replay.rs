@@ -168,9 +168,9 @@ fn run(
     seed: u64,
 ) -> usize {
     let codec = ObsCodec::new(&space(bits, stack), stack).unwrap();
-    let mut replay = Replay::new(codec, capacity);
+    let mut replay = Replay::new(codec, capacity).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut batch = Batch::new(16, &[stack * frame_len(bits)]);
+    let mut batch = Batch::new(16, &[stack * frame_len(bits)]).unwrap();
     let mut episodes = Vec::new();
     let mut by_frame = HashMap::new();
     let mut next_id = 1u32;
@@ -246,8 +246,42 @@ fn wrap_around_with_long_episodes_and_stacks() {
 #[test]
 fn minatar_breakout_frames_take_57_bytes() {
     let codec = ObsCodec::new(&Space::uniform_box(0.0, 1.0, &[4, 10, 10], DType::U8), 1).unwrap();
-    let replay = Replay::new(codec, 1_000_000);
+    let replay = Replay::new(codec, 1_000_000).unwrap();
     // 400 cells as bits (50 bytes), action u16, reward f32, flags u8.
     assert_eq!(replay.bytes_per_transition(), 57);
     assert!(replay.memory_bytes() <= 80_000_000);
+}
+
+#[test]
+fn the_memory_estimate_covers_what_the_agent_allocates() {
+    use rl_agent::EnvContext;
+    use rl_dqn::{Dqn, DqnConfig};
+    let observation_space = Space::uniform_box(0.0, 1.0, &[4, 10, 10], DType::U8);
+    let action_space = Space::discrete(6);
+    let ctx = EnvContext {
+        observation_space: &observation_space,
+        action_space: &action_space,
+        model: None,
+        env_id: "minatar/breakout",
+    };
+    let config = DqnConfig::default();
+    let estimate = Dqn::memory_bytes(&config, &ctx).unwrap();
+    let agent = Dqn::new(config, &ctx, 0).unwrap();
+    // Replay, then the online and target weights and gradients and the
+    // centered RMSProp's two buffers: six copies of the parameters.
+    let held = agent.replay().memory_bytes() + 6 * 4 * agent.online().param_count();
+    assert!(estimate as usize >= held, "{estimate} < {held}");
+    assert!(
+        (estimate as usize) < 2 * held,
+        "{estimate} is far above {held}"
+    );
+    // A capacity within its bound weighs what its frames cost.
+    let large = DqnConfig {
+        replay: rl_dqn::ReplayConfig {
+            capacity: 100_000_000,
+            ..Default::default()
+        },
+        ..DqnConfig::default()
+    };
+    assert!(Dqn::memory_bytes(&large, &ctx).unwrap() >= 5_700_000_000);
 }

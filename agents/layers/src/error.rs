@@ -64,10 +64,68 @@ pub enum Error {
     /// File input or output failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The allocator refused a buffer (weights, gradients, optimiser state):
+    /// the caller ends its work instead of the process aborting.
+    #[error("out of memory: could not allocate {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// What the buffer was for.
+        what: &'static str,
+        /// The size asked for.
+        bytes: usize,
+    },
 }
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An `f32` array of `shape` filled by `fill`, allocated fallibly: a
+/// network of hundreds of millions of parameters must fail its run, not
+/// abort the process that hosts many runs.
+pub(crate) fn try_array(
+    what: &'static str,
+    shape: &[usize],
+    fill: impl FnMut() -> f32,
+) -> Result<ndarray::ArrayD<f32>> {
+    let len = try_room(what, shape)?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(len)
+        .map_err(|_| out_of_memory(what, len))?;
+    data.extend(std::iter::repeat_with(fill).take(len));
+    Ok(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data)
+        .expect("the length is the product of the shape"))
+}
+
+/// A zero `f32` array of `shape`, allocated fallibly. The reservation is
+/// tried and released first; `zeros` then asks for zeroed memory, which
+/// the OS maps lazily (filling a reserved buffer would touch every page).
+pub(crate) fn try_zeros(what: &'static str, shape: &[usize]) -> Result<ndarray::ArrayD<f32>> {
+    try_room(what, shape)?;
+    Ok(ndarray::ArrayD::zeros(ndarray::IxDyn(shape)))
+}
+
+/// Reserves and releases room for `shape`'s scalars; their number.
+fn try_room(what: &'static str, shape: &[usize]) -> Result<usize> {
+    let len = checked_product(shape).ok_or(Error::OutOfMemory {
+        what,
+        bytes: usize::MAX,
+    })?;
+    Vec::<f32>::new()
+        .try_reserve_exact(len)
+        .map_err(|_| out_of_memory(what, len))?;
+    Ok(len)
+}
+
+fn out_of_memory(what: &'static str, scalars: usize) -> Error {
+    Error::OutOfMemory {
+        what,
+        bytes: scalars.saturating_mul(std::mem::size_of::<f32>()),
+    }
+}
+
+/// The number of scalars in a shape, `None` past `usize`.
+pub(crate) fn checked_product(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
 
 pub(crate) fn shape_err(op: &'static str, expected: impl Into<String>, got: &[usize]) -> Error {
     Error::Shape {

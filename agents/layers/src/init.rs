@@ -15,7 +15,8 @@
 //! He et al. 2015 derive the He variants for ReLU networks; Glorot and Bengio
 //! 2010 derive the Xavier variants for symmetric activations (tanh).
 
-use ndarray::{ArrayD, IxDyn};
+use crate::error::{Result, try_array, try_zeros};
+use ndarray::ArrayD;
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 /// use rl_layers::Init;
 /// use rand::SeedableRng;
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-/// let w = Init::HeUniform.sample(&[128, 1024], 1024, 128, &mut rng);
+/// let w = Init::HeUniform.sample(&[128, 1024], 1024, 128, &mut rng).unwrap();
 /// let bound = (6.0f32 / 1024.0).sqrt();
 /// assert!(w.iter().all(|v| v.abs() <= bound));
 /// ```
@@ -49,14 +50,15 @@ pub enum Init {
 }
 
 impl Init {
-    /// Draws an array of `shape` from this distribution.
+    /// Draws an array of `shape` from this distribution; errors only when
+    /// the allocator refuses the array.
     pub fn sample<R: Rng + ?Sized>(
         self,
         shape: &[usize],
         fan_in: usize,
         fan_out: usize,
         rng: &mut R,
-    ) -> ArrayD<f32> {
+    ) -> Result<ArrayD<f32>> {
         let fan_in = fan_in.max(1) as f32;
         let fan_out = fan_out.max(1) as f32;
         match self {
@@ -75,19 +77,19 @@ impl Init {
         len: usize,
         fan_in: usize,
         rng: &mut R,
-    ) -> ArrayD<f32> {
+    ) -> Result<ArrayD<f32>> {
         match self {
             Init::TorchDefault => uniform(&[len], 1.0 / (fan_in.max(1) as f32).sqrt(), rng),
-            _ => ArrayD::zeros(IxDyn(&[len])),
+            _ => try_zeros("biases", &[len]),
         }
     }
 }
 
-fn uniform<R: Rng + ?Sized>(shape: &[usize], bound: f32, rng: &mut R) -> ArrayD<f32> {
-    ArrayD::from_shape_fn(IxDyn(shape), |_| rng.random_range(-bound..=bound))
+fn uniform<R: Rng + ?Sized>(shape: &[usize], bound: f32, rng: &mut R) -> Result<ArrayD<f32>> {
+    try_array("weights", shape, || rng.random_range(-bound..=bound))
 }
 
-fn normal<R: Rng + ?Sized>(shape: &[usize], std: f32, rng: &mut R) -> ArrayD<f32> {
+fn normal<R: Rng + ?Sized>(shape: &[usize], std: f32, rng: &mut R) -> Result<ArrayD<f32>> {
     let dist = Normal::new(0.0f32, std).expect("a finite positive standard deviation");
-    ArrayD::from_shape_fn(IxDyn(shape), |_| dist.sample(rng))
+    try_array("weights", shape, || dist.sample(rng))
 }

@@ -83,4 +83,7 @@ pub use loss::Loss;
 pub use optim::{
     Optimizer, OptimizerConfig, OptimizerState, Parameters, clip_grad_norm, grad_norm,
 };
-pub use sequential::{AnyLayer, Architecture, LayerSpec, ParamName, Sequential, Size};
+pub use sequential::{
+    AnyLayer, Architecture, LayerSpec, MAX_LAYER_WIDTH, MAX_PARAMETERS, MAX_WINDOW, NetworkPlan,
+    ParamName, Sequential, Size,
+};

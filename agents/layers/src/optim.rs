@@ -20,7 +20,7 @@
 
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Param};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
 /// Anything whose parameters an optimiser can visit: every [`Layer`] and [`crate::Sequential`].
@@ -341,11 +341,18 @@ impl Optimizer {
                 return;
             }
             if slots.len() == index {
-                slots.push(
-                    (0..k)
-                        .map(|_| ArrayD::zeros(IxDyn(p.value.shape())))
-                        .collect(),
-                );
+                // The state is as large as the network (Adam's two moments
+                // twice it): a refusal fails this step, not the process.
+                let state = (0..k)
+                    .map(|_| crate::error::try_zeros("optimiser state", p.value.shape()))
+                    .collect::<Result<Vec<_>>>();
+                match state {
+                    Ok(state) => slots.push(state),
+                    Err(e) => {
+                        failure = Some(e);
+                        return;
+                    }
+                }
             }
             let slot = &mut slots[index];
             if slot.iter().any(|b| b.shape() != p.value.shape()) {

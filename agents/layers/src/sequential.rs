@@ -1,10 +1,10 @@
 //! Networks described as data: [`Architecture`] (serde) builds a [`Sequential`].
 
-use crate::error::{Error, Result, shape_err};
+use crate::error::{Error, Result, checked_product, shape_err};
 use crate::init::Init;
 use crate::layers::{
     Affine, Conv2d, Flatten, Hardtanh, Layer, LeakyRelu, MatMul, MaxPool2d, Mode, Param, Relu,
-    Sigmoid, Softmax, Tanh,
+    Sigmoid, Softmax, Tanh, Window,
 };
 use crate::optim::Parameters;
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
@@ -19,7 +19,7 @@ use std::fmt;
 #[serde(untagged)]
 pub enum Size {
     /// A fixed width.
-    Fixed(usize),
+    Fixed(#[schemars(range(min = 1, max = MAX_LAYER_WIDTH))] usize),
     /// A named width, looked up in the `sizes` given to [`Architecture::build`].
     Named(String),
 }
@@ -44,26 +44,30 @@ pub enum LayerSpec {
     Conv {
         /// Number of filters F.
         out: Size,
-        /// Square kernel side K.
-        #[schemars(range(min = 1))]
+        /// Square kernel side K, at most [`MAX_WINDOW`].
+        #[schemars(range(min = 1, max = MAX_WINDOW))]
         kernel: usize,
-        /// Stride S.
+        /// Stride S, at most [`MAX_WINDOW`].
         #[serde(default = "one")]
-        #[schemars(range(min = 1))]
+        #[schemars(range(min = 1, max = MAX_WINDOW))]
         stride: usize,
-        /// Zero padding P on every side.
+        /// Zero padding P on every side, at most [`MAX_WINDOW`].
         #[serde(default)]
+        #[schemars(range(max = MAX_WINDOW))]
         padding: usize,
     },
     /// [`MaxPool2d`]: `{"max_pool": {"kernel": 2}}` (`stride` defaults to `kernel`, `padding` to 0).
     MaxPool {
-        /// Square window side K.
+        /// Square window side K, at most [`MAX_WINDOW`].
+        #[schemars(range(min = 1, max = MAX_WINDOW))]
         kernel: usize,
-        /// Stride S; defaults to K.
+        /// Stride S; defaults to K; at most [`MAX_WINDOW`].
         #[serde(default)]
+        #[schemars(range(min = 1, max = MAX_WINDOW))]
         stride: Option<usize>,
         /// Padding P ≤ K/2.
         #[serde(default)]
+        #[schemars(range(max = MAX_WINDOW))]
         padding: usize,
     },
     /// [`Affine`]: `{"affine": 128}` or `{"affine": "actions"}`.
@@ -123,19 +127,90 @@ impl LayerSpec {
 #[serde(transparent)]
 pub struct Architecture(pub Vec<LayerSpec>);
 
+/// Widest layer a spec may ask for (units of an affine layer, filters of a
+/// convolution): 65,536, sixteen times the widest layer of the networks we
+/// reproduce (Nature DQN's 512, MinAtar's 128), so that only a typo meets it.
+pub const MAX_LAYER_WIDTH: usize = 1 << 16;
+
+/// Largest kernel side, stride or padding of a convolution or pooling
+/// layer: 256, beyond any image an environment here produces (84 × 84
+/// frames, MinAtar's 10 × 10, pixel frames of at most 1,024).
+pub const MAX_WINDOW: usize = 256;
+
+/// Most parameters a network may have: 50 million, about twenty-five
+/// times the Nature DQN network (1.7 million). With gradients, an online
+/// and a target copy and two optimiser moments, such a network already
+/// takes about 1.2 GB.
+pub const MAX_PARAMETERS: usize = 50_000_000;
+
+/// What [`Architecture::plan`] finds without allocating: the layers with
+/// every size resolved and checked, and the network's totals.
+#[derive(Clone, Debug)]
+pub struct NetworkPlan {
+    layers: Vec<PlannedLayer>,
+    /// The per-sample output shape.
+    pub output_shape: Vec<usize>,
+    /// Trainable scalars (weights and biases).
+    pub parameters: usize,
+    /// Scalars of one sample's working buffers summed over the layers:
+    /// each layer's output and, for convolutions, the unfolded input
+    /// (`C·K·K × OH·OW`). Times the batch size, it is what a forward pass
+    /// keeps.
+    pub activation_scalars: usize,
+}
+
+/// One layer with its input size known.
+#[derive(Clone, Debug)]
+enum PlannedLayer {
+    Conv {
+        channels: usize,
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    Affine {
+        inputs: usize,
+        outputs: usize,
+    },
+    MatMul {
+        inputs: usize,
+        outputs: usize,
+    },
+    Parameterless(usize),
+}
+
+impl PlannedLayer {
+    fn parameters(&self) -> usize {
+        match *self {
+            PlannedLayer::Conv {
+                channels,
+                out,
+                kernel,
+                ..
+            } => out * (channels * kernel * kernel + 1),
+            PlannedLayer::Affine { inputs, outputs } => outputs * (inputs + 1),
+            PlannedLayer::MatMul { inputs, outputs } => outputs * inputs,
+            PlannedLayer::MaxPool { .. } | PlannedLayer::Parameterless(_) => 0,
+        }
+    }
+}
+
 impl Architecture {
-    /// Validates the architecture against a per-sample input shape (no batch
-    /// axis, e.g. `[4, 10, 10]`), infers every layer's input size, resolves named
-    /// sizes from `sizes`, and draws weights with `init` from `rng`.
+    /// Checks the architecture against a per-sample input shape (no batch
+    /// axis, e.g. `[4, 10, 10]`), infers every layer's input size and
+    /// resolves named sizes from `sizes`, allocating nothing: callers can
+    /// weigh a network before building it. Every width is at most
+    /// [`MAX_LAYER_WIDTH`], every window at most [`MAX_WINDOW`], and the
+    /// total at most [`MAX_PARAMETERS`].
     ///
     /// Errors name the offending layer's index and field.
-    pub fn build<R: Rng + ?Sized>(
-        &self,
-        input: &[usize],
-        sizes: &[(&str, usize)],
-        init: Init,
-        rng: &mut R,
-    ) -> Result<Sequential> {
+    pub fn plan(&self, input: &[usize], sizes: &[(&str, usize)]) -> Result<NetworkPlan> {
         if self.0.is_empty() {
             return Err(Error::InvalidConfig {
                 what: "architecture",
@@ -154,6 +229,8 @@ impl Architecture {
         }
         let mut cur = input.to_vec();
         let mut layers = Vec::with_capacity(self.0.len());
+        let mut parameters = 0usize;
+        let mut activation_scalars = 0usize;
         for (index, spec) in self.0.iter().enumerate() {
             let layer = spec.kind();
             let bad = |field: &'static str, reason: String| Error::InvalidLayer {
@@ -180,6 +257,21 @@ impl Architecture {
                 if v == 0 {
                     return Err(bad(field, "must be at least 1".into()));
                 }
+                if v > MAX_LAYER_WIDTH {
+                    return Err(bad(
+                        field,
+                        format!("{v} is more than the most, {MAX_LAYER_WIDTH}"),
+                    ));
+                }
+                Ok(v)
+            };
+            let window = |field: &'static str, v: usize| -> Result<usize> {
+                if v > MAX_WINDOW {
+                    return Err(bad(
+                        field,
+                        format!("{v} is more than the most, {MAX_WINDOW}"),
+                    ));
+                }
                 Ok(v)
             };
             let image = |cur: &[usize]| -> Result<[usize; 3]> {
@@ -191,7 +283,17 @@ impl Architecture {
                     )),
                 }
             };
-            let built = match spec {
+            let too_big = |kernel: usize, h: usize, w: usize, padding: usize| {
+                bad(
+                    "kernel",
+                    format!(
+                        "{kernel} exceeds the padded input {}×{}",
+                        h + 2 * padding,
+                        w + 2 * padding
+                    ),
+                )
+            };
+            let planned = match spec {
                 LayerSpec::Conv {
                     out,
                     kernel,
@@ -200,25 +302,35 @@ impl Architecture {
                 } => {
                     let [c, h, w] = image(&cur)?;
                     let f = resolve(out, "out")?;
-                    if *kernel == 0 {
+                    let kernel = window("kernel", *kernel)?;
+                    let stride = window("stride", *stride)?;
+                    let padding = window("padding", *padding)?;
+                    if kernel == 0 {
                         return Err(bad("kernel", "must be at least 1".into()));
                     }
-                    if *stride == 0 {
+                    if stride == 0 {
                         return Err(bad("stride", "must be at least 1".into()));
                     }
-                    let conv = Conv2d::new(c, f, *kernel, *stride, *padding, init, rng)?;
-                    let shape = conv.output_shape(c, h, w).ok_or_else(|| {
-                        bad(
-                            "kernel",
-                            format!(
-                                "{kernel} exceeds the padded input {}×{}",
-                                h + 2 * padding,
-                                w + 2 * padding
-                            ),
-                        )
-                    })?;
-                    cur = shape.to_vec();
-                    AnyLayer::Conv2d(conv)
+                    let geometry = Window {
+                        kh: kernel,
+                        kw: kernel,
+                        stride,
+                        padding,
+                    };
+                    let (oh, ow) = geometry
+                        .out_size(h, w)
+                        .ok_or_else(|| too_big(kernel, h, w, padding))?;
+                    cur = vec![f, oh, ow];
+                    activation_scalars = activation_scalars.saturating_add(
+                        checked_product(&[c, kernel, kernel, oh, ow]).unwrap_or(usize::MAX),
+                    );
+                    PlannedLayer::Conv {
+                        channels: c,
+                        out: f,
+                        kernel,
+                        stride,
+                        padding,
+                    }
                 }
                 LayerSpec::MaxPool {
                     kernel,
@@ -226,63 +338,126 @@ impl Architecture {
                     padding,
                 } => {
                     let [c, h, w] = image(&cur)?;
-                    let stride = stride.unwrap_or(*kernel);
-                    let pool = MaxPool2d::new(*kernel, stride, *padding).map_err(|e| match e {
+                    let kernel = window("kernel", *kernel)?;
+                    let stride = window("stride", stride.unwrap_or(kernel))?;
+                    let padding = window("padding", *padding)?;
+                    let pool = MaxPool2d::new(kernel, stride, padding).map_err(|e| match e {
                         Error::InvalidConfig { field, reason, .. } => bad(field, reason),
                         other => other,
                     })?;
-                    let shape = pool.output_shape(c, h, w).ok_or_else(|| {
-                        bad(
-                            "kernel",
-                            format!(
-                                "{kernel} exceeds the padded input {}×{}",
-                                h + 2 * padding,
-                                w + 2 * padding
-                            ),
-                        )
-                    })?;
+                    let shape = pool
+                        .output_shape(c, h, w)
+                        .ok_or_else(|| too_big(kernel, h, w, padding))?;
                     cur = shape.to_vec();
-                    AnyLayer::MaxPool2d(pool)
+                    PlannedLayer::MaxPool {
+                        kernel,
+                        stride,
+                        padding,
+                    }
                 }
                 LayerSpec::Affine(size) => {
-                    let out = resolve(size, "out")?;
-                    let d: usize = cur.iter().product();
-                    cur = vec![out];
-                    AnyLayer::Affine(Affine::new(d, out, init, rng)?)
+                    let outputs = resolve(size, "out")?;
+                    let inputs = checked_product(&cur).unwrap_or(usize::MAX);
+                    cur = vec![outputs];
+                    PlannedLayer::Affine { inputs, outputs }
                 }
                 LayerSpec::MatMul(size) => {
-                    let out = resolve(size, "out")?;
-                    let [d] = *cur.as_slice() else {
+                    let outputs = resolve(size, "out")?;
+                    let [inputs] = *cur.as_slice() else {
                         return Err(bad(
                             "input",
                             format!("needs a flat [D] input (add \"flatten\"), got {cur:?}"),
                         ));
                     };
-                    cur = vec![out];
-                    AnyLayer::MatMul(MatMul::new(d, out, init, rng)?)
+                    cur = vec![outputs];
+                    PlannedLayer::MatMul { inputs, outputs }
                 }
-                LayerSpec::Relu => AnyLayer::Relu(Relu::new()),
-                LayerSpec::LeakyRelu(a) => {
-                    AnyLayer::LeakyRelu(LeakyRelu::new(*a).map_err(|e| match e {
-                        Error::InvalidConfig { reason, .. } => bad("a", reason),
-                        other => other,
-                    })?)
-                }
-                LayerSpec::Sigmoid => AnyLayer::Sigmoid(Sigmoid::new()),
-                LayerSpec::Tanh => AnyLayer::Tanh(Tanh::new()),
-                LayerSpec::Hardtanh => AnyLayer::Hardtanh(Hardtanh::new()),
-                LayerSpec::Softmax => AnyLayer::Softmax(Softmax::new()),
                 LayerSpec::Flatten => {
-                    cur = vec![cur.iter().product()];
-                    AnyLayer::Flatten(Flatten::new())
+                    cur = vec![checked_product(&cur).unwrap_or(usize::MAX)];
+                    PlannedLayer::Parameterless(index)
                 }
+                _ => PlannedLayer::Parameterless(index),
+            };
+            parameters = parameters.saturating_add(planned.parameters());
+            if parameters > MAX_PARAMETERS {
+                return Err(bad(
+                    "out",
+                    format!(
+                        "brings the network to {parameters} parameters, more than the most, {MAX_PARAMETERS}"
+                    ),
+                ));
+            }
+            activation_scalars =
+                activation_scalars.saturating_add(checked_product(&cur).unwrap_or(usize::MAX));
+            layers.push(planned);
+        }
+        Ok(NetworkPlan {
+            layers,
+            output_shape: cur,
+            parameters,
+            activation_scalars,
+        })
+    }
+
+    /// Plans the architecture (see [`Architecture::plan`]: the same checks
+    /// and errors) and draws weights with `init` from `rng`.
+    pub fn build<R: Rng + ?Sized>(
+        &self,
+        input: &[usize],
+        sizes: &[(&str, usize)],
+        init: Init,
+        rng: &mut R,
+    ) -> Result<Sequential> {
+        let plan = self.plan(input, sizes)?;
+        let mut layers = Vec::with_capacity(plan.layers.len());
+        for (planned, spec) in plan.layers.into_iter().zip(&self.0) {
+            let built = match planned {
+                PlannedLayer::Conv {
+                    channels,
+                    out,
+                    kernel,
+                    stride,
+                    padding,
+                } => AnyLayer::Conv2d(Conv2d::new(
+                    channels, out, kernel, stride, padding, init, rng,
+                )?),
+                PlannedLayer::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                } => AnyLayer::MaxPool2d(MaxPool2d::new(kernel, stride, padding)?),
+                PlannedLayer::Affine { inputs, outputs } => {
+                    AnyLayer::Affine(Affine::new(inputs, outputs, init, rng)?)
+                }
+                PlannedLayer::MatMul { inputs, outputs } => {
+                    AnyLayer::MatMul(MatMul::new(inputs, outputs, init, rng)?)
+                }
+                PlannedLayer::Parameterless(index) => match spec {
+                    LayerSpec::Relu => AnyLayer::Relu(Relu::new()),
+                    LayerSpec::LeakyRelu(a) => {
+                        AnyLayer::LeakyRelu(LeakyRelu::new(*a).map_err(|e| match e {
+                            Error::InvalidConfig { reason, .. } => Error::InvalidLayer {
+                                index,
+                                layer: "leaky_relu",
+                                field: "a",
+                                reason,
+                            },
+                            other => other,
+                        })?)
+                    }
+                    LayerSpec::Sigmoid => AnyLayer::Sigmoid(Sigmoid::new()),
+                    LayerSpec::Tanh => AnyLayer::Tanh(Tanh::new()),
+                    LayerSpec::Hardtanh => AnyLayer::Hardtanh(Hardtanh::new()),
+                    LayerSpec::Softmax => AnyLayer::Softmax(Softmax::new()),
+                    _ => AnyLayer::Flatten(Flatten::new()),
+                },
             };
             layers.push(built);
         }
         Ok(Sequential {
             arch: self.clone(),
             input_shape: input.to_vec(),
-            output_shape: cur,
+            output_shape: plan.output_shape,
             layers,
         })
     }

@@ -87,6 +87,28 @@ fn the_issue_example_builds_with_inferred_sizes() {
 }
 
 #[test]
+fn plans_count_what_builds_allocate() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let arch: Architecture = serde_json::from_str(
+        r#"[{"conv": {"out": 16, "kernel": 3}}, "relu", {"max_pool": {"kernel": 2}},
+            "flatten", {"affine": 32}, "tanh", {"affine": "actions"}]"#,
+    )
+    .unwrap();
+    let plan = arch.plan(&[4, 10, 10], &[("actions", 6)]).unwrap();
+    let net = arch
+        .build(&[4, 10, 10], &[("actions", 6)], Init::HeUniform, &mut rng)
+        .unwrap();
+    assert_eq!(plan.parameters, net.param_count());
+    assert_eq!(plan.output_shape, net.output_shape());
+    // Outputs 16·8·8, 16·8·8, 16·4·4, 256, 32, 32, 6, and the unfolded
+    // input of the convolution, 4·3·3 × 8·8.
+    assert_eq!(
+        plan.activation_scalars,
+        1024 + 1024 + 256 + 256 + 32 + 32 + 6 + 36 * 64
+    );
+}
+
+#[test]
 fn build_errors_name_the_layer_and_field() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let cases = [
@@ -118,6 +140,26 @@ fn build_errors_name_the_layer_and_field() {
         ),
         (r#"[{"leaky_relu": -1.0}]"#, vec![3], 0, "a"),
         (r#"[{"mat_mul": 3}]"#, vec![2, 2], 0, "input"),
+        // The bounds: a width, a window, the parameter total.
+        (r#"[{"affine": 2000000000}]"#, vec![4], 0, "out"),
+        (
+            r#"[{"conv": {"out": 4, "kernel": 300}}]"#,
+            vec![4, 10, 10],
+            0,
+            "kernel",
+        ),
+        (
+            r#"[{"max_pool": {"kernel": 2, "stride": 257}}]"#,
+            vec![1, 4, 4],
+            0,
+            "stride",
+        ),
+        (
+            r#"[{"affine": 60000}, {"affine": 60000}]"#,
+            vec![8],
+            1,
+            "out",
+        ),
     ];
     for (json, input, want_index, want_field) in cases {
         let arch: Architecture = serde_json::from_str(json).unwrap();
@@ -318,8 +360,12 @@ fn every_initialiser_is_seeded_and_scaled() {
         Init::XavierNormal,
         Init::TorchDefault,
     ] {
-        let a = init.sample(&[256, 400], 400, 256, &mut ChaCha8Rng::seed_from_u64(1));
-        let b = init.sample(&[256, 400], 400, 256, &mut ChaCha8Rng::seed_from_u64(1));
+        let a = init
+            .sample(&[256, 400], 400, 256, &mut ChaCha8Rng::seed_from_u64(1))
+            .unwrap();
+        let b = init
+            .sample(&[256, 400], 400, 256, &mut ChaCha8Rng::seed_from_u64(1))
+            .unwrap();
         assert_eq!(a, b);
         let var = a.mapv(|v| v * v).mean().unwrap();
         let want = match init {

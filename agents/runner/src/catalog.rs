@@ -26,6 +26,11 @@ pub struct EnvListing {
     /// The config with every default filled in.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub defaults: Value,
+    /// A JSON Schema (draft 2020-12) of the env's `config` object, derived
+    /// from its config struct, with every size's bound; `null` for an env
+    /// whose crate gives none.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub config_schema: Value,
 }
 
 /// One agent id.
@@ -64,6 +69,7 @@ pub fn envs(engine: &Engine) -> Vec<EnvListing> {
                 action_space: env.as_ref().map(|e| e.action_space().clone()),
                 has_model: env.as_ref().is_some_and(|e| e.model().is_some()),
                 defaults: entry.defaults.clone(),
+                config_schema: entry.config_schema.clone(),
             }
         })
         .collect()

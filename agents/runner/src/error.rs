@@ -14,6 +14,17 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The run would need more memory than one run may take
+    /// (`--max-run-memory`): refused before anything is allocated.
+    #[error("{field}: the run {}", crate::memory::over_cap(*estimate, *cap))]
+    TooLarge {
+        /// The spec part whose estimate is the larger: `agent.config` or `env.config`.
+        field: String,
+        /// The run's estimate in bytes.
+        estimate: u64,
+        /// The cap in bytes.
+        cap: u64,
+    },
     /// The agent cannot work with the environment (e.g. DP without a model).
     #[error("{0}")]
     Incompatible(String),
@@ -45,7 +56,16 @@ impl Error {
     /// Whether the error is the user's input (exit code 2, HTTP 4xx) rather
     /// than a failure while running.
     pub fn is_input(&self) -> bool {
-        matches!(self, Error::Spec { .. } | Error::Incompatible(_))
+        matches!(
+            self,
+            Error::Spec { .. } | Error::Incompatible(_) | Error::TooLarge { .. }
+        )
+    }
+
+    /// Whether the allocator refused one of the run's buffers: the spec
+    /// passed every check, the machine had not the memory at that moment.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, Error::Agent(rl_agent::Error::OutOfMemory { .. }))
     }
 
     /// An environment error met while building from the spec: config

@@ -8,17 +8,21 @@ use crate::train::{
     CancelFlag, CarriedState, Counters, EvalReport, Hooks, LoopSettings, PeriodicEval, Progress,
     TrainOutcome, evaluate_with_epsilon, train,
 };
-use crate::{Error, Result, RunStatus};
+use crate::{Error, MemoryEstimate, Result, RunStatus};
 use rl_agent::{AgentRegistry, AnyAgent, EnvContext, Sink, Tables};
 use rl_env::{Env, GridView, Registry};
 use serde::Serialize;
 
-/// The registries a run is built from.
+/// The registries a run is built from, and the memory one run may take.
 pub struct Engine {
     /// Every environment id.
     pub envs: Registry,
     /// Every agent id.
     pub agents: AgentRegistry,
+    /// The most bytes one run's estimate ([`Engine::estimate`]) may reach;
+    /// `None` admits any. Default: [`crate::memory::default_max_run_memory`]
+    /// for one run.
+    pub max_run_memory: Option<u64>,
 }
 
 impl Default for Engine {
@@ -26,6 +30,7 @@ impl Default for Engine {
         Engine {
             envs: crate::envs::registry(),
             agents: crate::agents::registry(),
+            max_run_memory: Some(crate::memory::default_max_run_memory(1)),
         }
     }
 }
@@ -59,6 +64,7 @@ impl Engine {
         Engine {
             envs: crate::envs::registry_allowing(remote),
             agents: crate::agents::registry(),
+            max_run_memory: Some(crate::memory::default_max_run_memory(1)),
         }
     }
 
@@ -120,14 +126,23 @@ impl Engine {
             .agents
             .get(&spec.agent.id)
             .map_err(Error::from_agent_config)?;
+        let ctx = EnvContext {
+            observation_space: env.observation_space(),
+            action_space: env.action_space(),
+            model: env.model(),
+            env_id: &spec.env.id,
+        };
+        let estimate = self.weigh(entry, &spec, &ctx)?;
+        if let Some(cap) = self.max_run_memory.filter(|&cap| estimate.total() > cap) {
+            return Err(Error::TooLarge {
+                field: estimate.field().into(),
+                estimate: estimate.total(),
+                cap,
+            });
+        }
         let agent = (entry.make)(
             &spec.agent.config,
-            &EnvContext {
-                observation_space: env.observation_space(),
-                action_space: env.action_space(),
-                model: env.model(),
-                env_id: &spec.env.id,
-            },
+            &ctx,
             derive(spec.seed, Stream::Agent, 0),
         )
         .map_err(Error::from_agent_config)?;
@@ -137,6 +152,23 @@ impl Engine {
             eval_env,
             agent,
         })
+    }
+}
+
+impl Engine {
+    /// The agent's estimate for `ctx`, and the env's model twice (the
+    /// training env and its evaluation copy).
+    fn weigh(
+        &self,
+        entry: &rl_agent::AgentEntry,
+        spec: &RunSpec,
+        ctx: &EnvContext<'_>,
+    ) -> Result<MemoryEstimate> {
+        let agent = (entry.memory)(&spec.agent.config, ctx).map_err(Error::from_agent_config)?;
+        let env = ctx.model.map_or(0, |model| {
+            crate::memory::model_bytes(model).saturating_mul(2)
+        });
+        Ok(MemoryEstimate { agent, env })
     }
 }
 

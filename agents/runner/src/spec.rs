@@ -118,16 +118,28 @@ impl Default for Budget {
     }
 }
 
+/// Most evaluation episodes: 100,000, a thousand times the usual 100.
+pub const MAX_EVAL_EPISODES: u64 = 100_000;
+
+/// Most env steps one evaluation may take, `episodes × max_steps`: a
+/// billion, minutes of the fastest env, so that a typo cannot keep a run
+/// evaluating for days after training.
+pub const MAX_EVAL_STEPS: u64 = 1_000_000_000;
+
 /// Evaluation of the greedy policy after training and, optionally, every
 /// `every_steps` env steps during training (on a separate env instance).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalSpec {
-    /// Number of evaluation episodes; default 10. 0 skips evaluation.
+    /// Number of evaluation episodes; default 10. 0 skips evaluation. At
+    /// most 100,000 ([`MAX_EVAL_EPISODES`]).
+    #[cfg_attr(feature = "openapi", schema(maximum = 100_000))]
     pub episodes: u64,
     /// Each evaluation episode is cut after this many steps, so that a
-    /// policy that loops cannot hang a run; default 1,000.
+    /// policy that loops cannot hang a run; default 1,000. `episodes ×
+    /// max_steps` is at most 1,000,000,000 ([`MAX_EVAL_STEPS`]).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000_000))]
     pub max_steps: u64,
     /// Also evaluate every this many training env steps, recording
     /// `eval/mean_return`; default never.
@@ -197,6 +209,24 @@ impl RunSpec {
             Budget::Steps(0) => Err(Error::spec("budget.steps", "must be at least 1")),
             _ if self.eval.max_steps == 0 => {
                 Err(Error::spec("eval.max_steps", "must be at least 1"))
+            }
+            _ if self.eval.episodes > MAX_EVAL_EPISODES => Err(Error::spec(
+                "eval.episodes",
+                format!(
+                    "{} is more than the most, {MAX_EVAL_EPISODES}",
+                    self.eval.episodes
+                ),
+            )),
+            _ if self.eval.max_steps > MAX_EVAL_STEPS
+                || self.eval.episodes.saturating_mul(self.eval.max_steps) > MAX_EVAL_STEPS =>
+            {
+                Err(Error::spec(
+                    "eval.max_steps",
+                    format!(
+                        "{} episodes of at most {} steps is more than the most, {MAX_EVAL_STEPS} steps",
+                        self.eval.episodes, self.eval.max_steps
+                    ),
+                ))
             }
             _ if self.eval.every_steps == Some(0) => {
                 Err(Error::spec("eval.every_steps", "must be at least 1"))

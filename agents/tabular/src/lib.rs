@@ -86,4 +86,25 @@ pub fn register(registry: &mut AgentRegistry) {
         "n-step SARSA: n rewards, then bootstrap; the multi-step method (S&B §7.2)",
         n_step_sarsa::NStepSarsa::new,
     );
+    registry.estimate_memory::<policy_evaluation::PolicyEvaluationConfig>(
+        "policy-evaluation",
+        table::memory_bytes,
+    );
+    registry.estimate_memory::<policy_iteration::PolicyIterationConfig>(
+        "policy-iteration",
+        table::memory_bytes,
+    );
+    registry.estimate_memory::<value_iteration::ValueIterationConfig>(
+        "value-iteration",
+        table::memory_bytes,
+    );
+    registry.estimate_memory::<mc_prediction::McPredictionConfig>(
+        "monte-carlo-prediction",
+        table::memory_bytes,
+    );
+    registry.estimate_memory::<monte_carlo::MonteCarloConfig>("monte-carlo", table::memory_bytes);
+    for id in ["sarsa", "q-learning", "expected-sarsa", "double-q-learning"] {
+        registry.estimate_memory::<td::TdConfig>(id, table::memory_bytes);
+    }
+    registry.estimate_memory::<n_step_sarsa::NStepSarsaConfig>("n-step-sarsa", table::memory_bytes);
 }

@@ -2,7 +2,7 @@
 //! ε-greedy choice, policies given as data, and the Bellman backup.
 
 use rand::{Rng, RngExt};
-use rl_agent::{EnvContext, Error, Result, Tables};
+use rl_agent::{EnvContext, Error, Result, Tables, try_vec};
 use rl_env::{Action, Model, Observation, Space};
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +52,11 @@ impl Sizes {
         })
     }
 
+    /// Entries of a state-action table, `states × actions`.
+    pub fn entries(&self) -> usize {
+        self.states * self.actions
+    }
+
     /// The state index of an observation.
     pub fn state(&self, obs: &Observation) -> Result<usize> {
         match obs {
@@ -86,6 +91,20 @@ impl Sizes {
     }
 }
 
+/// The memory estimate of every tabular agent, whatever its config: at
+/// most four `f64`-sized state-action tables (Double Q-learning's two Q
+/// tables, visit counts, a policy's probabilities) and four per-state
+/// arrays (values, greedy actions, first visits, flags).
+/// An env no table fits weighs nothing here: the agent's build refuses it
+/// with its own message (a planner's is about the model).
+pub fn memory_bytes<C>(_config: &C, ctx: &EnvContext<'_>) -> Result<u64> {
+    let Ok(sizes) = Sizes::of(ctx, "a tabular agent") else {
+        return Ok(0);
+    };
+    let entries = sizes.entries() as u64;
+    Ok(entries.saturating_mul(4 * 8) + (sizes.states as u64).saturating_mul(4 * 16))
+}
+
 /// Q(s, a) for every state and action, row-major by state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QTable {
@@ -94,12 +113,12 @@ pub struct QTable {
 }
 
 impl QTable {
-    /// Every entry set to `initial`.
-    pub fn new(sizes: &Sizes, initial: f64) -> Self {
-        QTable {
+    /// Every entry set to `initial`; errors when the allocator refuses the table.
+    pub fn new(sizes: &Sizes, initial: f64) -> Result<Self> {
+        Ok(QTable {
             actions: sizes.actions,
-            values: vec![initial; sizes.states * sizes.actions],
-        }
+            values: try_vec("the Q table", sizes.entries(), initial)?,
+        })
     }
 
     /// The action values of state `s`.

@@ -5,7 +5,7 @@
 use crate::table::{QTable, Sizes, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rl_agent::{EnvContext, EpsilonSchedule, Error, Result, StepSize, Transition};
+use rl_agent::{EnvContext, EpsilonSchedule, Error, Result, StepSize, Transition, try_vec};
 use rl_env::{Action, Observation};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -74,8 +74,8 @@ impl Learner {
         let sizes = Sizes::of(ctx, agent)?;
         Ok(Learner {
             sizes,
-            q: QTable::new(&sizes, initial_q),
-            counts: vec![0; sizes.states * sizes.actions],
+            q: QTable::new(&sizes, initial_q)?,
+            counts: try_vec("the visit counts", sizes.entries(), 0)?,
             rng: ChaCha8Rng::seed_from_u64(seed),
             episode: 0,
             pending: None,

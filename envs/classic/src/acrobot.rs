@@ -51,7 +51,9 @@ const G: f64 = 9.8;
 const INIT_BOUND: f64 = 0.1;
 
 /// Which equations of motion to integrate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Dynamics {
     /// Sutton & Barto's book, which produced the published results (Gymnasium's default).
@@ -62,7 +64,7 @@ pub enum Dynamics {
 }
 
 /// Acrobot's configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcrobotConfig {
     /// Time limit, in env steps; default 500 (Gymnasium's `max_episode_steps`).

@@ -47,7 +47,9 @@ const X_THRESHOLD: f64 = 2.4;
 const INIT_BOUND: f64 = 0.05;
 
 /// How positions are advanced from velocities.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Integrator {
     /// Positions move with the old velocities (Gymnasium's default, `"euler"`).
@@ -58,7 +60,7 @@ pub enum Integrator {
 }
 
 /// CartPole's configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CartPoleConfig {
     /// Time limit, in env steps; default 500 for `CartPole-v1` and 200 for

@@ -156,6 +156,20 @@ pub fn register(registry: &mut Registry) {
         json!({"max_steps": 500, "book_or_nips": "book"}),
         acrobot,
     );
+    // Classic control has no size a config can set (its one count, the
+    // time limit, only bounds an episode's length); the schemas still
+    // describe the fields for catalogues and fuzzers.
+    let cartpole = schemars::schema_for!(cartpole::CartPoleConfig).to_value();
+    registry.describe("CartPole-v1", cartpole.clone());
+    registry.describe("CartPole-v0", cartpole);
+    registry.describe(
+        "MountainCar-v0",
+        schemars::schema_for!(mountain_car::MountainCarConfig).to_value(),
+    );
+    registry.describe(
+        "Acrobot-v1",
+        schemars::schema_for!(acrobot::AcrobotConfig).to_value(),
+    );
 }
 
 #[cfg(test)]

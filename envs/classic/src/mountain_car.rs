@@ -33,7 +33,7 @@ const INIT_LOW: f64 = -0.6;
 const INIT_HIGH: f64 = -0.4;
 
 /// MountainCar's configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MountainCarConfig {
     /// Time limit, in env steps; default 200 (Gymnasium's `max_episode_steps`).

@@ -21,6 +21,9 @@ pub struct EnvEntry {
     pub summary: String,
     /// The config with every default filled in, for listings.
     pub defaults: Value,
+    /// A JSON Schema of the config, with every size's bound, when the
+    /// environment's crate gives one ([`Registry::describe`]); `null` otherwise.
+    pub config_schema: Value,
     /// Builds the environment.
     pub make: Constructor,
 }
@@ -52,9 +55,19 @@ impl Registry {
                 id,
                 summary: summary.into(),
                 defaults,
+                config_schema: Value::Null,
                 make: Box::new(make),
             },
         );
+    }
+
+    /// Gives id `id` the JSON Schema of its config (a crate derives it
+    /// from its config struct), so that catalogues and fuzzers see the
+    /// fields and their bounds. Does nothing for an unknown id.
+    pub fn describe(&mut self, id: &str, config_schema: Value) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.config_schema = config_schema;
+        }
     }
 
     /// Looks up an id, with a suggestion in the error when it is unknown.

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// How the agent may move.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum Moves {
     /// 0 up, 1 right, 2 down, 3 left.
     #[default]
@@ -19,7 +21,9 @@ pub enum Moves {
 }
 
 /// What the agent observes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ObservationKind {
     /// `Discrete(rows * cols)`: the state index `row * cols + col`.
@@ -32,7 +36,7 @@ pub enum ObservationKind {
 }
 
 /// A jump out of a cell, as in Sutton & Barto's Example 3.5 (A → A′, +10).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Jump {
     /// The map character of the destination; several such cells are chosen uniformly.
@@ -43,7 +47,7 @@ pub struct Jump {
 }
 
 /// The meaning of a letter of the map beyond the built-in `# . S G H`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CellSpec {
     /// Reward for entering the cell; `step_reward` when absent.
@@ -61,16 +65,46 @@ pub struct CellSpec {
     pub reset_to_start: bool,
 }
 
+/// Most rows, and most cells in a row, of a gridworld map: 512, so a map
+/// has at most 262,144 states, a thousand times the textbook's largest
+/// (Sutton & Barto's 9 × 6 maze, FrozenLake's 8 × 8) while its model `P`
+/// (up to nine actions of up to three outcomes each) stays within a few
+/// hundred megabytes.
+pub const MAX_MAP_SIDE: usize = 512;
+
+/// Checks that `rows` (the map, or FrozenLake's `desc`, named `field`) is
+/// within [`MAX_MAP_SIDE`] on both sides, before a cell is parsed.
+pub fn check_map_size(field: &str, rows: &[String]) -> rl_env::Result<()> {
+    if rows.len() > MAX_MAP_SIDE {
+        return Err(rl_env::Error::config(
+            field,
+            format!("{} rows is more than the most, {MAX_MAP_SIDE}", rows.len()),
+        ));
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let len = row.chars().count();
+        if len > MAX_MAP_SIDE {
+            return Err(rl_env::Error::config(
+                format!("{field}[{r}]"),
+                format!("{len} cells is more than the most, {MAX_MAP_SIDE}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A gridworld, described as data.
 ///
 /// ```json
 /// {"map": ["S..", ".#.", "..G"], "step_reward": -1, "slip": 0.1}
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GridConfig {
     /// Rows of equal length: `#` wall, `.` floor, `S` start (several: uniform),
     /// `G` goal and `H` hole (both terminal), other letters defined in `cells`.
+    /// At most 512 rows of 512 cells (see [`MAX_MAP_SIDE`]).
+    #[schemars(length(min = 1, max = MAX_MAP_SIDE), inner(length(min = 1, max = MAX_MAP_SIDE)))]
     pub map: Vec<String>,
     /// Move set; default `four`.
     #[serde(default)]

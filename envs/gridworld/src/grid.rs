@@ -426,6 +426,7 @@ impl Gridworld {
 }
 
 fn parse_map(config: &GridConfig) -> Result<(usize, usize, Vec<Cell>)> {
+    crate::config::check_map_size("map", &config.map)?;
     let rows = config.map.len();
     if rows == 0 {
         return Err(Error::config("map", "needs at least one row"));

@@ -5,7 +5,7 @@
 //! `{"id": "gridworld/windy", "config": {"moves": "king"}}` is Sutton &
 //! Barto's Exercise 6.9.
 
-use crate::config::GridConfig;
+use crate::config::{GridConfig, MAX_MAP_SIDE, check_map_size};
 use crate::grid::Gridworld;
 use rl_env::{Env, Error, Registry, Result, parse_config, wrappers::TimeLimit};
 use serde::Deserialize;
@@ -123,14 +123,16 @@ fn wrap(config: &GridConfig, world: Gridworld) -> Result<Box<dyn Env>> {
 }
 
 /// Gymnasium's `FrozenLake-v1` keyword arguments.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FrozenLakeKwargs {
     /// `4x4` or `8x8`; ignored when `desc` is given.
     #[serde(default)]
     map_name: Option<String>,
-    /// Custom map in FrozenLake's letters `S F H G`.
+    /// Custom map in FrozenLake's letters `S F H G`; at most 512 rows of
+    /// 512 cells, as any gridworld map.
     #[serde(default)]
+    #[schemars(length(max = MAX_MAP_SIDE), inner(length(max = MAX_MAP_SIDE)))]
     desc: Option<Vec<String>>,
     /// Default true.
     #[serde(default = "yes")]
@@ -157,7 +159,7 @@ fn schedule() -> [f64; 3] {
 }
 
 /// Gymnasium's `CliffWalking-v1` keyword arguments.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CliffWalkingKwargs {
     /// Moves go perpendicular with probability 2/3, as Gymnasium's; default false.
@@ -173,6 +175,9 @@ const FROZEN_LAKE_ACTIONS: [usize; 4] = [3, 2, 1, 0];
 
 fn frozen_lake(kwargs: &Value, default_map: &str, default_limit: u64) -> Result<Box<dyn Env>> {
     let k: FrozenLakeKwargs = parse_config(kwargs)?;
+    if let Some(desc) = &k.desc {
+        check_map_size("desc", desc)?;
+    }
     let map = match (&k.desc, k.map_name.as_deref().unwrap_or(default_map)) {
         (Some(desc), _) => desc.iter().map(|r| r.replace('F', ".")).collect(),
         (None, "4x4") => frozen(&FROZEN_LAKE_4X4),
@@ -261,6 +266,20 @@ pub fn register(registry: &mut Registry) {
     );
     for id in ["CliffWalking-v1", "CliffWalking-v0"] {
         register_cliff_walking(registry, id);
+        registry.describe(id, schemars::schema_for!(CliffWalkingKwargs).to_value());
+    }
+    let grid = schemars::schema_for!(GridConfig).to_value();
+    for id in std::iter::once("gridworld").chain(PRESETS.iter().map(|preset| preset.id)) {
+        registry.describe(id, grid.clone());
+    }
+    let frozen_lake = schemars::schema_for!(FrozenLakeKwargs).to_value();
+    for id in [
+        "FrozenLake-v1",
+        "FrozenLake8x8-v1",
+        "FrozenLake-v0",
+        "FrozenLake8x8-v0",
+    ] {
+        registry.describe(id, frozen_lake.clone());
     }
 }
 

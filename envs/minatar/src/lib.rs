@@ -57,7 +57,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The five games.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Game {
     /// [`asterix`]: dodge enemies, collect gold.
@@ -158,7 +158,9 @@ impl FromStr for Game {
 }
 
 /// Which actions the agent chooses from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionSet {
     /// All six MinAtar actions, `n l u r d f` (MinAtar's `num_actions()`).
@@ -169,12 +171,14 @@ pub enum ActionSet {
 }
 
 /// Pixel observations for Nature-DQN-style pipelines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PixelConfig {
     /// Side of the square frame, in pixels; the 10 × 10 grid is scaled by
-    /// nearest neighbour. Default 84, the Nature DQN input size. 1 to 1024.
+    /// nearest neighbour. Default 84, the Nature DQN input size. 1 to 1024
+    /// ([`MAX_PIXEL_SIZE`]).
     #[serde(default = "default_pixel_size")]
+    #[schemars(range(min = 1, max = MAX_PIXEL_SIZE))]
     pub size: usize,
     /// One gray channel (`[1, size, size]`) rather than RGB
     /// (`[3, size, size]`). Default true, as the Nature DQN preprocessing.
@@ -195,7 +199,7 @@ impl Default for PixelConfig {
 pub const MAX_PIXEL_SIZE: usize = 1024;
 
 /// A MinAtar game's configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MinAtarConfig {
     /// The game; only for the generic `minatar` id (the per-game ids fix it).
@@ -343,6 +347,7 @@ fn make_gym(game: Game, minimal: bool, config: &Value) -> Result<Box<dyn Env>> {
 pub fn register(registry: &mut Registry) {
     let defaults =
         serde_json::to_value(MinAtarConfig::default()).expect("the config serialises to JSON");
+    let schema = schemars::schema_for!(MinAtarConfig).to_value();
     for game in Game::ALL {
         let channels = game.channels().len();
         let minimal: String = game.minimal_actions().iter().map(|a| a.letter()).collect();
@@ -354,6 +359,7 @@ pub fn register(registry: &mut Registry) {
             defaults.clone(),
             move |config| make(game, config),
         );
+        registry.describe(&game.id(), schema.clone());
         for minimal_set in [false, true] {
             let mut alias_defaults = defaults.clone();
             alias_defaults["actions"] = json!(if minimal_set { "minimal" } else { "full" });
@@ -370,6 +376,7 @@ pub fn register(registry: &mut Registry) {
                 alias_defaults,
                 move |config| make_gym(game, minimal_set, config),
             );
+            registry.describe(&game.gym_id(minimal_set), schema.clone());
         }
     }
     let mut generic_defaults = defaults;
@@ -389,4 +396,5 @@ pub fn register(registry: &mut Registry) {
             parsed.build(game)
         },
     );
+    registry.describe("minatar", schema);
 }

@@ -58,8 +58,14 @@ async fn create_run(
     let submitted = blocking(move || {
         let spec = RunSpec::from_value(&value).map_err(spec_error)?;
         // Building the env and agent is the full validation, and it is
-        // cheap; the worker builds them again when the run starts.
-        state.engine.prepare(spec.clone()).map_err(spec_error)?;
+        // cheap; the worker builds them again when the run starts. A run
+        // within the memory cap that the allocator refuses anyway is
+        // accepted: its worker meets the refusal again and the run ends
+        // `failed` with "out of memory", while the server goes on.
+        match state.engine.prepare(spec.clone()) {
+            Err(e) if !e.is_out_of_memory() => return Err(spec_error(e)),
+            _ => {}
+        }
         Ok::<_, ApiError>(state.runs.submit(&spec)?)
     })
     .await??;
@@ -86,6 +92,11 @@ fn spec_error(e: rl_runner::Error) -> ApiError {
         rl_runner::Error::Incompatible(message) => ApiError::InvalidSpec {
             message,
             field: Some("env".into()),
+        },
+        // The run would not fit the server's per-run memory cap.
+        rl_runner::Error::TooLarge { ref field, .. } => ApiError::InvalidSpec {
+            field: Some(field.clone()),
+            message: e.to_string(),
         },
         e => ApiError::internal("building the run from its spec", e),
     }

@@ -155,7 +155,25 @@ pub(super) async fn create(
     state.envs.check_room(config.max_instances)?;
     let env_config = request.config.unwrap_or(Value::Null);
     let registry = &state.engine.envs;
-    let envs = VectorEnv::new(num_envs, |_| registry.make(&env_id, &env_config))?;
+    // A vector holds `num_envs` copies: one is weighed before the rest are
+    // made, so that thousands of copies of a large model are refused
+    // rather than allocated.
+    let first = registry.make(&env_id, &env_config)?;
+    let bytes = first
+        .model()
+        .map_or(0, rl_runner::memory::model_bytes)
+        .saturating_mul(num_envs as u64);
+    if let Some(cap) = state.engine.max_run_memory.filter(|&cap| bytes > cap) {
+        return Err(GymError::BadRequest(format!(
+            "num_envs: {num_envs} copies of {env_id} {}",
+            rl_runner::memory::over_cap(bytes, cap)
+        )));
+    }
+    let mut first = Some(first);
+    let envs = VectorEnv::new(num_envs, |_| match first.take() {
+        Some(env) => Ok(env),
+        None => registry.make(&env_id, &env_config),
+    })?;
     let observation_space = wire::space_info(envs.single_observation_space());
     let action_space = wire::space_info(envs.single_action_space());
     let instance_id = state.envs.insert(

@@ -265,7 +265,7 @@ impl MatMul {
         rng: &mut R,
     ) -> Result<Self> {
         check_sizes("matmul", inputs, outputs)?;
-        Self::from_weight(init.sample(&[outputs, inputs], inputs, outputs, rng))
+        Self::from_weight(init.sample(&[outputs, inputs], inputs, outputs, rng)?)
     }
 
     /// Wraps a given `[out, in]` weight.
@@ -273,7 +273,7 @@ impl MatMul {
         if weight.ndim() != 2 {
             return Err(shape_err("matmul", "weight [out, in]", weight.shape()));
         }
-        Ok(Self(linear("matmul", false, weight, None)))
+        Ok(Self(linear("matmul", false, weight, None)?))
     }
 }
 
@@ -282,14 +282,14 @@ fn linear(
     flatten: bool,
     weight: ArrayD<f32>,
     bias: Option<ArrayD<f32>>,
-) -> Linear {
-    Linear {
+) -> Result<Linear> {
+    Ok(Linear {
         kind,
         flatten,
         params: std::iter::once(weight)
             .chain(bias)
             .map(Param::new)
-            .collect(),
+            .collect::<Result<_>>()?,
         x: None,
         spare: None,
         x_shape: Vec::new(),
@@ -297,7 +297,7 @@ fn linear(
         dx: Buf::default(),
         sparse: SparseForward::default(),
         live: LiveBackward::default(),
-    }
+    })
 }
 
 impl Layer for MatMul {
@@ -365,8 +365,8 @@ impl Affine {
         rng: &mut R,
     ) -> Result<Self> {
         check_sizes("affine", inputs, outputs)?;
-        let w = init.sample(&[outputs, inputs], inputs, outputs, rng);
-        let b = init.sample_bias(outputs, inputs, rng);
+        let w = init.sample(&[outputs, inputs], inputs, outputs, rng)?;
+        let b = init.sample_bias(outputs, inputs, rng)?;
         Self::from_params(w, b)
     }
 
@@ -379,7 +379,7 @@ impl Affine {
                 &[weight.shape(), bias.shape()].concat(),
             ));
         }
-        Ok(Self(linear("affine", true, weight, Some(bias))))
+        Ok(Self(linear("affine", true, weight, Some(bias))?))
     }
 
     /// Number of input features `in`.

@@ -32,7 +32,7 @@ pub use pool::MaxPool2d;
 pub use softmax::Softmax;
 
 use crate::Result;
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD};
 use serde::{Deserialize, Serialize};
 
 /// Whether a forward pass prepares for a backward pass.
@@ -50,7 +50,7 @@ pub enum Mode {
 ///
 /// ```
 /// use rl_layers::Param;
-/// let p = Param::new(ndarray::ArrayD::zeros(ndarray::IxDyn(&[2, 3])));
+/// let p = Param::new(ndarray::ArrayD::zeros(ndarray::IxDyn(&[2, 3]))).unwrap();
 /// assert_eq!(p.grad.shape(), &[2, 3]);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -62,11 +62,12 @@ pub struct Param {
 }
 
 impl Param {
-    /// Wraps a value with a zero gradient. The value is copied into standard layout.
-    pub fn new(value: ArrayD<f32>) -> Self {
+    /// Wraps a value with a zero gradient. The value is copied into
+    /// standard layout. Errors only when the allocator refuses the gradient.
+    pub fn new(value: ArrayD<f32>) -> Result<Self> {
         let value = value.as_standard_layout().into_owned();
-        let grad = ArrayD::zeros(IxDyn(value.shape()));
-        Self { value, grad }
+        let grad = crate::error::try_zeros("gradients", value.shape())?;
+        Ok(Self { value, grad })
     }
 }
 

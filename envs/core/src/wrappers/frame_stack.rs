@@ -29,11 +29,21 @@ pub struct FrameStack<E> {
     stack: Observation,
 }
 
+/// Most frames a stack may hold: 64, sixteen times the Nature DQN's 4; the
+/// stack and its space grow with it.
+pub const MAX_FRAME_STACK: usize = 64;
+
 impl<E: Env> FrameStack<E> {
-    /// Wraps `env`, stacking `k ≥ 1` frames.
+    /// Wraps `env`, stacking `1 ≤ k ≤` [`MAX_FRAME_STACK`] frames.
     pub fn new(env: E, k: usize) -> Result<Self> {
         if k == 0 {
             return Err(Error::config("frame_stack", "must stack at least 1 frame"));
+        }
+        if k > MAX_FRAME_STACK {
+            return Err(Error::config(
+                "frame_stack",
+                format!("{k} is more than the most, {MAX_FRAME_STACK}"),
+            ));
         }
         let inner = env.observation_space();
         let space = match inner {

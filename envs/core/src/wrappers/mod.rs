@@ -31,7 +31,7 @@ mod spec;
 mod sticky_actions;
 mod to_f32;
 
-pub use frame_stack::FrameStack;
+pub use frame_stack::{FrameStack, MAX_FRAME_STACK};
 pub use max_and_skip::{FrameSkip, MaxAndSkip};
 pub use noop_reset::NoopReset;
 pub use spec::{WrapperSpec, apply_wrappers};

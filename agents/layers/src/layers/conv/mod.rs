@@ -144,8 +144,8 @@ impl Conv2d {
             fan_in,
             out * kernel * kernel,
             rng,
-        );
-        let b = init.sample_bias(out, fan_in, rng);
+        )?;
+        let b = init.sample_bias(out, fan_in, rng)?;
         Self::from_params(w, b, stride, padding)
     }
 
@@ -177,7 +177,7 @@ impl Conv2d {
             padding,
         };
         Ok(Self {
-            params: [Param::new(weight), Param::new(bias)],
+            params: [Param::new(weight)?, Param::new(bias)?],
             win,
             x: None,
             cached_phases: None,
