@@ -58,7 +58,7 @@ impl Engine {
     pub fn with_remote_policy(remote: crate::envs::UrlPolicy) -> Self {
         Engine {
             envs: crate::envs::registry_allowing(remote),
-            agents: crate::agents::registry(),
+            agents: crate::agents::server_registry(),
         }
     }
 

@@ -9,6 +9,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 impl Store {
     /// Runs `read` on a reader connection.
     pub fn read<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        // A deleted database still reads (SQLite has it open), but as a
+        // file no restart will find; and a new connection would create an
+        // empty one at the path. Neither is an answer.
+        self.file.check(false).map_err(StoreError::Unavailable)?;
         let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
         let conn = match pooled {
             Some(conn) => conn,
