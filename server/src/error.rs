@@ -9,7 +9,7 @@
 
 use crate::request_id;
 use crate::runs::RunError;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreFault};
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -110,6 +110,17 @@ pub enum ApiError {
     /// `503 shutting_down`: the server takes no new work while it stops.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// `503 store_unavailable`: the database cannot serve the request as
+    /// its files stand: the disk is full, or the database was made
+    /// read-only (writes only; reads go on), or deleted. The client is told
+    /// which (an operator's to mend); the log gets the detail.
+    #[error("{fault} ({detail})")]
+    StoreUnavailable {
+        /// Which.
+        fault: StoreFault,
+        /// The store's error, for the log.
+        detail: String,
+    },
     /// `500 internal`: the server failed. The client gets a generic
     /// message and the request id; the log gets `what` and `source`.
     #[error("{what}: {source}")]
@@ -139,7 +150,8 @@ pub struct ErrorDetail {
     /// `bad_path`, `bad_query`, `bad_header`, `bad_artifact_name`,
     /// `unauthorized`, `run_not_found`, `artifact_not_found`,
     /// `agent_not_found`, `conflict`, `no_checkpoint`, `body_too_large`,
-    /// `invalid_spec`, `invalid_request`, `shutting_down` or `internal`.
+    /// `invalid_spec`, `invalid_request`, `shutting_down`,
+    /// `store_unavailable` or `internal`.
     pub code: &'static str,
     /// For people.
     pub message: String,
@@ -204,7 +216,9 @@ impl ApiError {
             ApiError::InvalidSpec { .. } | ApiError::InvalidRequest { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ShuttingDown | ApiError::StoreUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -228,6 +242,7 @@ impl ApiError {
             ApiError::InvalidSpec { .. } => "invalid_spec",
             ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::StoreUnavailable { .. } => "store_unavailable",
             ApiError::Internal { .. } => "internal",
         }
     }
@@ -254,6 +269,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal { .. } => {
                 tracing::error!(request_id = request_id::for_log(), error = %self, "internal error");
                 INTERNAL_MESSAGE.to_string()
+            }
+            ApiError::StoreUnavailable { fault, .. } => {
+                tracing::error!(request_id = request_id::for_log(), error = %self, "the store is unavailable");
+                fault.message().to_string()
             }
             other => other.to_string(),
         };
@@ -296,7 +315,13 @@ impl From<QueryRejection> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal("the store failed", e)
+        match e.fault() {
+            Some(fault) => ApiError::StoreUnavailable {
+                fault,
+                detail: e.to_string(),
+            },
+            None => ApiError::internal("the store failed", e),
+        }
     }
 }
 
@@ -306,9 +331,8 @@ impl From<RunError> for ApiError {
             RunError::NotFound(id) => ApiError::RunNotFound(id),
             RunError::Conflict { id, status, why } => ApiError::Conflict { id, status, why },
             RunError::ShuttingDown => ApiError::ShuttingDown,
-            e @ (RunError::Store(_) | RunError::Io { .. }) => {
-                ApiError::internal("controlling a run", e)
-            }
+            RunError::Store(e) => e.into(),
+            e @ RunError::Io { .. } => ApiError::internal("controlling a run", e),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! and publishes them to live subscribers. Nothing a subscriber does can
 //! block a worker.
 
-use crate::store::{MetricValue, Store, StoreError, WindowColumns, Write};
+use crate::store::{MetricValue, Store, StoreError, StoreFault, WindowColumns, Write};
 use crate::tensorboard::EventWriter;
 use rl_agent::{Agent, Aggregate, Record, Sink};
 use rl_external::{Ending, EnvEnd, ExternalConfig, Link};
@@ -160,6 +160,13 @@ impl RunFailure {
     /// run's id.
     pub fn client_message(&self) -> String {
         const SEE_LOG: &str = "the server's log has the details under this run's id";
+        if self.is_disk_full() {
+            // The operator's to mend, and the user's to know: said plainly,
+            // still without the paths.
+            return format!(
+                "no space left on the server's disk: the run's records could not be written; {SEE_LOG}"
+            );
+        }
         match self {
             RunFailure::Store(_) => format!("the server's store failed during the run; {SEE_LOG}"),
             RunFailure::TensorBoard { .. } => {
@@ -169,6 +176,26 @@ impl RunFailure {
                 format!("the server could not read or write the run's files; {SEE_LOG}")
             }
             RunFailure::Vanished(_) | RunFailure::Runner(_) => self.to_string(),
+        }
+    }
+
+    /// Whether the disk ran out of space: a file write said `ENOSPC`
+    /// (or over quota), or SQLite said its disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        let full = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        };
+        match self {
+            RunFailure::Store(e) => e.fault() == Some(StoreFault::DiskFull),
+            RunFailure::TensorBoard { source, .. }
+            | RunFailure::Runner(rl_runner::Error::Io { source, .. })
+            | RunFailure::Runner(rl_runner::Error::Agent(rl_agent::Error::Sink(source))) => {
+                full(source)
+            }
+            RunFailure::Vanished(_) | RunFailure::Runner(_) => false,
         }
     }
 }
@@ -494,6 +521,10 @@ impl RunManager {
                 Ok(Err(failure)) => {
                     // Outside the run's span: its log lines are served to clients.
                     tracing::error!(run_id = %id, "run failed: {failure}");
+                    if failure.is_disk_full() {
+                        // Or the end below may not fit either.
+                        self.store.release_reserve();
+                    }
                     (RunStatus::Failed, Some(failure.client_message()), None)
                 }
                 Err(panic) => {
@@ -519,9 +550,7 @@ impl RunManager {
                 s.run_dir = None;
                 serde_json::to_value(&s).unwrap_or(Value::Null)
             });
-            if let Err(e) = self.store.set_status(&id, status, error, summary) {
-                tracing::error!("run {id}: recording its end failed: {e}");
-            }
+            self.record_end(&id, status, error, summary);
             // Only now, with its status stored, does the run stop being
             // active: a cancel waiting on `ended` then reads the truth.
             {
@@ -530,6 +559,33 @@ impl RunManager {
                 queue.end_external(&id, ending);
             }
             self.ended.notify_all();
+        }
+    }
+
+    /// Stores how run `id` ended. A full disk gets a second try once the
+    /// reserve is released (another run may have been first to hit it);
+    /// a run whose end cannot be stored at all stays `running` in the
+    /// store until the next start makes it `interrupted`, and the log says
+    /// so.
+    fn record_end(
+        &self,
+        id: &str,
+        status: RunStatus,
+        error: Option<String>,
+        summary: Option<Value>,
+    ) {
+        let first = self
+            .store
+            .set_status(id, status, error.clone(), summary.clone());
+        let outcome = match first {
+            Err(e) if e.fault() == Some(StoreFault::DiskFull) => {
+                self.store.release_reserve();
+                self.store.set_status(id, status, error, summary)
+            }
+            other => other,
+        };
+        if let Err(e) = outcome {
+            tracing::error!("run {id}: recording its end ({status}) failed: {e}");
         }
     }
 
@@ -571,6 +627,7 @@ impl RunManager {
             None => Counters::default(),
         };
         self.store.truncate_metrics(id, start.steps)?;
+        self.store.keep_reserve();
         folder.write_json("spec.json", &prepared.spec)?;
         let jsonl = folder.metrics_resumed(start.steps)?;
         let tensorboard_folder = folder.path().join("tb");
@@ -625,6 +682,11 @@ struct ServerSink {
 
 impl Sink for ServerSink {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        // The store gave its reserve back: what space is left is for runs'
+        // ends, this one's included.
+        if self.store.disk_full() {
+            return Err(std::io::ErrorKind::StorageFull.into());
+        }
         self.jsonl.record(record)?;
         let values = metric_values(record);
         for value in &values {
@@ -747,6 +809,11 @@ impl Hooks for ServerHooks<'_> {
         carried: &CarriedState,
     ) -> rl_runner::Result<()> {
         self.last_checkpoint = Instant::now();
+        // A resumed run keeps the stored metrics up to its checkpoint and
+        // replays the rest: those up to here must be stored before the
+        // checkpoint says they are, or a crash between the two leaves a
+        // gap that no resume fills.
+        self.store.flush();
         self.folder.write_checkpoint(agent, counters, carried)?;
         self.store.send(Write::Progress {
             run_id: self.run_id.clone(),
@@ -776,12 +843,13 @@ mod tests {
         let server_side = [
             RunFailure::Runner(rl_runner::Error::Io {
                 path: "/srv/lab-data/runs/run-1/metrics.jsonl".into(),
-                source: std::io::Error::other("No space left on device (os error 28)"),
+                source: std::io::Error::from_raw_os_error(5), // EIO
             }),
             RunFailure::Store(StoreError::Batch(BatchFailure {
                 write: "record a metric of run-1 at step 5".into(),
-                cause: "database or disk is full".into(),
+                cause: "database disk image is malformed".into(),
                 batch: 1,
+                fault: None,
             })),
             RunFailure::TensorBoard {
                 path: "/srv/lab-data/runs/run-1/tb".into(),
@@ -797,10 +865,42 @@ mod tests {
             // The detail is still there for the server's log.
             let detail = failure.to_string();
             assert!(
-                detail.contains("/srv/lab-data") || detail.contains("database or disk is full"),
+                detail.contains("/srv/lab-data")
+                    || detail.contains("database disk image is malformed"),
                 "{detail}"
             );
         }
+        // A full disk is said plainly, still without paths or SQLite text.
+        let disk_full = [
+            RunFailure::Runner(rl_runner::Error::Io {
+                path: "/srv/lab-data/runs/run-1/metrics.jsonl".into(),
+                source: std::io::Error::from_raw_os_error(28), // ENOSPC
+            }),
+            RunFailure::TensorBoard {
+                path: "/srv/lab-data/runs/run-1/tb".into(),
+                source: std::io::Error::from(std::io::ErrorKind::QuotaExceeded),
+            },
+            RunFailure::Store(StoreError::Batch(BatchFailure {
+                write: "record a metric of run-1 at step 5".into(),
+                cause: "database or disk is full".into(),
+                batch: 1,
+                fault: Some(StoreFault::DiskFull),
+            })),
+        ];
+        for failure in &disk_full {
+            assert!(failure.is_disk_full(), "{failure}");
+            let message = failure.client_message();
+            assert!(message.starts_with("no space left"), "{message}");
+            for secret in [
+                "/srv/lab-data",
+                "os error",
+                "database",
+                "No space left on device",
+            ] {
+                assert!(!message.contains(secret), "{message}");
+            }
+        }
+        assert!(!server_side.iter().any(RunFailure::is_disk_full));
         // The run's own failure is the user's to fix: told whole.
         let diverged = RunFailure::Runner(rl_runner::Error::Agent(rl_agent::Error::Diverged {
             step: 12,

@@ -18,12 +18,8 @@ pub struct Server {
 impl Server {
     /// Serves `data`, with `RL_LAB_TOKEN` set to `token` if given.
     pub fn start(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
-        Server::spawn(
-            Command::new(env!("CARGO_BIN_EXE_rl-lab")),
-            data,
-            token,
-            extra,
-        )
+        let token: Vec<(&str, &str)> = token.map(|t| ("RL_LAB_TOKEN", t)).into_iter().collect();
+        Server::start_with(data, extra, &token, None, &[])
     }
 
     /// Serves a fresh temporary folder from a process whose address space
@@ -31,28 +27,47 @@ impl Server {
     /// allocation fails in it without touching the machine's memory.
     pub fn start_in_temp_limited(kib: u64, extra: &[&str]) -> Server {
         let data = tempfile::tempdir().unwrap();
-        let mut command = Command::new("sh");
-        command.args([
-            "-c",
-            &format!("ulimit -v {kib} && exec \"$0\" \"$@\""),
-            env!("CARGO_BIN_EXE_rl-lab"),
-        ]);
-        let mut server = Server::spawn(command, data.path(), None, extra);
+        let script = format!("ulimit -v {kib} && exec \"$0\" \"$@\"");
+        let mut server = Server::start_with(data.path(), extra, &[], None, &["sh", "-c", &script]);
         server._data = Some(data);
         server
     }
 
-    /// Starts `command` (the binary, or a shell that execs it) serving `data`.
-    fn spawn(mut command: Command, data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
+    /// Serves `data` with `env` set (no `RL_LAB_TOKEN` unless there), its
+    /// log (stderr) appended to `log` if given, started through `launcher`
+    /// (a program and its arguments that end by running the rest, e.g.
+    /// `unshare … sh -c '…; exec "$@"'`) if not empty.
+    pub fn start_with(
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+        launcher: &[&str],
+    ) -> Server {
+        let binary = env!("CARGO_BIN_EXE_rl-lab");
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .args(["serve", "--addr", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
             .env_remove("RL_LAB_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        if let Some(token) = token {
-            command.env("RL_LAB_TOKEN", token);
+        if let Some(log) = log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .expect("open the server's log file");
+            command.stderr(file);
         }
         let mut child = command.spawn().expect("start the server");
         let mut line = String::new();

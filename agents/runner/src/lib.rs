@@ -15,6 +15,8 @@ pub mod saved;
 pub mod seeds;
 pub mod spec;
 mod status;
+#[cfg(feature = "test-agents")]
+pub mod test_agents;
 pub mod train;
 
 pub use envs::EnvPlugin;

@@ -63,7 +63,7 @@ impl Engine {
     pub fn with_remote_policy(remote: crate::envs::UrlPolicy) -> Self {
         Engine {
             envs: crate::envs::registry_allowing(remote),
-            agents: crate::agents::registry(),
+            agents: crate::agents::server_registry(),
             max_run_memory: Some(crate::memory::default_max_run_memory(1)),
         }
     }

@@ -354,6 +354,9 @@ fn learn(
                         &*env,
                         settings.periodic_eval.as_ref().map(|eval| &*eval.env),
                     );
+                    // A resume keeps the records up to the checkpoint's
+                    // step: they must be written before it claims them.
+                    sink.flush().map_err(record_error)?;
                     hooks.checkpoint(agent, counters, &carried)?;
                 }
                 break;

@@ -47,6 +47,10 @@ pub enum StoreError {
     /// A stored value is not one this server knows (a status, an event kind).
     #[error("stored value: {0}")]
     Corrupt(String),
+    /// The database cannot be used as it is (deleted, read-only): checked
+    /// before SQLite is asked, so that the caller learns why.
+    #[error("{0}")]
+    Unavailable(StoreFault),
 }
 
 /// Most writes waiting for the writer thread. The recording policy keeps a
@@ -57,6 +61,149 @@ pub enum StoreError {
 /// a batch or two (tens of milliseconds), so cancel and shutdown are never
 /// held up by a backlog.
 pub const QUEUE_CAPACITY: usize = 4096;
+
+impl StoreError {
+    /// What about the store's files made this fail, if that is the cause.
+    pub fn fault(&self) -> Option<StoreFault> {
+        match self {
+            StoreError::Sqlite(e) => StoreFault::of_sqlite(e),
+            StoreError::Batch(failure) => failure.fault,
+            StoreError::Unavailable(fault) => Some(*fault),
+            _ => None,
+        }
+    }
+}
+
+/// Why the store's files cannot take a write, or a read: things outside
+/// the server (an operator, the disk) did to them. Clients are told which,
+/// without paths: it is the operator's to mend, not a server bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreFault {
+    /// The disk holding the data folder is full.
+    DiskFull,
+    /// The database file was made read-only (or its file system was):
+    /// reads go on, writes are refused until it is writable again.
+    ReadOnly,
+    /// The database file was deleted or replaced while the server ran:
+    /// what the server would write or read is no longer the file at its
+    /// path, so nothing is, until it restarts.
+    Gone,
+}
+
+impl StoreFault {
+    /// The fault SQLite reported, if `e` is one.
+    pub fn of_sqlite(e: &rusqlite::Error) -> Option<StoreFault> {
+        match e.sqlite_error_code()? {
+            rusqlite::ErrorCode::DiskFull => Some(StoreFault::DiskFull),
+            rusqlite::ErrorCode::ReadOnly => Some(StoreFault::ReadOnly),
+            _ => None,
+        }
+    }
+
+    /// What clients are told: no path, no SQLite text.
+    pub fn message(self) -> &'static str {
+        match self {
+            StoreFault::DiskFull => {
+                "no space left on the server's disk: the database cannot store changes"
+            }
+            StoreFault::ReadOnly => {
+                "the database is read-only: the server cannot store changes until it is writable again"
+            }
+            StoreFault::Gone => {
+                "the database file was deleted or replaced while the server ran: restart the server"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for StoreFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// The database file the store opened, to tell when it is deleted,
+/// replaced or made read-only under the server: SQLite keeps writing to
+/// the file it has open (an unlinked one, or one whose mode no longer
+/// allows writing), so it would never say.
+#[derive(Debug)]
+pub(crate) struct DbFile {
+    path: PathBuf,
+    /// Device and inode at open.
+    identity: (u64, u64),
+    /// Set when the reserve was given back for a full disk, until it can
+    /// be made again: meanwhile runs stop recording and the writer tries
+    /// only what must be recorded, so the space goes to runs' ends.
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl DbFile {
+    fn open(path: &Path) -> StoreResult<DbFile> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+        Ok(DbFile {
+            path: path.to_path_buf(),
+            identity: (metadata.dev(), metadata.ino()),
+            full: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the file at the path is still the one opened (and, for a
+    /// write, writable); one `stat`.
+    pub(crate) fn check(&self, write: bool) -> Result<(), StoreFault> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(&self.path).map_err(|_| StoreFault::Gone)?;
+        if (metadata.dev(), metadata.ino()) != self.identity {
+            return Err(StoreFault::Gone);
+        }
+        if write && metadata.permissions().readonly() {
+            return Err(StoreFault::ReadOnly);
+        }
+        Ok(())
+    }
+
+    fn reserve_path(&self) -> PathBuf {
+        self.path.with_extension("reserve")
+    }
+
+    /// Whether the disk was found full and has not had room since.
+    pub(crate) fn is_full(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes the reserve if missing; true when it is there (the disk has
+    /// room again, if it was full).
+    pub(crate) fn keep_reserve(&self) -> bool {
+        let path = self.reserve_path();
+        // Written, not sized: a sparse file would hold no space back.
+        let kept = path.exists() || std::fs::write(&path, vec![0u8; RESERVE_BYTES]).is_ok();
+        if kept {
+            self.full.store(false, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+        kept
+    }
+
+    pub(crate) fn release_reserve(&self) {
+        self.full.store(true, std::sync::atomic::Ordering::Relaxed);
+        if std::fs::remove_file(self.reserve_path()).is_ok() {
+            tracing::warn!(
+                bytes = RESERVE_BYTES,
+                "the disk is full: released the store's reserve so that runs can record their end"
+            );
+        }
+    }
+}
+
+/// Space kept back beside the database, given up when the disk fills so
+/// that runs can still record how they ended (a status change needs a few
+/// pages of WAL). Made again at the next start, or when a run starts and
+/// there is room. More than the WAL a full batch of metrics takes (about
+/// 1.6 MB for 10,000 episode records), since one may be committing when
+/// the reserve is given back.
+const RESERVE_BYTES: usize = 4 << 20;
 
 /// The store's result.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -185,6 +332,7 @@ pub struct WindowColumns {
 #[derive(Clone)]
 pub struct Store {
     path: PathBuf,
+    file: Arc<DbFile>,
     writer: SyncSender<Queued>,
     readers: Arc<reads::ReaderPool>,
     events: broadcast::Sender<Arc<Event>>,
@@ -195,20 +343,44 @@ impl Store {
     /// the writer thread.
     pub fn open(path: &Path) -> StoreResult<Store> {
         let mut conn = schema::open(path)?;
+        let file = Arc::new(DbFile::open(path)?);
+        file.check(true).map_err(StoreError::Unavailable)?;
         schema::migrate(&mut conn)?;
         let (writer, queue) = mpsc::sync_channel(QUEUE_CAPACITY);
         let (events, _) = broadcast::channel(4096);
         let publish = events.clone();
+        let checked = Arc::clone(&file);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::writer_loop(conn, queue, publish))
+            .spawn(move || writer::writer_loop(conn, &checked, queue, publish))
             .map_err(StoreError::Thread)?;
-        Ok(Store {
+        let store = Store {
             path: path.to_path_buf(),
+            file,
             writer,
             readers: Arc::new(reads::ReaderPool::default()),
             events,
-        })
+        };
+        store.keep_reserve();
+        Ok(store)
+    }
+
+    /// Makes the reserve of [`RESERVE_BYTES`] if it is missing and the disk
+    /// has room; a disk without room is left alone (it is no fault yet).
+    pub fn keep_reserve(&self) {
+        self.file.keep_reserve();
+    }
+
+    /// Whether the disk is full (a write failed for it, and there has not
+    /// been room for the reserve since): runs stop recording then.
+    pub fn disk_full(&self) -> bool {
+        self.file.is_full()
+    }
+
+    /// Gives the reserve back to the disk, so that what must be recorded
+    /// (a run's end) fits on a full disk.
+    pub fn release_reserve(&self) {
+        self.file.release_reserve();
     }
 
     /// Sends a write to the writer thread without waiting for its commit.
@@ -337,6 +509,32 @@ mod tests {
             .collect();
         assert_eq!(statuses[0], RunStatus::Queued);
         assert_eq!(statuses[1..], RunStatus::ALL);
+    }
+
+    #[test]
+    fn a_read_only_or_deleted_database_is_named_as_such() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rl-lab.db");
+        let store = Store::open(&path).unwrap();
+        let id = store.insert_run(spec()).unwrap();
+        let writable = std::fs::metadata(&path).unwrap().permissions();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let e = store.insert_run(spec()).unwrap_err();
+        assert_eq!(e.fault(), Some(StoreFault::ReadOnly), "{e:?}");
+        // Reads go on.
+        assert!(store.run(&id).unwrap().is_some());
+        std::fs::set_permissions(&path, writable).unwrap();
+        store.insert_run(spec()).unwrap();
+
+        std::fs::remove_file(&path).unwrap();
+        let e = store.run(&id).unwrap_err();
+        assert_eq!(e.fault(), Some(StoreFault::Gone), "{e:?}");
+        let e = store.insert_run(spec()).unwrap_err();
+        assert_eq!(e.fault(), Some(StoreFault::Gone), "{e:?}");
+        assert!(e.to_string().contains("deleted"), "{e}");
+        // Nothing was created at the path in its place.
+        assert!(!path.exists());
     }
 
     #[test]

@@ -101,6 +101,10 @@ impl ReaderPool {
 impl Store {
     /// Runs `read` on a reader connection.
     pub fn read<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        // A deleted database still reads (SQLite has it open), but as a
+        // file no restart will find; and a new connection would create an
+        // empty one at the path. Neither is an answer.
+        self.file.check(false).map_err(StoreError::Unavailable)?;
         let lease = self.readers.lease(&self.path)?;
         read(
             lease

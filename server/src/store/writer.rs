@@ -9,7 +9,7 @@
 //! not be stored. Only a transaction that cannot begin or commit fails the
 //! whole batch, and then every caller hears it.
 
-use super::{Event, EventKind, MetricValue, StatusChange, StoreResult, now};
+use super::{DbFile, Event, EventKind, MetricValue, StatusChange, StoreFault, StoreResult, now};
 use rl_runner::RunStatus;
 use rusqlite::{Connection, params};
 use serde_json::Value;
@@ -135,6 +135,9 @@ pub struct BatchFailure {
     /// How many writes were lost with it: 1 when the write failed alone,
     /// the whole batch when its transaction could not begin or commit.
     pub batch: usize,
+    /// The store's files' fault behind it (a full disk, a read-only or
+    /// deleted database), which clients may be told.
+    pub fault: Option<StoreFault>,
 }
 
 impl fmt::Display for BatchFailure {
@@ -166,10 +169,12 @@ pub(super) enum Applied {
 /// The writer thread's body: batches writes until every sender is gone.
 pub(super) fn writer_loop(
     mut conn: Connection,
+    file: &DbFile,
     queue: Receiver<Queued>,
     publish: broadcast::Sender<Arc<Event>>,
 ) {
     let mut batch = Vec::new();
+    let mut last_room_check = Instant::now();
     loop {
         // Wait for the first write, then gather what arrives within the
         // flush period into one transaction.
@@ -198,38 +203,125 @@ pub(super) fn writer_loop(
                 }
             }
         }
-        match commit(&mut conn, &mut batch) {
-            Ok((applied, events)) => {
-                for event in events {
-                    let _ = publish.send(Arc::new(event));
+        // While the disk is full, only what must be recorded (status
+        // changes, new runs, deletions) is tried: a backlog of metrics
+        // would take the space the reserve gave back.
+        if file.is_full() && last_room_check.elapsed() >= FULL_DISK_PAUSE {
+            last_room_check = Instant::now();
+            file.keep_reserve();
+        }
+        if file.is_full() {
+            let before = batch.len();
+            let shed = BatchFailure {
+                write: "record metrics, progress or log lines".into(),
+                cause: StoreFault::DiskFull.to_string(),
+                batch: 1,
+                fault: Some(StoreFault::DiskFull),
+            };
+            batch.retain_mut(|queued| {
+                let keep = !queued.write.is_bulk();
+                if !keep {
+                    answer(queued.reply.take(), Err(shed.clone()));
                 }
-                for (queued, applied) in batch.drain(..).zip(applied) {
-                    if let Err(failure) = &applied {
-                        tracing::error!(
-                            write = %failure.write,
-                            cause = %failure.cause,
-                            "store: a write was rolled back"
-                        );
-                    }
-                    answer(queued.reply, applied);
-                }
-            }
-            Err(failure) => {
-                tracing::error!(
-                    write = %failure.write,
-                    cause = %failure.cause,
-                    batch = failure.batch,
-                    "store: a batch of writes was rolled back"
+                keep
+            });
+            if before > batch.len() {
+                tracing::warn!(
+                    dropped = before - batch.len(),
+                    "store: the disk is full; metrics and log lines were not stored"
                 );
-                for queued in batch.drain(..) {
-                    answer(queued.reply, Err(failure.clone()));
-                }
             }
+        }
+        if settle(&mut conn, file, &mut batch, &publish, true) {
+            // Once more, what must be recorded, in the reserve's space.
+            last_room_check = Instant::now();
+            file.release_reserve();
+            settle(&mut conn, file, &mut batch, &publish, false);
         }
         if closed {
             return;
         }
     }
+}
+
+/// How often a full disk is checked for room again (by making the reserve
+/// anew); until there is, metrics, progress and log lines are not tried.
+const FULL_DISK_PAUSE: Duration = Duration::from_secs(1);
+
+impl Write {
+    /// Metrics, progress and log lines: many, and lost without harm to
+    /// the runs' states when the disk is full.
+    fn is_bulk(&self) -> bool {
+        matches!(
+            self,
+            Write::Metric { .. } | Write::Progress { .. } | Write::Log { .. }
+        )
+    }
+}
+
+/// Commits `batch` and answers its callers, publishing what was stored.
+/// Returns whether the disk was full; then, if `retry`, the writes that
+/// must be recorded and failed for it are left in `batch`, unanswered, for
+/// one more try (their payloads are intact: only bulk writes give theirs
+/// up), and the rest are answered.
+fn settle(
+    conn: &mut Connection,
+    file: &DbFile,
+    batch: &mut Vec<Queued>,
+    publish: &broadcast::Sender<Arc<Event>>,
+    retry: bool,
+) -> bool {
+    // SQLite would write on into a deleted or read-only file it has
+    // open; the batch fails as a whole instead, saying why.
+    let committed = match file.check(true) {
+        Ok(()) => commit(conn, batch),
+        Err(fault) => Err(BatchFailure {
+            write: format!("commit a batch of {} writes", batch.len()),
+            cause: fault.to_string(),
+            batch: batch.len(),
+            fault: Some(fault),
+        }),
+    };
+    let outcomes: Vec<Result<Applied, BatchFailure>> = match committed {
+        Ok((applied, events)) => {
+            for event in events {
+                let _ = publish.send(Arc::new(event));
+            }
+            applied
+        }
+        Err(failure) => {
+            tracing::error!(
+                write = %failure.write,
+                cause = %failure.cause,
+                batch = failure.batch,
+                "store: a batch of writes was rolled back"
+            );
+            (0..batch.len()).map(|_| Err(failure.clone())).collect()
+        }
+    };
+    let mut full = false;
+    let mut again = Vec::new();
+    for (mut queued, outcome) in batch.drain(..).zip(outcomes) {
+        if let Err(failure) = &outcome {
+            if failure.batch == 1 {
+                tracing::error!(
+                    write = %failure.write,
+                    cause = %failure.cause,
+                    "store: a write was rolled back"
+                );
+            }
+            if failure.fault == Some(StoreFault::DiskFull) {
+                full = true;
+                if retry && !queued.write.is_bulk() {
+                    again.push(queued);
+                    continue;
+                }
+            }
+        }
+        answer(queued.reply.take(), outcome);
+    }
+    *batch = again;
+    full
 }
 
 /// Tells a waiting caller how its write went. A caller that stopped
@@ -265,6 +357,7 @@ pub(super) fn commit(
         write,
         cause: cause.to_string(),
         batch: lost,
+        fault: StoreFault::of_sqlite(&cause),
     };
     let mut tx = conn
         .transaction()
