@@ -72,7 +72,11 @@ fn schemathesis_with_every_check_and_the_stateful_phase_finds_no_failure() {
         .arg(Path::new(root).join("schemathesis.toml"))
         .args(["run", &format!("{}/openapi.json", server.base)])
         .args(["--checks", "all", "--exclude-path", "/v1/shutdown/"])
-        .args(["--seed", "17", "--max-examples", "12"])
+        // The coverage phase enumerates thousands of boundary cases; CI
+        // keeps to generated cases, a few hundred in all, and the
+        // stateful phase. benches/fuzz.sh runs every phase.
+        .args(["--phases", "fuzzing,stateful"])
+        .args(["--seed", "17", "--max-examples", "10"])
         .args(["--generation-database", "none"])
         .output()
         .expect("run schemathesis");
@@ -84,7 +88,7 @@ fn schemathesis_with_every_check_and_the_stateful_phase_finds_no_failure() {
     );
     // It really ran: cases were generated, and the stateful phase followed
     // links from created resources.
-    let cases = figure(&stdout, "generated").unwrap_or(0);
+    let cases = figure(&stdout, " generated,").unwrap_or(0);
     assert!(cases >= 200, "only {cases} cases:\n{stdout}");
     let scenarios = figure(&stdout, "Scenarios:").unwrap_or(0);
     let links = figure(&stdout, "API Links:").unwrap_or(0);
