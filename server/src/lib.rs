@@ -10,6 +10,7 @@ pub mod api;
 pub mod error;
 pub mod gym;
 pub mod logs;
+pub mod openapi;
 pub mod request_id;
 pub mod runs;
 pub mod store;
@@ -244,8 +245,8 @@ fn add_response(operation: &mut Operation, status: &str, response: utoipa::opena
 /// turns into one, where tower-http's answers `text/plain` itself.
 /// Declared lengths are refused before anything is read, in [`check`].
 pub fn app(state: Shared) -> Router {
-    let (router, openapi) = routes();
-    let openapi = Arc::new(openapi);
+    let router = routes().0;
+    let openapi = Arc::new(openapi::document(&state.engine));
     // Layers wrap what is above them: the last one sees a request first.
     router
         .route(

@@ -828,3 +828,66 @@ async fn an_internal_error_sends_a_request_id_and_logs_the_detail() {
     assert_eq!(answer.request_id.as_deref(), Some("client-chosen-1"));
     assert_eq!(answer.body["error"]["request_id"], "client-chosen-1");
 }
+
+/// The served document says what each agent and env id takes, states
+/// unsigned ranges exactly, and links created runs and instances to the
+/// routes that use them, so that a fuzzer's stateful phase can follow them.
+#[tokio::test]
+async fn run_specs_are_typed_per_id_and_created_resources_are_linked() {
+    let harness = Harness::new(|_| {}).await;
+    let doc = &harness.doc;
+    let schemas = &doc["components"]["schemas"];
+    let agents = schemas["AgentSpec"]["oneOf"].as_array().unwrap();
+    let dqn = agents
+        .iter()
+        .find(|a| a["properties"]["id"]["const"] == "dqn")
+        .expect("a dqn variant");
+    let config = dqn["properties"]["config"]["anyOf"][0]["$ref"]
+        .as_str()
+        .unwrap();
+    let name = config.strip_prefix("#/components/schemas/").unwrap();
+    assert!(schemas[name]["properties"].is_object(), "{name}");
+    let envs = schemas["EnvSpec"]["oneOf"].as_array().unwrap();
+    assert!(
+        envs.iter()
+            .any(|e| e["properties"]["id"]["const"] == "CartPole-v1")
+    );
+    // Runs may name a remote env; env instances may not.
+    let instance_ids: Vec<&Value> = schemas["CreateEnv"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["properties"]["env_id"]["const"])
+        .collect();
+    assert!(instance_ids.contains(&&json!("CartPole-v1")));
+    assert!(!instance_ids.contains(&&json!("remote")));
+    assert_eq!(
+        schemas["RunSpec"]["properties"]["seed"]["maximum"],
+        json!(u64::MAX)
+    );
+    for (creator, status, child) in [
+        (
+            "/v1/runs",
+            "201",
+            "#/paths/~1v1~1runs~1%7Bid%7D~1cancel/post",
+        ),
+        (
+            "/v1/envs/",
+            "200",
+            "#/paths/~1v1~1envs~1%7Binstance_id%7D~1step~1/post",
+        ),
+        (
+            "/v1/vector-envs",
+            "200",
+            "#/paths/~1v1~1vector-envs~1%7Binstance_id%7D~1step/post",
+        ),
+    ] {
+        let links = doc["paths"][creator]["post"]["responses"][status]["links"]
+            .as_object()
+            .unwrap();
+        assert!(
+            links.values().any(|l| l["operationRef"] == child),
+            "{creator} links no {child}"
+        );
+    }
+}

@@ -131,8 +131,15 @@ async fn list_artifacts(
     params(("id" = String, Path, description = "Run id"),
            ("name" = String, Path, description = "Artefact name, e.g. `metrics.jsonl` or `tb/events.out.tfevents…` (percent-encoded)")),
     responses(
-        (status = 200, description = "The file, with the content type its listing gives", body = String,
-            content_type = "application/octet-stream"),
+        (status = 200, description = "The file, with the content type its listing gives: by its extension, else `application/octet-stream`",
+            content(
+                (String = "application/octet-stream"),
+                (Object = "application/json"),
+                (String = "application/x-ndjson"),
+                (String = "image/gif"),
+                (String = "image/png"),
+                (String = "text/plain"),
+            )),
         (status = 400, description = "`bad_artifact_name` or `bad_path`", body = ErrorBody),
         (status = 404, description = "`run_not_found` or `artifact_not_found`", body = ErrorBody),
         Internal,

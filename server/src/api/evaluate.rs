@@ -53,7 +53,7 @@ pub struct EvaluateReply {
         (status = 200, description = "The evaluation", body = EvaluateReply),
         (status = 400, description = "`malformed_json` or `bad_path`", body = ErrorBody),
         (status = 409, description = "`no_checkpoint`: the run has saved no policy yet; `conflict`: an external run, whose episodes only its env process can start", body = ErrorBody),
-        (status = 422, description = "`invalid_request`: a bad request field", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: a bad request field, or a body that is not a JSON object", body = ErrorBody),
         UnknownRun, Internal,
     ))]
 async fn evaluate_run(

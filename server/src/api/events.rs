@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -139,6 +139,19 @@ struct EventsQuery {
     after: Option<i64>,
 }
 
+/// One server-sent event of a run, as its fields arrive.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only documents the stream: events are written by axum's `Event`.
+struct RunEvent {
+    /// The event id, increasing; resume after it with `Last-Event-ID`.
+    id: String,
+    /// `metric`, `log` or `status`.
+    #[schema(pattern = "^(metric|log|status)$")]
+    event: String,
+    /// The event's JSON.
+    data: String,
+}
+
 /// Server-sent events of a run: `metric`, `log` and `status`.
 ///
 /// Each event's `id` increases; reconnecting with `Last-Event-ID` resumes
@@ -148,7 +161,7 @@ struct EventsQuery {
            ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
     responses(
         (status = 200, description = "Events `metric` (a `metrics.jsonl` record), `log` (a LogLine) and `status` (a StatusChange), each with its `id`",
-            body = String, content_type = "text/event-stream"),
+            body = RunEvent, content_type = "text/event-stream"),
         (status = 400, description = "`bad_query`, `bad_header` (Last-Event-ID is not an integer) or `bad_path`", body = ErrorBody),
         UnknownRun, Internal,
     ))]

@@ -73,8 +73,53 @@ impl FromRequest<Shared> for RequestBody {
 }
 
 /// Reads a JSON body, naming the line and column of malformed JSON.
+/// Whole numbers written as floats (`3.0`) are read as integers.
+///
+/// Every body of the runs API is an object (or `null`, where a body is
+/// optional): anything else is a `422 invalid_request` here, since serde
+/// would otherwise read a struct from an array of its fields in order.
 fn parse_json(body: &Bytes) -> ApiResult<Value> {
-    serde_json::from_slice(body).map_err(ApiError::MalformedJson)
+    let mut value = serde_json::from_slice(body).map_err(ApiError::MalformedJson)?;
+    if !matches!(value, Value::Object(_) | Value::Null) {
+        return Err(ApiError::InvalidRequest {
+            message: "the request body must be a JSON object".into(),
+            field: None,
+        });
+    }
+    whole_numbers_as_integers(&mut value);
+    Ok(value)
+}
+
+/// Whether a config (an env's or an agent's) is a JSON object, or absent
+/// or `null` for every default. serde would read a config struct from an
+/// array of its fields in order, which no config is documented to take.
+pub fn config_shape_ok(config: Option<&Value>) -> bool {
+    matches!(config, None | Some(Value::Null | Value::Object(_)))
+}
+
+/// Rewrites every float with no fractional part that fits an integer
+/// type (`3.0`, `-2.0`) as that integer, throughout `value`.
+///
+/// JSON has one number type and JSON Schema counts `3.0` as an integer,
+/// as do clients that keep every number as a double; serde's integer
+/// fields refuse a float, so the request is normalised once here.
+pub fn whole_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let x = number.as_f64().unwrap_or(f64::NAN);
+            // 2^64 and -2^63, exactly representable; beyond them the
+            // float is no integer type's.
+            let whole = x.fract() == 0.0;
+            if whole && (0.0..18_446_744_073_709_551_616.0).contains(&x) {
+                *number = (x as u64).into();
+            } else if whole && (-9_223_372_036_854_775_808.0..0.0).contains(&x) {
+                *number = (x as i64).into();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// A `404 run_not_found` unless run `id` exists.

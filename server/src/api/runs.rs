@@ -46,7 +46,7 @@ pub struct RunStatusReply {
         (status = 201, description = "Queued; `Location` names the run", body = RunStatusReply,
             headers(("Location" = String, description = "`/v1/runs/{id}`"))),
         (status = 400, description = "`malformed_json`: the body is not JSON", body = ErrorBody),
-        (status = 422, description = "`invalid_spec`: `field` is the JSON path of the bad value", body = ErrorBody),
+        (status = 422, description = "`invalid_spec`: `field` is the JSON path of the bad value; `invalid_request`: the body is not a JSON object", body = ErrorBody),
         (status = 503, description = "`shutting_down`", body = ErrorBody),
         Internal,
     ))]
@@ -55,6 +55,14 @@ async fn create_run(
     RequestBody(body): RequestBody,
 ) -> ApiResult<Response> {
     let value = parse_json(&body)?;
+    for part in ["env", "agent"] {
+        if !super::config_shape_ok(value.get(part).and_then(|p| p.get("config"))) {
+            return Err(ApiError::InvalidSpec {
+                message: "a config must be a JSON object".into(),
+                field: Some(format!("{part}.config")),
+            });
+        }
+    }
     let submitted = blocking(move || {
         let spec = RunSpec::from_value(&value).map_err(spec_error)?;
         // Building the env and agent is the full validation, and it is
@@ -111,8 +119,10 @@ struct ListQuery {
     #[param(value_type = Option<RunStatus>)]
     status: Option<String>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<i64>)]
     cursor: Option<String>,
 }
 
@@ -388,6 +398,7 @@ struct MetricsQuery {
     after_step: Option<u64>,
     /// Most stored rows per metric, 1 to 100,000 (default 10,000), from the
     /// first after `after_step`. Not with `max_points`.
+    #[param(minimum = 1, maximum = 100_000)]
     limit: Option<usize>,
     /// Downsample for plotting: at most this many points per metric, 3 to
     /// 100,000, covering every stored row after `after_step`. A series with

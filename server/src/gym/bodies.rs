@@ -17,6 +17,7 @@ pub struct CreateEnv {
     #[serde(default, deserialize_with = "super::wire::lenient")]
     pub env_id: Option<String>,
     /// Seeds the first reset and `action_space/sample`.
+    #[serde(default, deserialize_with = "wire::whole")]
     pub seed: Option<u64>,
     /// The environment's config (as in a run spec); defaults when absent.
     #[schema(value_type = Option<Object>)]
@@ -45,10 +46,11 @@ pub struct ResetRequest {
     /// Reseeds the environment: the same seed and actions give the same
     /// episode. Without it the environment continues its random stream
     /// (the creation seed applies to the first reset).
+    #[serde(default, deserialize_with = "wire::whole")]
     pub seed: Option<u64>,
     /// Gymnasium's reset options. rl-lab's environments take none, so
     /// only `null` or `{}` is accepted.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = wire::no_options)]
     pub options: Option<Value>,
 }
 
@@ -69,10 +71,11 @@ pub struct ResetReply<'a> {
 pub struct StepRequest {
     /// An integer for a Discrete action space (`1.0` is read as 1), a
     /// number or array for a Box. Required.
-    #[schema(schema_with = wire::action_schema)]
+    #[schema(schema_with = wire::action_schema, required = true)]
     pub action: Option<Value>,
     /// Accepted and ignored: the server has no screen. Use monitor/start
     /// to record GIFs.
+    #[schema(schema_with = wire::lenient_bool)]
     #[serde(default, deserialize_with = "super::wire::lenient")]
     pub render: Option<bool>,
 }
@@ -125,17 +128,21 @@ pub struct MonitorStart {
     /// Required, as gym-http-api requires it, but otherwise ignored:
     /// recordings go under the server's data folder, in
     /// `monitor/<instance_id>/`, never at a client's path.
+    #[schema(value_type = String, required = true, min_length = 1)]
     #[serde(default, deserialize_with = "super::wire::lenient")]
     pub directory: Option<String>,
     /// Empty the instance's monitor folder first.
+    #[schema(schema_with = wire::lenient_bool)]
     #[serde(default, deserialize_with = "super::wire::lenient")]
     pub force: Option<bool>,
     /// Accepted; episodes are always appended to an existing folder.
+    #[schema(schema_with = wire::lenient_bool)]
     #[serde(default, deserialize_with = "super::wire::lenient")]
     pub resume: Option<bool>,
     /// `false`: statistics only; `true`: a GIF of every episode; absent
     /// or `null`: gym's capped cubic schedule (episodes 0, 1, 8, 27, …, then
     /// every 1,000th).
+    #[schema(schema_with = wire::lenient_bool)]
     #[serde(default, deserialize_with = "super::wire::lenient")]
     pub video_callable: Option<bool>,
 }
@@ -145,12 +152,15 @@ pub struct MonitorStart {
 #[serde(deny_unknown_fields)]
 pub struct Upload {
     /// gym's training directory. Required.
+    #[schema(value_type = String, required = true, min_length = 1)]
     #[serde(default, deserialize_with = "super::wire::lenient")]
     pub training_dir: Option<String>,
     /// The OpenAI Gym scoreboard key. Required.
+    #[schema(value_type = String, required = true, min_length = 1)]
     #[serde(default, deserialize_with = "super::wire::lenient")]
     pub api_key: Option<String>,
     /// gym's algorithm id.
+    #[schema(schema_with = wire::lenient_string)]
     #[serde(default, deserialize_with = "super::wire::lenient")]
     pub algorithm_id: Option<String>,
 }

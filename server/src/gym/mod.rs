@@ -235,6 +235,7 @@ pub(crate) fn step_single(instance: &Instance, id: &str, request: StepRequest) -
 async fn create(State(state): State<Shared>, RequestBody(body): RequestBody) -> Result<Response> {
     let request: CreateEnv = wire::body(&body)?;
     let env_id = wire::required(request.env_id, "env_id")?;
+    wire::check_config(request.config.as_ref())?;
     if let Some(why) = rl_runner::envs::only_for_runs(&env_id) {
         return Err(GymError::BadRequest(why.into()));
     }

@@ -38,9 +38,11 @@ pub struct CreateVector {
     #[serde(default, deserialize_with = "wire::lenient")]
     pub env_id: Option<String>,
     /// Number of copies, 1 to 4,096. Required.
+    #[schema(value_type = usize, required = true, minimum = 1, maximum = 4096)]
     #[serde(default, deserialize_with = "wire::lenient")]
     pub num_envs: Option<usize>,
     /// Seeds the first reset: copy `i` gets `seed + i`.
+    #[serde(default, deserialize_with = "wire::whole")]
     pub seed: Option<u64>,
     /// The environment's config (as in a run spec); defaults when absent.
     #[schema(value_type = Option<Object>)]
@@ -68,6 +70,7 @@ pub struct VectorInfo {
 pub struct ResetVector {
     /// Copy `i` is reseeded with `seed + i`; without it the copies
     /// continue their streams (the creation seed applies to the first reset).
+    #[serde(default, deserialize_with = "wire::whole")]
     pub seed: Option<u64>,
 }
 
@@ -87,7 +90,7 @@ pub struct ResetVectorReply {
 #[serde(deny_unknown_fields)]
 pub struct StepVector {
     /// One action per copy, in copy order. Required.
-    #[schema(schema_with = wire::actions_schema)]
+    #[schema(schema_with = wire::actions_schema, required = true)]
     #[serde(default, deserialize_with = "wire::lenient")]
     pub actions: Option<Vec<Value>>,
 }
@@ -142,6 +145,7 @@ pub(super) async fn create(
 ) -> Result<Response> {
     let request: CreateVector = wire::body(&body)?;
     let env_id = wire::required(request.env_id, "env_id")?;
+    wire::check_config(request.config.as_ref())?;
     if let Some(why) = rl_runner::envs::only_for_runs(&env_id) {
         return Err(GymError::BadRequest(why.into()));
     }

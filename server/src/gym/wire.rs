@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{ArrayBuilder, Object, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AnyOfBuilder, ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::{Array, RefOr};
 
 /// gym-http-api writes an infinite bound as this number, since JSON has no
@@ -23,8 +25,16 @@ pub const INFINITY: f64 = 1e100;
 /// wrong shape (an unknown field, a wrong type) is a
 /// [`GymError::BadRequest`] with serde's description, which names the field.
 pub fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => return Ok(T::default()),
+        // serde would read a struct from an array of its fields in order.
+        Some(b'[') => {
+            return Err(GymError::BadRequest(
+                "invalid request body: expected a JSON object".into(),
+            ));
+        }
+        Some(_) => {}
     }
     match serde_json::from_slice::<Option<T>>(bytes) {
         Ok(value) => Ok(value.unwrap_or_default()),
@@ -80,13 +90,72 @@ where
     D: serde::Deserializer<'de>,
     T: DeserializeOwned,
 {
-    let value = Value::deserialize(d)?;
+    let mut value = Value::deserialize(d)?;
     if !value.provided() {
         return Ok(None);
     }
+    crate::api::whole_numbers_as_integers(&mut value);
     T::deserialize(value)
         .map(Some)
         .map_err(serde::de::Error::custom)
+}
+
+/// The schema of an optional field read by [`lenient`]: a value of type
+/// `kind`, or one that gym-http-api counts as not given (`null`, `""`,
+/// `[]`).
+fn lenient_schema(kind: Type) -> Schema {
+    AnyOfBuilder::new()
+        .item(Object::with_type(kind))
+        .item(Object::with_type(Type::Null))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0)),
+        )
+        .item(ArrayBuilder::new().max_items(Some(0)))
+        .build()
+        .into()
+}
+
+/// [`lenient_schema`] of a boolean.
+pub fn lenient_bool() -> Schema {
+    lenient_schema(Type::Boolean)
+}
+
+/// [`lenient_schema`] of a string.
+pub fn lenient_string() -> Schema {
+    lenient_schema(Type::String)
+}
+
+/// A `400` unless an env config is an object (or absent, or `null`).
+pub fn check_config(config: Option<&Value>) -> Result<()> {
+    if crate::api::config_shape_ok(config) {
+        Ok(())
+    } else {
+        Err(GymError::BadRequest(
+            "config must be a JSON object of the env's settings".into(),
+        ))
+    }
+}
+
+/// The schema of reset `options`: rl-lab's envs take none, so `null` or `{}`.
+pub fn no_options() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .max_properties(Some(0))
+        .into()
+}
+
+/// Reads an optional integer (a seed), taking a whole number written as a
+/// float (`7.0`) as that integer, as JSON Schema does.
+pub fn whole<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let mut value = Value::deserialize(d)?;
+    crate::api::whole_numbers_as_integers(&mut value);
+    Option::<T>::deserialize(value).map_err(serde::de::Error::custom)
 }
 
 fn bound(x: f64) -> f64 {
@@ -230,7 +299,10 @@ pub fn action_schema() -> Schema {
 
 /// The schema of many actions, one per copy.
 pub fn actions_schema() -> Array {
-    array_of(action_schema())
+    ArrayBuilder::new()
+        .items(RefOr::from(action_schema()))
+        .min_items(Some(1))
+        .build()
 }
 
 /// An integer, accepting a float with no fractional part (`1.0`), as
