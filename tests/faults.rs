@@ -418,7 +418,8 @@ fn stored_series(database: &Path) -> HashMap<String, HashMap<String, Vec<Row>>> 
     runs
 }
 
-/// The episode numbers of a run's stored episode records, in event order.
+/// The last episode number of each of a run's stored episode records, and
+/// how many episodes it holds, in event order.
 fn stored_episodes(database: &Path, run: &str) -> Vec<(u64, u64)> {
     let conn = Connection::open(database).unwrap();
     let mut statement = conn
@@ -428,7 +429,9 @@ fn stored_episodes(database: &Path, run: &str) -> Vec<(u64, u64)> {
         .query_map([run], |row| row.get::<_, String>(0))
         .unwrap()
         .map(|data| serde_json::from_str::<Value>(&data.unwrap()).unwrap())
-        .filter(|record| record["kind"] == "episode")
+        // A window of merged episodes (`episodes`) ends at its last episode
+        // and counts how many it merged.
+        .filter(|record| record["kind"] == "episode" || record["kind"] == "episodes")
         .map(|record| {
             let episode = record["episode"].as_u64().expect("an episode number");
             (episode, record["count"].as_u64().unwrap_or(1))

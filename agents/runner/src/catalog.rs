@@ -29,7 +29,7 @@ pub struct EnvListing {
     /// A JSON Schema (draft 2020-12) of the env's `config` object, derived
     /// from its config struct, with every size's bound; `null` for an env
     /// whose crate gives none.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub config_schema: Value,
 }
 
