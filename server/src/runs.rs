@@ -564,9 +564,10 @@ impl RunManager {
 
     /// Stores how run `id` ended. A full disk gets a second try once the
     /// reserve is released (another run may have been first to hit it);
-    /// a run whose end cannot be stored at all stays `running` in the
-    /// store until the next start makes it `interrupted`, and the log says
-    /// so.
+    /// an end that does not fit even then is kept by the store's writer and
+    /// stored once the disk has room (until then the store says `running`;
+    /// a server stopped before that marks the run `interrupted` at its next
+    /// start), and the log says so.
     fn record_end(
         &self,
         id: &str,
@@ -584,8 +585,12 @@ impl RunManager {
             }
             other => other,
         };
-        if let Err(e) = outcome {
-            tracing::error!("run {id}: recording its end ({status}) failed: {e}");
+        match outcome {
+            Ok(()) => {}
+            Err(e) if e.fault() == Some(StoreFault::DiskFull) => tracing::error!(
+                "run {id}: its end ({status}) waits for room on the disk to be stored: {e}"
+            ),
+            Err(e) => tracing::error!("run {id}: recording its end ({status}) failed: {e}"),
         }
     }
 

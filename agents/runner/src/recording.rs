@@ -35,16 +35,17 @@ pub struct RecordingPolicy {
 }
 
 impl Default for RecordingPolicy {
-    /// 20 lines a second per series, after a burst of 10,000: the
+    /// 10 lines a second per series, after a burst of 10,000: the
     /// arithmetic is in docs/server.md ("Recording policy"). A merged
-    /// episode line costs about 1.7 kB across `metrics.jsonl`, the two
-    /// SQLite tables and TensorBoard, so a series at full speed writes
-    /// about 20 MB in ten minutes, under the 50 MB goal with room for a
-    /// second series. DQN writes its scalars once per 1,000 gradient
-    /// updates and a few episodes a second, below the rate: kept whole.
+    /// episode line costs about 2.9 kB across `metrics.jsonl`, SQLite (the
+    /// rows and their rollups) and TensorBoard, so a series at full speed
+    /// writes about 18 MB in ten minutes, and with the burst's 15 MB stays
+    /// under the 50 MB goal. DQN writes its scalars once per 1,000
+    /// gradient updates and a few episodes a second, below the rate: kept
+    /// whole.
     fn default() -> Self {
         RecordingPolicy {
-            points_per_second: 20.0,
+            points_per_second: 10.0,
             burst: 10_000.0,
         }
     }

@@ -111,9 +111,15 @@ async fn follow_events(
                 return;
             }
         }
-        // Then live.
+        // Then live, until the subscriber leaves: a stream of a run that
+        // has ended, or of another run's events only, sends nothing that
+        // would find out, so its task would otherwise outlive it.
         loop {
-            match live.recv().await {
+            let received = tokio::select! {
+                received = live.recv() => received,
+                () = out.closed() => return,
+            };
+            match received {
                 Ok(event) => {
                     if event.run_id != run_id || event.id <= after {
                         continue;

@@ -410,6 +410,12 @@ impl Store {
         answer.recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// How many subscribers follow the committed events now: one per live
+    /// stream (`/events`, `/logs`), so it falls back when clients leave.
+    pub fn subscribers(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Subscribes to events as they are committed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
@@ -471,6 +477,7 @@ impl Store {
 mod tests {
     use super::*;
     use rusqlite::Connection;
+    use std::time::Duration;
 
     fn spec() -> Value {
         serde_json::json!({"env": {"id": "CartPole-v1"}, "agent": {"id": "dqn"}})
@@ -596,5 +603,62 @@ mod tests {
         assert!(applied[1].is_ok());
         assert_eq!(events.len(), 1);
         assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Running);
+    }
+
+    #[test]
+    fn a_run_end_the_full_disk_refused_is_stored_once_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rl-lab.db");
+        let store = Store::open(&path).unwrap();
+        let id = store.insert_run(spec()).unwrap();
+        // A database that cannot grow (SQLite's own "disk is full"), with
+        // ballast whose deletion frees pages.
+        sabotage(
+            dir.path(),
+            "CREATE TABLE ballast (data BLOB);
+             INSERT INTO ballast SELECT zeroblob(100000) FROM (SELECT 1 UNION ALL SELECT 2);",
+        );
+        let conn = schema::open(&path).unwrap();
+        let pages: i64 = conn
+            .pragma_query_value(None, "page_count", |row| row.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+        let file = DbFile::open(&path).unwrap();
+        let (queue, writes) = mpsc::sync_channel(16);
+        let (publish, _) = broadcast::channel(16);
+        std::thread::scope(|scope| {
+            scope.spawn(|| writer::writer_loop(conn, &file, writes, publish));
+            // An end with more to say than the pages left can hold.
+            let end = |status| Write::Status {
+                run_id: id.clone(),
+                status,
+                error: Some("e".repeat(20_000)),
+                summary: None,
+            };
+            let (to, answer) = mpsc::channel();
+            let reply = Some(writer::Reply::Done(to));
+            queue
+                .send(writer::Queued {
+                    write: end(RunStatus::Failed),
+                    reply,
+                })
+                .unwrap();
+            let refused = answer.recv().unwrap().unwrap_err();
+            assert_eq!(refused.fault(), Some(StoreFault::DiskFull), "{refused}");
+            assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Queued);
+            // Room again: the writer stores the end by itself.
+            sabotage(dir.path(), "DELETE FROM ballast;");
+            let began = std::time::Instant::now();
+            while store.run(&id).unwrap().unwrap().status != RunStatus::Failed {
+                assert!(
+                    began.elapsed() < Duration::from_secs(10),
+                    "the end was not stored"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(queue);
+        });
+        let history = store.events(&id, 0, Some(EventKind::Status), 100).unwrap();
+        assert_eq!(history.len(), 2, "queued, then failed once");
     }
 }

@@ -8,6 +8,11 @@
 //! a run's status change is never lost because another run's metric could
 //! not be stored. Only a transaction that cannot begin or commit fails the
 //! whole batch, and then every caller hears it.
+//!
+//! A full disk is the exception to "tried once": a run's end that does not
+//! fit even in the reserve's space (another process took it) is answered
+//! as failed, and kept and tried again every second until it is stored, so
+//! that the run does not stay `running` in the store once the disk has room.
 
 use super::{DbFile, Event, EventKind, MetricValue, StatusChange, StoreFault, StoreResult, now};
 use rl_runner::RunStatus;
@@ -175,16 +180,27 @@ pub(super) fn writer_loop(
 ) {
     let mut batch = Vec::new();
     let mut last_room_check = Instant::now();
+    // Runs' ends that a full disk refused, oldest first: tried again before
+    // every batch, and at least every `FULL_DISK_PAUSE`, until stored.
+    let mut deferred: Vec<Queued> = Vec::new();
     loop {
         // Wait for the first write, then gather what arrives within the
         // flush period into one transaction.
-        match queue.recv() {
-            Ok(queued) => batch.push(queued),
-            Err(_) => return,
+        let mut closed = false;
+        if deferred.is_empty() {
+            match queue.recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => return,
+            }
+        } else {
+            match queue.recv_timeout(FULL_DISK_PAUSE) {
+                Ok(queued) => batch.push(queued),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => closed = true,
+            }
         }
         let deadline = Instant::now() + FLUSH_PERIOD;
-        let mut closed = false;
-        while batch.len() < MAX_BATCH {
+        while !closed && batch.len() < MAX_BATCH {
             if matches!(
                 batch.last(),
                 Some(Queued {
@@ -232,13 +248,33 @@ pub(super) fn writer_loop(
                 );
             }
         }
+        // The deferred ends go first, as they came first; a newer status
+        // of the same run (or its deletion) replaces its deferred end.
+        deferred.retain(|end| {
+            !batch
+                .iter()
+                .any(|queued| queued.write.supersedes(&end.write))
+        });
+        batch.splice(0..0, deferred.drain(..));
+        if batch.is_empty() {
+            continue;
+        }
         if settle(&mut conn, file, &mut batch, &publish, true) {
             // Once more, what must be recorded, in the reserve's space.
             last_room_check = Instant::now();
             file.release_reserve();
             settle(&mut conn, file, &mut batch, &publish, false);
+            // Runs' ends that still did not fit wait for room.
+            deferred.append(&mut batch);
         }
         if closed {
+            for end in &deferred {
+                tracing::error!(
+                    write = %end.write.describe(),
+                    "store: shutting down with a run's end unstored for a full disk; \
+                     the next start marks the run interrupted"
+                );
+            }
             return;
         }
     }
@@ -257,13 +293,33 @@ impl Write {
             Write::Metric { .. } | Write::Progress { .. } | Write::Log { .. }
         )
     }
+
+    /// A run's end: kept until stored when a full disk refuses it, since
+    /// the run is over whether or not the store has room to say so.
+    fn is_run_end(&self) -> bool {
+        matches!(self, Write::Status { status, .. } if status.is_final())
+    }
+
+    /// Whether this write makes the earlier `deferred` end moot: a newer
+    /// status of the same run, or its deletion.
+    fn supersedes(&self, deferred: &Write) -> bool {
+        match (self, deferred) {
+            (
+                Write::Status { run_id, .. } | Write::DeleteRun { run_id },
+                Write::Status { run_id: ended, .. },
+            ) => run_id == ended,
+            _ => false,
+        }
+    }
 }
 
 /// Commits `batch` and answers its callers, publishing what was stored.
 /// Returns whether the disk was full; then, if `retry`, the writes that
 /// must be recorded and failed for it are left in `batch`, unanswered, for
 /// one more try (their payloads are intact: only bulk writes give theirs
-/// up), and the rest are answered.
+/// up), and the rest are answered. Without `retry`, every write is
+/// answered, and the runs' ends that failed for a full disk are left in
+/// `batch`, to be deferred until there is room.
 fn settle(
     conn: &mut Connection,
     file: &DbFile,
@@ -313,6 +369,13 @@ fn settle(
             if failure.fault == Some(StoreFault::DiskFull) {
                 full = true;
                 if retry && !queued.write.is_bulk() {
+                    again.push(queued);
+                    continue;
+                }
+                if queued.write.is_run_end() {
+                    // Its caller hears of the failure now; the write waits
+                    // for room (its reply taken, so it is answered once).
+                    answer(queued.reply.take(), outcome);
                     again.push(queued);
                     continue;
                 }
@@ -378,8 +441,17 @@ pub(super) fn commit(
                 events.append(&mut produced);
                 applied.push(Ok(done));
             }
-            // Dropping the savepoint rolls this write back, and only it.
-            Err(e) => applied.push(Err(failed(queued.write.describe(), e, 1))),
+            Err(e) => {
+                // Dropping the savepoint rolls this write back, and only
+                // it; unless SQLite already rolled back the whole
+                // transaction, as it may for a full disk or an I/O error:
+                // then every write of the batch is lost with it.
+                drop(savepoint);
+                if tx.is_autocommit() {
+                    return Err(failed(queued.write.describe(), e, size));
+                }
+                applied.push(Err(failed(queued.write.describe(), e, 1)))
+            }
         }
     }
     tx.commit()
