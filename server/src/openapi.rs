@@ -11,13 +11,13 @@
 //! - a run spec's `agent` is one of the registered agents, each with the
 //!   JSON Schema of its config (the catalogue's, from the config struct);
 //! - a run spec's `env`, and the env routes' create bodies, are one of the
-//!   registered envs, each with a config schema derived from its defaults.
-//!   Env configs have no schema of their own (the env crates know only
-//!   serde), so each field is typed from its default value and may be
-//!   `null`: the schema is never narrower than what the env accepts, and
-//!   the value rules a default cannot show (a map's shape, a positive
-//!   `max_steps`) are the env constructor's, answered with `422` (runs) or
-//!   `400` (env routes).
+//!   registered envs, each with its config's JSON Schema (the catalogue's,
+//!   from the config struct, with every size's bound). An env whose crate
+//!   gives no schema (a plugin's) gets one derived from its defaults: each
+//!   field typed from its default value and nullable, never narrower than
+//!   what the env accepts. The value rules no schema states (a map's
+//!   shape) are the env constructor's, answered with `422` (runs) or `400`
+//!   (env routes).
 //!
 //! Links (OpenAPI `links` on a response) lead from the operation that
 //! creates a run or an env instance to every operation under its path, so
@@ -44,7 +44,16 @@ pub fn document(engine: &Engine) -> Value {
         .collect();
     let envs: Vec<(String, Value)> = rl_runner::catalog::envs(engine)
         .into_iter()
-        .map(|env| (env.id, config_from_defaults(&env.defaults)))
+        .map(|env| {
+            let config = if env.config_schema.is_object() {
+                // Component names allow letters, digits, `.`, `-` and `_`.
+                let name = format!("EnvConfig.{}", env.id.replace('/', "."));
+                embed(schemas, &name, env.config_schema)
+            } else {
+                config_from_defaults(&env.defaults)
+            };
+            (env.id, config)
+        })
         .collect();
     let instance_envs: Vec<(String, Value)> = envs
         .iter()

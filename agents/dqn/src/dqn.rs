@@ -442,12 +442,26 @@ impl Dqn {
             config.init,
             &mut rng,
         )?;
+        // The target starts as the online net's copy: built, as that one
+        // is, with fallible allocations (a clone would abort the server on
+        // a network too large for memory, rather than fail the run), then
+        // given its weights. The clone of the generator leaves the online
+        // net's stream where it was.
+        let mut target_net = QNet::build(
+            &arch,
+            &input_shape,
+            actions,
+            config.dueling,
+            config.init,
+            &mut rng.clone(),
+        )?;
+        target_net.copy_from(&online)?;
         let mut sample_rng = rng.clone();
         sample_rng.set_stream(1);
         Ok(Dqn {
             action_space: ctx.action_space.clone(),
             actions,
-            target_net: online.clone(),
+            target_net,
             online,
             optimizer,
             update: DqnUpdate::new(&config, actions),
