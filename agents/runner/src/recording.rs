@@ -448,10 +448,16 @@ mod tests {
             windows_per_second: 20.0,
             burst: 5.0,
         };
-        let mut recording = Recording::new(Kept::default(), policy);
         // 19 points a second for a minute: never short of tokens.
-        let given: Vec<Record> = (1..=19 * 60)
-            .map(|i| episode(i, i as f64 / 19.0, i as f64))
+        assert_kept_whole(policy, 19, 60);
+    }
+
+    /// Asserts that `policy` keeps every one of `rate` episodes a second
+    /// for `seconds`.
+    fn assert_kept_whole(policy: RecordingPolicy, rate: u64, seconds: u64) {
+        let mut recording = Recording::new(Kept::default(), policy);
+        let given: Vec<Record> = (1..=rate * seconds)
+            .map(|i| episode(i, i as f64 / rate as f64, i as f64))
             .collect();
         for record in &given {
             recording.record(record).unwrap();
@@ -588,15 +594,7 @@ mod tests {
         // the burst; every one is kept.
         let policy = RecordingPolicy::default();
         assert!(policy.windows_per_second < 15.0 && 15.0 < policy.points_per_second);
-        let mut recording = Recording::new(Kept::default(), policy);
-        let given: Vec<Record> = (1..=15 * 7200)
-            .map(|i| episode(i, i as f64 / 15.0, i as f64))
-            .collect();
-        for record in &given {
-            recording.record(record).unwrap();
-        }
-        recording.flush().unwrap();
-        assert_eq!(recording.into_inner().0, given);
+        assert_kept_whole(policy, 15, 7200);
     }
 
     #[test]
