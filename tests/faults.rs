@@ -271,13 +271,12 @@ fn a_full_disk_fails_the_run_that_hit_it_and_loses_no_stored_row() {
             break;
         }
     }
-    // Another process fills the disk. The server is stopped meanwhile, so
-    // that the filler does not also take the space of the store's reserve
-    // once given back (when the server finds the disk full): with that gone
-    // too, the run's end would wait for room (see the writer).
-    // It keeps the disk full, as the server frees space of its own (the
-    // write-ahead log is cut back after a checkpoint), until the server
-    // gives back its reserve.
+    // Another process fills the disk, and tops it up (the server frees
+    // some space of its own: the write-ahead log is cut back after a
+    // checkpoint) until the server gives back its reserve. The server is
+    // stopped while the filler writes, so that the filler never takes the
+    // reserve's space too: with that gone, the run's end would wait for
+    // room (see the writer).
     let filler = folder.join("filler");
     let reserve = folder.join("rl-lab.reserve");
     let began = Instant::now();
