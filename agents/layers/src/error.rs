@@ -86,7 +86,10 @@ pub(crate) fn try_array(
     shape: &[usize],
     fill: impl FnMut() -> f32,
 ) -> Result<ndarray::ArrayD<f32>> {
-    let len = try_room(what, shape)?;
+    let len = checked_product(shape).ok_or(Error::OutOfMemory {
+        what,
+        bytes: usize::MAX,
+    })?;
     let mut data = Vec::new();
     data.try_reserve_exact(len)
         .map_err(|_| out_of_memory(what, len))?;
