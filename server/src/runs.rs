@@ -14,6 +14,7 @@ use rl_external::{Ending, EnvEnd, ExternalConfig, Link};
 use rl_runner::train::{CarriedState, Counters, Hooks, Progress};
 use rl_runner::{CancelFlag, Engine, RunFolder, RunSpec, RunStatus};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -658,6 +659,7 @@ impl RunManager {
             store: self.store.clone(),
             jsonl,
             tensorboard,
+            json: Vec::new(),
         };
         let mut hooks = ServerHooks {
             run_id: id.to_string(),
@@ -683,6 +685,9 @@ struct ServerSink {
     store: Store,
     jsonl: rl_runner::folder::JsonlSink,
     tensorboard: EventWriter,
+    /// A record's JSON text is written here, then copied out at its exact
+    /// size: a write waiting in the store's queue holds no spare capacity.
+    json: Vec<u8>,
 }
 
 impl Sink for ServerSink {
@@ -697,9 +702,10 @@ impl Sink for ServerSink {
         for value in &values {
             self.tensorboard.metric(value)?;
         }
+        let json = self.record_json(record)?;
         self.store.send(Write::Metric {
             run_id: self.run_id.clone(),
-            record: serde_json::to_value(record).map_err(std::io::Error::other)?,
+            record: json,
             step: record.step(),
             values,
         });
@@ -712,39 +718,54 @@ impl Sink for ServerSink {
     }
 }
 
+impl ServerSink {
+    fn record_json(&mut self, record: &Record) -> std::io::Result<String> {
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, record)?;
+        String::from_utf8(self.json.as_slice().to_vec()).map_err(std::io::Error::other)
+    }
+}
+
 /// The named scalars a record holds, as the store's `metrics` rows: an
 /// episode gives `rollout/episode_return`, `rollout/episode_length` and
 /// `rollout/epsilon` (if the agent has one); a merged window gives the same
 /// names with its mean as the value and its count, min, max and last.
 fn metric_values(record: &Record) -> Vec<MetricValue> {
-    let row = |name: &str, step: u64, wall_seconds: f64, value: f64| MetricValue {
-        name: name.into(),
+    let row = |name: Cow<'static, str>, step: u64, wall_seconds: f64, value: f64| MetricValue {
+        name,
         step,
         value,
         wall_seconds,
         window: None,
     };
     let merged =
-        |name: &str, step: u64, wall_seconds: f64, count: u64, a: &Aggregate| MetricValue {
-            window: Some(WindowColumns {
-                count,
-                min: a.min,
-                max: a.max,
-                last: a.last,
-            }),
-            ..row(name, step, wall_seconds, a.mean)
+        |name: Cow<'static, str>, step: u64, wall_seconds: f64, count: u64, a: &Aggregate| {
+            MetricValue {
+                window: Some(WindowColumns {
+                    count,
+                    min: a.min,
+                    max: a.max,
+                    last: a.last,
+                }),
+                ..row(name, step, wall_seconds, a.mean)
+            }
         };
     match record {
         Record::Episode(e) => [
             Some(row(
-                EPISODE_RETURN,
+                EPISODE_RETURN.into(),
                 e.step,
                 e.wall_seconds,
                 e.episode_return,
             )),
-            Some(row(EPISODE_LENGTH, e.step, e.wall_seconds, e.length as f64)),
+            Some(row(
+                EPISODE_LENGTH.into(),
+                e.step,
+                e.wall_seconds,
+                e.length as f64,
+            )),
             e.epsilon
-                .map(|epsilon| row(EPSILON, e.step, e.wall_seconds, epsilon)),
+                .map(|epsilon| row(EPSILON.into(), e.step, e.wall_seconds, epsilon)),
         ]
         .into_iter()
         .flatten()
@@ -756,21 +777,27 @@ fn metric_values(record: &Record) -> Vec<MetricValue> {
         ]
         .into_iter()
         .flatten()
-        .map(|(name, a)| merged(name, w.step, w.wall_seconds, w.count, a))
+        .map(|(name, a)| merged(name.into(), w.step, w.wall_seconds, w.count, a))
         .collect(),
         Record::Scalar {
             name,
             step,
             value,
             wall_seconds,
-        } => vec![row(name, *step, *wall_seconds, *value)],
+        } => vec![row(name.clone().into(), *step, *wall_seconds, *value)],
         Record::ScalarWindow {
             name,
             step,
             count,
             values,
             wall_seconds,
-        } => vec![merged(name, *step, *wall_seconds, *count, values)],
+        } => vec![merged(
+            name.clone().into(),
+            *step,
+            *wall_seconds,
+            *count,
+            values,
+        )],
     }
 }
 

@@ -5,7 +5,7 @@ use super::{Path, Query, run_exists};
 use crate::error::responses::{Internal, UnknownRun};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::logs::LogLine;
-use crate::store::{Event, EventKind};
+use crate::store::{Event, EventKind, StatusChange};
 use crate::{Shared, blocking};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -13,10 +13,10 @@ use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use rl_runner::RunStatus;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -36,19 +36,17 @@ pub fn router() -> OpenApiRouter<Shared> {
 /// a resume).
 fn ends_run(event: &Event) -> bool {
     event.kind == EventKind::Status
-        && event.data["status"]
-            .as_str()
-            .and_then(|status| status.parse::<RunStatus>().ok())
-            .is_some_and(RunStatus::is_final)
+        && serde_json::from_str::<StatusChange>(&event.data)
+            .is_ok_and(|change| change.status.is_final())
 }
 
 /// Passes `event` on if it is of `kind`; false when the stream should end
 /// (the subscriber left, or, with `until_final`, the run ended).
 async fn forward(
-    event: Event,
+    event: Arc<Event>,
     kind: Option<EventKind>,
     until_final: bool,
-    out: &mpsc::Sender<Event>,
+    out: &mpsc::Sender<Arc<Event>>,
 ) -> bool {
     let ends = until_final && ends_run(&event);
     if kind.is_none_or(|k| k == event.kind) && out.send(event).await.is_err() {
@@ -66,7 +64,7 @@ async fn follow_events(
     mut after: i64,
     kind: Option<EventKind>,
     until_final: bool,
-    out: mpsc::Sender<Event>,
+    out: mpsc::Sender<Arc<Event>>,
 ) {
     let mut live = state.store.subscribe();
     loop {
@@ -91,7 +89,7 @@ async fn follow_events(
             let full = page.len() == 1000;
             for event in page {
                 after = event.id;
-                if !forward(event, kind, until_final, &out).await {
+                if !forward(Arc::new(event), kind, until_final, &out).await {
                     return;
                 }
             }
@@ -125,7 +123,7 @@ async fn follow_events(
                         continue;
                     }
                     after = event.id;
-                    if !forward((*event).clone(), kind, until_final, &out).await {
+                    if !forward(event, kind, until_final, &out).await {
                         return;
                     }
                 }
@@ -198,7 +196,7 @@ async fn run_events(
         Ok(SseEvent::default()
             .id(event.id.to_string())
             .event(event.kind.as_str())
-            .data(event.data.to_string()))
+            .data(&event.data))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
@@ -248,14 +246,14 @@ async fn run_logs(
         .await??;
         tokio::spawn(async move {
             for event in events {
-                if sender.send(event).await.is_err() {
+                if sender.send(Arc::new(event)).await.is_err() {
                     return;
                 }
             }
         });
     }
     let lines = tokio_stream::StreamExt::map(ReceiverStream::new(receiver), |event| {
-        let mut line = event.data;
+        let mut line: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
         line["id"] = json!(event.id);
         Ok::<_, Infallible>(Bytes::from(format!("{line}\n")))
     });

@@ -298,7 +298,7 @@ async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
             .store
             .events(&id, 0, Some(EventKind::Status), 1000)?
             .into_iter()
-            .map(|e| serde_json::from_value(e.data))
+            .map(|e| serde_json::from_str(&e.data))
             .collect::<Result<_, _>>()
             .map_err(|e| ApiError::internal(format!("reading {id}'s status history"), e))?;
         Ok::<_, ApiError>(RunView {

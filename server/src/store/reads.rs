@@ -367,7 +367,7 @@ impl Store {
                         id,
                         run_id: run_id.to_string(),
                         kind: EventKind::parse(&kind)?,
-                        data: serde_json::from_str(&data)?,
+                        data,
                     })
                 })
                 .collect()

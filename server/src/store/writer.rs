@@ -27,8 +27,12 @@ use tokio::sync::broadcast;
 /// The longest a metric waits in memory before it is committed.
 pub const FLUSH_PERIOD: Duration = Duration::from_millis(250);
 
-/// Most writes in one transaction.
-const MAX_BATCH: usize = 10_000;
+/// Most writes in one transaction. A batch and its events are the store's
+/// largest transient memory (about 1 kB a write, with a full queue behind
+/// it); a thousand still spreads a commit's cost over many rows, and at
+/// 10,000 the coinciding peaks of batches, queue and streams kept raising
+/// the heap's high-water mark under `benches/soak.py`.
+const MAX_BATCH: usize = 1_000;
 
 /// What the writer thread is asked to do.
 #[derive(Debug)]
@@ -53,8 +57,8 @@ pub enum Write {
     Metric {
         /// The run.
         run_id: String,
-        /// The record, as in `metrics.jsonl`.
-        record: Value,
+        /// The record as JSON text, as in `metrics.jsonl`.
+        record: String,
         /// Its step.
         step: u64,
         /// Its scalars.
@@ -464,7 +468,7 @@ fn insert_event(
     run_id: &str,
     kind: EventKind,
     step: Option<u64>,
-    data: Value,
+    data: String,
     time: f64,
 ) -> rusqlite::Result<Event> {
     tx.prepare_cached(
@@ -474,7 +478,7 @@ fn insert_event(
         run_id,
         kind.as_str(),
         step.map(|s| s as i64),
-        data.to_string(),
+        data,
         time
     ])?;
     Ok(Event {
@@ -486,12 +490,12 @@ fn insert_event(
 }
 
 /// A status change as its history event stores it.
-fn status_event(status: RunStatus, at: f64, error: Option<String>) -> Value {
-    serde_json::to_value(StatusChange { status, at, error }).expect("a status change serialises")
+fn status_event(status: RunStatus, at: f64, error: Option<String>) -> String {
+    serde_json::to_string(&StatusChange { status, at, error }).expect("a status change serialises")
 }
 
 /// Applies one write inside the batch's transaction. Payloads are taken
-/// out of the write (left `null`); what identifies it stays, for
+/// out of the write (left empty); what identifies it stays, for
 /// [`Write::describe`].
 fn apply(
     tx: &Connection,
@@ -501,8 +505,8 @@ fn apply(
 ) -> rusqlite::Result<Applied> {
     let payload = match write {
         Write::Metric { record, .. } => std::mem::take(record),
-        Write::Log { line, .. } => std::mem::take(line),
-        _ => Value::Null,
+        Write::Log { line, .. } => std::mem::take(line).to_string(),
+        _ => String::new(),
     };
     match &*write {
         Write::InsertRun { spec } => {
