@@ -29,9 +29,9 @@ pub const FLUSH_PERIOD: Duration = Duration::from_millis(250);
 
 /// Most writes in one transaction. A batch and its events are the store's
 /// largest transient memory (about 1 kB a write, with a full queue behind
-/// it); a thousand still spreads a commit's cost over many rows, and at
-/// 10,000 the coinciding peaks of batches, queue and streams kept raising
-/// the heap's high-water mark under `benches/soak.py`.
+/// it); a thousand still spreads a commit's cost over many rows. With
+/// 10,000, a 5-minute `benches/soak.py` ended with 6 MiB more RSS, still
+/// rising.
 const MAX_BATCH: usize = 1_000;
 
 /// What the writer thread is asked to do.
