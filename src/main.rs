@@ -11,12 +11,13 @@ fn main() -> std::process::ExitCode {
 /// core), and each arena keeps the pages of its own busiest moment. The
 /// server's threads (HTTP workers, the store's writer and readers, run
 /// workers) take turns at bursts, so RSS ratcheted up towards the sum of
-/// those peaks: under `benches/soak.py` it grew 15% in 30 minutes while the
-/// live heap (heaptrack) stayed flat. With one arena, memory one thread
-/// frees serves the next that asks. What allocates is request handling and
-/// metrics, not training's inner loops; glibc's per-thread caches still
-/// serve small sizes without the arena's lock, and the soak's step latency
-/// did not suffer (docs/server.md#load has the figures).
+/// those peaks: under `benches/soak.py` it grew 15% in 30 minutes, and
+/// heaptrack showed the live heap flat under that load. With one arena,
+/// memory one thread frees serves the next that asks. What allocates is
+/// request handling and metrics, not training's inner loops; glibc's
+/// per-thread caches still serve small sizes without the arena's lock, and
+/// the soak's step latency did not suffer (docs/server.md#load has the
+/// figures).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn one_malloc_arena() {
     #[allow(unsafe_code)]

@@ -86,10 +86,7 @@ pub(crate) fn try_array(
     shape: &[usize],
     fill: impl FnMut() -> f32,
 ) -> Result<ndarray::ArrayD<f32>> {
-    let len = checked_product(shape).ok_or(Error::OutOfMemory {
-        what,
-        bytes: usize::MAX,
-    })?;
+    let len = scalars(what, shape)?;
     let mut data = Vec::new();
     data.try_reserve_exact(len)
         .map_err(|_| out_of_memory(what, len))?;
@@ -106,16 +103,21 @@ pub(crate) fn try_zeros(what: &'static str, shape: &[usize]) -> Result<ndarray::
     Ok(ndarray::ArrayD::zeros(ndarray::IxDyn(shape)))
 }
 
-/// Reserves and releases room for `shape`'s scalars; their number.
-fn try_room(what: &'static str, shape: &[usize]) -> Result<usize> {
-    let len = checked_product(shape).ok_or(Error::OutOfMemory {
-        what,
-        bytes: usize::MAX,
-    })?;
+/// Reserves and releases room for `shape`'s scalars.
+fn try_room(what: &'static str, shape: &[usize]) -> Result<()> {
+    let len = scalars(what, shape)?;
     Vec::<f32>::new()
         .try_reserve_exact(len)
-        .map_err(|_| out_of_memory(what, len))?;
-    Ok(len)
+        .map_err(|_| out_of_memory(what, len))
+}
+
+/// The number of scalars in `shape`; one past `usize` could never be
+/// allocated.
+fn scalars(what: &'static str, shape: &[usize]) -> Result<usize> {
+    checked_product(shape).ok_or(Error::OutOfMemory {
+        what,
+        bytes: usize::MAX,
+    })
 }
 
 fn out_of_memory(what: &'static str, scalars: usize) -> Error {
