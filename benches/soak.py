@@ -41,8 +41,8 @@ What it checks, and how:
   and stream has been opened, and the runs' metric bursts have met the
   store's largest batches. On 2026-12-06 a 5-minute run went from 32.0 MiB
   at 20 s of load to 36.2 MiB at 80 s, then held at 36.2 to 36.5 MiB
-  until the end; over 30 minutes RSS still rose in small steps (+9.4%,
-  docs/server.md#load).
+  until the end; over 30 minutes RSS still rose slowly
+  (docs/server.md#load has the figures).
 - open file descriptors (`/proc/PID/fd`): counted when the server is idle
   after the warm-up load and again when it is idle after the soak (every
   client closed, every run ended, the count steady for 3 s). Those outside

@@ -407,19 +407,29 @@ impl Replay {
 
     /// The buffer's contents, deflate-compressed, for a checkpoint.
     pub fn save(&self) -> Result<ReplayState> {
-        let mut raw = Vec::with_capacity(self.memory_bytes());
-        raw.extend_from_slice(&self.frames);
-        raw.extend(self.actions.iter().flat_map(|a| a.to_le_bytes()));
-        raw.extend(self.rewards.iter().flat_map(|r| r.to_le_bytes()));
-        raw.extend_from_slice(&self.flags);
-        let mut encoder =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder
-            .write_all(&raw)
-            .map_err(|e| Error::State(format!("compressing the replay buffer: {e}")))?;
+        // Fed to the encoder piece by piece, not copied into one raw buffer
+        // first, which doubled a checkpoint's memory for nothing; the
+        // buffered writer gathers the actions' and rewards' small writes
+        // into 64 KiB chunks for the compressor.
+        let compress =
+            |e: std::io::Error| Error::State(format!("compressing the replay buffer: {e}"));
+        let mut encoder = std::io::BufWriter::with_capacity(
+            1 << 16,
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast()),
+        );
+        encoder.write_all(&self.frames).map_err(compress)?;
+        for action in &self.actions {
+            encoder.write_all(&action.to_le_bytes()).map_err(compress)?;
+        }
+        for reward in &self.rewards {
+            encoder.write_all(&reward.to_le_bytes()).map_err(compress)?;
+        }
+        encoder.write_all(&self.flags).map_err(compress)?;
         let compressed = encoder
+            .into_inner()
+            .map_err(|e| compress(e.into_error()))?
             .finish()
-            .map_err(|e| Error::State(format!("compressing the replay buffer: {e}")))?;
+            .map_err(compress)?;
         Ok(ReplayState {
             storage: self.codec.storage(),
             frame_bytes: self.frame_bytes,

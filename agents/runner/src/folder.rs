@@ -57,9 +57,21 @@ impl RunFolder {
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
         let target = self.path.join(name);
         let temporary = self.path.join(format!(".{name}.tmp"));
-        let text = serde_json::to_vec_pretty(value)
-            .map_err(|e| Error::io(&target, std::io::Error::other(e)))?;
-        std::fs::write(&temporary, text).map_err(|e| Error::io(&temporary, e))?;
+        // Streamed, not built as one text first: a DQN checkpoint carries
+        // its replay buffer, and a whole copy of the text added to the
+        // largest transient of the server under the soak
+        // (docs/server.md#load).
+        let file = File::create(&temporary).map_err(|e| Error::io(&temporary, e))?;
+        let mut out = BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut out, value).map_err(|e| {
+            let source = match e.io_error_kind() {
+                Some(kind) => std::io::Error::new(kind, e),
+                None => std::io::Error::other(e),
+            };
+            Error::io(&temporary, source)
+        })?;
+        out.flush().map_err(|e| Error::io(&temporary, e))?;
+        drop(out);
         std::fs::rename(&temporary, &target).map_err(|e| Error::io(&target, e))
     }
 
