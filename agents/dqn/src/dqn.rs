@@ -324,6 +324,9 @@ impl DqnConfig {
             ));
         }
         at_least_one("train_frequency", self.train_frequency)?;
+        self.init
+            .validate()
+            .map_err(|e| Error::config("init", e.to_string()))?;
         at_least_one("target_update_period", self.target_update_period)?;
         at_least_one("log_every", self.log_every)?;
         if !(self.tau > 0.0 && self.tau <= 1.0) {

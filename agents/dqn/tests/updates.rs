@@ -317,6 +317,7 @@ fn bad_configs_name_the_field() {
         (json!({"replay": {"frame_stack": 3}}), "replay.frame_stack"),
         (json!({"target_update_period": 0}), "target_update_period"),
         (json!({"n_step": 0}), "n_step"),
+        (json!({"init": {"orthogonal": {"gain": -1.0}}}), "init"),
         (json!({"learning_rate": 0.1}), "learning_rate"),
     ];
     for (config, field) in cases {

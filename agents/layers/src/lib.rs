@@ -59,6 +59,7 @@
 
 pub mod bench;
 mod buf;
+mod distribution;
 mod error;
 mod init;
 pub mod io;
@@ -67,11 +68,13 @@ pub mod layers;
 mod loss;
 mod optim;
 mod sequential;
+mod shared_torso;
 #[cfg(test)]
 mod test_values;
 
+pub use distribution::{Categorical, log_softmax};
 pub use error::{Error, Result};
-pub use init::Init;
+pub use init::{Init, orthogonalize};
 pub use kernels::simd::{Simd, set_simd_limit, simd_level};
 pub use kernels::sparse::{SPARSE_MAX_DENSITY, set_sparse_max_density};
 pub use layers::{
@@ -81,9 +84,10 @@ pub use layers::{
 pub use layers::{CONV_SPARSE_MAX_DENSITY, set_conv_sparse_max_density};
 pub use loss::Loss;
 pub use optim::{
-    Optimizer, OptimizerConfig, OptimizerState, Parameters, clip_grad_norm, grad_norm,
+    LrSchedule, Optimizer, OptimizerConfig, OptimizerState, Parameters, clip_grad_norm, grad_norm,
 };
 pub use sequential::{
     AnyLayer, Architecture, LayerSpec, MAX_LAYER_WIDTH, MAX_PARAMETERS, MAX_WINDOW, NetworkPlan,
     ParamName, Sequential, Size,
 };
+pub use shared_torso::SharedTorso;

@@ -143,6 +143,19 @@ impl OptimizerConfig {
         }
     }
 
+    /// The learning rate η.
+    pub fn learning_rate(&self) -> f32 {
+        match *self {
+            OptimizerConfig::Sgd { lr }
+            | OptimizerConfig::Momentum { lr, .. }
+            | OptimizerConfig::Nesterov { lr, .. }
+            | OptimizerConfig::AdaGrad { lr, .. }
+            | OptimizerConfig::RmsProp { lr, .. }
+            | OptimizerConfig::AdaDelta { lr, .. }
+            | OptimizerConfig::Adam { lr, .. } => lr,
+        }
+    }
+
     /// The names of the per-parameter state buffers, as PyTorch calls them.
     pub fn state_names(&self) -> &'static [&'static str] {
         match self {
@@ -221,6 +234,68 @@ impl OptimizerConfig {
     }
 }
 
+/// How the learning rate changes over training, from the optimiser's `lr`.
+///
+/// Serialized with a `kind` tag: `{"kind": "constant"}` or
+/// `{"kind": "linear", "final_fraction": 0.0}`.
+///
+/// ```
+/// use rl_layers::LrSchedule;
+/// let anneal = LrSchedule::Linear { final_fraction: 0.0 };
+/// assert_eq!(anneal.learning_rate(2.5e-4, 0, 4), 2.5e-4);
+/// assert_eq!(anneal.learning_rate(2.5e-4, 3, 4), 2.5e-4 / 4.0);
+/// assert_eq!(LrSchedule::Constant.learning_rate(2.5e-4, 3, 4), 2.5e-4);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LrSchedule {
+    /// The optimiser's `lr` throughout.
+    #[default]
+    Constant,
+    /// Linear annealing: update `t` of `T` (counted from 0) uses
+    /// `lr · (1 − (1 − final_fraction) · t / T)`. With `final_fraction` 0
+    /// this is the annealing of PPO's and A2C's reference code (OpenAI
+    /// Baselines, CleanRL's `anneal_lr`): `lr` at the first update, `lr / T`
+    /// at the last, never 0.
+    Linear {
+        /// The fraction of `lr` the schedule would reach after `T` updates,
+        /// in [0, 1] (default 0).
+        #[serde(default)]
+        #[schemars(range(min = 0.0, max = 1.0))]
+        final_fraction: f32,
+    },
+}
+
+impl LrSchedule {
+    /// Checks the schedule's parameters.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            LrSchedule::Linear { final_fraction } if !(0.0..=1.0).contains(&final_fraction) => {
+                Err(Error::InvalidConfig {
+                    what: "learning-rate schedule",
+                    field: "final_fraction",
+                    reason: format!("must be in [0, 1], got {final_fraction}"),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The learning rate of update `update` (from 0) of `updates`, starting
+    /// from `initial`. Updates past the end keep the last one's rate.
+    pub fn learning_rate(&self, initial: f32, update: u64, updates: u64) -> f32 {
+        match *self {
+            LrSchedule::Constant => initial,
+            LrSchedule::Linear { final_fraction } => {
+                let total = updates.max(1);
+                let done = update.min(total - 1) as f64 / total as f64;
+                let fraction = 1.0 - (1.0 - f64::from(final_fraction)) * done;
+                (f64::from(initial) * fraction) as f32
+            }
+        }
+    }
+}
+
 /// The optimiser's state: the step count and, per parameter (in visiting
 /// order), the buffers named by [`OptimizerConfig::state_names`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -261,6 +336,33 @@ impl Optimizer {
     /// Number of completed steps.
     pub fn steps(&self) -> u64 {
         self.state.steps
+    }
+
+    /// The learning rate the next step uses.
+    pub fn learning_rate(&self) -> f32 {
+        self.config.learning_rate()
+    }
+
+    /// Sets the learning rate of the steps to come, for an [`LrSchedule`].
+    /// It must be finite and > 0, as at [`OptimizerConfig::build`].
+    pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::InvalidConfig {
+                what: "optimizer",
+                field: "lr",
+                reason: format!("must be finite and > 0, got {lr}"),
+            });
+        }
+        match &mut self.config {
+            OptimizerConfig::Sgd { lr: current }
+            | OptimizerConfig::Momentum { lr: current, .. }
+            | OptimizerConfig::Nesterov { lr: current, .. }
+            | OptimizerConfig::AdaGrad { lr: current, .. }
+            | OptimizerConfig::RmsProp { lr: current, .. }
+            | OptimizerConfig::AdaDelta { lr: current, .. }
+            | OptimizerConfig::Adam { lr: current, .. } => *current = lr,
+        }
+        Ok(())
     }
 
     /// The state, for checkpointing.
@@ -548,4 +650,71 @@ pub fn clip_grad_norm<P: Parameters + ?Sized>(net: &mut P, max_norm: f32) -> f32
         net.visit_params_mut(&mut |p| p.grad.mapv_inplace(|g| g * scale));
     }
     norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CleanRL's `anneal_lr`: at iteration `i` of `N` (from 1),
+    /// `lr · (1 − (i − 1)/N)`.
+    #[test]
+    fn linear_schedule_is_cleanrl_annealing() {
+        let schedule = LrSchedule::Linear {
+            final_fraction: 0.0,
+        };
+        let (lr, iterations) = (2.5e-4f32, 9765u64);
+        for iteration in [1u64, 2, 100, 4883, 9764, 9765] {
+            let cleanrl = (1.0 - (iteration as f64 - 1.0) / iterations as f64) * f64::from(lr);
+            let ours = schedule.learning_rate(lr, iteration - 1, iterations);
+            assert!(
+                (f64::from(ours) - cleanrl).abs() <= 1e-7 * cleanrl,
+                "iteration {iteration}: {ours} vs {cleanrl}"
+            );
+        }
+        // Past the end it keeps the last rate; with a floor it ends there.
+        assert_eq!(
+            schedule.learning_rate(lr, iterations + 5, iterations),
+            schedule.learning_rate(lr, iterations - 1, iterations)
+        );
+        let floored = LrSchedule::Linear {
+            final_fraction: 0.5,
+        };
+        assert_eq!(floored.learning_rate(1.0, 0, 10), 1.0);
+        assert!((floored.learning_rate(1.0, 5, 10) - 0.75).abs() < 1e-7);
+    }
+
+    #[test]
+    fn schedules_parse_and_validate() {
+        let schedule: LrSchedule = serde_json::from_str(r#"{"kind": "linear"}"#).unwrap();
+        assert_eq!(
+            schedule,
+            LrSchedule::Linear {
+                final_fraction: 0.0
+            }
+        );
+        let unknown = serde_json::from_str::<LrSchedule>(r#"{"kind": "linear", "end": 0.1}"#);
+        assert!(unknown.unwrap_err().to_string().contains("end"));
+        let bad = LrSchedule::Linear {
+            final_fraction: 1.5,
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("final_fraction")
+        );
+    }
+
+    #[test]
+    fn learning_rate_is_set_and_checked() {
+        let mut optimizer = OptimizerConfig::adam(1e-3).build().unwrap();
+        optimizer.set_learning_rate(5e-4).unwrap();
+        assert_eq!(optimizer.learning_rate(), 5e-4);
+        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            let error = optimizer.set_learning_rate(bad).unwrap_err().to_string();
+            assert!(error.contains("lr"), "{error}");
+        }
+        assert_eq!(optimizer.learning_rate(), 5e-4);
+    }
 }

@@ -687,3 +687,162 @@ fn affine_in_f64(
             .sum::<f64>();
     (want, 1e-5 * (d as f64).sqrt() * want.abs().max(1.0))
 }
+
+/// `L = Σ_n a_n ln p_n(action_n) + b_n H_n` of a categorical policy, whose
+/// gradient [`Categorical::backward`] computes.
+fn policy_objective(
+    logits: &ArrayD<f32>,
+    actions: &[usize],
+    a: &[f32],
+    b: &[f32],
+    policy: &mut Categorical,
+) -> f64 {
+    policy
+        .set_logits(logits.view().into_dimensionality().unwrap())
+        .unwrap();
+    (0..actions.len())
+        .map(|n| {
+            f64::from(a[n]) * f64::from(policy.log_prob(n, actions[n]))
+                + f64::from(b[n]) * f64::from(policy.entropy(n))
+        })
+        .sum()
+}
+
+#[test]
+fn categorical_log_prob_and_entropy() {
+    let mut r = rng(19);
+    for (n, k) in [(1, 1), (3, 2), (4, 6), (2, 18)] {
+        let logits = random(&[n, k], -3.0, 3.0, &mut r);
+        let actions: Vec<usize> = (0..n).map(|_| r.random_range(0..k)).collect();
+        let a: Vec<f32> = (0..n).map(|_| r.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..n).map(|_| r.random_range(-1.0..1.0)).collect();
+        let mut policy = Categorical::default();
+        policy_objective(&logits, &actions, &a, &b, &mut policy);
+        let mut analytic = ndarray::Array2::zeros((n, k));
+        policy
+            .backward(
+                &actions,
+                ndarray::aview1(&a),
+                ndarray::aview1(&b),
+                analytic.view_mut(),
+            )
+            .unwrap();
+        let mut shifted = logits.clone();
+        for i in 0..logits.len() {
+            let orig = logits.as_slice().unwrap()[i];
+            shifted.as_slice_mut().unwrap()[i] = orig + H;
+            let plus = policy_objective(&shifted, &actions, &a, &b, &mut policy);
+            shifted.as_slice_mut().unwrap()[i] = orig - H;
+            let minus = policy_objective(&shifted, &actions, &a, &b, &mut policy);
+            shifted.as_slice_mut().unwrap()[i] = orig;
+            let numeric = ((plus - minus) / (2.0 * f64::from(H))) as f32;
+            assert_close(
+                &format!("categorical [{n}, {k}] d_logits[{i}]"),
+                numeric,
+                analytic.as_slice().unwrap()[i],
+            );
+        }
+    }
+}
+
+/// The negative mean log-probability of one-hot targets is the notes'
+/// softmax-with-loss, value and gradient.
+#[test]
+fn categorical_is_softmax_cross_entropy_on_one_hot_targets() {
+    let mut r = rng(20);
+    let (n, k) = (5, 4);
+    let logits = random(&[n, k], -4.0, 4.0, &mut r);
+    let actions: Vec<usize> = (0..n).map(|_| r.random_range(0..k)).collect();
+    let mut one_hot = ArrayD::zeros(IxDyn(&[n, k]));
+    for (row, &action) in actions.iter().enumerate() {
+        one_hot[[row, action]] = 1.0;
+    }
+    let (loss, grad) = Loss::SoftmaxCrossEntropy
+        .compute(logits.view(), one_hot.view())
+        .unwrap();
+    let mut policy = Categorical::default();
+    policy
+        .set_logits(logits.view().into_dimensionality().unwrap())
+        .unwrap();
+    let mean_nll = -(0..n)
+        .map(|row| policy.log_prob(row, actions[row]))
+        .sum::<f32>()
+        / n as f32;
+    assert!((mean_nll - loss).abs() < 1e-6, "{mean_nll} vs {loss}");
+    let mut d_logits = ndarray::Array2::zeros((n, k));
+    let d_log_prob = ndarray::Array1::from_elem(n, -1.0 / n as f32);
+    let no_entropy = ndarray::Array1::zeros(n);
+    policy
+        .backward(
+            &actions,
+            d_log_prob.view(),
+            no_entropy.view(),
+            d_logits.view_mut(),
+        )
+        .unwrap();
+    for (ours, theirs) in d_logits.iter().zip(grad.iter()) {
+        assert!((ours - theirs).abs() < 1e-6, "{ours} vs {theirs}");
+    }
+}
+
+/// Every parameter of a two-headed network, against central differences of
+/// `L = Σ policy ⊙ R₁ + Σ value ⊙ R₂`.
+#[test]
+fn shared_torso_backward() {
+    let mut r = rng(21);
+    let arch = |json: &str| serde_json::from_str::<Architecture>(json).unwrap();
+    let torso = arch(r#"[{"affine": 5}, "tanh", {"affine": 4}, "tanh"]"#)
+        .build(&[3], &[], Init::Orthogonal { gain: 1.0 }, &mut r)
+        .unwrap();
+    let policy = arch(r#"[{"affine": 3}]"#)
+        .build(torso.output_shape(), &[], Init::XavierUniform, &mut r)
+        .unwrap();
+    let value = arch(r#"[{"affine": 2}, "tanh", {"affine": 1}]"#)
+        .build(torso.output_shape(), &[], Init::XavierUniform, &mut r)
+        .unwrap();
+    let mut net = SharedTorso::new(
+        torso,
+        vec![("policy".into(), policy), ("value".into(), value)],
+    )
+    .unwrap();
+    let x = random(&[4, 3], -1.0, 1.0, &mut r);
+    let weights = [
+        random(&[4, 3], -1.0, 1.0, &mut r),
+        random(&[4, 1], -1.0, 1.0, &mut r),
+    ];
+    net.forward(x.view(), Mode::Train).unwrap();
+    net.backward(&[weights[0].view(), weights[1].view()])
+        .unwrap();
+    let mut analytic = Vec::new();
+    net.visit_params(&mut |p| analytic.push(p.grad.clone()));
+
+    let objective = |net: &mut SharedTorso| -> f64 {
+        net.forward(x.view(), Mode::Eval).unwrap();
+        weighted_sum(net.output(0).unwrap(), &weights[0])
+            + weighted_sum(net.output(1).unwrap(), &weights[1])
+    };
+    for (k, grad) in analytic.iter().enumerate() {
+        for i in 0..grad.len() {
+            let nudge = |net: &mut SharedTorso, delta: f32| {
+                let mut index = 0;
+                net.visit_params_mut(&mut |p| {
+                    if index == k {
+                        p.value.as_slice_mut().unwrap()[i] += delta;
+                    }
+                    index += 1;
+                });
+            };
+            nudge(&mut net, H);
+            let plus = objective(&mut net);
+            nudge(&mut net, -2.0 * H);
+            let minus = objective(&mut net);
+            nudge(&mut net, H);
+            let numeric = ((plus - minus) / (2.0 * f64::from(H))) as f32;
+            assert_close(
+                &format!("shared torso param {k}[{i}]"),
+                numeric,
+                grad.as_slice().unwrap()[i],
+            );
+        }
+    }
+}

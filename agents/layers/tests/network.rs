@@ -359,6 +359,7 @@ fn every_initialiser_is_seeded_and_scaled() {
         Init::XavierUniform,
         Init::XavierNormal,
         Init::TorchDefault,
+        Init::Orthogonal { gain: 2.0 },
     ] {
         let a = init
             .sample(&[256, 400], 400, 256, &mut ChaCha8Rng::seed_from_u64(1))
@@ -372,6 +373,8 @@ fn every_initialiser_is_seeded_and_scaled() {
             Init::HeUniform | Init::HeNormal => 2.0 / 400.0,
             Init::XavierUniform | Init::XavierNormal => 2.0 / 656.0,
             Init::TorchDefault => 1.0 / (3.0 * 400.0),
+            // 256 orthonormal rows of 400, times the gain: exactly gain² / 400.
+            Init::Orthogonal { gain } => gain * gain / 400.0,
         };
         assert!(
             (var / want - 1.0).abs() < 0.05,

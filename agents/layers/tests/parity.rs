@@ -6,7 +6,15 @@
 //! - Conv2d and Affine forward/backward: 1e-5 (both are f32 sums of at most
 //!   a few dozen products; only the summation order differs);
 //! - losses and their gradients: 1e-5;
-//! - five optimiser steps: 1e-5 (the same element-wise arithmetic in f32).
+//! - five optimiser steps: 1e-5 (the same element-wise arithmetic in f32);
+//! - log-softmax, a categorical policy's log-probabilities, entropies and
+//!   their gradients: 1e-5, at logits of ±1e4 and −3e4 as well (the
+//!   categorical's reference is PyTorch's autograd in float64 on the same
+//!   f32 logits: in float32 its log-probabilities at −3e4 are off by up to
+//!   1e-3, a logsumexp rounded at that magnitude, and ours are not);
+//! - orthogonal initialisation from the same normal matrix: 1e-5 (QR in
+//!   f64 here, in f32 by LAPACK there);
+//! - a two-headed actor-critic network's outputs and gradients: 1e-5.
 
 use ndarray::{ArrayD, IxDyn};
 use rl_layers::*;
@@ -179,4 +187,119 @@ fn python_written_safetensors_loads_and_matches_torch() {
         .unwrap()
         .to_owned();
     assert_near("torch net output", &y, &arr(&net_case["y"]), 1e-5);
+}
+
+#[test]
+fn log_softmax_matches_torch_at_extreme_logits() {
+    let f = fixture();
+    let x = arr(&f["log_softmax"]["x"]);
+    let theirs = arr(&f["log_softmax"]["y"]);
+    let mut ours = ArrayD::zeros(x.raw_dim());
+    for (row, mut out) in x.rows().into_iter().zip(ours.rows_mut()) {
+        log_softmax(row.as_slice().unwrap(), out.as_slice_mut().unwrap());
+    }
+    assert!(ours.iter().all(|v: &f32| v.is_finite()));
+    assert_near("log_softmax", &ours, &theirs, 1e-5);
+}
+
+#[test]
+fn categorical_log_prob_entropy_and_gradient_match_torch() {
+    let f = fixture();
+    let case = &f["categorical"];
+    let logits = arr(&case["logits"]).into_dimensionality().unwrap();
+    let actions: Vec<usize> = serde_json::from_value(case["actions"].clone()).unwrap();
+    let d_log_prob = arr(&case["d_log_prob"]).into_dimensionality().unwrap();
+    let d_entropy = arr(&case["d_entropy"]).into_dimensionality().unwrap();
+    let mut policy = Categorical::default();
+    policy.set_logits(logits.view()).unwrap();
+    let log_prob: Vec<f32> = (0..actions.len())
+        .map(|n| policy.log_prob(n, actions[n]))
+        .collect();
+    let entropy: Vec<f32> = (0..actions.len()).map(|n| policy.entropy(n)).collect();
+    let vector = |v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).unwrap();
+    assert_near("log_prob", &vector(log_prob), &arr(&case["log_prob"]), 1e-5);
+    assert_near("entropy", &vector(entropy), &arr(&case["entropy"]), 1e-5);
+    let mut d_logits = ndarray::Array2::zeros(logits.raw_dim());
+    policy
+        .backward(
+            &actions,
+            d_log_prob.view(),
+            d_entropy.view(),
+            d_logits.view_mut(),
+        )
+        .unwrap();
+    assert_near(
+        "d_logits",
+        &d_logits.into_dyn(),
+        &arr(&case["d_logits"]),
+        1e-5,
+    );
+}
+
+#[test]
+fn orthogonal_init_matches_torch_on_the_same_normal_draws() {
+    let f = fixture();
+    for (i, case) in f["orthogonal"].as_array().unwrap().iter().enumerate() {
+        let gain = case["gain"].as_f64().unwrap() as f32;
+        let normal = arr(&case["normal"]);
+        let theirs = arr(&case["weight"]);
+        let (rows, cols) = (normal.shape()[0], normal.shape()[1]);
+        let mut ours = normal.as_slice().unwrap().to_vec();
+        orthogonalize(&mut ours, rows, cols, gain);
+        let ours = ArrayD::from_shape_vec(theirs.raw_dim(), ours).unwrap();
+        assert_near(&format!("orthogonal case {i}"), &ours, &theirs, 1e-5);
+    }
+}
+
+#[test]
+fn shared_torso_matches_a_torch_actor_critic() {
+    let f = fixture();
+    let case = &f["shared_torso"];
+    let input: Vec<usize> = serde_json::from_value(case["input_shape"].clone()).unwrap();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let architecture = |v: &Value| -> Architecture { serde_json::from_value(v.clone()).unwrap() };
+    let torso = architecture(&case["torso"])
+        .build(&input, &[], Init::HeUniform, &mut rng)
+        .unwrap();
+    let heads = ["policy", "value"]
+        .iter()
+        .map(|name| {
+            let head = architecture(&case["heads"][name])
+                .build(torso.output_shape(), &[], Init::HeUniform, &mut rng)
+                .unwrap();
+            (name.to_string(), head)
+        })
+        .collect();
+    let mut net = SharedTorso::new(torso, heads).unwrap();
+    let params = case["params"].as_object().unwrap();
+    net.set_named_params(params.iter().map(|(name, v)| (name.clone(), arr(v))))
+        .unwrap();
+    net.forward(arr(&case["x"]).view(), Mode::Train).unwrap();
+    assert_near(
+        "policy logits",
+        &net.output(0).unwrap().to_owned(),
+        &arr(&case["policy"]),
+        1e-5,
+    );
+    assert_near(
+        "value",
+        &net.output(1).unwrap().to_owned(),
+        &arr(&case["value"]),
+        1e-5,
+    );
+    let d_policy = arr(&case["d_policy"]);
+    let d_value = arr(&case["d_value"]);
+    net.backward(&[d_policy.view(), d_value.view()]).unwrap();
+    let grads = case["grads"].as_object().unwrap();
+    let mut seen = 0;
+    let names: Vec<String> = net.named_params().into_iter().map(|(n, _)| n).collect();
+    let mut index = 0;
+    net.visit_params(&mut |p| {
+        let name = &names[index];
+        index += 1;
+        let theirs = arr(&grads[name.as_str()]);
+        assert_near(&format!("gradient of {name}"), &p.grad, &theirs, 1e-5);
+        seen += 1;
+    });
+    assert_eq!(seen, grads.len(), "one gradient per torch parameter");
 }

@@ -9,7 +9,10 @@ Run from the repository root (CPU only; about 10 s after installing):
 
 Writes, next to this script:
   - torch_reference.json: Conv2d and Linear forward/backward, every loss and
-    its gradient, and five steps of every optimiser from fixed gradients;
+    its gradient, five steps of every optimiser from fixed gradients, and the
+    policy-gradient pieces (log-softmax, a categorical policy's
+    log-probabilities, entropies and their gradients, orthogonal
+    initialisation, and a two-headed actor-critic network);
   - torch_net.safetensors: a small nn.Sequential's state dict written by
     Python's safetensors, plus its output on a fixed input in the JSON, so the
     Rust test checks that a Python-written file loads and computes the same.
@@ -141,6 +144,70 @@ out["net"] = {
     "architecture": [{"conv": {"out": 3, "kernel": 3, "stride": 2, "padding": 1}}, "relu", "flatten",
                      {"affine": 6}, "tanh", {"affine": "actions"}],
     "input_shape": [2, 6, 6], "actions": 4, "x": enc(xin), "y": enc(net(xin)),
+}
+
+# --- Policy-gradient pieces ----------------------------------------------------
+# Drawn after everything above, so the earlier cases keep their values.
+extreme = torch.tensor([[1e4, 0.0, -1e4, 5.0, 0.0, 0.0],
+                        [-3e4, -3e4 + 1.0, -3e4 + 2.0, -3e4, -3e4, -3e4],
+                        [50.0, 50.0, -50.0, 0.0, 1e-3, -1e-3]])
+logits = torch.cat([t((5, 6), -3, 3), extreme])
+out["log_softmax"] = {"x": enc(logits), "y": enc(F.log_softmax(logits, dim=1))}
+
+# A categorical policy: L = Σ a·ln p(action) + b·H, differentiated by autograd
+# in float64 from the same f32 logits. In float32, Categorical subtracts a
+# logsumexp rounded to f32, which at logits of −3e4 is off by up to 1e-3
+# (half an ulp at that magnitude); the double-precision values are the exact
+# ones that an f32 implementation can match to rounding.
+actions = torch.tensor([int(v) for v in rng.integers(0, 6, size=logits.shape[0])])
+actions[5] = 2  # the action of probability 0 at logits of ±1e4
+d_log_prob, d_entropy = t((logits.shape[0],)), t((logits.shape[0],))
+x = logits.double().requires_grad_()
+policy = torch.distributions.Categorical(logits=x)
+log_prob, entropy = policy.log_prob(actions), policy.entropy()
+((d_log_prob.double() * log_prob).sum() + (d_entropy.double() * entropy).sum()).backward()
+out["categorical"] = {"logits": enc(logits), "actions": [int(a) for a in actions],
+                      "d_log_prob": enc(d_log_prob), "d_entropy": enc(d_entropy),
+                      "log_prob": enc(log_prob), "entropy": enc(entropy), "d_logits": enc(x.grad)}
+
+# orthogonal_ on a weight, and the normal matrix it drew (the same generator
+# state, drawn again), so that the QR step is checked on identical input.
+orthogonal = []
+for k, (shape, gain) in enumerate([((8, 4), 1.0), ((3, 7), 2 ** 0.5), ((5, 5), 0.01), ((4, 2, 3, 3), 2 ** 0.5)]):
+    rows, cols = shape[0], int(np.prod(shape[1:]))
+    normal = torch.empty(rows, cols).normal_(0, 1, generator=torch.Generator().manual_seed(100 + k))
+    weight = torch.empty(shape)
+    nn.init.orthogonal_(weight, gain=gain, generator=torch.Generator().manual_seed(100 + k))
+    orthogonal.append({"gain": gain, "normal": enc(normal), "weight": enc(weight)})
+out["orthogonal"] = orthogonal
+
+# An actor-critic network: a torso and two heads on its features.
+# Same as SharedTorso of torso [{"affine": 8}, "tanh", {"affine": 8}, "relu"]
+# on input [4], and heads policy [{"affine": 3}] and value [{"affine": 1}].
+class ActorCritic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.torso = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU())
+        self.policy = nn.Sequential(nn.Linear(8, 3))
+        self.value = nn.Sequential(nn.Linear(8, 1))
+
+    def forward(self, x):
+        features = self.torso(x)
+        return self.policy(features), self.value(features)
+
+
+actor_critic = ActorCritic()
+xin = t((5, 4))
+policy_logits, value = actor_critic(xin)
+d_policy, d_value = t((5, 3)), t((5, 1))
+((policy_logits * d_policy).sum() + (value * d_value).sum()).backward()
+out["shared_torso"] = {
+    "torso": [{"affine": 8}, "tanh", {"affine": 8}, "relu"], "input_shape": [4],
+    "heads": {"policy": [{"affine": 3}], "value": [{"affine": 1}]},
+    "params": {k: enc(v) for k, v in actor_critic.state_dict().items()},
+    "grads": {k: enc(v.grad) for k, v in actor_critic.named_parameters()},
+    "x": enc(xin), "policy": enc(policy_logits), "value": enc(value),
+    "d_policy": enc(d_policy), "d_value": enc(d_value),
 }
 
 (HERE / "torch_reference.json").write_text(json.dumps(out, indent=None, separators=(",", ":")) + "\n")
