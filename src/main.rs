@@ -12,8 +12,10 @@ mod malloc {
     use std::time::Duration;
 
     /// How often freed memory goes back to the kernel. Under the soak's
-    /// load a trim took 0.1 to 3 ms (one arena of about 30 MB), and step
-    /// latency did not move.
+    /// load a trim took 0.1 to 3 ms (one arena of about 30 MB); a 5-minute
+    /// soak with it saw step latencies of p50 3.2 ms and p99 23.9 ms,
+    /// against 3.5 and 24.7 ms over 30 minutes without. Every command
+    /// starts the thread; a short one has exited before its first trim.
     const TRIM_PERIOD: Duration = Duration::from_secs(2);
 
     /// Blocks this large or larger get pages of their own, returned to the

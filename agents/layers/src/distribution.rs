@@ -51,8 +51,8 @@ pub fn log_softmax(logits: &[f32], out: &mut [f32]) {
 ///
 /// [`Categorical::set_logits`] computes the log-probabilities and
 /// probabilities once into buffers the distribution keeps, so a training
-/// loop that reuses one `Categorical` for batches of one size allocates
-/// nothing after the first.
+/// loop that reuses one `Categorical` for batches of one size (rows in
+/// standard layout) allocates nothing after the first.
 ///
 /// ```
 /// use rand::SeedableRng;
