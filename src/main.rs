@@ -22,10 +22,11 @@ mod malloc {
     /// kernel when they are freed. glibc's own threshold starts at 128 KiB
     /// and rises to the largest such block ever freed, after which those
     /// blocks come from the heap and stay there until a trim. Fixed here
-    /// above the request path's largest blocks (a store batch or a page of
-    /// events, about 100 to 200 KiB), so that those stay cheap, and below
-    /// a checkpoint's (a DQN checkpoint holds its replay buffer: 1 to 3
-    /// MiB of copies for CartPole).
+    /// above what the request path's largest blocks should be (a store
+    /// batch or a page of events, by their sizes about 100 to 200 KiB; not
+    /// measured), and below a checkpoint's (a DQN checkpoint holds its
+    /// replay buffer: 1 to 3 MiB of copies for CartPole). Whether it costs
+    /// step throughput is not yet measured apart (docs/server.md#load).
     const LARGE_BLOCK: i32 = 512 * 1024;
 
     /// Runs before any other thread starts.
