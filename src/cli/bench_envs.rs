@@ -46,9 +46,58 @@ pub struct EnvReport {
     pub vectorized: BTreeMap<String, f64>,
     /// Threads used for `vectorized` (all available cores).
     pub threads: usize,
+    /// The training loop's case: a few copies (`env.num_envs`), with the
+    /// agent's work between two steps ([`AGENT_GAP`]). Per id, per copy
+    /// count, env steps per second of env time, inline and on every core.
+    /// `rl_runner` steps a run's copies on threads only where these show
+    /// that threads pay.
+    pub training_batches: BTreeMap<String, Vec<TrainingBatch>>,
     /// Ids that are not registered in this build, so not measured.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+}
+
+/// One copy count of [`EnvReport::training_batches`].
+#[derive(Serialize)]
+pub struct TrainingBatch {
+    /// Copies stepped at once.
+    pub num_envs: usize,
+    /// Env steps per second of env time, all copies on the caller's thread.
+    pub inline: f64,
+    /// The same, the copies spread over every core.
+    pub threaded: f64,
+}
+
+/// Copy counts of [`EnvReport::training_batches`]: what on-policy specs use.
+const TRAINING_NUM_ENVS: [usize; 3] = [4, 8, 16];
+
+/// The agent's work between two vector steps in a training loop, stood in
+/// for by a busy wait: choosing 8 actions with MinAtar's network and
+/// learning from the transitions takes about this long. Long enough that a
+/// worker thread stops spinning and sleeps between steps, as it would in
+/// training, so its wake-up is counted.
+const AGENT_GAP: Duration = Duration::from_micros(100);
+
+/// Env steps per second of env time with [`AGENT_GAP`] between calls.
+fn with_agent_gap(envs: &mut VectorEnv, budget: Duration) -> rl_env::Result<f64> {
+    let n = envs.num_envs();
+    let pool = random_actions(envs.single_action_space(), n + 4096);
+    envs.reset(Some(0))?;
+    let mut at = 0;
+    let (mut env_time, mut steps) = (Duration::ZERO, 0u64);
+    let began = Instant::now();
+    while began.elapsed() < budget {
+        let start = Instant::now();
+        envs.step(&pool[at..at + n])?;
+        env_time += start.elapsed();
+        steps += n as u64;
+        at = (at + 97) % 4096;
+        let gap = Instant::now();
+        while gap.elapsed() < AGENT_GAP {
+            std::hint::spin_loop();
+        }
+    }
+    Ok(steps as f64 / env_time.as_secs_f64())
 }
 
 fn failure(id: &str, e: rl_env::Error) -> CliError {
@@ -161,6 +210,7 @@ pub fn report(budget: Duration) -> Result<EnvReport, CliError> {
         single_thread: BTreeMap::new(),
         vectorized: BTreeMap::new(),
         threads,
+        training_batches: BTreeMap::new(),
         missing: Vec::new(),
     };
     for id in IDS {
@@ -179,6 +229,22 @@ pub fn report(budget: Duration) -> Result<EnvReport, CliError> {
         .map_err(|e| failure(id, e))?;
         let rate = vectorized(&mut envs, budget).map_err(|e| failure(id, e))?;
         report.vectorized.insert(id.to_string(), rate);
+
+        let mut batches = Vec::new();
+        for num_envs in TRAINING_NUM_ENVS {
+            let rate = |threads: usize| {
+                VectorEnv::new(num_envs, |_| registry.make(id, &Value::Null))
+                    .and_then(|v| v.with_threads(threads))
+                    .and_then(|mut envs| with_agent_gap(&mut envs, budget))
+                    .map_err(|e| failure(id, e))
+            };
+            batches.push(TrainingBatch {
+                num_envs,
+                inline: rate(1)?,
+                threaded: rate(threads)?,
+            });
+        }
+        report.training_batches.insert(id.to_string(), batches);
     }
     Ok(report)
 }
@@ -203,6 +269,21 @@ pub fn bench_envs(budget: Duration, json: bool) -> super::CliResult {
     }
     for id in &report.missing {
         say!("{id:<24} not registered");
+    }
+    say!(
+        "\ntraining batches ({} µs of agent work between steps), env steps per second of env time:",
+        AGENT_GAP.as_micros()
+    );
+    for (id, batches) in &report.training_batches {
+        for b in batches {
+            say!(
+                "{id:<24} {:>3} copies {:>12.0} inline {:>12.0} on {} threads",
+                b.num_envs,
+                b.inline,
+                b.threaded,
+                report.threads
+            );
+        }
     }
     Ok(())
 }

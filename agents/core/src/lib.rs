@@ -26,8 +26,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// One step of experience, as the loop hands it to the agent.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Transition<'a> {
+    /// The sub-environment it happened in (`0..num_envs`): an agent that
+    /// links steps of an episode (n-step queues, a replay's frames, an
+    /// on-policy action already chosen) keeps them per lane.
+    pub lane: usize,
     /// Observation the action was taken in.
     pub obs: &'a Observation,
     /// The action taken.
@@ -46,6 +50,24 @@ impl Transition<'_> {
     /// The episode ended, for either reason.
     pub fn done(&self) -> bool {
         self.terminated || self.truncated
+    }
+}
+
+/// What an agent keeps per lane ([`Transition::lane`]) between steps of an
+/// episode: a queue, an episode's rewards, an action already chosen. A
+/// lane's entry is made on its first use, so an agent restored from a
+/// checkpoint (which never holds a lane's unfinished episode: a resumed
+/// run begins new ones) needs no count of lanes.
+#[derive(Clone, Debug, Default)]
+pub struct Lanes<T>(Vec<T>);
+
+impl<T: Default> Lanes<T> {
+    /// Lane `lane`'s state.
+    pub fn get_mut(&mut self, lane: usize) -> &mut T {
+        if lane >= self.0.len() {
+            self.0.resize_with(lane + 1, T::default);
+        }
+        &mut self.0[lane]
     }
 }
 
@@ -83,6 +105,10 @@ pub struct EnvContext<'a> {
     pub model: Option<&'a dyn Model>,
     /// Id of the environment, for error messages.
     pub env_id: &'a str,
+    /// How many copies of the environment the loop steps at once
+    /// (`env.num_envs`, at least 1): the lanes of [`Agent::act`] and
+    /// [`Transition::lane`].
+    pub num_envs: usize,
 }
 
 /// What every trained agent offers, whether it learned from experience or
@@ -106,20 +132,52 @@ pub trait Policy: Send {
 }
 
 /// An algorithm that learns from experience: the loop steps the
-/// environment, the agent acts and observes.
+/// environments, the agent acts and observes.
+///
+/// The loop steps `num_envs` copies of the environment ([`EnvContext`]),
+/// the agent's *lanes*, each with Gymnasium's next-step autoreset: a lane
+/// whose episode ended sits out one step while it resets. Each step the
+/// loop asks for the actions of the lanes that step ([`Agent::act_batch`]),
+/// then hands over their transitions ([`Agent::observe_batch`]), in lane
+/// order. With one lane this is the classic act, step, observe loop.
 pub trait Agent: Policy {
-    /// The action to take while training: explores.
-    fn act(&mut self, obs: &Observation) -> Result<Action>;
+    /// The action to take while training, in lane `lane`'s observation
+    /// `obs`: explores.
+    fn act(&mut self, lane: usize, obs: &Observation) -> Result<Action>;
+
+    /// The actions of the lanes `lanes` (in increasing order), each in its
+    /// observation `obs[lane]`, written to `actions[lane]`. Both slices
+    /// hold every lane; the others are left alone. The default asks
+    /// [`Agent::act`] lane by lane; a network overrides it to score all of
+    /// them in one forward pass.
+    fn act_batch(
+        &mut self,
+        lanes: &[usize],
+        obs: &[Observation],
+        actions: &mut [Action],
+    ) -> Result<()> {
+        for &lane in lanes {
+            actions[lane] = self.act(lane, &obs[lane])?;
+        }
+        Ok(())
+    }
 
     /// Sees one transition. Temporal-difference agents learn here.
     fn observe(&mut self, transition: &Transition<'_>) -> Result<()>;
 
-    /// A training episode is about to start (the loop has just reset the
-    /// environment). An episode the loop abandoned before it ended (a budget
-    /// spent mid-episode, a resume) must not be continued by the next one;
-    /// agents that link transitions across steps (replay buffers, n-step
-    /// queues) start afresh here. The default does nothing.
-    fn begin_episode(&mut self) {}
+    /// Sees one step's transitions, one per lane that stepped, in lane
+    /// order. The default hands them to [`Agent::observe`] one by one; an
+    /// on-policy agent overrides it to store the step of its rollout.
+    fn observe_batch(&mut self, transitions: &[Transition<'_>]) -> Result<()> {
+        transitions.iter().try_for_each(|t| self.observe(t))
+    }
+
+    /// A training episode is about to start in `lane` (the loop has just
+    /// reset that copy). An episode the loop abandoned before it ended (a
+    /// budget spent mid-episode, a resume) must not be continued by the
+    /// next one; agents that link transitions across steps (replay buffers,
+    /// n-step queues) start that lane afresh here. The default does nothing.
+    fn begin_episode(&mut self, _lane: usize) {}
 
     /// The exploration rate now, for logs.
     fn epsilon(&self) -> Option<f64> {

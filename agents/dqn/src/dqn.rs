@@ -288,6 +288,27 @@ fn at_most(field: &str, v: usize, most: usize) -> Result<()> {
 }
 
 impl DqnConfig {
+    /// Each of `lanes` env copies writes a ring of its own (see `replay`),
+    /// and each ring must hold one whole transition with its stack.
+    fn check_capacity(&self, lanes: usize) -> Result<()> {
+        let needed = (self.n_step + self.replay.frame_stack + 1).saturating_mul(lanes);
+        if self.replay.capacity >= needed {
+            return Ok(());
+        }
+        let room = if lanes == 1 {
+            "hold one".to_string()
+        } else {
+            format!("give each of {lanes} env copies (env.num_envs) room for one")
+        };
+        Err(Error::config(
+            "replay.capacity",
+            format!(
+                "{} slots cannot {room} {}-step transition of {}-frame stacks; at least {needed}",
+                self.replay.capacity, self.n_step, self.replay.frame_stack
+            ),
+        ))
+    }
+
     /// Checks every field that does not depend on the environment.
     pub fn validate(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.gamma) {
@@ -313,16 +334,7 @@ impl DqnConfig {
         }
         at_least_one("n_step", self.n_step as u64)?;
         at_least_one("replay.frame_stack", self.replay.frame_stack as u64)?;
-        let needed = self.n_step + self.replay.frame_stack + 1;
-        if self.replay.capacity < needed {
-            return Err(Error::config(
-                "replay.capacity",
-                format!(
-                    "{} slots cannot hold one {}-step transition of {}-frame stacks; at least {needed}",
-                    self.replay.capacity, self.n_step, self.replay.frame_stack
-                ),
-            ));
-        }
+        self.check_capacity(1)?;
         at_least_one("train_frequency", self.train_frequency)?;
         self.init
             .validate()
@@ -424,6 +436,8 @@ impl Dqn {
                 ctx.env_id
             )));
         }
+        let lanes = ctx.num_envs.max(1);
+        config.check_capacity(lanes)?;
         let optimizer = config.optimizer.build().map_err(|e| match e {
             rl_layers::Error::InvalidConfig { field, reason, .. } => {
                 Error::config(format!("optimizer.{field}"), reason)
@@ -468,7 +482,7 @@ impl Dqn {
             online,
             optimizer,
             update: DqnUpdate::new(&config, actions),
-            replay: Replay::new(codec, config.replay.capacity)?,
+            replay: Replay::with_lanes(codec, config.replay.capacity, lanes)?,
             rng,
             sample_rng,
             steps: 0,
@@ -824,7 +838,7 @@ impl Dqn {
 }
 
 impl Agent for Dqn {
-    fn act(&mut self, obs: &Observation) -> Result<Action> {
+    fn act(&mut self, _lane: usize, obs: &Observation) -> Result<Action> {
         let epsilon = self.epsilon_at(self.steps);
         // ε-greedy: a uniformly random action with probability ε (always
         // before learning starts), else argmax_a Q(s, a; θ).
@@ -840,14 +854,17 @@ impl Agent for Dqn {
 
     fn observe(&mut self, t: &Transition<'_>) -> Result<()> {
         let action = rl_env::discrete_action(&self.action_space, t.action)?;
-        self.replay.push(&Step {
-            obs: t.obs,
-            action,
-            reward: t.reward,
-            next_obs: t.next_obs,
-            terminated: t.terminated,
-            truncated: t.truncated,
-        })?;
+        self.replay.push_to(
+            t.lane,
+            &Step {
+                obs: t.obs,
+                action,
+                reward: t.reward,
+                next_obs: t.next_obs,
+                terminated: t.terminated,
+                truncated: t.truncated,
+            },
+        )?;
         self.steps += 1;
         if self.steps == 1 {
             self.scalars.push((
@@ -863,8 +880,8 @@ impl Agent for Dqn {
         Ok(())
     }
 
-    fn begin_episode(&mut self) {
-        self.replay.begin_episode();
+    fn begin_episode(&mut self, lane: usize) {
+        self.replay.begin_episode(lane);
     }
 
     fn epsilon(&self) -> Option<f64> {

@@ -20,15 +20,15 @@
 //! use rl_env::{Action, Observation, Space};
 //! let obs_space = Space::discrete(3);
 //! let act_space = Space::discrete(2);
-//! let ctx = EnvContext { observation_space: &obs_space, action_space: &act_space, model: None, env_id: "doc" };
+//! let ctx = EnvContext { observation_space: &obs_space, action_space: &act_space, model: None, env_id: "doc", num_envs: 1 };
 //! let config: rl_dqn::DqnConfig = serde_json::from_str(
 //!     r#"{"learning_starts": 4, "batch_size": 4, "replay": {"capacity": 64}}"#).unwrap();
 //! let mut agent = rl_dqn::Dqn::new(config, &ctx, 0).unwrap();
 //! for step in 0..16 {
 //!     let obs = Observation::Discrete(step % 3);
-//!     let action = agent.act(&obs).unwrap();
+//!     let action = agent.act(0, &obs).unwrap();
 //!     let next = Observation::Discrete((step + 1) % 3);
-//!     agent.observe(&Transition { obs: &obs, action: &action, reward: 1.0, next_obs: &next,
+//!     agent.observe(&Transition { lane: 0, obs: &obs, action: &action, reward: 1.0, next_obs: &next,
 //!                                 terminated: false, truncated: step % 5 == 4 }).unwrap();
 //! }
 //! assert_eq!(agent.updates(), 12);

@@ -36,6 +36,16 @@
 //! Rejection keeps the distribution uniform over the valid transitions.
 //! Draws are with replacement, as in CleanRL and SB3 (MinAtar's
 //! `random.sample` draws without).
+//!
+//! # Lanes
+//!
+//! A loop that steps several copies of the environment interleaves their
+//! episodes, while a slot's successor must be the same episode's next
+//! frame. So each copy (a *lane*) writes its own ring: the slots are cut
+//! into one contiguous range per lane, of near-equal capacity, and a lane
+//! overwrites only its own oldest frames. A draw is uniform over all
+//! lanes' slots together, so sampling stays uniform over every stored
+//! transition. With one lane the buffer is the single ring above.
 
 use crate::encode::{ObsCodec, Storage};
 use base64::Engine as _;
@@ -126,7 +136,8 @@ pub struct Step<'a> {
     pub truncated: bool,
 }
 
-/// Where a sampled transition's parts are, as positions from the oldest slot.
+/// Where a sampled transition's parts are, as positions from its ring's
+/// oldest slot.
 struct Plan {
     obs: usize,
     next: usize,
@@ -164,14 +175,48 @@ pub struct Replay {
     actions: Vec<u16>,
     rewards: Vec<f32>,
     flags: Vec<u8>,
-    /// Next slot to write.
+    /// Each lane's ring, in lane order, over consecutive ranges of slots.
+    lanes: Vec<Ring>,
+    /// Slots written, over all lanes.
+    len: usize,
+    /// Transitions pushed since the buffer was created or emptied.
+    pushed: u64,
+}
+
+/// One lane's ring: slots `base .. base + capacity`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Ring {
+    base: usize,
+    capacity: usize,
+    /// Next slot to write, counted from `base`.
     head: usize,
     /// Slots written, up to `capacity`.
     len: usize,
-    /// Slot of the newest frame of the episode in progress.
+    /// Slot (absolute) of the newest frame of the lane's episode in progress.
     current: Option<usize>,
-    /// Transitions pushed since the buffer was created or emptied.
-    pushed: u64,
+}
+
+impl Ring {
+    /// The slot at `position` counted from the ring's oldest.
+    fn slot(&self, position: usize) -> usize {
+        let oldest = if self.len < self.capacity {
+            0
+        } else {
+            self.head
+        };
+        self.base + (oldest + position) % self.capacity
+    }
+}
+
+/// Where one lane's ring stood, in a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RingState {
+    /// Next slot to write, counted from the lane's first.
+    pub head: usize,
+    /// Slots written.
+    pub len: usize,
+    /// Slot of the newest frame of the lane's episode in progress.
+    pub current: Option<usize>,
 }
 
 impl Replay {
@@ -184,7 +229,16 @@ impl Replay {
     /// it is checked and fallible: a refusal is
     /// [`Error::OutOfMemory`](rl_agent::Error::OutOfMemory), not an abort.
     pub fn new(codec: ObsCodec, capacity: usize) -> Result<Self> {
-        assert!(capacity >= 2, "the config check requires capacity ≥ 2");
+        Self::with_lanes(codec, capacity, 1)
+    }
+
+    /// [`Replay::new`] for `lanes` copies of the environment, each with a
+    /// ring of its own (see the module docs); needs `capacity ≥ 2 · lanes`.
+    pub fn with_lanes(codec: ObsCodec, capacity: usize, lanes: usize) -> Result<Self> {
+        assert!(
+            lanes >= 1 && capacity >= 2 * lanes,
+            "the config check requires two slots per lane"
+        );
         let frame_bytes = codec.frame_bytes();
         let frames_len = capacity
             .checked_mul(frame_bytes)
@@ -200,11 +254,24 @@ impl Replay {
             actions: try_vec("the replay buffer's actions", capacity, 0)?,
             rewards: try_vec("the replay buffer's rewards", capacity, 0.0)?,
             flags: try_vec("the replay buffer's flags", capacity, 0)?,
-            head: 0,
+            lanes: (0..lanes)
+                .map(|lane| Ring {
+                    // The first `capacity % lanes` lanes take one slot more.
+                    base: lane * (capacity / lanes) + lane.min(capacity % lanes),
+                    capacity: capacity / lanes + usize::from(lane < capacity % lanes),
+                    head: 0,
+                    len: 0,
+                    current: None,
+                })
+                .collect(),
             len: 0,
-            current: None,
             pushed: 0,
         })
+    }
+
+    /// Lanes the slots are cut into.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
     }
 
     /// Bytes each slot takes: frame, action (`u16`), reward (`f32`) and flags.
@@ -244,63 +311,74 @@ impl Replay {
         &self.codec
     }
 
-    /// Stores one transition. Its observation is written only if it begins
-    /// an episode: otherwise it is the previous transition's `next_obs`.
+    /// Stores one transition of a one-lane buffer ([`Replay::push_to`]
+    /// lane 0).
     pub fn push(&mut self, step: &Step<'_>) -> Result<()> {
+        self.push_to(0, step)
+    }
+
+    /// Stores one transition of lane `lane`. Its observation is written
+    /// only if it begins an episode: otherwise it is the lane's previous
+    /// transition's `next_obs`.
+    pub fn push_to(&mut self, lane: usize, step: &Step<'_>) -> Result<()> {
         let action = u16::try_from(step.action)
             .map_err(|_| Error::Incompatible("the replay stores at most 65,536 actions".into()))?;
-        if self.current.is_none() {
+        let current = self
+            .lanes
+            .get(lane)
+            .ok_or_else(|| {
+                Error::Incompatible(format!(
+                    "lane {lane}: the replay has {} lanes",
+                    self.lanes.len()
+                ))
+            })?
+            .current;
+        if current.is_none() {
             self.codec.check_reset_stack(step.obs)?;
         }
         self.codec.check_shifted_stack(step.obs, step.next_obs)?;
-        let slot = match self.current {
+        let slot = match current {
             Some(slot) => slot,
-            None => self.write(step.obs, FIRST)?,
+            None => self.write(lane, step.obs, FIRST)?,
         };
         let ended = step.terminated || step.truncated;
         self.actions[slot] = action;
         self.rewards[slot] = step.reward as f32;
         self.flags[slot] |=
             ACTED | if step.terminated { TERMINATED } else { 0 } | if ended { ENDED } else { 0 };
-        let next = self.write(step.next_obs, 0)?;
-        self.current = (!ended).then_some(next);
+        let next = self.write(lane, step.next_obs, 0)?;
+        self.lanes[lane].current = (!ended).then_some(next);
         self.pushed += 1;
         Ok(())
     }
 
-    /// Writes a frame into the oldest slot and returns the slot.
-    fn write(&mut self, obs: &Observation, flags: u8) -> Result<usize> {
-        let slot = self.head;
+    /// Writes a frame into lane `lane`'s oldest slot and returns the slot.
+    fn write(&mut self, lane: usize, obs: &Observation, flags: u8) -> Result<usize> {
+        let ring = &mut self.lanes[lane];
+        let slot = ring.base + ring.head;
         let bytes = &mut self.frames[slot * self.frame_bytes..(slot + 1) * self.frame_bytes];
         self.codec.store(obs, bytes)?;
         self.flags[slot] = flags;
         self.actions[slot] = 0;
         self.rewards[slot] = 0.0;
-        self.head = (self.head + 1) % self.capacity;
-        self.len = (self.len + 1).min(self.capacity);
+        ring.head = (ring.head + 1) % ring.capacity;
+        if ring.len < ring.capacity {
+            ring.len += 1;
+            self.len += 1;
+        }
         Ok(slot)
     }
 
-    /// The slot at `position` counted from the oldest.
-    fn slot(&self, position: usize) -> usize {
-        let oldest = if self.len < self.capacity {
-            0
-        } else {
-            self.head
-        };
-        (oldest + position) % self.capacity
-    }
-
-    fn flags_at(&self, position: usize) -> u8 {
-        self.flags[self.slot(position)]
+    fn flags_at(&self, ring: &Ring, position: usize) -> u8 {
+        self.flags[ring.slot(position)]
     }
 
     /// Position of the oldest frame of the stack ending at `position`, or
-    /// `None` if that frame is no longer in the buffer.
-    fn stack_start(&self, position: usize) -> Option<usize> {
+    /// `None` if that frame is no longer in the ring.
+    fn stack_start(&self, ring: &Ring, position: usize) -> Option<usize> {
         let mut p = position;
         for _ in 1..self.codec.stack() {
-            if self.flags_at(p) & FIRST != 0 {
+            if self.flags_at(ring, p) & FIRST != 0 {
                 return Some(p);
             }
             p = p.checked_sub(1)?;
@@ -308,19 +386,19 @@ impl Replay {
         Some(p)
     }
 
-    /// The transition at `position` with its n-step successor, if all of
-    /// its frames are in the buffer.
-    fn plan(&self, position: usize, n_step: usize, gamma: f32) -> Option<Plan> {
-        if self.flags_at(position) & ACTED == 0 {
+    /// The transition at `position` of `ring` with its n-step successor,
+    /// if all of its frames are in the ring.
+    fn plan(&self, ring: &Ring, position: usize, n_step: usize, gamma: f32) -> Option<Plan> {
+        if self.flags_at(ring, position) & ACTED == 0 {
             return None;
         }
-        self.stack_start(position)?;
+        self.stack_start(ring, position)?;
         let (mut ret, mut discount) = (0.0f32, 1.0f32);
         let mut p = position;
         for m in 1..=n_step {
-            let flags = self.flags_at(p);
+            let flags = self.flags_at(ring, p);
             // R = Σ_{i<m} γⁱ r_{t+i}
-            ret += discount * self.rewards[self.slot(p)];
+            ret += discount * self.rewards[ring.slot(p)];
             discount *= gamma;
             if flags & TERMINATED != 0 {
                 discount = 0.0;
@@ -330,7 +408,7 @@ impl Replay {
             }
             p += 1;
             // The next transition is not known yet (its action is pending).
-            if self.flags_at(p) & ACTED == 0 {
+            if p >= ring.len || self.flags_at(ring, p) & ACTED == 0 {
                 return None;
             }
         }
@@ -359,45 +437,59 @@ impl Replay {
         let input = self.codec.input_len();
         for i in 0..batch.len() {
             let mut draws = 0;
-            let plan = loop {
-                let position = rng.random_range(0..self.len);
-                if let Some(plan) = self.plan(position, n_step, gamma) {
-                    break plan;
+            let (ring, plan) = loop {
+                // Uniform over every lane's slots: the lanes in order, as
+                // if their rings were one.
+                let mut position = rng.random_range(0..self.len);
+                let ring = self
+                    .lanes
+                    .iter()
+                    .find(|ring| {
+                        let here = position < ring.len;
+                        if !here {
+                            position -= ring.len;
+                        }
+                        here
+                    })
+                    .expect("positions fall within the lanes' slots");
+                if let Some(plan) = self.plan(ring, position, n_step, gamma) {
+                    break (ring, plan);
                 }
                 draws += 1;
                 if draws == MAX_DRAWS {
                     return false;
                 }
             };
-            batch.actions[i] = usize::from(self.actions[self.slot(plan.obs)]);
+            batch.actions[i] = usize::from(self.actions[ring.slot(plan.obs)]);
             batch.returns[i] = plan.ret;
             batch.discounts[i] = plan.discount;
             let obs = batch
                 .obs
                 .as_slice_mut()
                 .expect("batch buffers are contiguous");
-            self.stack_into(plan.obs, &mut obs[i * input..(i + 1) * input]);
+            self.stack_into(ring, plan.obs, &mut obs[i * input..(i + 1) * input]);
             let next = batch
                 .next_obs
                 .as_slice_mut()
                 .expect("batch buffers are contiguous");
-            self.stack_into(plan.next, &mut next[i * input..(i + 1) * input]);
+            self.stack_into(ring, plan.next, &mut next[i * input..(i + 1) * input]);
         }
         true
     }
 
-    /// Decodes the stack ending at `position` (oldest frame first).
-    fn stack_into(&self, position: usize, out: &mut [f32]) {
+    /// Decodes the stack ending at `position` of `ring` (oldest frame
+    /// first).
+    fn stack_into(&self, ring: &Ring, position: usize, out: &mut [f32]) {
         let k = self.codec.stack();
         let first = self
-            .stack_start(position)
+            .stack_start(ring, position)
             .expect("sampled transitions have their whole stack");
         let len = self.codec.frame_len();
         for (j, chunk) in out.chunks_exact_mut(len).enumerate() {
             // Frame j of the stack is k − 1 − j frames before the newest,
             // and no earlier than the episode's first frame.
             let p = (position + j + 1).saturating_sub(k).max(first);
-            let slot = self.slot(p);
+            let slot = ring.slot(p);
             self.codec.load(
                 &self.frames[slot * self.frame_bytes..(slot + 1) * self.frame_bytes],
                 chunk,
@@ -430,13 +522,19 @@ impl Replay {
             .map_err(|e| compress(e.into_error()))?
             .finish()
             .map_err(compress)?;
+        let ring_state = |ring: &Ring| RingState {
+            head: ring.head,
+            len: ring.len,
+            current: ring.current,
+        };
         Ok(ReplayState {
             storage: self.codec.storage(),
             frame_bytes: self.frame_bytes,
             capacity: self.capacity,
-            head: self.head,
-            len: self.len,
-            current: self.current,
+            head: self.lanes[0].head,
+            len: self.lanes[0].len,
+            current: self.lanes[0].current,
+            more_lanes: self.lanes[1..].iter().map(ring_state).collect(),
             pushed: self.pushed,
             deflate_base64: base64::engine::general_purpose::STANDARD.encode(compressed),
         })
@@ -459,11 +557,31 @@ impl Replay {
                 self.codec.storage()
             )));
         }
-        if state.head >= self.capacity
-            || state.len > self.capacity
-            || state.current.is_some_and(|c| c >= self.capacity)
-        {
-            return Err(bad("counters out of range".into()));
+        if state.more_lanes.len() + 1 != self.lanes.len() {
+            return Err(bad(format!(
+                "saved with {} lanes (env.num_envs); this run has {}",
+                state.more_lanes.len() + 1,
+                self.lanes.len()
+            )));
+        }
+        let saved = std::iter::once(RingState {
+            head: state.head,
+            len: state.len,
+            current: state.current,
+        })
+        .chain(state.more_lanes.iter().cloned());
+        let mut rings = self.lanes.clone();
+        for (ring, saved) in rings.iter_mut().zip(saved) {
+            let inside = |slot: usize| (ring.base..ring.base + ring.capacity).contains(&slot);
+            if saved.head >= ring.capacity
+                || saved.len > ring.capacity
+                || saved.current.is_some_and(|c| !inside(c))
+            {
+                return Err(bad("counters out of range".into()));
+            }
+            ring.head = saved.head;
+            ring.len = saved.len;
+            ring.current = saved.current;
         }
         let compressed = base64::engine::general_purpose::STANDARD
             .decode(&state.deflate_base64)
@@ -490,25 +608,30 @@ impl Replay {
             *r = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
         self.flags.copy_from_slice(flags);
-        self.head = state.head;
-        self.len = state.len;
-        self.current = state.current;
+        self.len = rings.iter().map(|ring| ring.len).sum();
+        self.lanes = rings;
         self.pushed = state.pushed;
         Ok(())
     }
 
-    /// The next push starts a new episode, even if the last one did not end
-    /// (the loop abandoned it): its first observation gets a slot of its own.
-    pub fn begin_episode(&mut self) {
-        self.current = None;
+    /// Lane `lane`'s next push starts a new episode, even if the last one
+    /// did not end (the loop abandoned it): its first observation gets a
+    /// slot of its own.
+    pub fn begin_episode(&mut self, lane: usize) {
+        if let Some(ring) = self.lanes.get_mut(lane) {
+            ring.current = None;
+        }
     }
 
     /// Forgets every transition (a resume from a checkpoint without the buffer).
     pub fn clear(&mut self) {
         self.flags.fill(0);
-        self.head = 0;
+        for ring in &mut self.lanes {
+            ring.head = 0;
+            ring.len = 0;
+            ring.current = None;
+        }
         self.len = 0;
-        self.current = None;
         self.pushed = 0;
     }
 }
@@ -528,6 +651,10 @@ pub struct ReplayState {
     pub len: usize,
     /// Slot of the newest frame of the episode in progress.
     pub current: Option<usize>,
+    /// Lanes 1, 2, … of a buffer of several (`head`, `len` and `current`
+    /// above are lane 0's); absent for one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_lanes: Vec<RingState>,
     /// Transitions pushed since the buffer was created.
     pub pushed: u64,
     /// Frames, actions (`u16`), rewards (`f32`) and flags, little-endian,

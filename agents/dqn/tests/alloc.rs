@@ -21,6 +21,7 @@ fn training_steps_do_not_allocate_after_warm_up() {
     let space = Space::uniform_box(0.0, 1.0, &[4, 10, 10], DType::U8);
     let actions = Space::discrete(6);
     let ctx = EnvContext {
+        num_envs: 1,
         observation_space: &space,
         action_space: &actions,
         model: None,
@@ -42,9 +43,10 @@ fn training_steps_do_not_allocate_after_warm_up() {
                 a.fill(0);
                 a.as_slice_mut().unwrap()[(k * 7) % 400] = 1;
             }
-            let action = agent.act(obs).unwrap();
+            let action = agent.act(0, obs).unwrap();
             agent
                 .observe(&Transition {
+                    lane: 0,
                     obs,
                     action: &action,
                     reward: (k % 3) as f64,
@@ -54,7 +56,7 @@ fn training_steps_do_not_allocate_after_warm_up() {
                 })
                 .unwrap();
             if k % 40 == 39 || k % 55 == 54 {
-                agent.begin_episode();
+                agent.begin_episode(0);
             }
             std::mem::swap(obs, next);
         };

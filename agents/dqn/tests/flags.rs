@@ -42,6 +42,7 @@ fn sampled_targets_never_bootstrap_through_termination() {
         .unwrap();
         let (obs_space, act_space) = (Space::discrete(STATES as u64), Space::discrete(3));
         let ctx = EnvContext {
+            num_envs: 1,
             observation_space: &obs_space,
             action_space: &act_space,
             model: None,
@@ -55,12 +56,12 @@ fn sampled_targets_never_bootstrap_through_termination() {
         while next_index + 9 < STATES {
             let ending = Ending::random(&mut rng);
             endings[ending as usize] += 1;
-            agent.begin_episode();
+            agent.begin_episode(0);
             let length = rng.random_range(1..=6);
             for t in 0..length {
                 let s = next_index + t;
                 let obs = Observation::Discrete(s as i64);
-                let action = agent.act(&obs).unwrap();
+                let action = agent.act(0, &obs).unwrap();
                 assert!(matches!(action, Action::Discrete(0..=2)));
                 let (terminated, truncated) = ending.flags(t + 1 == length);
                 // A reward that is exact in f32 and sums without rounding.
@@ -73,6 +74,7 @@ fn sampled_targets_never_bootstrap_through_termination() {
                 };
                 agent
                     .observe(&Transition {
+                        lane: 0,
                         obs: &obs,
                         action: &action,
                         reward: f64::from(reward),

@@ -2,7 +2,8 @@
 //! observation with its true successor (n steps on, or the true final
 //! observation), with the right action, return and discount, across
 //! wrap-around, episode boundaries (terminated, truncated, both at once,
-//! abandoned) and frame stacking, for bit-packed and `f32` frames.
+//! abandoned) and frame stacking, for bit-packed and `f32` frames, with
+//! one env copy or several interleaving their episodes.
 
 use ndarray::ArrayD;
 use proptest::prelude::*;
@@ -157,10 +158,13 @@ fn check_batch(
     }
 }
 
-/// Plays `plan` (steps, end kind) into a buffer, sampling after every
-/// episode; returns how many batches were drawn.
+/// Plays `plan` (steps, end kind) into a buffer of `lanes` rings, episode
+/// `i` in lane `i % lanes`, the lanes' steps interleaved one by one as a
+/// loop over several env copies pushes them; samples after every step that
+/// ends an episode. Returns how many batches were drawn.
 fn run(
     capacity: usize,
+    lanes: usize,
     stack: usize,
     n_step: usize,
     bits: bool,
@@ -168,13 +172,12 @@ fn run(
     seed: u64,
 ) -> usize {
     let codec = ObsCodec::new(&space(bits, stack), stack).unwrap();
-    let mut replay = Replay::new(codec, capacity).unwrap();
+    let mut replay = Replay::with_lanes(codec, capacity, lanes).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut batch = Batch::new(16, &[stack * frame_len(bits)]).unwrap();
     let mut episodes = Vec::new();
     let mut by_frame = HashMap::new();
     let mut next_id = 1u32;
-    let mut sampled = 0;
     for &(steps, end) in plan {
         let end = match end % 4 {
             0 => End::Terminated,
@@ -187,25 +190,52 @@ fn run(
         for (t, &id) in ids.iter().enumerate() {
             by_frame.insert(id, (episodes.len(), t));
         }
-        replay.begin_episode();
-        for t in 0..steps {
-            let last = t + 1 == steps;
-            replay
-                .push(&Step {
-                    obs: &observation(&ids, t, stack, bits),
-                    action: (ids[t] % 3) as usize,
-                    reward: f64::from(ids[t]),
-                    next_obs: &observation(&ids, t + 1, stack, bits),
-                    terminated: last && matches!(end, End::Terminated | End::Both),
-                    truncated: last && matches!(end, End::Truncated | End::Both),
-                })
-                .unwrap();
-        }
         // An abandoned episode's last frame stays a pending slot: chains
         // that would need the step after it are never sampled, so every
         // sampled chain of it has m = n.
         episodes.push(Episode { ids, end });
-        if replay.sample(&mut rng, &mut batch, n_step, GAMMA) {
+    }
+    // Each lane's episodes in order, and where it stands: (episode, step).
+    let queues: Vec<Vec<usize>> = (0..lanes)
+        .map(|lane| (lane..episodes.len()).step_by(lanes).collect())
+        .collect();
+    let mut at = vec![(0usize, 0usize); lanes];
+    let mut sampled = 0;
+    loop {
+        let mut moved = false;
+        let mut ended = false;
+        for lane in 0..lanes {
+            let (k, t) = at[lane];
+            let Some(&e) = queues[lane].get(k) else {
+                continue;
+            };
+            let Episode { ids, end } = &episodes[e];
+            let steps = ids.len() - 1;
+            if t == 0 {
+                replay.begin_episode(lane);
+            }
+            let last = t + 1 == steps;
+            replay
+                .push_to(
+                    lane,
+                    &Step {
+                        obs: &observation(ids, t, stack, bits),
+                        action: (ids[t] % 3) as usize,
+                        reward: f64::from(ids[t]),
+                        next_obs: &observation(ids, t + 1, stack, bits),
+                        terminated: last && matches!(end, End::Terminated | End::Both),
+                        truncated: last && matches!(end, End::Truncated | End::Both),
+                    },
+                )
+                .unwrap();
+            moved = true;
+            at[lane] = if last { (k + 1, 0) } else { (k, t + 1) };
+            ended |= last;
+        }
+        if !moved {
+            break;
+        }
+        if ended && replay.sample(&mut rng, &mut batch, n_step, GAMMA) {
             sampled += 1;
             check_batch(&batch, &episodes, &by_frame, stack, bits, n_step);
         }
@@ -224,13 +254,14 @@ proptest! {
     #[test]
     fn samples_pair_each_observation_with_its_true_successor(
         capacity in 6usize..48,
+        lanes in 1usize..4,
         stack in 1usize..4,
         n_step in 1usize..4,
         bits in any::<bool>(),
         plan in prop::collection::vec((1usize..10, 0u8..4), 1..30),
         seed in any::<u64>(),
     ) {
-        run(capacity, stack, n_step, bits, &plan, seed);
+        run(capacity, lanes, stack, n_step, bits, &plan, seed);
     }
 }
 
@@ -239,7 +270,9 @@ fn wrap_around_with_long_episodes_and_stacks() {
     // Fixed cases that surely wrap several times.
     for (capacity, stack, n_step, bits) in [(7, 3, 1, true), (9, 4, 3, false), (50, 2, 2, true)] {
         let plan: Vec<(usize, u8)> = (0..40).map(|i| (1 + (i * 7) % 11, (i % 4) as u8)).collect();
-        assert!(run(capacity, stack, n_step, bits, &plan, 3) > 30);
+        assert!(run(capacity, 1, stack, n_step, bits, &plan, 3) > 30);
+        // Three env copies interleave their episodes, each in its own ring.
+        assert!(run(3 * capacity, 3, stack, n_step, bits, &plan, 3) > 10);
     }
 }
 
@@ -259,6 +292,7 @@ fn the_memory_estimate_covers_what_the_agent_allocates() {
     let observation_space = Space::uniform_box(0.0, 1.0, &[4, 10, 10], DType::U8);
     let action_space = Space::discrete(6);
     let ctx = EnvContext {
+        num_envs: 1,
         observation_space: &observation_space,
         action_space: &action_space,
         model: None,

@@ -14,6 +14,7 @@ fn agent(config: Value, observations: u64, actions: u64) -> Dqn {
     let obs = Space::discrete(observations);
     let act = Space::discrete(actions);
     let ctx = EnvContext {
+        num_envs: 1,
         observation_space: &obs,
         action_space: &act,
         model: None,
@@ -25,6 +26,7 @@ fn agent(config: Value, observations: u64, actions: u64) -> Dqn {
 fn observe(agent: &mut Dqn, s: i64, a: i64, r: f64, next: i64, terminated: bool) {
     agent
         .observe(&Transition {
+            lane: 0,
             obs: &Observation::Discrete(s),
             action: &Action::Discrete(a),
             reward: r,
@@ -86,6 +88,7 @@ fn truncation_bootstraps_and_termination_does_not() {
         let q_next = dqn.q_values(&Observation::Discrete(1)).unwrap()[0];
         let q = dqn.q_values(&Observation::Discrete(0)).unwrap()[0];
         dqn.observe(&Transition {
+            lane: 0,
             obs: &Observation::Discrete(0),
             action: &Action::Discrete(0),
             reward: 1.0,
@@ -269,6 +272,7 @@ fn the_dueling_head_backpropagates_the_right_gradient() {
 
 fn config_error(config: Value, observation_space: &Space, actions: &Space) -> String {
     let ctx = EnvContext {
+        num_envs: 1,
         observation_space,
         action_space: actions,
         model: None,
@@ -330,6 +334,7 @@ fn bad_configs_name_the_field() {
     let err = Dqn::new(
         DqnConfig::default(),
         &EnvContext {
+            num_envs: 1,
             observation_space: &planes,
             action_space: &Space::uniform_box(-1.0, 1.0, &[2], DType::F64),
             model: None,
@@ -364,6 +369,7 @@ fn default_networks_follow_the_observation() {
     ];
     for (space, params) in cases {
         let ctx = EnvContext {
+            num_envs: 1,
             observation_space: &space,
             action_space: &Space::discrete(6),
             model: None,

@@ -167,7 +167,7 @@ pub fn dqn(budget: Duration) -> crate::Result<DqnReport> {
     )?;
     let mut phase = |start: Counters, steps: u64, cancel: &CancelFlag| {
         train(
-            run.env.as_mut(),
+            &mut run.envs,
             &mut run.agent,
             LoopSettings {
                 budget: Budget::Steps(start.steps.saturating_add(steps)),

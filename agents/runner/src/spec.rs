@@ -51,6 +51,24 @@ pub struct EnvSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(schema_with = wrappers_schema))]
     pub wrappers: Vec<rl_env::wrappers::WrapperSpec>,
+    /// Copies of the environment the training loop steps at once, each
+    /// with Gymnasium's next-step autoreset; default 1. Budgets count the
+    /// steps of all copies together. Evaluation always plays one copy.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
+    pub num_envs: usize,
+}
+
+/// The most copies a run may step at once: far past what pays on any
+/// machine's cores, low enough that a typo cannot ask for millions.
+pub const MAX_NUM_ENVS: usize = 256;
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// The OpenAPI schema of [`EnvSpec::wrappers`]: each wrapper is its name
@@ -238,6 +256,10 @@ impl RunSpec {
             _ if self.checkpoint.every_episodes == Some(0) => Err(Error::spec(
                 "checkpoint.every_episodes",
                 "must be at least 1",
+            )),
+            _ if !(1..=MAX_NUM_ENVS).contains(&self.env.num_envs) => Err(Error::spec(
+                "env.num_envs",
+                format!("{} is not between 1 and {MAX_NUM_ENVS}", self.env.num_envs),
             )),
             _ => Ok(()),
         }

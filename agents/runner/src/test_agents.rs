@@ -71,7 +71,7 @@ impl Policy for PanicAgent {
 }
 
 impl Agent for PanicAgent {
-    fn act(&mut self, _obs: &Observation) -> Result<Action> {
+    fn act(&mut self, _lane: usize, _obs: &Observation) -> Result<Action> {
         self.steps += 1;
         if self.config.panic_at_step == Some(self.steps) {
             panic!("test/panic: panicking at step {} as asked", self.steps);

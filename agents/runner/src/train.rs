@@ -1,9 +1,17 @@
 //! The one training loop. The CLI, the server and every agent use it; there
 //! is no second copy.
 //!
-//! Each training episode resets the environment with a seed derived from
-//! the run seed and the episode number, so a run resumed from a checkpoint
-//! (taken at an episode boundary) continues exactly as if uninterrupted.
+//! It steps `env.num_envs` copies of the environment as one
+//! [`VectorEnv`], with Gymnasium's next-step autoreset, and hands the
+//! agent one batch of actions to choose and one batch of transitions to
+//! see per step ([`rl_agent::Agent`]).
+//!
+//! Each training episode resets its copy with a seed derived from the run
+//! seed and the episode's place among all resets, so a one-copy run
+//! resumed from a checkpoint (taken at an episode boundary) continues
+//! exactly as if uninterrupted. With several copies a checkpoint falls
+//! while the other copies are mid-episode; a resumed run starts every
+//! copy afresh.
 
 use crate::recording::{Recording, RecordingPolicy};
 use crate::seeds::{Stream, derive, env_seed};
@@ -13,7 +21,7 @@ use rand::{RngExt, SeedableRng};
 use rl_agent::{
     Agent, AnyAgent, EpisodeRecord, PlanReport, Planner, Policy, Record, Sink, Transition,
 };
-use rl_env::Env;
+use rl_env::{Action, Env, Observation, VectorEnv};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -113,12 +121,51 @@ pub struct CarriedState {
 }
 
 impl CarriedState {
-    /// Reads both environments' carried state.
-    pub fn of(train: &dyn Env, eval: Option<&dyn Env>) -> Self {
+    /// Reads the environments' carried state: with one training copy its
+    /// own, as before copies existed; with several, an array of the
+    /// copies' (`null` if none carries anything).
+    pub fn of(train: &VectorEnv, eval: Option<&dyn Env>) -> Self {
+        let copies: Vec<serde_json::Value> = (0..train.num_envs())
+            .map(|i| {
+                train
+                    .env(i)
+                    .map_or(serde_json::Value::Null, |e| e.carried_state())
+            })
+            .collect();
+        let train = match copies.len() {
+            1 => copies.into_iter().next().unwrap_or_default(),
+            _ if copies.iter().all(serde_json::Value::is_null) => serde_json::Value::Null,
+            _ => serde_json::Value::Array(copies),
+        };
         CarriedState {
-            train: train.carried_state(),
+            train,
             eval: eval.map_or(serde_json::Value::Null, |e| e.carried_state()),
         }
+    }
+
+    /// Gives each training copy back what [`CarriedState::of`] read.
+    pub fn restore_train(&self, train: &mut VectorEnv) -> Result<()> {
+        let n = train.num_envs();
+        let copies: Vec<&serde_json::Value> = match (&self.train, n) {
+            (state, 1) => vec![state],
+            (serde_json::Value::Null, _) => return Ok(()),
+            (serde_json::Value::Array(all), _) if all.len() == n => all.iter().collect(),
+            (other, _) => {
+                return Err(Error::spec(
+                    "env.num_envs",
+                    format!(
+                        "the checkpoint's env state is for {} copies; this run has {n}",
+                        other.as_array().map_or(1, Vec::len)
+                    ),
+                ));
+            }
+        };
+        for (i, state) in copies.into_iter().enumerate() {
+            if let Some(env) = train.env_mut(i) {
+                env.restore_carried_state(state).map_err(Error::Env)?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether neither environment carries anything.
@@ -162,15 +209,16 @@ pub struct PeriodicEval<'a> {
     pub epsilon: f64,
 }
 
-/// Trains `agent` on `env` until the budget is spent or the run is cancelled.
-/// Planning agents plan from the env's model instead of stepping.
+/// Trains `agent` on the copies `envs` until the budget is spent or the
+/// run is cancelled. Planning agents plan from the first copy's model
+/// instead of stepping.
 ///
 /// Metrics reach `sink` through the recording policy ([`crate::recording`]),
 /// here, so that every caller's files and streams see the same points; the
 /// summaries' figures (`recent_mean_return`) come from the loop itself and
 /// stay exact whatever the policy merges.
 pub fn train(
-    env: &mut dyn Env,
+    envs: &mut VectorEnv,
     agent: &mut AnyAgent,
     settings: LoopSettings<'_>,
     sink: &mut dyn Sink,
@@ -178,8 +226,13 @@ pub fn train(
 ) -> Result<TrainOutcome> {
     let mut recording = Recording::new(sink, RecordingPolicy::default());
     let outcome = match agent {
-        AnyAgent::Learner(learner) => learn(env, learner.as_mut(), settings, &mut recording, hooks),
-        AnyAgent::Planner(planner) => plan(env, planner.as_mut(), settings.start, &mut recording),
+        AnyAgent::Learner(learner) => {
+            learn(envs, learner.as_mut(), settings, &mut recording, hooks)
+        }
+        AnyAgent::Planner(planner) => match envs.env(0) {
+            Some(env) => plan(env, planner.as_mut(), settings.start, &mut recording),
+            None => Err(Error::Incompatible("no environment to plan on".into())),
+        },
     };
     // Even a failed run's metrics are written up to where it stopped.
     let closed = recording
@@ -214,9 +267,46 @@ fn plan(
     })
 }
 
-/// The loop proper: step, observe, record, checkpoint.
+/// One lane's episode in progress, as the loop counts it.
+#[derive(Clone, Copy, Debug, Default)]
+struct LaneEpisode {
+    episode_return: f64,
+    length: u64,
+    /// The agent's exploration rate when the episode began.
+    epsilon: Option<f64>,
+    /// It ended on the last step: the copy resets on the next.
+    resetting: bool,
+}
+
+/// An episode that ended on the current step.
+struct Ended {
+    lane: usize,
+    episode_return: f64,
+    length: u64,
+    epsilon: Option<f64>,
+    truncated: bool,
+}
+
+/// An empty vector that reuses `v`'s allocation for borrows of another
+/// lifetime: the loop keeps one buffer of transitions for all its steps.
+fn recycle<'b>(mut v: Vec<Transition<'_>>) -> Vec<Transition<'b>> {
+    v.clear();
+    // Nothing is mapped: the vector is empty. Collecting an emptied
+    // `into_iter` into a type of the same layout reuses its buffer.
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
+}
+
+/// The loop proper: step every copy, observe, record, checkpoint.
+///
+/// Each episode resets with a seed of its own: the `r`-th reset of the
+/// run, counting every copy's (copy 0's first, then copy 1's, …, then each
+/// reset as an episode ends, in copy order), takes `env_seed(seed,
+/// TrainEpisode, r)`. With one copy, `r` is the number of episodes
+/// finished, so `num_envs: 1` plays exactly the episodes it always did. A
+/// resumed run counts on from its checkpoint's episodes, so each copy
+/// starts over with the seed of an episode the checkpoint abandoned.
 fn learn(
-    env: &mut dyn Env,
+    envs: &mut VectorEnv,
     agent: &mut dyn Agent,
     mut settings: LoopSettings<'_>,
     sink: &mut dyn Sink,
@@ -225,114 +315,166 @@ fn learn(
     let began = Instant::now();
     let mut counters = settings.start;
     let mut recent: VecDeque<f64> = VecDeque::with_capacity(100);
-    let mut obs = env.observation_space().zeros();
-    let mut next_obs = obs.clone();
     let record_error = |e: std::io::Error| Error::io("metrics", e);
-    let mut cancelled = false;
+    let outcome = |counters, cancelled, recent: &VecDeque<f64>| TrainOutcome {
+        counters,
+        plan: None,
+        cancelled,
+        recent_mean_return: mean(recent),
+        wall_seconds: began.elapsed().as_secs_f64(),
+    };
+    if budget_spent(settings.budget, counters) {
+        return Ok(outcome(counters, false, &recent));
+    }
+    if settings.cancel.is_cancelled() {
+        return Ok(outcome(counters, true, &recent));
+    }
+    let n = envs.num_envs();
+    let mut next_reset = counters.episodes;
+    for lane in 0..n {
+        envs.seed_next_reset(
+            lane,
+            env_seed(settings.seed, Stream::TrainEpisode, next_reset),
+        );
+        next_reset += 1;
+    }
+    let mut obs: Vec<Observation> = Vec::with_capacity(n);
+    match envs.reset(None) {
+        Ok(batch) => obs.extend(batch.observations.iter().cloned()),
+        // An env that waits on another process gives up when the run is
+        // cancelled: that is the cancellation, not a failure.
+        Err(_) if settings.cancel.is_cancelled() => return Ok(outcome(counters, true, &recent)),
+        Err(e) => return Err(Error::Env(e)),
+    }
+    let mut lanes = vec![LaneEpisode::default(); n];
+    for (lane, state) in lanes.iter_mut().enumerate() {
+        agent.begin_episode(lane);
+        state.epsilon = agent.epsilon();
+    }
+    // What the copies that step are given; a resetting copy ignores its own.
+    let mut actions = vec![Action::Discrete(0); n];
+    let mut stepping: Vec<usize> = Vec::with_capacity(n);
+    let mut transitions: Vec<Transition<'static>> = Vec::with_capacity(n);
+    let mut ended: Vec<Ended> = Vec::with_capacity(n);
     // Scalars the agent reports (train/loss, …), recorded at the current step.
     let mut scalars: Vec<(&'static str, f64)> = Vec::with_capacity(8);
+    let mut cancelled = false;
 
-    'episodes: while !budget_spent(settings.budget, counters) {
-        if settings.cancel.is_cancelled() {
-            cancelled = true;
-            break;
-        }
-        let episode_seed = env_seed(settings.seed, Stream::TrainEpisode, counters.episodes);
-        if let Err(e) = env.reset_into(Some(episode_seed), &mut obs) {
-            // An env that waits on another process gives up when the run is
-            // cancelled: that is the cancellation, not a failure.
-            if settings.cancel.is_cancelled() {
+    loop {
+        stepping.clear();
+        stepping.extend((0..n).filter(|&lane| !lanes[lane].resetting));
+        agent
+            .act_batch(&stepping, &obs, &mut actions)
+            .map_err(Error::Agent)?;
+        let batch = match envs.step(&actions) {
+            Ok(batch) => batch,
+            Err(_) if settings.cancel.is_cancelled() => {
                 cancelled = true;
                 break;
             }
-            return Err(Error::Env(e));
+            Err(e) => return Err(Error::Env(e)),
+        };
+        let steps_before = counters.steps;
+        let mut step_transitions = recycle(std::mem::take(&mut transitions));
+        for (lane, state) in lanes.iter_mut().enumerate() {
+            if batch.autoreset[lane] {
+                // NEXT_STEP autoreset: this call began the lane's next
+                // episode instead of stepping.
+                state.resetting = false;
+                continue;
+            }
+            let (reward, terminated, truncated) = (
+                batch.rewards[lane],
+                batch.terminated[lane],
+                batch.truncated[lane],
+            );
+            step_transitions.push(Transition {
+                lane,
+                obs: &obs[lane],
+                action: &actions[lane],
+                reward,
+                next_obs: &batch.observations[lane],
+                terminated,
+                truncated,
+            });
+            state.length += 1;
+            state.episode_return += reward;
+            if terminated || truncated {
+                // Episode statistics recorded before reward clipping are
+                // the real score.
+                if let Some(stats) = batch.infos[lane].episode {
+                    (state.episode_return, state.length) = (stats.episode_return, stats.length);
+                }
+                ended.push(Ended {
+                    lane,
+                    episode_return: state.episode_return,
+                    length: state.length,
+                    epsilon: state.epsilon,
+                    truncated: truncated && !terminated,
+                });
+                *state = LaneEpisode {
+                    resetting: true,
+                    ..LaneEpisode::default()
+                };
+            }
         }
-        agent.begin_episode();
-        let epsilon = agent.epsilon();
-        let (mut episode_return, mut length) = (0.0, 0u64);
-        loop {
-            let action = agent.act(&obs).map_err(Error::Agent)?;
-            let out = match env.step_into(&action, &mut next_obs) {
-                Ok(out) => out,
-                Err(_) if settings.cancel.is_cancelled() => {
-                    cancelled = true;
-                    break 'episodes;
-                }
-                Err(e) => return Err(Error::Env(e)),
-            };
-            counters.steps += 1;
-            length += 1;
-            episode_return += out.reward;
-            agent
-                .observe(&Transition {
-                    obs: &obs,
-                    action: &action,
-                    reward: out.reward,
-                    next_obs: &next_obs,
-                    terminated: out.terminated,
-                    truncated: out.truncated,
-                })
-                .map_err(Error::Agent)?;
-            agent.take_scalars(&mut scalars);
-            if !scalars.is_empty() {
-                let wall_seconds = began.elapsed().as_secs_f64();
-                for (name, value) in scalars.drain(..) {
-                    sink.record(&Record::Scalar {
-                        name: name.into(),
-                        step: counters.steps,
-                        value,
-                        wall_seconds,
-                    })
-                    .map_err(record_error)?;
+        counters.steps += step_transitions.len() as u64;
+        agent
+            .observe_batch(&step_transitions)
+            .map_err(Error::Agent)?;
+        transitions = recycle(step_transitions);
+        for (lane, state) in lanes.iter_mut().enumerate() {
+            if batch.autoreset[lane] {
+                agent.begin_episode(lane);
+                state.epsilon = agent.epsilon();
+            }
+            obs[lane].copy_from(&batch.observations[lane]);
+        }
+        agent.take_scalars(&mut scalars);
+        if !scalars.is_empty() {
+            let wall_seconds = began.elapsed().as_secs_f64();
+            for (name, value) in scalars.drain(..) {
+                record_scalar(sink, name, counters.steps, value, wall_seconds)?;
+            }
+        }
+        if let Some(eval) = settings.periodic_eval.as_mut()
+            && counters.steps / eval.every_steps > steps_before / eval.every_steps
+        {
+            let report = evaluate_with_epsilon(
+                &mut *eval.env,
+                agent,
+                eval.episodes,
+                eval.max_steps,
+                settings.seed,
+                eval.epsilon,
+                counters.steps / eval.every_steps,
+            )?;
+            let wall_seconds = began.elapsed().as_secs_f64();
+            for (name, value) in [
+                ("eval/mean_return", report.mean_return),
+                ("eval/mean_length", report.mean_length),
+            ] {
+                if let Some(value) = value {
+                    record_scalar(sink, name, counters.steps, value, wall_seconds)?;
                 }
             }
-            if let Some(eval) = settings.periodic_eval.as_mut()
-                && counters.steps.is_multiple_of(eval.every_steps)
-            {
-                let report = evaluate_with_epsilon(
-                    &mut *eval.env,
-                    agent,
-                    eval.episodes,
-                    eval.max_steps,
-                    settings.seed,
-                    eval.epsilon,
-                    counters.steps / eval.every_steps,
-                )?;
-                let wall_seconds = began.elapsed().as_secs_f64();
-                for (name, value) in [
-                    ("eval/mean_return", report.mean_return),
-                    ("eval/mean_length", report.mean_length),
-                ] {
-                    if let Some(value) = value {
-                        sink.record(&Record::Scalar {
-                            name: name.into(),
-                            step: counters.steps,
-                            value,
-                            wall_seconds,
-                        })
-                        .map_err(record_error)?;
-                    }
-                }
-            }
-            std::mem::swap(&mut obs, &mut next_obs);
-            if out.terminated || out.truncated {
-                // Episode statistics recorded before reward clipping are the real score.
-                if let Some(stats) = out.info.episode {
-                    (episode_return, length) = (stats.episode_return, stats.length);
-                }
+        }
+        if !ended.is_empty() {
+            let episodes_before = counters.episodes;
+            for end in ended.drain(..) {
                 counters.episodes += 1;
                 if recent.len() == 100 {
                     recent.pop_front();
                 }
-                recent.push_back(episode_return);
+                recent.push_back(end.episode_return);
                 let wall_seconds = began.elapsed().as_secs_f64();
                 sink.record(&Record::Episode(EpisodeRecord {
                     episode: counters.episodes,
                     step: counters.steps,
-                    episode_return,
-                    length,
-                    epsilon,
-                    truncated: out.truncated && !out.terminated,
+                    episode_return: end.episode_return,
+                    length: end.length,
+                    epsilon: end.epsilon,
+                    truncated: end.truncated,
                     wall_seconds,
                 }))
                 .map_err(record_error)?;
@@ -343,41 +485,52 @@ fn learn(
                         / wall_seconds.max(1e-9),
                     epsilon: agent.epsilon(),
                 });
-                let every = settings.checkpoint_every;
-                if every.is_some_and(|every| counters.episodes.is_multiple_of(every))
-                    || hooks.wants_checkpoint(counters)
-                {
-                    // No merged window may span the checkpoint: a resumed
-                    // run keeps the lines up to its step, and only those.
-                    sink.flush().map_err(record_error)?;
-                    let carried = CarriedState::of(
-                        &*env,
-                        settings.periodic_eval.as_ref().map(|eval| &*eval.env),
-                    );
-                    // A resume keeps the records up to the checkpoint's
-                    // step: they must be written before it claims them.
-                    sink.flush().map_err(record_error)?;
-                    hooks.checkpoint(agent, counters, &carried)?;
-                }
-                break;
+                envs.seed_next_reset(
+                    end.lane,
+                    env_seed(settings.seed, Stream::TrainEpisode, next_reset),
+                );
+                next_reset += 1;
             }
-            if budget_spent(settings.budget, counters) {
-                break 'episodes;
-            }
-            // Often enough that a slow agent (DQN: ~1 ms a step) stops well within a second.
-            if counters.steps.is_multiple_of(64) && settings.cancel.is_cancelled() {
-                cancelled = true;
-                break 'episodes;
+            let every = settings.checkpoint_every;
+            if every.is_some_and(|every| counters.episodes / every > episodes_before / every)
+                || hooks.wants_checkpoint(counters)
+            {
+                // No merged window may span the checkpoint, and a resume
+                // keeps the records up to the checkpoint's step: they must
+                // be written before it claims them.
+                sink.flush().map_err(record_error)?;
+                let carried = CarriedState::of(
+                    &*envs,
+                    settings.periodic_eval.as_ref().map(|eval| &*eval.env),
+                );
+                hooks.checkpoint(agent, counters, &carried)?;
             }
         }
+        if budget_spent(settings.budget, counters) {
+            break;
+        }
+        if settings.cancel.is_cancelled() {
+            cancelled = true;
+            break;
+        }
     }
-    Ok(TrainOutcome {
-        counters,
-        plan: None,
-        cancelled,
-        recent_mean_return: mean(&recent),
-        wall_seconds: began.elapsed().as_secs_f64(),
+    Ok(outcome(counters, cancelled, &recent))
+}
+
+fn record_scalar(
+    sink: &mut dyn Sink,
+    name: &'static str,
+    step: u64,
+    value: f64,
+    wall_seconds: f64,
+) -> Result<()> {
+    sink.record(&Record::Scalar {
+        name: name.into(),
+        step,
+        value,
+        wall_seconds,
     })
+    .map_err(|e| Error::io("metrics", e))
 }
 
 fn budget_spent(budget: Budget, counters: Counters) -> bool {

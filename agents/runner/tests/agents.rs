@@ -38,9 +38,9 @@ fn drive(agent: &mut dyn Agent, seed: u64, steps: usize) -> [usize; 4] {
     let mut flags_seen = [0; 4];
     let mut scalars = Vec::new();
     let mut obs = Observation::Discrete(rng.random_range(0..STATES) as i64);
-    agent.begin_episode();
+    agent.begin_episode(0);
     for _ in 0..steps {
-        let action = agent.act(&obs).unwrap();
+        let action = agent.act(0, &obs).unwrap();
         assert!(
             matches!(action, Action::Discrete(a) if (0..ACTIONS as i64).contains(&a)),
             "{action:?}"
@@ -56,6 +56,7 @@ fn drive(agent: &mut dyn Agent, seed: u64, steps: usize) -> [usize; 4] {
         flags_seen[usize::from(terminated) * 2 + usize::from(truncated)] += 1;
         agent
             .observe(&Transition {
+                lane: 0,
                 obs: &obs,
                 action: &action,
                 reward: rng.random_range(-1.0..1.0),
@@ -68,7 +69,7 @@ fn drive(agent: &mut dyn Agent, seed: u64, steps: usize) -> [usize; 4] {
         scalars.clear();
         obs = next_obs;
         if terminated || truncated || rng.random_range(0..40) == 0 {
-            agent.begin_episode();
+            agent.begin_episode(0);
             obs = Observation::Discrete(rng.random_range(0..STATES) as i64);
         }
     }
@@ -80,6 +81,7 @@ fn every_learner_survives_every_combination_of_end_flags() {
     let engine = Engine::default();
     let (obs_space, act_space) = (Space::discrete(STATES), Space::discrete(ACTIONS));
     let ctx = EnvContext {
+        num_envs: 1,
         observation_space: &obs_space,
         action_space: &act_space,
         model: None,
@@ -184,7 +186,7 @@ fn evaluation_shows_every_frame_it_scores() {
             round: 0,
         },
         &mut |episode, env| {
-            assert_eq!(env.observation_space(), run.env.observation_space());
+            assert_eq!(env.observation_space(), run.envs.single_observation_space());
             frames[episode as usize] += 1;
             Ok(())
         },

@@ -5,7 +5,7 @@
 use crate::table::{Policy, PolicySpec, Sizes, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rl_agent::{Agent, EnvContext, Result, StepSize, Tables, Transition};
+use rl_agent::{Agent, EnvContext, Lanes, Result, StepSize, Tables, Transition};
 use rl_env::{Action, Observation};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -45,8 +45,10 @@ pub struct McPrediction {
     v: Vec<f64>,
     counts: Vec<u64>,
     rng: ChaCha8Rng,
-    /// (S_t, R_{t+1}) of the episode so far.
-    episode: Vec<(usize, f64)>,
+    /// Per lane, (S_t, R_{t+1}) of the episode so far. Never saved: a
+    /// checkpoint's lanes begin new episodes.
+    #[serde(skip)]
+    episodes: Lanes<Vec<(usize, f64)>>,
     first_seen: Vec<u32>,
 }
 
@@ -66,7 +68,7 @@ impl McPrediction {
             v: vec![0.0; sizes.states],
             counts: vec![0; sizes.states],
             rng: ChaCha8Rng::seed_from_u64(seed),
-            episode: Vec::new(),
+            episodes: Lanes::default(),
             first_seen: vec![UNSEEN; sizes.states],
         })
     }
@@ -74,34 +76,42 @@ impl McPrediction {
 
 // Evaluation runs the evaluated policy itself.
 crate::tabular_policy!(McPrediction,
-act_greedy: |agent, obs| agent.act(obs),
+act_greedy: |agent, obs| agent.sample(obs),
 tables: |agent| Tables {
     v: agent.v.clone(),
     q: None,
     policy: (0..agent.sizes.states).map(|s| agent.policy.mode(s)).collect(),
 });
 
-impl Agent for McPrediction {
-    fn act(&mut self, obs: &Observation) -> Result<Action> {
+impl McPrediction {
+    /// An action of the evaluated policy in `obs`.
+    fn sample(&mut self, obs: &Observation) -> Result<Action> {
         let s = self.sizes.state(obs)?;
         Ok(self.sizes.action(self.policy.sample(s, &mut self.rng)))
+    }
+}
+
+impl Agent for McPrediction {
+    fn act(&mut self, _lane: usize, obs: &Observation) -> Result<Action> {
+        self.sample(obs)
     }
 
     fn observe(&mut self, t: &Transition<'_>) -> Result<()> {
         let s = self.sizes.state(t.obs)?;
-        self.episode.push((s, t.reward));
+        let episode = self.episodes.get_mut(t.lane);
+        episode.push((s, t.reward));
         if !t.done() {
             return Ok(());
         }
         if self.config.first_visit {
-            for (step, &(s, _)) in self.episode.iter().enumerate() {
+            for (step, &(s, _)) in episode.iter().enumerate() {
                 self.first_seen[s] = self.first_seen[s].min(step as u32);
             }
         }
         // G ← γ G + R_{t+1}; V(S_t) ← V(S_t) + α [G − V(S_t)]
         let mut g = 0.0;
-        for step in (0..self.episode.len()).rev() {
-            let (s, reward) = self.episode[step];
+        for step in (0..episode.len()).rev() {
+            let (s, reward) = episode[step];
             g = self.config.gamma * g + reward;
             if !self.config.first_visit || self.first_seen[s] == step as u32 {
                 self.counts[s] += 1;
@@ -109,16 +119,16 @@ impl Agent for McPrediction {
                 self.v[s] += alpha * (g - self.v[s]);
             }
         }
-        for &(s, _) in &self.episode {
+        for &(s, _) in episode.iter() {
             self.first_seen[s] = UNSEEN;
         }
-        self.episode.clear();
+        episode.clear();
         Ok(())
     }
 
     /// An abandoned episode's steps are dropped, never averaged into the
     /// next episode's returns.
-    fn begin_episode(&mut self) {
-        self.episode.clear();
+    fn begin_episode(&mut self, lane: usize) {
+        self.episodes.get_mut(lane).clear();
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::table::check_gamma;
 use crate::td::Learner;
-use rl_agent::{Agent, EnvContext, EpsilonSchedule, Result, StepSize, Transition};
+use rl_agent::{Agent, EnvContext, EpsilonSchedule, Lanes, Result, StepSize, Transition};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -48,8 +48,10 @@ impl Default for MonteCarloConfig {
 pub struct MonteCarlo {
     config: MonteCarloConfig,
     learner: Learner,
-    /// (S_t, A_t, R_{t+1}) of the episode so far.
-    episode: Vec<(usize, usize, f64)>,
+    /// Per lane, (S_t, A_t, R_{t+1}) of the episode so far. Never saved:
+    /// a checkpoint's lanes begin new episodes.
+    #[serde(skip)]
+    episodes: Lanes<Vec<(usize, usize, f64)>>,
     /// Scratch for first-visit checks: the first time step of each (s, a).
     first_seen: Vec<u32>,
 }
@@ -67,7 +69,7 @@ impl MonteCarlo {
         Ok(MonteCarlo {
             config,
             learner,
-            episode: Vec::new(),
+            episodes: Lanes::default(),
             first_seen: vec![UNSEEN; entries],
         })
     }
@@ -76,40 +78,41 @@ impl MonteCarlo {
 impl Agent for MonteCarlo {
     fn observe(&mut self, t: &Transition<'_>) -> Result<()> {
         let (s, a, _) = self.learner.indices(t)?;
-        self.episode.push((s, a, t.reward));
+        let episode = self.episodes.get_mut(t.lane);
+        episode.push((s, a, t.reward));
         if !t.done() {
             return Ok(());
         }
         let actions = self.learner.sizes.actions;
         if self.config.first_visit {
-            for (step, &(s, a, _)) in self.episode.iter().enumerate() {
+            for (step, &(s, a, _)) in episode.iter().enumerate() {
                 let seen = &mut self.first_seen[s * actions + a];
                 *seen = (*seen).min(step as u32);
             }
         }
         // G ← γ G + R_{t+1}, for t = T−1 down to 0
         let mut g = 0.0;
-        for step in (0..self.episode.len()).rev() {
-            let (s, a, reward) = self.episode[step];
+        for step in (0..episode.len()).rev() {
+            let (s, a, reward) = episode[step];
             g = self.config.gamma * g + reward;
             if !self.config.first_visit || self.first_seen[s * actions + a] == step as u32 {
                 // Q(S_t, A_t) ← Q(S_t, A_t) + α [G − Q(S_t, A_t)]
                 self.learner.update(s, a, g, &self.config.alpha);
             }
         }
-        for &(s, a, _) in &self.episode {
+        for &(s, a, _) in episode.iter() {
             self.first_seen[s * actions + a] = UNSEEN;
         }
-        self.episode.clear();
+        episode.clear();
         self.learner.finish(t);
         Ok(())
     }
 
     /// An abandoned episode's steps are dropped, never averaged into the
     /// next episode's returns.
-    fn begin_episode(&mut self) {
-        self.episode.clear();
-        self.learner.pending = None;
+    fn begin_episode(&mut self, lane: usize) {
+        self.episodes.get_mut(lane).clear();
+        *self.learner.pending.get_mut(lane) = None;
     }
 
     crate::td_agent_common!(@act);

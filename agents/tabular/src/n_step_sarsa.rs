@@ -9,7 +9,7 @@
 
 use crate::table::check_gamma;
 use crate::td::Learner;
-use rl_agent::{Agent, EnvContext, EpsilonSchedule, Error, Result, StepSize, Transition};
+use rl_agent::{Agent, EnvContext, EpsilonSchedule, Error, Lanes, Result, StepSize, Transition};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -48,12 +48,29 @@ impl Default for NStepSarsaConfig {
 pub struct NStepSarsa {
     config: NStepSarsaConfig,
     learner: Learner,
-    /// S_0 … S_t of the current episode.
+    /// Each lane's episode so far. Never saved: a checkpoint's lanes begin
+    /// new episodes.
+    #[serde(skip)]
+    queues: Lanes<Queue>,
+}
+
+/// One lane's episode so far.
+#[derive(Clone, Debug, Default)]
+struct Queue {
+    /// S_0 … S_t.
     states: Vec<usize>,
     /// A_0 … A_t (and A_{t+1} once chosen).
     actions: Vec<usize>,
     /// R_1 … R_{t+1}, stored at index i − 1.
     rewards: Vec<f64>,
+}
+
+impl Queue {
+    fn clear(&mut self) {
+        self.states.clear();
+        self.actions.clear();
+        self.rewards.clear();
+    }
 }
 
 impl NStepSarsa {
@@ -69,52 +86,56 @@ impl NStepSarsa {
         Ok(NStepSarsa {
             config,
             learner,
-            states: Vec::new(),
-            actions: Vec::new(),
-            rewards: Vec::new(),
+            queues: Lanes::default(),
         })
     }
+}
 
-    /// Updates Q(S_τ, A_τ) toward the n-step return. `end` is T once the
-    /// episode has ended; `bootstrap_end` says whether to bootstrap at T.
-    fn update(&mut self, tau: usize, end: Option<usize>, bootstrap_end: bool) {
-        let gamma = self.config.gamma;
-        let horizon = (tau + self.config.n).min(end.unwrap_or(usize::MAX));
+impl NStepSarsaConfig {
+    /// Updates Q(S_τ, A_τ) toward the n-step return of `queue`. `end` is T
+    /// once the episode has ended; `bootstrap_end` says whether to
+    /// bootstrap at T.
+    fn update(
+        &self,
+        learner: &mut Learner,
+        queue: &Queue,
+        tau: usize,
+        end: Option<usize>,
+        bootstrap_end: bool,
+    ) {
+        let gamma = self.gamma;
+        let horizon = (tau + self.n).min(end.unwrap_or(usize::MAX));
         // G = Σ_{i=τ+1}^{h} γ^{i−τ−1} R_i
         let mut g = 0.0;
         let mut discount = 1.0;
         for i in tau + 1..=horizon {
-            g += discount * self.rewards[i - 1];
+            g += discount * queue.rewards[i - 1];
             discount *= gamma;
         }
         // … + γ^{h−τ} Q(S_h, A_h), unless S_h is terminal
         if Some(horizon) != end || bootstrap_end {
-            g += discount
-                * self
-                    .learner
-                    .q
-                    .get(self.states[horizon], self.actions[horizon]);
+            g += discount * learner.q.get(queue.states[horizon], queue.actions[horizon]);
         }
-        self.learner
-            .update(self.states[tau], self.actions[tau], g, &self.config.alpha);
+        learner.update(queue.states[tau], queue.actions[tau], g, &self.alpha);
     }
 }
 
 impl Agent for NStepSarsa {
     fn observe(&mut self, t: &Transition<'_>) -> Result<()> {
         let (s, a, next) = self.learner.indices(t)?;
-        if self.states.is_empty() {
-            self.states.push(s);
-            self.actions.push(a);
+        let queue = self.queues.get_mut(t.lane);
+        if queue.states.is_empty() {
+            queue.states.push(s);
+            queue.actions.push(a);
         }
-        let step = self.states.len() - 1; // t
-        self.rewards.push(t.reward);
-        self.states.push(next);
+        let step = queue.states.len() - 1; // t
+        queue.rewards.push(t.reward);
+        queue.states.push(next);
         if !t.terminated {
             // A_{t+1}: taken next, or (on truncation) only bootstrapped from.
             let next_action = self.learner.explore(next, &self.config.epsilon);
-            self.actions.push(next_action);
-            self.learner.pending = Some(next_action);
+            queue.actions.push(next_action);
+            *self.learner.pending.get_mut(t.lane) = Some(next_action);
         }
         let n = self.config.n;
         if t.done() {
@@ -123,13 +144,13 @@ impl Agent for NStepSarsa {
             // a terminal one is worth 0 whatever `truncated` says.
             let bootstrap_end = !t.terminated;
             for tau in (step + 1).saturating_sub(n)..end {
-                self.update(tau, Some(end), bootstrap_end);
+                self.config
+                    .update(&mut self.learner, queue, tau, Some(end), bootstrap_end);
             }
-            self.states.clear();
-            self.actions.clear();
-            self.rewards.clear();
+            queue.clear();
         } else if step + 1 >= n {
-            self.update(step + 1 - n, None, true);
+            self.config
+                .update(&mut self.learner, queue, step + 1 - n, None, true);
         }
         self.learner.finish(t);
         Ok(())
@@ -137,11 +158,9 @@ impl Agent for NStepSarsa {
 
     /// An abandoned episode's queue is dropped, not continued; its
     /// pending action too.
-    fn begin_episode(&mut self) {
-        self.states.clear();
-        self.actions.clear();
-        self.rewards.clear();
-        self.learner.pending = None;
+    fn begin_episode(&mut self, lane: usize) {
+        self.queues.get_mut(lane).clear();
+        *self.learner.pending.get_mut(lane) = None;
     }
 
     crate::td_agent_common!(@act);

@@ -36,7 +36,7 @@ impl Agent for Sarsa {
         };
         let target = t.reward + self.config.gamma * bootstrap;
         self.learner.update(s, a, target, &self.config.alpha);
-        self.learner.pending = Some(next_action);
+        *self.learner.pending.get_mut(t.lane) = Some(next_action);
         self.learner.finish(t);
         Ok(())
     }

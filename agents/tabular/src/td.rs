@@ -5,7 +5,7 @@
 use crate::table::{QTable, Sizes, check_gamma};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rl_agent::{EnvContext, EpsilonSchedule, Error, Result, StepSize, Transition, try_vec};
+use rl_agent::{EnvContext, EpsilonSchedule, Error, Lanes, Result, StepSize, Transition, try_vec};
 use rl_env::{Action, Observation};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -63,9 +63,11 @@ pub struct Learner {
     pub rng: ChaCha8Rng,
     /// Episodes finished, which drives the ε schedule.
     pub episode: u64,
-    /// An action already chosen for the next state (on-policy methods choose
-    /// A′ when they update, and must then take it).
-    pub pending: Option<usize>,
+    /// Per lane, an action already chosen for the next state (on-policy
+    /// methods choose A′ when they update, and must then take it). Never
+    /// saved: a checkpoint's lanes begin new episodes.
+    #[serde(skip)]
+    pub pending: Lanes<Option<usize>>,
 }
 
 impl Learner {
@@ -78,7 +80,7 @@ impl Learner {
             counts: try_vec("the visit counts", sizes.entries(), 0)?,
             rng: ChaCha8Rng::seed_from_u64(seed),
             episode: 0,
-            pending: None,
+            pending: Lanes::default(),
         })
     }
 
@@ -88,10 +90,16 @@ impl Learner {
             .epsilon_greedy(s, epsilon.value(self.episode), &mut self.rng)
     }
 
-    /// The action to take: the pending one if an update already chose it.
-    pub fn act(&mut self, obs: &Observation, epsilon: &EpsilonSchedule) -> Result<Action> {
+    /// The action to take in `lane`: the pending one if an update already
+    /// chose it.
+    pub fn act(
+        &mut self,
+        lane: usize,
+        obs: &Observation,
+        epsilon: &EpsilonSchedule,
+    ) -> Result<Action> {
         let s = self.sizes.state(obs)?;
-        let a = match self.pending.take() {
+        let a = match self.pending.get_mut(lane).take() {
             Some(a) => a,
             None => self.explore(s, epsilon),
         };
@@ -125,7 +133,7 @@ impl Learner {
     pub fn finish(&mut self, t: &Transition<'_>) {
         if t.done() {
             self.episode += 1;
-            self.pending = None;
+            *self.pending.get_mut(t.lane) = None;
         }
     }
 }
@@ -142,13 +150,17 @@ macro_rules! td_agent_common {
 
         /// An action chosen for a state of an abandoned episode must not
         /// be taken in the next one.
-        fn begin_episode(&mut self) {
-            self.learner.pending = None;
+        fn begin_episode(&mut self, lane: usize) {
+            *self.learner.pending.get_mut(lane) = None;
         }
     };
     (@act) => {
-        fn act(&mut self, obs: &rl_env::Observation) -> rl_agent::Result<rl_env::Action> {
-            self.learner.act(obs, &self.config.epsilon)
+        fn act(
+            &mut self,
+            lane: usize,
+            obs: &rl_env::Observation,
+        ) -> rl_agent::Result<rl_env::Action> {
+            self.learner.act(lane, obs, &self.config.epsilon)
         }
 
         fn epsilon(&self) -> Option<f64> {

@@ -31,6 +31,7 @@ fn learner(id: &str, config: Value, seed: u64) -> Box<dyn Agent> {
         Space::discrete(ACTIONS as u64),
     );
     let ctx = EnvContext {
+        num_envs: 1,
         observation_space: &obs,
         action_space: &act,
         model: None,
@@ -49,11 +50,11 @@ type Step = (usize, usize, f64);
 /// Plays one random episode of `length` steps through the agent, as the
 /// loop would: act, then observe a transition to a random next state.
 fn play(agent: &mut dyn Agent, rng: &mut impl Rng, length: usize, ending: Ending) -> Vec<Step> {
-    agent.begin_episode();
+    agent.begin_episode(0);
     let mut s = rng.random_range(0..STATES);
     let mut steps = Vec::new();
     for t in 0..length {
-        let action = agent.act(&Observation::Discrete(s as i64)).unwrap();
+        let action = agent.act(0, &Observation::Discrete(s as i64)).unwrap();
         let Action::Discrete(a) = action else {
             panic!("a discrete action")
         };
@@ -62,6 +63,7 @@ fn play(agent: &mut dyn Agent, rng: &mut impl Rng, length: usize, ending: Ending
         let (terminated, truncated) = ending.flags(t + 1 == length);
         agent
             .observe(&Transition {
+                lane: 0,
                 obs: &Observation::Discrete(s as i64),
                 action: &action,
                 reward,

@@ -10,6 +10,7 @@ use serde_json::json;
 
 fn context<'a>(obs: &'a Space, act: &'a Space) -> EnvContext<'a> {
     EnvContext {
+        num_envs: 1,
         observation_space: obs,
         action_space: act,
         model: None,
@@ -28,6 +29,7 @@ fn step(
 ) {
     agent
         .observe(&Transition {
+            lane: 0,
             obs: &Observation::Discrete(s),
             action: &Action::Discrete(a),
             reward: r,

@@ -82,6 +82,13 @@ impl Observation {
             _ => None,
         }
     }
+
+    /// Makes this a copy of `src`, in this observation's own buffer when
+    /// kind and shape match: a loop that keeps observations between steps
+    /// then allocates nothing.
+    pub fn copy_from(&mut self, src: &Observation) {
+        wrappers::buffers::copy_into(self, src);
+    }
 }
 
 /// Writes `a` as nested sequences, each element through `widen`.

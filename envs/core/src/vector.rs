@@ -17,8 +17,11 @@
 //! # Seeds
 //!
 //! `reset(Some(seed))` resets copy `i` with `seed + i` (wrapping); automatic
-//! resets pass no seed, so each copy continues its own stream. The same
-//! seed and actions give the same batches whatever the thread count.
+//! resets pass no seed, so each copy continues its own stream. A caller
+//! that wants a seed per episode instead (the training loop does) names
+//! copy `i`'s next one with [`VectorEnv::seed_next_reset`]; it holds for
+//! that reset only, whether explicit or automatic. The same seeds and
+//! actions give the same batches whatever the thread count.
 //!
 //! # Threads
 //!
@@ -317,6 +320,9 @@ struct Slot {
     env: Box<dyn Env>,
     /// Its episode ended on the last call: it resets on the next.
     pending: bool,
+    /// The seed of its next reset, if the caller chose one
+    /// ([`VectorEnv::seed_next_reset`]).
+    next_seed: Option<u64>,
     /// A buffer for its final observation, kept from an earlier episode
     /// end so that ending an episode does not allocate.
     spare: Option<Box<Observation>>,
@@ -358,10 +364,14 @@ impl Shard {
         }
     }
 
-    /// Resets every copy; copy `offset + j` gets `seed + offset + j`.
+    /// Resets every copy; copy `offset + j` gets the seed chosen for it,
+    /// else `seed + offset + j`.
     fn reset(&mut self, seed: Option<u64>, out: ColumnsMut<'_>) -> Result<()> {
         for (j, copy) in self.copies.iter_mut().enumerate() {
-            let seed = seed.map(|s| s.wrapping_add((self.offset + j) as u64));
+            let seed = copy
+                .next_seed
+                .take()
+                .or_else(|| seed.map(|s| s.wrapping_add((self.offset + j) as u64)));
             keep_spare(&mut copy.spare, &mut out.infos[j]);
             reset_one(
                 copy.env.as_mut(),
@@ -397,6 +407,7 @@ impl Shard {
             let Slot {
                 env,
                 pending,
+                next_seed,
                 spare,
             } = copy;
             let discrete;
@@ -411,7 +422,7 @@ impl Shard {
             let info = &mut out.infos[j];
             keep_spare(spare, info);
             if *pending {
-                reset_one(env.as_mut(), None, obs, info)?;
+                reset_one(env.as_mut(), next_seed.take(), obs, info)?;
                 out.rewards[j] = 0.0;
                 out.terminated[j] = false;
                 out.truncated[j] = false;
@@ -776,6 +787,7 @@ impl VectorEnv {
                 .map(|env| Slot {
                     env,
                     pending: false,
+                    next_seed: None,
                     spare: None,
                 })
                 .collect(),
@@ -879,12 +891,45 @@ impl VectorEnv {
 
     /// Copy `i`, e.g. to render it.
     pub fn env(&self, i: usize) -> Option<&dyn Env> {
-        std::iter::once(&self.home)
-            .chain(self.workers.iter().map(|w| &w.work().shard))
+        self.shards().find_map(|s| {
+            i.checked_sub(s.offset)
+                .and_then(|j| s.copies.get(j))
+                .map(|c| c.env.as_ref())
+        })
+    }
+
+    /// Copy `i`, mutably, e.g. to restore what it carries between
+    /// episodes.
+    pub fn env_mut(&mut self, i: usize) -> Option<&mut (dyn Env + 'static)> {
+        self.slot_mut(i).map(|c| c.env.as_mut())
+    }
+
+    /// Copy `i`'s next reset, by [`reset`](Self::reset) or automatically
+    /// after its episode ends, takes `seed`. A training loop uses it to
+    /// give every episode a seed of its own, whichever copy plays it.
+    /// `false` if there is no copy `i`.
+    pub fn seed_next_reset(&mut self, i: usize, seed: u64) -> bool {
+        self.slot_mut(i).map(|c| c.next_seed = Some(seed)).is_some()
+    }
+
+    /// Whether copy `i` ended an episode on the last call, and so resets on
+    /// the next.
+    pub fn resets_next(&self, i: usize) -> bool {
+        self.shards()
+            .find_map(|s| i.checked_sub(s.offset).and_then(|j| s.copies.get(j)))
+            .is_some_and(|c| c.pending)
+    }
+
+    fn shards(&self) -> impl Iterator<Item = &Shard> {
+        std::iter::once(&self.home).chain(self.workers.iter().map(|w| &w.work().shard))
+    }
+
+    fn slot_mut(&mut self, i: usize) -> Option<&mut Slot> {
+        std::iter::once(&mut self.home)
+            .chain(self.workers.iter_mut().map(|w| &mut w.work_mut().shard))
             .find_map(|s| {
-                i.checked_sub(s.offset)
-                    .and_then(|j| s.copies.get(j))
-                    .map(|c| c.env.as_ref())
+                let offset = s.offset;
+                i.checked_sub(offset).and_then(move |j| s.copies.get_mut(j))
             })
     }
 
@@ -928,7 +973,9 @@ impl VectorEnv {
         result
     }
 
-    /// Resets every copy, copy `i` with `seed + i`.
+    /// Resets every copy: copy `i` with the seed
+    /// [`seed_next_reset`](Self::seed_next_reset) chose for it, else with
+    /// `seed + i`.
     pub fn reset(&mut self, seed: Option<u64>) -> Result<Batch<'_>> {
         self.run(Job::Reset(seed), &[])?;
         self.started = true;
@@ -1066,6 +1113,71 @@ mod tests {
         }
         fn render_rgb(&self) -> crate::Frame {
             crate::Frame::zeros((1, 1, 3))
+        }
+    }
+
+    /// Observes the seed of its last reset (0 for none); episodes of one
+    /// step.
+    struct Seeded {
+        space: Space,
+    }
+
+    impl Env for Seeded {
+        fn observation_space(&self) -> &Space {
+            &self.space
+        }
+        fn action_space(&self) -> &Space {
+            &self.space
+        }
+        fn reset_into(&mut self, seed: Option<u64>, obs: &mut Observation) -> Result<Info> {
+            *obs = Observation::Discrete(seed.map_or(0, |s| s as i64));
+            Ok(Info::default())
+        }
+        fn step_into(&mut self, _: &Action, _: &mut Observation) -> Result<crate::StepOutcome> {
+            Ok(crate::StepOutcome::new(0.0, true))
+        }
+        fn render_text(&self) -> String {
+            String::new()
+        }
+        fn render_rgb(&self) -> crate::Frame {
+            crate::Frame::zeros((1, 1, 3))
+        }
+    }
+
+    #[test]
+    fn chosen_seeds_hold_for_one_reset_on_every_thread() {
+        for threads in [1, 2, 3] {
+            let mut envs = VectorEnv::new(3, |_| {
+                Ok(Box::new(Seeded {
+                    space: Space::discrete(1000),
+                }) as Box<dyn Env>)
+            })
+            .unwrap()
+            .with_threads(threads)
+            .unwrap();
+            assert!(envs.seed_next_reset(1, 500));
+            assert!(!envs.seed_next_reset(3, 1));
+            let seen = |b: Batch<'_>| -> Vec<i64> {
+                b.observations
+                    .iter()
+                    .map(|o| match o {
+                        Observation::Discrete(v) => *v,
+                        _ => unreachable!(),
+                    })
+                    .collect()
+            };
+            assert_eq!(seen(envs.reset(Some(10)).unwrap()), [10, 500, 12]);
+            let act = vec![Action::Discrete(0); 3];
+            envs.step(&act).unwrap();
+            assert!((0..3).all(|i| envs.resets_next(i)));
+            envs.seed_next_reset(2, 700);
+            let b = envs.step(&act).unwrap();
+            assert_eq!(b.autoreset, &[true, true, true]);
+            // Automatic resets pass no seed unless one was chosen, and a
+            // chosen seed is used once.
+            assert_eq!(seen(b), [0, 0, 700], "{threads} threads");
+            envs.step(&act).unwrap();
+            assert_eq!(seen(envs.step(&act).unwrap()), [0, 0, 0]);
         }
     }
 
