@@ -9,6 +9,7 @@
 //! [`Planner::plan`] and never step. Both are a [`Policy`] once trained.
 #![warn(missing_docs)]
 
+pub mod encode;
 mod error;
 pub mod registry;
 pub mod schedule;
@@ -109,6 +110,10 @@ pub struct EnvContext<'a> {
     /// (`env.num_envs`, at least 1): the lanes of [`Agent::act`] and
     /// [`Transition::lane`].
     pub num_envs: usize,
+    /// The run's budget in env steps, when it is one (`budget.steps`):
+    /// schedules that anneal over the whole run (PPO's learning rate) end
+    /// there. `None` for a budget of episodes.
+    pub total_steps: Option<u64>,
 }
 
 /// What every trained agent offers, whether it learned from experience or

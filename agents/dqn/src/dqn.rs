@@ -7,7 +7,7 @@
 //! (van Hasselt et al. 2016), the dueling head (Wang et al. 2016) and
 //! n-step returns (Sutton 1988; Hessel et al. 2018).
 
-use crate::encode::ObsCodec;
+use crate::encode::{ObsCodec, network_input};
 use crate::network::{QNet, default_architecture, input_buffer, run_error};
 use crate::replay::{Batch, Replay, ReplayState, Step};
 use base64::Engine as _;
@@ -407,17 +407,6 @@ struct Window {
     loss: f64,
     q: f64,
     updates: u64,
-}
-
-/// The per-sample network input for observations of `space`: a `Discrete`
-/// state becomes a one-hot vector; `[k, C, H, W]` stacks are read as
-/// `[k·C, H, W]` (the same memory), which is what a convolution takes.
-pub fn network_input(space: &Space) -> Vec<usize> {
-    match (space, space.shape()) {
-        (Space::Discrete { n, .. }, _) => vec![*n as usize],
-        (_, &[k, c, h, w]) => vec![k * c, h, w],
-        (_, shape) => shape.to_vec(),
-    }
 }
 
 impl Dqn {

@@ -20,7 +20,7 @@
 //! use rl_env::{Action, Observation, Space};
 //! let obs_space = Space::discrete(3);
 //! let act_space = Space::discrete(2);
-//! let ctx = EnvContext { observation_space: &obs_space, action_space: &act_space, model: None, env_id: "doc", num_envs: 1 };
+//! let ctx = EnvContext { observation_space: &obs_space, action_space: &act_space, model: None, env_id: "doc", num_envs: 1, total_steps: None };
 //! let config: rl_dqn::DqnConfig = serde_json::from_str(
 //!     r#"{"learning_starts": 4, "batch_size": 4, "replay": {"capacity": 64}}"#).unwrap();
 //! let mut agent = rl_dqn::Dqn::new(config, &ctx, 0).unwrap();
@@ -39,7 +39,7 @@
 
 pub mod bench;
 pub mod dqn;
-pub mod encode;
+pub use rl_agent::encode;
 pub mod network;
 pub mod replay;
 

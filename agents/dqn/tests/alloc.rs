@@ -22,6 +22,7 @@ fn training_steps_do_not_allocate_after_warm_up() {
     let actions = Space::discrete(6);
     let ctx = EnvContext {
         num_envs: 1,
+        total_steps: None,
         observation_space: &space,
         action_space: &actions,
         model: None,

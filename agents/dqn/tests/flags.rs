@@ -43,6 +43,7 @@ fn sampled_targets_never_bootstrap_through_termination() {
         let (obs_space, act_space) = (Space::discrete(STATES as u64), Space::discrete(3));
         let ctx = EnvContext {
             num_envs: 1,
+            total_steps: None,
             observation_space: &obs_space,
             action_space: &act_space,
             model: None,

@@ -293,6 +293,7 @@ fn the_memory_estimate_covers_what_the_agent_allocates() {
     let action_space = Space::discrete(6);
     let ctx = EnvContext {
         num_envs: 1,
+        total_steps: None,
         observation_space: &observation_space,
         action_space: &action_space,
         model: None,

@@ -15,6 +15,7 @@ fn agent(config: Value, observations: u64, actions: u64) -> Dqn {
     let act = Space::discrete(actions);
     let ctx = EnvContext {
         num_envs: 1,
+        total_steps: None,
         observation_space: &obs,
         action_space: &act,
         model: None,
@@ -273,6 +274,7 @@ fn the_dueling_head_backpropagates_the_right_gradient() {
 fn config_error(config: Value, observation_space: &Space, actions: &Space) -> String {
     let ctx = EnvContext {
         num_envs: 1,
+        total_steps: None,
         observation_space,
         action_space: actions,
         model: None,
@@ -335,6 +337,7 @@ fn bad_configs_name_the_field() {
         DqnConfig::default(),
         &EnvContext {
             num_envs: 1,
+            total_steps: None,
             observation_space: &planes,
             action_space: &Space::uniform_box(-1.0, 1.0, &[2], DType::F64),
             model: None,
@@ -370,6 +373,7 @@ fn default_networks_follow_the_observation() {
     for (space, params) in cases {
         let ctx = EnvContext {
             num_envs: 1,
+            total_steps: None,
             observation_space: &space,
             action_space: &Space::discrete(6),
             model: None,

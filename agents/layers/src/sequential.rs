@@ -300,11 +300,13 @@ impl Architecture {
                     stride,
                     padding,
                 } => {
-                    let [c, h, w] = image(&cur)?;
+                    // The layer's own sizes first: a value out of bounds
+                    // is named whatever the input.
                     let f = resolve(out, "out")?;
                     let kernel = window("kernel", *kernel)?;
                     let stride = window("stride", *stride)?;
                     let padding = window("padding", *padding)?;
+                    let [c, h, w] = image(&cur)?;
                     if kernel == 0 {
                         return Err(bad("kernel", "must be at least 1".into()));
                     }
@@ -337,10 +339,10 @@ impl Architecture {
                     stride,
                     padding,
                 } => {
-                    let [c, h, w] = image(&cur)?;
                     let kernel = window("kernel", *kernel)?;
                     let stride = window("stride", stride.unwrap_or(kernel))?;
                     let padding = window("padding", *padding)?;
+                    let [c, h, w] = image(&cur)?;
                     let pool = MaxPool2d::new(kernel, stride, padding).map_err(|e| match e {
                         Error::InvalidConfig { field, reason, .. } => bad(field, reason),
                         other => other,

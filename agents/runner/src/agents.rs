@@ -7,6 +7,7 @@ pub fn registry() -> AgentRegistry {
     let mut registry = AgentRegistry::new();
     rl_tabular::register(&mut registry);
     rl_dqn::register(&mut registry);
+    rl_pg::register(&mut registry);
     registry
 }
 

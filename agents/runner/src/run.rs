@@ -197,6 +197,10 @@ fn context<'a>(env: &'a dyn Env, spec: &'a RunSpec) -> EnvContext<'a> {
         model: env.model(),
         env_id: &spec.env.id,
         num_envs: spec.env.num_envs,
+        total_steps: match spec.budget {
+            crate::spec::Budget::Steps(n) => Some(n),
+            crate::spec::Budget::Episodes(_) => None,
+        },
     }
 }
 

@@ -363,9 +363,13 @@ fn learn(
     loop {
         stepping.clear();
         stepping.extend((0..n).filter(|&lane| !lanes[lane].resetting));
-        agent
-            .act_batch(&stepping, &obs, &mut actions)
-            .map_err(Error::Agent)?;
+        // With every copy resetting (one copy whose episode just ended)
+        // there is nothing to choose.
+        if !stepping.is_empty() {
+            agent
+                .act_batch(&stepping, &obs, &mut actions)
+                .map_err(Error::Agent)?;
+        }
         let batch = match envs.step(&actions) {
             Ok(batch) => batch,
             Err(_) if settings.cancel.is_cancelled() => {

@@ -82,6 +82,7 @@ fn every_learner_survives_every_combination_of_end_flags() {
     let (obs_space, act_space) = (Space::discrete(STATES), Space::discrete(ACTIONS));
     let ctx = EnvContext {
         num_envs: 1,
+        total_steps: None,
         observation_space: &obs_space,
         action_space: &act_space,
         model: None,

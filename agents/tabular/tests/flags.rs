@@ -32,6 +32,7 @@ fn learner(id: &str, config: Value, seed: u64) -> Box<dyn Agent> {
     );
     let ctx = EnvContext {
         num_envs: 1,
+        total_steps: None,
         observation_space: &obs,
         action_space: &act,
         model: None,

@@ -11,6 +11,7 @@ use serde_json::json;
 fn context<'a>(obs: &'a Space, act: &'a Space) -> EnvContext<'a> {
     EnvContext {
         num_envs: 1,
+        total_steps: None,
         observation_space: obs,
         action_space: act,
         model: None,

@@ -38,7 +38,8 @@ fn run_spec(spec: &Value, dir: &Path, name: &str) -> Value {
 }
 
 /// Every agent of the registry trains on the crate's env through the
-/// binary's `run`; DQN needs vectors, so it gets the `one_hot` wrapper.
+/// binary's `run`; DQN needs vectors, so it gets the `one_hot` wrapper (the
+/// policy-gradient agents encode a `Discrete` state one-hot themselves).
 #[test]
 fn every_agent_trains_on_the_custom_env() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@
 //! | `float32`, `float64` | `f32` | 4n |
 //! | `Discrete(n)` | the index, `u32` | 4 (one-hot of width n when decoded) |
 
-use rl_agent::{Error, Result};
+use crate::{Error, Result};
 use rl_env::{Observation, Space};
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,7 @@ pub enum Storage {
 /// stored frames.
 ///
 /// ```
-/// use rl_dqn::encode::{ObsCodec, Storage};
+/// use rl_agent::encode::{ObsCodec, Storage};
 /// use rl_env::{DType, Observation, Space};
 /// let codec = ObsCodec::new(&Space::uniform_box(0.0, 1.0, &[4, 10, 10], DType::U8), 1).unwrap();
 /// assert_eq!((codec.storage(), codec.frame_bytes()), (Storage::Bits, 50));
@@ -365,5 +365,16 @@ fn shifted<T: PartialEq>(a: Option<&[T]>, b: Option<&[T]>, frame: usize) -> bool
             a[frame..] == b[..b.len() - frame]
         }
         _ => false,
+    }
+}
+
+/// The per-sample network input for observations of `space`: a `Discrete`
+/// state becomes a one-hot vector; `[k, C, H, W]` stacks are read as
+/// `[k·C, H, W]` (the same memory), which is what a convolution takes.
+pub fn network_input(space: &Space) -> Vec<usize> {
+    match (space, space.shape()) {
+        (Space::Discrete { n, .. }, _) => vec![*n as usize],
+        (_, &[k, c, h, w]) => vec![k * c, h, w],
+        (_, shape) => shape.to_vec(),
     }
 }
