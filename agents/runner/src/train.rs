@@ -287,12 +287,14 @@ struct Ended {
     truncated: bool,
 }
 
-/// An empty vector that reuses `v`'s allocation for borrows of another
-/// lifetime: the loop keeps one buffer of transitions for all its steps.
+/// An empty vector for borrows of another lifetime, made from `v`, so
+/// that the loop can keep one buffer of transitions for all its steps.
+/// Nothing is mapped: the vector is emptied first. std collects a vector's
+/// `into_iter` into a vector of the same layout in place, reusing the
+/// buffer; that is an optimisation std makes, not a promise, and without
+/// it this allocates once per step.
 fn recycle<'b>(mut v: Vec<Transition<'_>>) -> Vec<Transition<'b>> {
     v.clear();
-    // Nothing is mapped: the vector is empty. Collecting an emptied
-    // `into_iter` into a type of the same layout reuses its buffer.
     v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
