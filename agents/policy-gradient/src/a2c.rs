@@ -18,8 +18,8 @@
 
 use crate::net::NetworkConfig;
 use crate::onpolicy::{
-    OnPolicy, OnPolicyState, encode_optimizer, explained_variance, load_optimizer, read_state,
-    write_state,
+    OnPolicy, OnPolicyState, encode_optimizer, explained_variance, load_optimizer, normalize,
+    read_state, write_state,
 };
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
@@ -201,13 +201,8 @@ impl A2c {
         self.actions
             .extend(self.on.rollout.steps.iter().map(|s| s.action));
         let mut advantages = self.on.rollout.advantages.clone();
-        if c.norm_adv && n > 1 {
-            let mean = advantages.iter().sum::<f32>() / n as f32;
-            let var = advantages.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / (n - 1) as f32;
-            let std = var.sqrt();
-            for a in &mut advantages {
-                *a = (*a - mean) / (std + 1e-8);
-            }
+        if c.norm_adv {
+            normalize(&mut advantages, |a| a);
         }
         self.on.forward_rows(&self.rows)?;
         if self.d_logits.dim() != (n, self.on.net.actions()) {

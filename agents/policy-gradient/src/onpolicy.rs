@@ -291,6 +291,27 @@ impl OnPolicy {
     }
 }
 
+/// Normalises the advantage `advantage(item)` of each of `items`:
+/// `(A − mean A) / (std A + 1e-8)`, with torch's unbiased std. Fewer than
+/// two are left as they are.
+pub fn normalize<T>(items: &mut [T], advantage: impl Fn(&mut T) -> &mut f32) {
+    let n = items.len();
+    if n < 2 {
+        return;
+    }
+    let mean = items.iter_mut().map(|i| *advantage(i)).sum::<f32>() / n as f32;
+    let var = items
+        .iter_mut()
+        .map(|i| (*advantage(i) - mean).powi(2))
+        .sum::<f32>()
+        / (n - 1) as f32;
+    let std = var.sqrt();
+    for item in items {
+        let a = advantage(item);
+        *a = (*a - mean) / (std + 1e-8);
+    }
+}
+
 /// Reads a saved state of format `format` (`what` names the agent in
 /// errors); the format is checked first, so another agent's state is
 /// refused by name, not by a missing field.

@@ -21,8 +21,8 @@
 
 use crate::net::NetworkConfig;
 use crate::onpolicy::{
-    OnPolicy, OnPolicyState, encode_optimizer, explained_variance, load_optimizer, read_state,
-    write_state,
+    OnPolicy, OnPolicyState, encode_optimizer, explained_variance, load_optimizer, normalize,
+    read_state, write_state,
 };
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::{RngExt, SeedableRng};
@@ -393,19 +393,8 @@ impl Ppo {
             });
             self.minibatch_actions.push(step.action);
         }
-        if self.config.norm_adv && rows > 1 {
-            let mean = self.samples.iter().map(|s| s.advantage).sum::<f32>() / rows as f32;
-            // torch.std: the unbiased estimate.
-            let var = self
-                .samples
-                .iter()
-                .map(|s| (s.advantage - mean).powi(2))
-                .sum::<f32>()
-                / (rows - 1) as f32;
-            let std = var.sqrt();
-            for s in &mut self.samples {
-                s.advantage = (s.advantage - mean) / (std + 1e-8);
-            }
+        if self.config.norm_adv {
+            normalize(&mut self.samples, |s| &mut s.advantage);
         }
         self.on.forward_rows(&self.order[from..to])?;
         if self.d_logits.dim() != (rows, self.on.net.actions()) {
