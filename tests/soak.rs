@@ -2,7 +2,8 @@
 //! drives this build's `rl-lab serve` with 32 CartPole clients, 4 training
 //! runs (one DQN) and 8 reconnecting SSE watchers, and fails unless every
 //! check passes: no errors, no SSE event lost or duplicated against the
-//! store, RSS within 10% of its size after the warm-up, and the idle
+//! store, RSS's mean over the last 20 s within 10% of its mean over the
+//! first 20 s after the warm-up, and the idle
 //! file-descriptor count the same before and after. The script's default
 //! warm-up (30 s of load, then 30 s more into the soak before RSS and
 //! latency count) comes first, so the soak lasts 1.5 minutes and one of
