@@ -7,6 +7,7 @@
 //! dedicated worker threads ([`runs`]), never on the async runtime.
 
 pub mod api;
+pub mod dashboard;
 pub mod error;
 pub mod gym;
 pub mod logs;
@@ -249,6 +250,8 @@ pub fn app(state: Shared) -> Router {
     let openapi = Arc::new(openapi::document(&state.engine));
     // Layers wrap what is above them: the last one sees a request first.
     router
+        .route("/", axum::routing::get(dashboard::index))
+        .route("/assets/{*path}", axum::routing::get(dashboard::asset))
         .route(
             "/openapi.json",
             axum::routing::get(move || {

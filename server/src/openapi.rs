@@ -68,6 +68,11 @@ pub fn document(engine: &Engine) -> Value {
     integer_ranges(&mut doc);
     headers_are_text(&mut doc);
     link_to_children(&mut doc, "/v1/runs", "post", "201", "id");
+    // A created run's events on the server-wide stream, too.
+    doc["paths"]["/v1/runs"]["post"]["responses"]["201"]["links"]["get__v1_events"] = json!({
+        "operationRef": "#/paths/~1v1~1events/get",
+        "parameters": { "runs": "$response.body#/id" },
+    });
     link_to_children(&mut doc, "/v1/envs/", "post", "200", "instance_id");
     link_to_children(&mut doc, "/v1/vector-envs", "post", "200", "instance_id");
     doc

@@ -53,6 +53,8 @@ pub struct LiveProgress {
     pub episodes: u64,
     /// Env steps per second since (re)start.
     pub steps_per_second: f64,
+    /// Mean return of the last 100 episodes (since the last start).
+    pub recent_mean_return: Option<f64>,
 }
 
 struct Active {
@@ -291,13 +293,16 @@ impl RunManager {
         Some(progress)
     }
 
-    /// Every running run's progress.
-    pub fn all_progress(&self) -> Vec<LiveProgress> {
+    /// Every running run's progress, by run id.
+    pub fn all_progress(&self) -> Vec<(String, LiveProgress)> {
         let queue = lock(&self.queue.0);
         queue
             .active
-            .values()
-            .map(|a| *a.progress.lock().unwrap_or_else(|p| p.into_inner()))
+            .iter()
+            .map(|(id, a)| {
+                let progress = *a.progress.lock().unwrap_or_else(|p| p.into_inner());
+                (id.clone(), progress)
+            })
             .collect()
     }
 
@@ -653,6 +658,7 @@ impl RunManager {
             steps: start.steps,
             episodes: start.episodes,
             steps_per_second: 0.0,
+            recent_mean_return: None,
         };
         let mut sink = ServerSink {
             run_id: id.to_string(),
@@ -802,7 +808,7 @@ fn metric_values(record: &Record) -> Vec<MetricValue> {
 }
 
 /// The episode series' names in the store and TensorBoard.
-const EPISODE_RETURN: &str = "rollout/episode_return";
+pub const EPISODE_RETURN: &str = "rollout/episode_return";
 const EPISODE_LENGTH: &str = "rollout/episode_length";
 const EPSILON: &str = "rollout/epsilon";
 
@@ -823,6 +829,7 @@ impl Hooks for ServerHooks<'_> {
             steps: progress.counters.steps,
             episodes: progress.counters.episodes,
             steps_per_second: progress.steps_per_second,
+            recent_mean_return: progress.recent_mean_return,
         };
         if self.last_progress.elapsed() >= Duration::from_millis(200) {
             self.last_progress = Instant::now();

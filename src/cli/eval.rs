@@ -8,7 +8,7 @@
 
 use super::{CliError, CliResult, print_json, read_spec};
 use rl_runner::RunFolder;
-use rl_runner::saved::evaluate_saved;
+use rl_runner::saved::{Record, evaluate_saved};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -42,7 +42,7 @@ pub fn eval(args: EvalArgs, lab: &super::Lab) -> CliResult {
         &folder,
         episodes,
         spec.seed,
-        args.gif.as_deref(),
+        args.gif.as_deref().map_or(Record::None, Record::Gif),
     )?;
     if args.json {
         #[derive(Serialize)]

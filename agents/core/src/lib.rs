@@ -123,6 +123,14 @@ pub trait Policy: Send {
     /// The action the learned policy prefers: used for evaluation.
     fn act_greedy(&mut self, obs: &Observation) -> Result<Action>;
 
+    /// The values the greedy action is chosen by in `obs`, one per action
+    /// (Q(s, ·) for a value-based agent), for showing beside a replay;
+    /// `None` for an agent that keeps none.
+    fn action_values(&mut self, obs: &Observation) -> Result<Option<Vec<f64>>> {
+        let _ = obs;
+        Ok(None)
+    }
+
     /// The learned tables, for tabular agents.
     fn tables(&self) -> Option<Tables> {
         None

@@ -795,26 +795,24 @@ impl Dqn {
 
     /// `Q(s, ·; θ)` of the online network, for inspection and tests.
     pub fn q_values(&mut self, obs: &Observation) -> Result<Vec<f32>> {
-        self.replay.codec().input(
-            obs,
-            self.act_input
-                .as_slice_mut()
-                .expect("the input buffer is contiguous"),
-        )?;
-        let q = self.online.forward(self.act_input.view(), Mode::Eval)?;
-        Ok(q.row(0).to_vec())
+        Ok(self.q_row(obs)?.row(0).to_vec())
     }
 
     /// The greedy action's index: `argmax_a Q(s, a; θ)`, first among ties.
     fn greedy(&mut self, obs: &Observation) -> Result<usize> {
+        let q = self.q_row(obs)?;
+        Ok(QNet::argmax(q, 0))
+    }
+
+    /// Q(obs, ·; θ) of the online network, as a `[1, actions]` row.
+    fn q_row(&mut self, obs: &Observation) -> Result<ndarray::ArrayView2<'_, f32>> {
         self.replay.codec().input(
             obs,
             self.act_input
                 .as_slice_mut()
                 .expect("the input buffer is contiguous"),
         )?;
-        let q = self.online.forward(self.act_input.view(), Mode::Eval)?;
-        Ok(QNet::argmax(q, 0))
+        self.online.forward(self.act_input.view(), Mode::Eval)
     }
 
     fn action(&self, index: usize) -> Action {
@@ -886,6 +884,11 @@ impl Policy for Dqn {
     fn act_greedy(&mut self, obs: &Observation) -> Result<Action> {
         let index = self.greedy(obs)?;
         Ok(self.action(index))
+    }
+
+    fn action_values(&mut self, obs: &Observation) -> Result<Option<Vec<f64>>> {
+        let q = self.q_row(obs)?;
+        Ok(Some(q.row(0).iter().map(|&v| f64::from(v)).collect()))
     }
 
     fn save(&self) -> Result<Value> {

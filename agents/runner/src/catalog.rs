@@ -23,6 +23,11 @@ pub struct EnvListing {
     pub action_space: Option<rl_env::Space>,
     /// Whether dynamic programming can plan on it.
     pub has_model: bool,
+    /// For grid environments: rows, columns, each cell's state, which
+    /// cells end the episode, and each action's arrow (`↑ → ↓ ←`), so a
+    /// person can play it with the arrow keys.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub grid: Option<rl_env::GridView>,
     /// The config with every default filled in.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub defaults: Value,
@@ -68,6 +73,7 @@ pub fn envs(engine: &Engine) -> Vec<EnvListing> {
                 observation_space: env.as_ref().map(|e| e.observation_space().clone()),
                 action_space: env.as_ref().map(|e| e.action_space().clone()),
                 has_model: env.as_ref().is_some_and(|e| e.model().is_some()),
+                grid: env.as_ref().and_then(|e| e.grid()),
                 defaults: entry.defaults.clone(),
                 config_schema: entry.config_schema.clone(),
             }

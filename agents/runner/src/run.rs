@@ -470,7 +470,7 @@ impl PreparedRun {
     }
 }
 
-fn value_grid(grid: &GridView, tables: &Tables) -> Vec<Vec<Option<f64>>> {
+pub(crate) fn value_grid(grid: &GridView, tables: &Tables) -> Vec<Vec<Option<f64>>> {
     (0..grid.rows)
         .map(|r| {
             (0..grid.cols)
@@ -480,7 +480,7 @@ fn value_grid(grid: &GridView, tables: &Tables) -> Vec<Vec<Option<f64>>> {
         .collect()
 }
 
-fn policy_grid(grid: &GridView, tables: &Tables) -> Vec<String> {
+pub(crate) fn policy_grid(grid: &GridView, tables: &Tables) -> Vec<String> {
     (0..grid.rows)
         .map(|r| {
             (0..grid.cols)

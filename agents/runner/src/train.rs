@@ -597,8 +597,9 @@ pub fn evaluate_with_epsilon(
         seed,
         epsilon,
         round,
+        action_values: false,
     };
-    evaluate_watched(env, policy, settings, &mut |_, _| Ok(()))
+    evaluate_watched(env, policy, settings, &mut |_| Ok(()))
 }
 
 /// How [`evaluate_watched`] plays.
@@ -614,16 +615,33 @@ pub struct EvalSettings {
     pub epsilon: f64,
     /// 0 for the final evaluation, k for the k-th periodic one.
     pub round: u64,
+    /// Ask the policy for its action values in each state it acts in, to
+    /// show them to the watcher (a replay's Q-values).
+    pub action_values: bool,
+}
+
+/// What [`evaluate_watched`] shows its watcher: the environment after a
+/// reset or a step.
+pub struct Watched<'a> {
+    /// The evaluation episode's index.
+    pub episode: u64,
+    /// The environment, in the state reached.
+    pub env: &'a dyn Env,
+    /// The action that led here and its reward; `None` after a reset.
+    pub step: Option<(&'a Action, f64)>,
+    /// With [`EvalSettings::action_values`], the policy's values in this
+    /// state, if it keeps any; `None` where the episode ends.
+    pub action_values: Option<&'a [f64]>,
 }
 
 /// [`evaluate_with_epsilon`], showing `watch` the environment after each
-/// reset and each step, with the episode's index: `rl-lab eval --gif`
-/// records frames this way, from the very episodes it scores.
+/// reset and each step ([`Watched`]): `rl-lab eval --gif` and the server's
+/// replays record frames this way, from the very episodes it scores.
 pub fn evaluate_watched(
     env: &mut dyn Env,
     policy: &mut dyn Policy,
     settings: EvalSettings,
-    watch: &mut dyn FnMut(u64, &dyn Env) -> Result<()>,
+    watch: &mut dyn FnMut(&Watched<'_>) -> Result<()>,
 ) -> Result<EvalReport> {
     let EvalSettings {
         episodes,
@@ -631,14 +649,28 @@ pub fn evaluate_watched(
         seed,
         epsilon,
         round,
+        action_values,
     } = settings;
+    let values_in = |policy: &mut dyn Policy, obs: &Observation, ends: bool| {
+        if action_values && !ends {
+            policy.action_values(obs).map_err(Error::Agent)
+        } else {
+            Ok(None)
+        }
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive(seed, Stream::EvalPolicy, round));
     let mut obs = env.observation_space().zeros();
     let (mut returns, mut lengths) = (Vec::new(), Vec::new());
     for episode in 0..episodes {
         env.reset_into(Some(env_seed(seed, Stream::EvalEpisode, episode)), &mut obs)
             .map_err(Error::Env)?;
-        watch(episode, &*env)?;
+        let values = values_in(policy, &obs, max_steps == 0)?;
+        watch(&Watched {
+            episode,
+            env: &*env,
+            step: None,
+            action_values: values.as_deref(),
+        })?;
         let (mut total, mut length) = (0.0, 0u64);
         while length < max_steps {
             let action = if epsilon > 0.0 && rng.random::<f64>() < epsilon {
@@ -647,7 +679,14 @@ pub fn evaluate_watched(
                 policy.act_greedy(&obs).map_err(Error::Agent)?
             };
             let out = env.step_into(&action, &mut obs).map_err(Error::Env)?;
-            watch(episode, &*env)?;
+            let ends = out.terminated || out.truncated || length + 1 >= max_steps;
+            let values = values_in(policy, &obs, ends)?;
+            watch(&Watched {
+                episode,
+                env: &*env,
+                step: Some((&action, out.reward)),
+                action_values: values.as_deref(),
+            })?;
             length += 1;
             total += out.reward;
             if out.terminated || out.truncated {

@@ -176,6 +176,8 @@ fn evaluation_shows_every_frame_it_scores() {
     .unwrap();
     let mut run = engine.prepare(spec).unwrap();
     let mut frames = vec![0u64; 3];
+    let mut valued = vec![0u64; 3];
+    let mut chosen: Option<usize> = None;
     let report = evaluate_watched(
         run.eval_env.as_mut(),
         run.agent.policy_mut(),
@@ -185,17 +187,34 @@ fn evaluation_shows_every_frame_it_scores() {
             seed: 3,
             epsilon: 0.0,
             round: 0,
+            action_values: true,
         },
-        &mut |episode, env| {
+        &mut |watched| {
+            let env = watched.env;
             assert_eq!(env.observation_space(), run.envs.single_observation_space());
-            frames[episode as usize] += 1;
+            frames[watched.episode as usize] += 1;
+            // Greedy play: the action taken is the argmax of the values
+            // shown in the state before.
+            match (watched.step, chosen.take()) {
+                (Some((Action::Discrete(a), _)), Some(best)) => assert_eq!(*a as usize, best),
+                (None, None) => {}
+                other => panic!("a step without values before it, or values unused: {other:?}"),
+            }
+            if let Some(values) = watched.action_values {
+                assert_eq!(values.len(), 2, "CartPole's two actions");
+                valued[watched.episode as usize] += 1;
+                let best =
+                    (0..values.len()).fold(0, |b, i| if values[i] > values[b] { i } else { b });
+                chosen = Some(best);
+            }
             Ok(())
         },
     )
     .unwrap();
-    // The reset's frame, then one per step.
+    // The reset's frame, then one per step; values in every state acted in.
     let want: Vec<u64> = report.lengths.iter().map(|length| length + 1).collect();
     assert_eq!(frames, want);
+    assert_eq!(valued, report.lengths);
 }
 
 /// The reproduction, through the time limit and the loop: on

@@ -408,6 +408,18 @@ macro_rules! tabular_policy {
                 Some($tables)
             }
 
+            fn action_values(
+                &mut self,
+                obs: &rl_env::Observation,
+            ) -> rl_agent::Result<Option<Vec<f64>>> {
+                let state = obs.as_index().and_then(|s| usize::try_from(s).ok());
+                Ok(self
+                    .tables()
+                    .and_then(|tables| tables.q)
+                    .zip(state)
+                    .and_then(|(mut q, s)| (s < q.len()).then(|| q.swap_remove(s))))
+            }
+
             fn save(&self) -> rl_agent::Result<serde_json::Value> {
                 $crate::table::save(self)
             }

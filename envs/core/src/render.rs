@@ -14,22 +14,26 @@ pub fn save_png(frame: &Frame, path: impl AsRef<Path>) -> Result<()> {
         path: path.display().to_string(),
         message,
     };
+    let bytes = encode_png(frame).map_err(fail)?;
+    std::fs::write(path, bytes).map_err(|e| fail(e.to_string()))
+}
+
+/// `frame` as the bytes of an 8-bit RGB PNG, for files and for replays
+/// sent to a browser.
+pub fn encode_png(frame: &Frame) -> std::result::Result<Vec<u8>, String> {
     let (h, w, c) = frame.dim();
     if c != 3 || h == 0 || w == 0 {
-        return Err(fail(format!(
-            "frame must be [H, W, 3], got [{h}, {w}, {c}]"
-        )));
+        return Err(format!("frame must be [H, W, 3], got [{h}, {w}, {c}]"));
     }
-    let file = std::fs::File::create(path).map_err(|e| fail(e.to_string()))?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, w as u32, h as u32);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(|e| fail(e.to_string()))?;
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
     let data: Vec<u8> = frame.iter().copied().collect();
-    writer
-        .write_image_data(&data)
-        .map_err(|e| fail(e.to_string()))?;
-    writer.finish().map_err(|e| fail(e.to_string()))
+    writer.write_image_data(&data).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// Scales a frame up by an integer factor, nearest neighbour.

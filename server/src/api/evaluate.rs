@@ -7,7 +7,7 @@ use crate::{Shared, blocking};
 use axum::Json;
 use axum::extract::State;
 use rl_runner::RunSpec;
-use rl_runner::saved::SavedEvaluation;
+use rl_runner::saved::{Record, SavedEvaluation};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -28,9 +28,31 @@ struct EvaluateRequest {
     episodes: Option<u64>,
     /// Seed of the evaluation episodes (default the run seed).
     seed: Option<u64>,
-    /// Record the first episode as a GIF artefact.
-    #[serde(default)]
-    record: bool,
+    /// Record the first episode: `true` or `"gif"` as a GIF artefact,
+    /// `"frames"` as the reply's `replay` (each frame a PNG with the action
+    /// and reward that led to it and the policy's action values), which the
+    /// dashboard plays.
+    record: Option<RecordRequest>,
+}
+
+/// `record` of an evaluation request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(untagged)]
+enum RecordRequest {
+    /// `true` records a GIF, `false` nothing.
+    Flag(bool),
+    /// `"gif"` or `"frames"`.
+    Kind(RecordKind),
+}
+
+/// What to record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum RecordKind {
+    /// An animated GIF artefact.
+    Gif,
+    /// Frames in the reply, for a replay.
+    Frames,
 }
 
 /// What the evaluation found.
@@ -45,7 +67,8 @@ pub struct EvaluateReply {
 }
 
 /// Play the policy of the latest checkpoint; returns returns and lengths,
-/// and with `record` the name of a GIF artefact of the first episode.
+/// and with `record` the first episode: a GIF artefact's name, or its
+/// frames for a replay.
 #[utoipa::path(post, path = "/v1/runs/{id}/evaluate", tag = "runs",
     params(("id" = String, Path, description = "Run id")),
     request_body(content = Option<EvaluateRequest>, description = "Optional; an empty body takes every default"),
@@ -99,21 +122,25 @@ async fn evaluate_run(
         {
             return Err(ApiError::NoCheckpoint(id));
         }
-        let gif = request.record.then(|| {
+        let wants_gif = matches!(
+            request.record,
+            Some(RecordRequest::Flag(true) | RecordRequest::Kind(RecordKind::Gif))
+        );
+        let gif = wants_gif.then(|| {
             format!(
                 "eval-{}-seed{seed}.gif",
                 (crate::store::now() * 1000.0) as u64
             )
         });
         let gif_path = gif.as_ref().map(|name| folder.path().join(name));
-        let evaluation = rl_runner::saved::evaluate_saved(
-            &state.engine,
-            &folder,
-            episodes,
-            seed,
-            gif_path.as_deref(),
-        )
-        .map_err(|e| ApiError::internal(format!("evaluating {id}'s saved policy"), e))?;
+        let record = match (&gif_path, request.record) {
+            (Some(path), _) => Record::Gif(path),
+            (None, Some(RecordRequest::Kind(RecordKind::Frames))) => Record::Frames,
+            (None, _) => Record::None,
+        };
+        let evaluation =
+            rl_runner::saved::evaluate_saved(&state.engine, &folder, episodes, seed, record)
+                .map_err(|e| ApiError::internal(format!("evaluating {id}'s saved policy"), e))?;
         Ok(EvaluateReply { evaluation, gif })
     })
     .await??;

@@ -64,7 +64,7 @@ async fn prometheus(State(state): State<Shared>) -> ApiResult<Response> {
             .map_or(0, |(_, n)| *n);
         let _ = writeln!(text, "rl_lab_runs{{status=\"{status}\"}} {count}");
     }
-    let rate: f64 = progress.iter().map(|p| p.steps_per_second).sum();
+    let rate: f64 = progress.iter().map(|(_, p)| p.steps_per_second).sum();
     let _ = write!(
         text,
         "# HELP rl_lab_env_steps_per_second Env steps per second over running runs.\n# TYPE rl_lab_env_steps_per_second gauge\nrl_lab_env_steps_per_second {rate}\n"

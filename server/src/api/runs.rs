@@ -3,7 +3,8 @@
 use super::{Path, Query, RequestBody, parse_json};
 use crate::error::responses::{Internal, UnknownRun};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::store::{EventKind, StatusChange};
+use crate::runs::EPISODE_RETURN;
+use crate::store::{EventKind, StatusChange, StoreError};
 use crate::{Shared, blocking};
 use axum::Json;
 use axum::extract::State;
@@ -124,7 +125,13 @@ struct ListQuery {
     /// `next_cursor` of the previous page.
     #[param(value_type = Option<i64>)]
     cursor: Option<String>,
+    /// Also give each run's `returns`: its episode returns downsampled to
+    /// at most 32 points, for a sparkline.
+    sparklines: Option<bool>,
 }
+
+/// Points of a run list's sparklines.
+const SPARKLINE_POINTS: usize = 32;
 
 /// A page of runs.
 #[derive(Serialize, ToSchema)]
@@ -133,6 +140,9 @@ pub struct RunList {
     pub runs: Vec<RunListItem>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+    /// The newest event id when the page was read: `GET /v1/events` after it
+    /// brings every status change since.
+    pub last_event_id: i64,
 }
 
 /// A run, as lists show it.
@@ -156,6 +166,28 @@ pub struct RunListItem {
     pub steps: u64,
     /// Episodes so far.
     pub episodes: u64,
+    /// How much of the budget is spent, 0 to 1.
+    pub fraction: Option<f64>,
+    /// Env steps per second, while it runs.
+    pub steps_per_second: Option<f64>,
+    /// Mean return of the last 100 training episodes: live while it runs,
+    /// else the summary's.
+    pub mean_return_100: Option<f64>,
+    /// With `sparklines=true`: the episode returns, downsampled to at most
+    /// 32 points (each a bucket's mean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub returns: Option<Vec<f64>>,
+}
+
+/// How much of `spec`'s budget `steps` and `episodes` spend, 0 to 1.
+pub(super) fn budget_fraction(budget: Option<Budget>, steps: u64, episodes: u64) -> Option<f64> {
+    budget.map(|b| {
+        let spent = match b {
+            Budget::Steps(n) => steps as f64 / n.max(1) as f64,
+            Budget::Episodes(n) => episodes as f64 / n.max(1) as f64,
+        };
+        spent.min(1.0)
+    })
 }
 
 /// List runs, newest first.
@@ -189,26 +221,58 @@ async fn list_runs(
                 .map_err(|_| ApiError::bad_query("cursor", format!("bad cursor '{cursor}'")))?,
         ),
     };
-    let rows = blocking(move || state.store.runs(status, before, limit)).await??;
-    let next_cursor = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.seq.to_string()))
-        .flatten();
-    let id_of = |part: &Value| part["id"].as_str().unwrap_or_default().to_string();
-    let runs = rows
-        .into_iter()
-        .map(|row| RunListItem {
-            env: id_of(&row.spec["env"]),
-            agent: id_of(&row.spec["agent"]),
-            id: row.id,
-            status: row.status,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-            steps: row.steps,
-            episodes: row.episodes,
+    let sparklines = query.sparklines.unwrap_or(false);
+    let list = blocking(move || {
+        let last_event_id = state.store.last_event_id()?;
+        let rows = state.store.runs(status, before, limit)?;
+        let next_cursor = (rows.len() == limit)
+            .then(|| rows.last().map(|r| r.seq.to_string()))
+            .flatten();
+        let id_of = |part: &Value| part["id"].as_str().unwrap_or_default().to_string();
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let live = state.runs.progress(&row.id);
+            let (steps, episodes) =
+                live.map_or((row.steps, row.episodes), |p| (p.steps, p.episodes));
+            let budget = RunSpec::from_value(&row.spec).ok().map(|s| s.budget);
+            let summary_mean = || row.summary.as_ref()?["train_mean_return_last_100"].as_f64();
+            let returns = if sparklines {
+                let points = state.store.metric_series_downsampled(
+                    &row.id,
+                    EPISODE_RETURN,
+                    None,
+                    SPARKLINE_POINTS,
+                )?;
+                Some(points.into_iter().map(|p| p.value).collect())
+            } else {
+                None
+            };
+            runs.push(RunListItem {
+                env: id_of(&row.spec["env"]),
+                agent: id_of(&row.spec["agent"]),
+                fraction: budget_fraction(budget, steps, episodes),
+                steps_per_second: live.map(|p| p.steps_per_second),
+                mean_return_100: live
+                    .and_then(|p| p.recent_mean_return)
+                    .or_else(summary_mean),
+                returns,
+                id: row.id,
+                status: row.status,
+                created_at: row.created_at,
+                started_at: row.started_at,
+                finished_at: row.finished_at,
+                steps,
+                episodes,
+            });
+        }
+        Ok::<_, StoreError>(RunList {
+            runs,
+            next_cursor,
+            last_event_id,
         })
-        .collect();
-    Ok(Json(RunList { runs, next_cursor }))
+    })
+    .await??;
+    Ok(Json(list))
 }
 
 /// One run, in full.
@@ -284,10 +348,6 @@ async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
             None => (row.steps, row.episodes, None),
         };
         let budget = RunSpec::from_value(&row.spec).ok().map(|s| s.budget);
-        let fraction = budget.map(|b| match b {
-            Budget::Steps(n) => steps as f64 / n.max(1) as f64,
-            Budget::Episodes(n) => episodes as f64 / n.max(1) as f64,
-        });
         let metrics = state
             .store
             .latest_metrics(&id)?
@@ -313,7 +373,7 @@ async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
                 steps,
                 episodes,
                 budget,
-                fraction: fraction.map(|f| f.min(1.0)),
+                fraction: budget_fraction(budget, steps, episodes),
                 steps_per_second: rate,
             },
             metrics,
@@ -421,6 +481,10 @@ const MAX_POINTS: std::ops::RangeInclusive<usize> = 3..=100_000;
 pub struct MetricsReply {
     /// Each metric asked for (a name the run lacks has empty columns).
     pub metrics: BTreeMap<String, MetricSeries>,
+    /// The newest event id, taken before the metrics were read: the run's
+    /// events after it bring every point since (and perhaps a few already
+    /// here, at the same steps).
+    pub last_event_id: i64,
 }
 
 /// One metric as columns, ready to plot: entry `i` of each is one point.
@@ -476,10 +540,11 @@ async fn run_metrics(
             ));
         }
     }
-    let metrics = blocking(move || {
+    let (metrics, last_event_id) = blocking(move || {
         if state.store.run(&id)?.is_none() {
             return Err(ApiError::RunNotFound(id));
         }
+        let last_event_id = state.store.last_event_id()?;
         let names: Vec<String> = match &query.name {
             Some(names) => names.split(',').map(str::to_string).collect(),
             None => state.store.metric_names(&id)?,
@@ -508,8 +573,11 @@ async fn run_metrics(
             }
             metrics.insert(name, series);
         }
-        Ok(metrics)
+        Ok((metrics, last_event_id))
     })
     .await??;
-    Ok(Json(MetricsReply { metrics }))
+    Ok(Json(MetricsReply {
+        metrics,
+        last_event_id,
+    }))
 }

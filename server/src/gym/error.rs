@@ -68,6 +68,10 @@ pub enum GymError {
         "environment instance {0} failed during an earlier call and can no longer be used: close it and create another"
     )]
     Broken(String),
+    /// `500`: the env's frame could not be encoded as a PNG (an env whose
+    /// renderer breaks its own contract). Details are logged.
+    #[error("the env's frame could not be encoded")]
+    Render,
     /// `500`: the data folder could not be written. Details are logged.
     #[error("the server could not write its data folder")]
     Storage,
@@ -102,7 +106,9 @@ impl GymError {
         match self {
             GymError::TooManyInstances { .. } => StatusCode::TOO_MANY_REQUESTS,
             GymError::UploadClosed => StatusCode::GONE,
-            GymError::Broken(_) | GymError::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+            GymError::Broken(_) | GymError::Storage | GymError::Render => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }

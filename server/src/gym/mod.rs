@@ -58,6 +58,7 @@ pub fn router() -> OpenApiRouter<Shared> {
         .routes(routes!(step))
         .routes(routes!(action_space))
         .routes(routes!(observation_space))
+        .routes(routes!(render))
         .routes(routes!(action_space_sample))
         .routes(routes!(action_space_contains))
         .routes(routes!(observation_space_contains))
@@ -377,6 +378,29 @@ async fn observation_space(
         Ok(wire::space_info(s.env.observation_space()))
     })?;
     Ok(json(&SpaceReply { info }))
+}
+
+/// The instance's picture of its current state, as the env renders it
+/// (an rl-lab extension of the protocol: the dashboard shows it, and a
+/// person plays gridworlds and classic control through it).
+#[utoipa::path(
+    get,
+    path = "/v1/envs/{instance_id}/render",
+    tag = TAG,
+    params(("instance_id" = String, Path, description = "From POST /v1/envs/")),
+    responses(
+        (status = 200, description = "An RGB PNG of the env's frame", content_type = "image/png", body = Vec<u8>),
+        (status = 400, description = "`Instance_id X unknown`", body = Message),
+        BrokenInstance,
+    )
+)]
+async fn render(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response> {
+    let frame = with_env(&state, &id, |s| Ok(s.env.render_rgb()))?;
+    let png = rl_env::render::encode_png(&frame).map_err(|e| {
+        tracing::error!(instance_id = %id, "encoding a rendered frame: {e}");
+        error::GymError::Render
+    })?;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }
 
 /// A random action.

@@ -374,6 +374,76 @@ impl Store {
         })
     }
 
+    /// The newest event's id over the whole store (0 when there is none). A
+    /// client that reads a snapshot (runs, metrics) after taking it and then
+    /// follows events after it misses nothing between the two.
+    pub fn last_event_id(&self) -> StoreResult<i64> {
+        self.read(|conn| {
+            Ok(
+                conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |row| {
+                    row.get(0)
+                })?,
+            )
+        })
+    }
+
+    /// Events of every run, or of `run_ids`, after `after`, of `kinds`,
+    /// oldest first: a server-wide stream's catch-up.
+    pub fn events_since(
+        &self,
+        after: i64,
+        run_ids: Option<&[String]>,
+        kinds: &[EventKind],
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        self.read(|conn| {
+            // Kinds are this enum's own spellings, never input, so they go
+            // into the text; run ids are bound.
+            let kinds_sql = kinds
+                .iter()
+                .map(|k| format!("'{}'", k.as_str()))
+                .collect::<Vec<_>>()
+                .join(",");
+            let runs_sql = match run_ids {
+                None => String::new(),
+                Some(ids) => format!("AND run_id IN ({})", vec!["?"; ids.len()].join(",")),
+            };
+            let mut statement = conn.prepare(&format!(
+                "SELECT id, run_id, kind, data FROM events
+                 WHERE id > ? AND kind IN ({kinds_sql}) {runs_sql}
+                 ORDER BY id LIMIT ?"
+            ))?;
+            let mut values: Vec<rusqlite::types::Value> = vec![after.into()];
+            values.extend(
+                run_ids
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|id| id.clone().into()),
+            );
+            values.push((limit as i64).into());
+            let rows = statement
+                .query_map(rusqlite::params_from_iter(values), |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, run_id, kind, data)| {
+                    Ok(Event {
+                        id,
+                        run_id,
+                        kind: EventKind::parse(&kind)?,
+                        data,
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// `PRAGMA integrity_check`'s answer (`ok` when sound).
     pub fn integrity_check(&self) -> StoreResult<String> {
         self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?))

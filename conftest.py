@@ -1,2 +1,0 @@
-import test_api
-test_api.port = "43103"
