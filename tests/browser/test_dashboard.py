@@ -320,3 +320,31 @@ def test_envs_catalogue_renders_frames_and_plays_by_keyboard(page, server):
     while get(server, "/v1/envs/")["all_envs"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert get(server, "/v1/envs/")["all_envs"] == {}
+
+
+def test_replay_draws_dqn_on_classic_control_and_minatar_with_q_values(page, server):
+    """DQN's replays: CartPole's 600x400 picture and Breakout's 10x10 colour
+    planes, each frame with the two or three Q-values of its state."""
+    cases = [("CartPole-v1", 600, 400, 2), ("MinAtar/Breakout-v1", 10, 10, 3)]
+    ids = []
+    for env, *_ in cases:
+        ids.append(post(server, "/v1/runs", {
+            "env": {"id": env}, "agent": {"id": "dqn", "config": {"learning_starts": 100, "replay": {"capacity": 1000}}},
+            "budget": {"steps": 300}, "seed": 2, "eval": {"episodes": 1, "max_steps": 200},
+        })["id"])
+    for run_id, (env, width, height, actions) in zip(ids, cases):
+        wait_for_status(server, run_id, {"completed"}, seconds=120)
+        page.goto(f"/#/runs/{run_id}/replay")
+        expect(page.locator("#replay-position")).to_contain_text("step 0 of", timeout=30_000)
+        values = page.locator("#replay-values tbody tr")
+        expect(values).to_have_count(actions)
+        expect(page.locator("#replay-values")).to_contain_text("(greedy)")
+        page.wait_for_function(
+            "([w, h]) => { const c = document.getElementById('replay-canvas'); return c.width % w === 0 && c.width / w === c.height / h && c.width >= w; }",
+            arg=[width, height])
+        page.click("#replay-next")
+        expect(page.locator("#replay-position")).to_contain_text("step 1 of")
+        expect(page.locator("#replay-action")).not_to_contain_text("reset")
+        # No overlay outside grids.
+        expect(page.locator("#replay-overlay-label")).to_be_hidden()
+        screenshot(page, f"replay-{env.split('/')[-1].lower()}")

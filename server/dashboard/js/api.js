@@ -189,6 +189,11 @@ export function batched(apply) {
     const items = queue;
     queue = [];
     apply(items);
+    // For benches and tests: the newest event the page has drawn.
+    const stats = (window.__rlLab = window.__rlLab || { charts: {} });
+    const newest = items.findLast((item) => item && item.id !== undefined);
+    if (newest) stats.appliedEventId = Number(newest.id);
+    stats.batches = (stats.batches || 0) + 1;
   };
   return (item) => {
     queue.push(item);

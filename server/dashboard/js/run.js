@@ -191,7 +191,12 @@ export function render(main, id) {
     showHeader();
     side.spec.textContent = JSON.stringify(view.spec, null, 2);
     const [, logs] = await Promise.all([
-      metrics.load().then(() => redraw([...metrics.series.keys()])),
+      metrics.load().then(() => {
+        redraw([...metrics.series.keys()]);
+        // For benches: when every series' chart is first drawn.
+        const stats = (window.__rlLab = window.__rlLab || { charts: {} });
+        requestAnimationFrame(() => { stats.runChartsRendered = performance.now(); });
+      }),
       fetchLogs(enc),
       loadArtifacts().catch(() => {}),
     ]).catch((e) => { message.textContent = e.message; return []; });
