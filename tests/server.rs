@@ -579,7 +579,7 @@ print(json.dumps({"tags": acc.Tags()["scalars"], "count": len(events),
 }
 
 #[test]
-fn artefacts_are_listed_served_and_guarded_and_evaluation_records_a_gif() {
+fn artefacts_are_listed_served_and_guarded_and_evaluation_records_a_gif_or_frames() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), None, &[]);
     let id = submit(&server, &spec_file("01-q-learning-cliff.json"));
@@ -659,6 +659,53 @@ fn artefacts_are_listed_served_and_guarded_and_evaluation_records_a_gif() {
     );
     assert_eq!(code, 422);
     assert_eq!(reply["error"]["field"], "episods");
+
+    // Frames for a replay: the reset's picture and one per step, each a
+    // PNG with the action and reward that led to it, Q(s, ·) in every
+    // state acted in, and the grid's learned values and arrows.
+    let (code, report) = post(
+        &server,
+        &format!("/v1/runs/{id}/evaluate"),
+        r#"{"episodes": 1, "seed": 7, "record": "frames"}"#,
+    );
+    assert_eq!(code, 200, "{report}");
+    let replay = &report["replay"];
+    let frames = replay["frames"].as_array().unwrap();
+    assert_eq!((replay["length"].as_u64(), frames.len()), (Some(13), 14));
+    assert_eq!(replay["episode_return"], -13.0);
+    assert_eq!(replay["cut"], false);
+    assert!(frames[0]["action"].is_null() && frames[0]["reward"].is_null());
+    for (k, frame) in frames.iter().enumerate() {
+        let png = frame["png"].as_str().unwrap();
+        assert!(png.starts_with("iVBORw0KGgo"), "frame {k} is a PNG");
+        if k > 0 {
+            assert_eq!(frame["reward"], -1.0, "frame {k}");
+        }
+        let values = frame["action_values"].as_array();
+        assert_eq!(values.map(Vec::len), (k < 13).then_some(4), "frame {k}");
+    }
+    let grid = &replay["grid"];
+    assert_eq!(
+        (grid["rows"].as_u64(), grid["cols"].as_u64()),
+        (Some(4), Some(12))
+    );
+    assert_eq!(grid["values"].as_array().unwrap().len(), 4);
+    assert_eq!(grid["policy"][3].as_str().unwrap().chars().count(), 12);
+    assert!(report.get("gif").is_none());
+    let (code, reply) = post(
+        &server,
+        &format!("/v1/runs/{id}/evaluate"),
+        r#"{"record": "video"}"#,
+    );
+    assert_eq!(code, 422, "{reply}");
+    assert_eq!(reply["error"]["field"], "record");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#""frames""#),
+        "{reply}"
+    );
 }
 
 #[test]

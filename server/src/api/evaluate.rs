@@ -9,7 +9,7 @@ use axum::extract::State;
 use rl_runner::RunSpec;
 use rl_runner::saved::{Record, SavedEvaluation};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -89,6 +89,16 @@ async fn evaluate_run(
     } else {
         parse_json(&body)?
     };
+    // An untagged enum's own refusal names no choice: say them.
+    if let Some(record) = value.get("record")
+        && !matches!(record, Value::Null | Value::Bool(_))
+        && !matches!(record.as_str(), Some("gif" | "frames"))
+    {
+        return Err(ApiError::InvalidRequest {
+            message: format!("{record} is not a record: give true, false, \"gif\" or \"frames\""),
+            field: Some("record".into()),
+        });
+    }
     let request: EvaluateRequest =
         rl_env::parse_config(&value).map_err(ApiError::invalid_request)?;
     if request.episodes.is_some_and(|n| !(1..=10_000).contains(&n)) {

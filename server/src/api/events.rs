@@ -448,6 +448,9 @@ async fn progress_events(
     if let Some(ids) = runs {
         running.retain(|(id, _)| ids.contains(id));
     }
+    // Budgets of runs that stopped are not needed again (a resumed run's
+    // is read again), so a stream open for days keeps only the running.
+    budgets.retain(|id, _| running.iter().any(|(r, _)| r == id));
     running.sort_by(|a, b| a.0.cmp(&b.0));
     let unknown: Vec<String> = running
         .iter()
