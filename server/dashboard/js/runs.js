@@ -24,9 +24,9 @@ export function render(main) {
   const tbody = h('tbody');
   const table = h('table', { id: 'runs-table' },
     h('thead', {}, h('tr', {},
-      h('th', {}, h('span', { class: 'visually-hidden' }, '')),
+      h('th', {}, h('span', { class: 'visually-hidden' }, 'select')),
       h('th', {}, 'id'), h('th', {}, 'env'), h('th', {}, 'agent'), h('th', {}, 'status'),
-      h('th', {}, 'progress'), h('th', { class: 'num' }, 'steps/s'), h('th', { class: 'num', title: 'mean return of the last 100 training episodes' }, 'mean return'), h('th', {}, ''),
+      h('th', {}, 'progress'), h('th', { class: 'num' }, 'steps/s'), h('th', { class: 'num', title: 'mean return of the last 100 training episodes' }, 'mean return'), h('th', {}, h('span', { class: 'visually-hidden' }, 'returns')),
       h('th', {}, 'created'), h('th', {}, 'finished'))),
     tbody);
   const empty = h('p', { class: 'empty', hidden: true }, 'No runs yet. ', h('a', { href: '#/launch' }, 'Launch one.'));
@@ -141,7 +141,8 @@ export function render(main) {
         }
         if (event === 'status') {
           entry.item.status = change.status;
-          if (['completed', 'failed', 'cancelled', 'interrupted'].includes(change.status)) entry.item.finished_at = change.at;
+          // A resumed run is running again: it has not finished.
+          entry.item.finished_at = ['queued', 'running'].includes(change.status) ? null : change.at;
           if (change.status === 'completed') entry.item.fraction = 1;
         } else if (event === 'progress') {
           Object.assign(entry.item, { steps: change.steps, episodes: change.episodes, steps_per_second: change.steps_per_second, fraction: change.fraction });
