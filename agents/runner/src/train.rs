@@ -615,8 +615,9 @@ pub struct EvalSettings {
     pub epsilon: f64,
     /// 0 for the final evaluation, k for the k-th periodic one.
     pub round: u64,
-    /// Ask the policy for its action values in each state it acts in, to
-    /// show them to the watcher (a replay's Q-values).
+    /// Ask the policy for its action values in each state it acts in
+    /// during the first episode, the one a replay records, to show them to
+    /// the watcher (a replay's Q-values); later episodes skip the cost.
     pub action_values: bool,
 }
 
@@ -629,8 +630,9 @@ pub struct Watched<'a> {
     pub env: &'a dyn Env,
     /// The action that led here and its reward; `None` after a reset.
     pub step: Option<(&'a Action, f64)>,
-    /// With [`EvalSettings::action_values`], the policy's values in this
-    /// state, if it keeps any; `None` where the episode ends.
+    /// With [`EvalSettings::action_values`], in the first episode, the
+    /// policy's values in this state, if it keeps any; `None` where the
+    /// episode ends.
     pub action_values: Option<&'a [f64]>,
 }
 
@@ -651,8 +653,8 @@ pub fn evaluate_watched(
         round,
         action_values,
     } = settings;
-    let values_in = |policy: &mut dyn Policy, obs: &Observation, ends: bool| {
-        if action_values && !ends {
+    let values_in = |policy: &mut dyn Policy, obs: &Observation, episode: u64, ends: bool| {
+        if action_values && episode == 0 && !ends {
             policy.action_values(obs).map_err(Error::Agent)
         } else {
             Ok(None)
@@ -664,7 +666,7 @@ pub fn evaluate_watched(
     for episode in 0..episodes {
         env.reset_into(Some(env_seed(seed, Stream::EvalEpisode, episode)), &mut obs)
             .map_err(Error::Env)?;
-        let values = values_in(policy, &obs, max_steps == 0)?;
+        let values = values_in(policy, &obs, episode, max_steps == 0)?;
         watch(&Watched {
             episode,
             env: &*env,
@@ -680,7 +682,7 @@ pub fn evaluate_watched(
             };
             let out = env.step_into(&action, &mut obs).map_err(Error::Env)?;
             let ends = out.terminated || out.truncated || length + 1 >= max_steps;
-            let values = values_in(policy, &obs, ends)?;
+            let values = values_in(policy, &obs, episode, ends)?;
             watch(&Watched {
                 episode,
                 env: &*env,
