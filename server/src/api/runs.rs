@@ -250,7 +250,13 @@ async fn list_runs(
             runs.push(RunListItem {
                 env: id_of(&row.spec["env"]),
                 agent: id_of(&row.spec["agent"]),
-                fraction: budget_fraction(budget, steps, episodes),
+                // A completed run is done, budget spent or (a planner)
+                // converged without spending it.
+                fraction: if row.status == RunStatus::Completed {
+                    Some(1.0)
+                } else {
+                    budget_fraction(budget, steps, episodes)
+                },
                 steps_per_second: live.map(|p| p.steps_per_second),
                 mean_return_100: live
                     .and_then(|p| p.recent_mean_return)
