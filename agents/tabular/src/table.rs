@@ -385,15 +385,17 @@ pub fn load<T: serde::de::DeserializeOwned>(state: &serde_json::Value) -> Result
     serde_json::from_value(state.clone()).map_err(|e| Error::State(e.to_string()))
 }
 
-/// [`rl_agent::Policy`] for a tabular agent, given how it acts greedily and
-/// which tables it reports. The agent is itself serialisable: its whole
+/// [`rl_agent::Policy`] for a tabular agent, given how it acts greedily,
+/// which tables it reports and, for an agent that keeps Q, its row of a
+/// state (for replays). The agent is itself serialisable: its whole
 /// state, random streams included, is the checkpoint.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! tabular_policy {
     ($agent:ty,
      act_greedy: |$acting:ident, $obs:ident| $greedy:expr,
-     tables: |$reporting:ident| $tables:expr $(,)?) => {
+     tables: |$reporting:ident| $tables:expr
+     $(, action_values: |$valuing:ident, $values_obs:ident| $values:expr)? $(,)?) => {
         impl rl_agent::Policy for $agent {
             fn act_greedy(
                 &mut self,
@@ -408,17 +410,15 @@ macro_rules! tabular_policy {
                 Some($tables)
             }
 
+            $(
             fn action_values(
                 &mut self,
-                obs: &rl_env::Observation,
+                $values_obs: &rl_env::Observation,
             ) -> rl_agent::Result<Option<Vec<f64>>> {
-                let state = obs.as_index().and_then(|s| usize::try_from(s).ok());
-                Ok(self
-                    .tables()
-                    .and_then(|tables| tables.q)
-                    .zip(state)
-                    .and_then(|(mut q, s)| (s < q.len()).then(|| q.swap_remove(s))))
+                let $valuing = self;
+                $values
             }
+            )?
 
             fn save(&self) -> rl_agent::Result<serde_json::Value> {
                 $crate::table::save(self)

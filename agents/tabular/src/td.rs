@@ -177,6 +177,10 @@ macro_rules! td_policy {
     ($agent:ty) => {
         $crate::tabular_policy!($agent,
             act_greedy: |agent, obs| agent.learner.act_greedy(obs),
-            tables: |agent| agent.learner.q.tables(|_| false));
+            tables: |agent| agent.learner.q.tables(|_| false),
+            action_values: |agent, obs| {
+                let s = agent.learner.sizes.state(obs)?;
+                Ok(Some(agent.learner.q.row(s).to_vec()))
+            });
     };
 }

@@ -85,10 +85,26 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
   }
 }
 
+/**
+ * A GET of something other than JSON (a file, a PNG, JSON lines), with the
+ * token, asking for it on a 401 like every other request. Rejects with an
+ * ApiError for a 4xx or 5xx; resolves to the Response.
+ */
+export async function fetchFile(path) {
+  for (;;) {
+    const response = await fetch(path, { headers: headers() });
+    if (response.status === 401) {
+      await tokenWanted();
+      continue;
+    }
+    if (!response.ok) throw new ApiError(response.status, null);
+    return response;
+  }
+}
+
 /** Fetches a file (an artefact) with the token and hands it to the browser as a download. */
 export async function download(path, name) {
-  const response = await fetch(path, { headers: headers() });
-  if (!response.ok) throw new ApiError(response.status, null);
+  const response = await fetchFile(path);
   const url = URL.createObjectURL(await response.blob());
   const link = document.createElement('a');
   link.href = url;

@@ -2,7 +2,7 @@
 // defaults, a rendered first frame, and for gridworlds and classic control
 // a "play it yourself" mode on a live env instance (the gym routes).
 
-import { api, token } from './api.js';
+import { api, fetchFile } from './api.js';
 import { h, value } from './util.js';
 
 export const title = (id) => (id ? `Env ${id}` : 'Environments');
@@ -28,9 +28,7 @@ function describeSpace(s) {
 
 /** Fetches an instance's rendered frame as an object URL. */
 async function frameUrl(instance) {
-  const t = token();
-  const response = await fetch(`/v1/envs/${instance}/render`, { headers: t ? { Authorization: `Bearer ${t}` } : {} });
-  if (!response.ok) throw new Error(`rendering: HTTP ${response.status}`);
+  const response = await fetchFile(`/v1/envs/${instance}/render`);
   return URL.createObjectURL(await response.blob());
 }
 

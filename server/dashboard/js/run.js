@@ -1,7 +1,7 @@
 // One run: live curves of every metric series, and beside them the spec,
 // the status history, the log tail, the artefacts and the run's controls.
 
-import { api, follow, batched, download, token } from './api.js';
+import { api, follow, batched, download, fetchFile } from './api.js';
 import { h, compact, value, time, statusBadge, progressBar } from './util.js';
 import { Chart } from './chart.js';
 import { RunMetrics } from './metrics.js';
@@ -251,9 +251,6 @@ export function render(main, id) {
 
 /** The run's log lines so far, as JSON lines. */
 async function fetchLogs(enc) {
-  const t = token();
-  const response = await fetch(`/v1/runs/${enc}/logs`, { headers: t ? { Authorization: `Bearer ${t}` } : {} });
-  if (!response.ok) return [];
-  const text = await response.text();
+  const text = await (await fetchFile(`/v1/runs/${enc}/logs`)).text();
   return text.split('\n').filter(Boolean).slice(-LOG_TAIL).map((line) => JSON.parse(line));
 }

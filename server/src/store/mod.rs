@@ -229,6 +229,9 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 3] = [EventKind::Metric, EventKind::Log, EventKind::Status];
+
     /// The kind's one spelling: in SQL, and as the server-sent event's name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -239,7 +242,7 @@ impl EventKind {
     }
 
     fn parse(text: &str) -> StoreResult<EventKind> {
-        [EventKind::Metric, EventKind::Log, EventKind::Status]
+        EventKind::ALL
             .into_iter()
             .find(|kind| kind.as_str() == text)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind '{text}'")))

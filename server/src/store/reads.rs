@@ -343,35 +343,8 @@ impl Store {
         kind: Option<EventKind>,
         limit: usize,
     ) -> StoreResult<Vec<Event>> {
-        self.read(|conn| {
-            let mut statement = conn.prepare(
-                "SELECT id, kind, data FROM events
-                 WHERE run_id = ?1 AND id > ?2 AND (?3 IS NULL OR kind = ?3)
-                 ORDER BY id LIMIT ?4",
-            )?;
-            let rows = statement
-                .query_map(
-                    params![run_id, after, kind.map(EventKind::as_str), limit as i64],
-                    |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                        ))
-                    },
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
-                .map(|(id, kind, data)| {
-                    Ok(Event {
-                        id,
-                        run_id: run_id.to_string(),
-                        kind: EventKind::parse(&kind)?,
-                        data,
-                    })
-                })
-                .collect()
-        })
+        let kinds = kind.map_or(EventKind::ALL.to_vec(), |kind| vec![kind]);
+        self.events_since(after, Some(&[run_id.to_string()]), &kinds, limit)
     }
 
     /// The newest event's id over the whole store (0 when there is none). A
