@@ -15,6 +15,8 @@ pub enum BenchCommand {
     Nets(BenchArgs),
     /// DQN training env steps/s on minatar/breakout after learning starts (defaults, one thread).
     Dqn(BenchArgs),
+    /// PPO training env steps/s on minatar/breakout: 8 envs, 128-step rollouts, 4 epochs of 4 minibatches, one thread.
+    Ppo(BenchArgs),
     /// A remote env's step against its server's echo, and vector steps/s, through an adapter at --url.
     Remote(super::bench_remote::RemoteBenchArgs),
 }
@@ -67,20 +69,18 @@ pub fn bench(command: BenchCommand) -> CliResult {
                 Ok(())
             }
         }
-        BenchCommand::Dqn(args) => {
-            let report = rl_runner::bench::dqn(args.budget()?)?;
-            if args.json {
-                print_json(&report)
-            } else {
-                for (env, rate) in &report {
-                    say!(
-                        "dqn on {env}: {:.0} env steps/s while training (one update per step, batch 32)",
-                        rate.train_steps_per_second
-                    );
-                }
-                Ok(())
-            }
-        }
+        BenchCommand::Dqn(args) => train_rate(
+            "dqn",
+            "one update per step, batch 32",
+            rl_runner::bench::dqn(args.budget()?)?,
+            args.json,
+        ),
+        BenchCommand::Ppo(args) => train_rate(
+            "ppo",
+            "8 envs, 128-step rollouts, 4 epochs of 4 minibatches",
+            rl_runner::bench::ppo(args.budget()?)?,
+            args.json,
+        ),
         BenchCommand::Tabular(args) => {
             let report = rl_runner::bench::tabular(args.budget()?)?;
             if args.json {
@@ -97,4 +97,23 @@ pub fn bench(command: BenchCommand) -> CliResult {
             }
         }
     }
+}
+
+/// Prints a training-rate report as JSON or as one line per env.
+fn train_rate(
+    agent: &str,
+    setting: &str,
+    report: rl_runner::bench::TrainReport,
+    json: bool,
+) -> CliResult {
+    if json {
+        return print_json(&report);
+    }
+    for (env, rate) in &report {
+        say!(
+            "{agent} on {env}: {:.0} env steps/s while training ({setting})",
+            rate.train_steps_per_second
+        );
+    }
+    Ok(())
 }

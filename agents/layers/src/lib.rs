@@ -78,8 +78,8 @@ pub use init::{Init, orthogonalize};
 pub use kernels::simd::{Simd, set_simd_limit, simd_level};
 pub use kernels::sparse::{SPARSE_MAX_DENSITY, set_sparse_max_density};
 pub use layers::{
-    Affine, Conv2d, Flatten, Hardtanh, Layer, LeakyRelu, MatMul, MaxPool2d, Mode, Param, Relu,
-    Sigmoid, Softmax, Tanh,
+    Affine, Conv2d, Dsilu, Flatten, Hardtanh, Layer, LeakyRelu, MatMul, MaxPool2d, Mode, Param,
+    Relu, Sigmoid, Silu, Softmax, Tanh,
 };
 pub use layers::{CONV_SPARSE_MAX_DENSITY, set_conv_sparse_max_density};
 pub use loss::Loss;

@@ -3,8 +3,8 @@
 use crate::error::{Error, Result, checked_product, shape_err};
 use crate::init::Init;
 use crate::layers::{
-    Affine, Conv2d, Flatten, Hardtanh, Layer, LeakyRelu, MatMul, MaxPool2d, Mode, Param, Relu,
-    Sigmoid, Softmax, Tanh, Window,
+    Affine, Conv2d, Dsilu, Flatten, Hardtanh, Layer, LeakyRelu, MatMul, MaxPool2d, Mode, Param,
+    Relu, Sigmoid, Silu, Softmax, Tanh, Window,
 };
 use crate::optim::Parameters;
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
@@ -84,6 +84,10 @@ pub enum LayerSpec {
     Tanh,
     /// [`Hardtanh`]: `"hardtanh"`.
     Hardtanh,
+    /// [`Silu`]: `"silu"`.
+    Silu,
+    /// [`Dsilu`]: `"dsilu"`.
+    Dsilu,
     /// [`Softmax`] over the last axis: `"softmax"`.
     Softmax,
     /// [`Flatten`]: `"flatten"`.
@@ -102,6 +106,8 @@ impl LayerSpec {
             LayerSpec::Sigmoid => "sigmoid",
             LayerSpec::Tanh => "tanh",
             LayerSpec::Hardtanh => "hardtanh",
+            LayerSpec::Silu => "silu",
+            LayerSpec::Dsilu => "dsilu",
             LayerSpec::Softmax => "softmax",
             LayerSpec::Flatten => "flatten",
         }
@@ -450,6 +456,8 @@ impl Architecture {
                     LayerSpec::Sigmoid => AnyLayer::Sigmoid(Sigmoid::new()),
                     LayerSpec::Tanh => AnyLayer::Tanh(Tanh::new()),
                     LayerSpec::Hardtanh => AnyLayer::Hardtanh(Hardtanh::new()),
+                    LayerSpec::Silu => AnyLayer::Silu(Silu::new()),
+                    LayerSpec::Dsilu => AnyLayer::Dsilu(Dsilu::new()),
                     LayerSpec::Softmax => AnyLayer::Softmax(Softmax::new()),
                     _ => AnyLayer::Flatten(Flatten::new()),
                 },
@@ -480,6 +488,8 @@ pub enum AnyLayer {
     Sigmoid(Sigmoid),
     Tanh(Tanh),
     Hardtanh(Hardtanh),
+    Silu(Silu),
+    Dsilu(Dsilu),
     Softmax(Softmax),
     Flatten(Flatten),
 }
@@ -496,6 +506,8 @@ macro_rules! dispatch {
             AnyLayer::Sigmoid($l) => $e,
             AnyLayer::Tanh($l) => $e,
             AnyLayer::Hardtanh($l) => $e,
+            AnyLayer::Silu($l) => $e,
+            AnyLayer::Dsilu($l) => $e,
             AnyLayer::Softmax($l) => $e,
             AnyLayer::Flatten($l) => $e,
         }

@@ -151,6 +151,8 @@ fn activations() {
         let x = random(&shape, -3.0, 3.0, &mut r);
         check_layer("sigmoid", &mut Sigmoid::new(), &x, case);
         check_layer("tanh", &mut Tanh::new(), &x, case);
+        check_layer("silu", &mut Silu::new(), &x, case);
+        check_layer("dsilu", &mut Dsilu::new(), &x, case);
         check_layer("softmax", &mut Softmax::new(), &x, case);
         let away = distinct(&shape, &mut r);
         check_layer("relu", &mut Relu::new(), &away, case);

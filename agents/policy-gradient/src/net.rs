@@ -15,7 +15,7 @@
 //! so that the first policy is near uniform) and the value's last layer
 //! (1); biases start at 0.
 
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn, Slice};
 use rand::Rng;
 use rl_agent::encode::{ObsCodec, network_input};
 use rl_agent::{Error, Result};
@@ -200,19 +200,33 @@ pub struct ActorCritic {
 }
 
 impl ActorCritic {
-    /// Builds the network for `observation_space` and `actions` actions.
+    /// Builds the network for `observation_space` and `actions` actions,
+    /// with CleanRL's orthogonal weights (see the module docs).
     pub fn build<R: Rng + ?Sized>(
         config: &NetworkConfig,
         observation_space: &Space,
         actions: usize,
         rng: &mut R,
     ) -> Result<Self> {
+        Self::build_with(config, observation_space, actions, None, rng)
+    }
+
+    /// [`ActorCritic::build`], or with every layer drawn from `init` when
+    /// given (no rescaled last layers): MinAtar's AC(λ) keeps PyTorch's
+    /// default initialisation.
+    pub fn build_with<R: Rng + ?Sized>(
+        config: &NetworkConfig,
+        observation_space: &Space,
+        actions: usize,
+        init: Option<Init>,
+        rng: &mut R,
+    ) -> Result<Self> {
         let codec = ObsCodec::new(observation_space, 1)?;
         let input_shape = network_input(observation_space);
         let (torso, policy, value) = layers(config, &input_shape);
-        let hidden = Init::Orthogonal {
+        let hidden = init.unwrap_or(Init::Orthogonal {
             gain: std::f32::consts::SQRT_2,
-        };
+        });
         let sizes = [("actions", actions)];
         let torso = torso
             .build(&input_shape, &sizes, hidden, rng)
@@ -234,13 +248,15 @@ impl ActorCritic {
             // W = g·Q: the last layer's orthogonal draw, rescaled from √2
             // to its own gain.
             let last = head.layers().len() - 1;
-            head.for_each_named_param_mut(&mut |name, param| {
-                if name.layer == last && name.name == "weight" {
-                    param
-                        .value
-                        .mapv_inplace(|w| w * gain / std::f32::consts::SQRT_2);
-                }
-            });
+            if init.is_none() {
+                head.for_each_named_param_mut(&mut |name, param| {
+                    if name.layer == last && name.name == "weight" {
+                        param
+                            .value
+                            .mapv_inplace(|w| w * gain / std::f32::consts::SQRT_2);
+                    }
+                });
+            }
             Ok(head)
         };
         let policy = head(policy, "policy_head", actions, 0.01)?;
@@ -285,6 +301,16 @@ impl ActorCritic {
         self.codec.input(obs, out)
     }
 
+    /// Encodes `obs` straight into input row `row`.
+    pub fn encode_row(&mut self, row: usize, obs: &Observation) -> Result<()> {
+        let len = self.codec.input_len();
+        let all = self
+            .input
+            .as_slice_mut()
+            .expect("the input buffer is contiguous");
+        self.codec.input(obs, &mut all[row * len..(row + 1) * len])
+    }
+
     /// Row `row` of the input buffer, to write an encoded observation into.
     pub fn input_row(&mut self, row: usize) -> &mut [f32] {
         let len = self.codec.input_len();
@@ -293,10 +319,6 @@ impl ActorCritic {
             .as_slice_mut()
             .expect("the input buffer is contiguous");
         &mut all[row * len..(row + 1) * len]
-    }
-
-    fn rows(&self, rows: usize) -> ArrayViewD<'_, f32> {
-        self.input.slice_axis(Axis(0), Slice::from(..rows))
     }
 
     /// Runs the torso and both heads on the first `rows` input rows.
@@ -308,14 +330,16 @@ impl ActorCritic {
     }
 
     /// Runs the torso and the value head only, on the first `rows` rows,
-    /// and returns `V(s)` per row.
-    pub fn value_only(&mut self, rows: usize) -> Result<Vec<f32>> {
-        let input = self.rows(rows).to_owned();
-        let values = self
+    /// and writes `V(s)` per row into `values`.
+    pub fn value_only(&mut self, rows: usize, values: &mut Vec<f32>) -> Result<()> {
+        let input = self.input.slice_axis(Axis(0), Slice::from(..rows));
+        let out = self
             .net
-            .forward_head(input.view(), VALUE, Mode::Eval)
+            .forward_head(input, VALUE, Mode::Eval)
             .map_err(run_error)?;
-        Ok(values.iter().copied().collect())
+        values.clear();
+        values.extend(out.iter().copied());
+        Ok(())
     }
 
     /// The policy head's latest output, `[rows, actions]`.

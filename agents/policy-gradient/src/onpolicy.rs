@@ -152,6 +152,25 @@ impl OnPolicy {
     /// observation queued to bootstrap from.
     pub fn store(&mut self, transitions: &[Transition<'_>]) -> Result<bool> {
         let first = self.rollout.len();
+        self.push(transitions)?;
+        if self.rollout.len() < self.rollout_len {
+            return Ok(false);
+        }
+        // The rollout ends: every copy whose episode goes on bootstraps
+        // from its newest observation. A copy that sat this step out ended
+        // its episode on its last stored step.
+        for (k, t) in transitions.iter().enumerate() {
+            if !t.done() {
+                self.rollout
+                    .bootstrap_for(first + k, |row| self.net.encode(t.next_obs, row))?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stores one step's transitions, with the true final observation of
+    /// each episode a time limit cut.
+    pub fn push(&mut self, transitions: &[Transition<'_>]) -> Result<()> {
         for t in transitions {
             let acted = self.acted.get_mut(t.lane);
             let step = Step {
@@ -172,19 +191,7 @@ impl OnPolicy {
             }
             self.steps += 1;
         }
-        if self.rollout.len() < self.rollout_len {
-            return Ok(false);
-        }
-        // The rollout ends: every copy whose episode goes on bootstraps
-        // from its newest observation. A copy that sat this step out ended
-        // its episode on its last stored step.
-        for (k, t) in transitions.iter().enumerate() {
-            if !t.done() {
-                self.rollout
-                    .bootstrap_for(first + k, |row| self.net.encode(t.next_obs, row))?;
-            }
-        }
-        Ok(true)
+        Ok(())
     }
 
     /// GAE(λ) over the full rollout, after `V` of its bootstrap
@@ -196,11 +203,10 @@ impl OnPolicy {
             let (net, rollout) = (&mut self.net, &self.rollout);
             net.input_row(k).copy_from_slice(rollout.bootstrap_row(k));
         }
-        let values = if boots > 0 {
-            self.net.value_only(boots)?
-        } else {
-            Vec::new()
-        };
+        let mut values = Vec::with_capacity(boots);
+        if boots > 0 {
+            self.net.value_only(boots, &mut values)?;
+        }
         self.rollout
             .advantages(gamma, lambda, &values, self.num_envs);
         Ok(())
@@ -384,14 +390,29 @@ pub fn explained_variance(rollout: &Rollout) -> f64 {
     }
 }
 
-/// Implements [`rl_agent::Agent`]'s acting and observing, and
-/// [`rl_agent::Policy`]'s greedy action, for an agent with an `on:
-/// OnPolicy` field and a `learn(&mut self) -> Result<()>` method run when
-/// the rollout is full.
+/// Implements [`rl_agent::Agent`]'s acting and observing for an agent with
+/// an `on: OnPolicy` field and a `learn(&mut self) -> Result<()>` method run
+/// when the rollout is full. `on_policy_agent!(acting)` leaves out
+/// `observe_batch`, for an agent that decides itself when to learn.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! on_policy_agent {
     () => {
+        $crate::on_policy_agent!(acting);
+
+        /// Stores the step of every lane; learns once the rollout is full.
+        fn observe_batch(
+            &mut self,
+            transitions: &[rl_agent::Transition<'_>],
+        ) -> rl_agent::Result<()> {
+            if self.on.store(transitions)? {
+                self.learn()?;
+                self.on.rollout.clear();
+            }
+            Ok(())
+        }
+    };
+    (acting) => {
         fn act(
             &mut self,
             lane: usize,
@@ -416,18 +437,6 @@ macro_rules! on_policy_agent {
 
         fn observe(&mut self, t: &rl_agent::Transition<'_>) -> rl_agent::Result<()> {
             self.observe_batch(std::slice::from_ref(t))
-        }
-
-        /// Stores the step of every lane; learns once the rollout is full.
-        fn observe_batch(
-            &mut self,
-            transitions: &[rl_agent::Transition<'_>],
-        ) -> rl_agent::Result<()> {
-            if self.on.store(transitions)? {
-                self.learn()?;
-                self.on.rollout.clear();
-            }
-            Ok(())
         }
 
         fn take_scalars(&mut self, out: &mut Vec<(&'static str, f64)>) {

@@ -154,6 +154,53 @@ impl Rollout {
         }
     }
 
+    /// Moves the steps of episodes still running to `unfinished` (which
+    /// must be empty), keeping here only whole episodes, in order: a Monte
+    /// Carlo update needs each episode's every reward. A lane's steps after
+    /// its last episode end are its running episode's.
+    pub fn split_off_unfinished(&mut self, lanes: usize, unfinished: &mut Rollout) {
+        debug_assert!(unfinished.is_empty());
+        let mut last_end: Vec<Option<usize>> = vec![None; lanes];
+        for (t, step) in self.steps.iter().enumerate() {
+            if step.ended {
+                last_end[step.lane] = Some(t);
+            }
+        }
+        let finished = |t: usize, step: &Step| last_end[step.lane].is_some_and(|end| t <= end);
+        // Where each kept step lands, for the bootstrap rows (which only
+        // ended, so kept, steps have).
+        let len = self.input_len;
+        let mut kept = 0;
+        let mut new_index = vec![usize::MAX; self.steps.len()];
+        for (t, landing) in new_index.iter_mut().enumerate() {
+            let step = self.steps[t];
+            if finished(t, &step) {
+                *landing = kept;
+                if kept != t {
+                    self.steps[kept] = step;
+                    self.obs.copy_within(t * len..(t + 1) * len, kept * len);
+                }
+                kept += 1;
+            } else {
+                unfinished.push(&self.obs[t * len..(t + 1) * len], step);
+            }
+        }
+        self.steps.truncate(kept);
+        self.obs.truncate(kept * self.input_len);
+        for t in &mut self.bootstrap_of {
+            *t = new_index[*t];
+        }
+    }
+
+    /// Appends every step of `other` (which holds no bootstrap rows) and
+    /// empties it.
+    pub fn append(&mut self, other: &mut Rollout) {
+        debug_assert!(other.bootstrap_of.is_empty());
+        self.obs.append(&mut other.obs);
+        self.steps.append(&mut other.steps);
+        other.clear();
+    }
+
     /// The stored transitions, for a checkpoint: a resumed run then learns
     /// from the same rollout as the uninterrupted one.
     pub fn save(&self) -> RolloutState {
@@ -299,5 +346,37 @@ mod tests {
         }
         assert!((r.returns[4] - (d4 + 0.75)).abs() < 1e-5);
         assert_eq!(r.bootstrap_row(0), &[7.0]);
+    }
+
+    /// Lane 0 ends an episode (truncated, with its final observation) and
+    /// starts another; lane 1's episode runs on: only lane 0's ended
+    /// episode stays, in order, with its bootstrap row; the rest moves out
+    /// and comes back after.
+    #[test]
+    fn split_keeps_whole_episodes_and_their_bootstraps() {
+        let mut r = Rollout::new(1, 8);
+        r.push(&[1.0], step(1, 0.0, 0.0, false, false)); // lane 1 runs on
+        r.push(&[2.0], step(0, 0.0, 0.0, false, false));
+        r.push(&[3.0], step(0, 0.0, 0.0, false, true)); // truncated
+        r.bootstrap_for(2, |row: &mut [f32]| -> Result<(), ()> {
+            row[0] = 9.0;
+            Ok(())
+        })
+        .unwrap();
+        r.push(&[4.0], step(1, 0.0, 0.0, false, false));
+        r.push(&[5.0], step(0, 0.0, 0.0, false, false)); // lane 0's next episode
+        let mut rest = Rollout::new(1, 0);
+        r.split_off_unfinished(2, &mut rest);
+        assert_eq!(r.obs, [2.0, 3.0]);
+        assert_eq!(r.bootstrap_of, [1]);
+        assert_eq!(r.bootstrap_row(0), &[9.0]);
+        assert_eq!(rest.obs, [1.0, 4.0, 5.0]);
+        assert_eq!(
+            rest.steps.iter().map(|s| s.lane).collect::<Vec<_>>(),
+            [1, 1, 0]
+        );
+        r.clear();
+        r.append(&mut rest);
+        assert_eq!((r.obs.len(), rest.len()), (3, 0));
     }
 }

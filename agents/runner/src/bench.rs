@@ -135,14 +135,14 @@ pub fn tabular(budget: Duration) -> crate::Result<TabularReport> {
 /// Env steps per second of an agent while it trains.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainRate {
-    /// Env steps per second after learning starts: act, step, store, one
-    /// gradient update per step.
+    /// Env steps per second once learning runs: acting, stepping, storing
+    /// and the agent's updates, over the whole timed window.
     pub train_steps_per_second: f64,
 }
 
-/// `rl-lab bench dqn --json`'s object, keyed by env id:
-/// `{"minatar/breakout": {"train_steps_per_second": …}}`.
-pub type DqnReport = std::collections::BTreeMap<String, TrainRate>;
+/// `rl-lab bench dqn --json`'s and `rl-lab bench ppo --json`'s object,
+/// keyed by env id: `{"minatar/breakout": {"train_steps_per_second": …}}`.
+pub type TrainReport = std::collections::BTreeMap<String, TrainRate>;
 
 /// DQN with its defaults (MinAtar's `dqn.py`: batch 32, centered RMSProp,
 /// one update per step) on `minatar/breakout` (all six actions, sticky 0.1,
@@ -150,21 +150,50 @@ pub type DqnReport = std::collections::BTreeMap<String, TrainRate>;
 /// training loop. The first `learning_starts` random steps fill the buffer
 /// untimed; then training runs for about `budget`, timed. The Python peer
 /// is `benches/peers/dqn_peer.py`.
-pub fn dqn(budget: Duration) -> crate::Result<DqnReport> {
+pub fn dqn(budget: Duration) -> crate::Result<TrainReport> {
+    let spec = json!({
+        "env": {"id": "minatar/breakout", "wrappers": ["episode_statistics", "clip_reward"]},
+        "agent": {"id": "dqn"}
+    });
+    train_rate(
+        spec,
+        rl_dqn::DqnConfig::default().learning_starts + 1,
+        budget,
+    )
+}
+
+/// PPO on `minatar/breakout` (all six actions, sticky 0.1, ramping) over 8
+/// env copies: rollouts of 128 steps per copy, 4 epochs of 4 minibatches,
+/// the MinAtar torso (Conv 16 3×3, Affine 128, ReLU) with a 6-way policy
+/// head and a value head, Adam; the learning rate held constant, as no
+/// horizon is set. One rollout and its update run untimed; then training
+/// runs for about `budget`, timed. The Python peer is
+/// `benches/peers/ppo_peer.py`.
+pub fn ppo(budget: Duration) -> crate::Result<TrainReport> {
+    let spec = json!({
+        "env": {"id": "minatar/breakout", "num_envs": 8, "wrappers": ["episode_statistics"]},
+        "agent": {"id": "ppo", "config": {
+            "num_steps": 128, "num_minibatches": 4, "update_epochs": 4, "anneal_lr": false}}
+    });
+    train_rate(spec, 8 * 128, budget)
+}
+
+/// Trains the run `spec` (given its env and agent; seed 0) for `warmup`
+/// steps untimed, then for about `budget`, and reports the timed window's
+/// env steps per second.
+fn train_rate(
+    mut spec: serde_json::Value,
+    warmup: u64,
+    budget: Duration,
+) -> crate::Result<TrainReport> {
     use crate::spec::Budget;
     use crate::train::{LoopSettings, train};
-    let engine = Engine::default();
-    let env_id = "minatar/breakout";
-    let mut run = engine.prepare(
-        RunSpec::from_value(&json!({
-            "env": {"id": env_id, "wrappers": ["episode_statistics", "clip_reward"]},
-            "agent": {"id": "dqn"},
-            "budget": {"steps": 1},
-            "seed": 0,
-            "eval": {"episodes": 0}
-        }))
-        .expect("the benchmark spec is valid"),
-    )?;
+    let env_id = spec["env"]["id"].as_str().unwrap_or_default().to_string();
+    spec["budget"] = json!({"steps": 1});
+    spec["seed"] = 0.into();
+    spec["eval"] = json!({"episodes": 0});
+    let mut run = Engine::default()
+        .prepare(RunSpec::from_value(&spec).expect("the benchmark spec is valid"))?;
     let mut phase = |start: Counters, steps: u64, cancel: &CancelFlag| {
         train(
             &mut run.envs,
@@ -182,8 +211,7 @@ pub fn dqn(budget: Duration) -> crate::Result<DqnReport> {
         )
         .map(|outcome| outcome.counters)
     };
-    let learning_starts = rl_dqn::DqnConfig::default().learning_starts;
-    let filled = phase(Counters::default(), learning_starts + 1, &CancelFlag::new())?;
+    let warmed = phase(Counters::default(), warmup, &CancelFlag::new())?;
     // Train until a timer cancels the run; the loop stops at the next episode boundary.
     let cancel = CancelFlag::new();
     let began = Instant::now();
@@ -193,11 +221,11 @@ pub fn dqn(budget: Duration) -> crate::Result<DqnReport> {
             std::thread::sleep(budget);
             timer.cancel();
         });
-        phase(filled, u64::MAX, &cancel)
+        phase(warmed, u64::MAX, &cancel)
     })?;
-    let rate = (trained.steps - filled.steps) as f64 / began.elapsed().as_secs_f64();
-    Ok(DqnReport::from([(
-        env_id.to_string(),
+    let rate = (trained.steps - warmed.steps) as f64 / began.elapsed().as_secs_f64();
+    Ok(TrainReport::from([(
+        env_id,
         TrainRate {
             train_steps_per_second: rate,
         },

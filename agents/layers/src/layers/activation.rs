@@ -368,3 +368,139 @@ impl Layer for Hardtanh {
         self.y.as_ref().map(Buf::view)
     }
 }
+
+/// The cache of an activation whose derivative needs its input, not only
+/// its output: the input `x` and the output `y`.
+#[derive(Clone, Debug, Default)]
+struct InputCache {
+    x: Option<Buf>,
+    y: Option<Buf>,
+    dx: Buf,
+}
+
+impl InputCache {
+    fn forward<'a>(
+        &'a mut self,
+        x: ArrayViewD<'_, f32>,
+        f: impl Fn(f32) -> f32,
+    ) -> ArrayViewD<'a, f32> {
+        let kept = self.x.get_or_insert_with(Buf::default);
+        kept.reshape(x.shape());
+        kept.view_mut().assign(&x);
+        act_forward(&mut self.y, x, f)
+    }
+
+    fn backward<'a>(
+        &'a mut self,
+        kind: &'static str,
+        dy: ArrayViewD<'_, f32>,
+        derivative: impl Fn(f32) -> f32,
+    ) -> Result<ArrayViewD<'a, f32>> {
+        act_backward(kind, &self.x, &mut self.dx, dy, |x, dy| dy * derivative(x))
+    }
+}
+
+/// Sigmoid-weighted linear unit (SiLU; Elfwing, Uchibe & Doya 2018), the
+/// activation of the convolution in MinAtar's AC(λ) network.
+///
+/// - forward: `y = x σ(x)`;
+/// - derivative: `∂y/∂x = σ(x) (1 + x (1 − σ(x)))`, from the cached input.
+///
+/// ```
+/// use rl_layers::{Layer, Mode, Silu};
+/// let mut s = Silu::new();
+/// let y = s.forward(ndarray::arr1(&[0.0f32, 1e4, -1e4]).into_dyn().view(), Mode::Train).unwrap();
+/// assert_eq!(y.as_slice().unwrap(), &[0.0, 1e4, -0.0]);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Silu {
+    cache: InputCache,
+}
+
+impl Silu {
+    /// A SiLU layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Layer for Silu {
+    fn kind(&self) -> &'static str {
+        "silu"
+    }
+    /// # Shapes
+    /// Any shape; `y` has the shape of `x`.
+    fn forward<'a>(
+        &'a mut self,
+        x: ArrayViewD<'_, f32>,
+        _mode: Mode,
+    ) -> Result<ArrayViewD<'a, f32>> {
+        Ok(self.cache.forward(x, |x| x * sigmoid(x)))
+    }
+    /// # Shapes
+    /// `dy` and `dx` have the shape of `x`.
+    fn backward<'a>(&'a mut self, dy: ArrayViewD<'_, f32>) -> Result<ArrayViewD<'a, f32>> {
+        self.cache.backward("silu", dy, dsilu)
+    }
+    fn output(&self) -> Option<ArrayViewD<'_, f32>> {
+        self.cache.y.as_ref().map(Buf::view)
+    }
+}
+
+/// SiLU's derivative, `σ(x) (1 + x (1 − σ(x)))`.
+fn dsilu(x: f32) -> f32 {
+    let s = sigmoid(x);
+    s * (1.0 + x * (1.0 - s))
+}
+
+/// The derivative of SiLU used as an activation (dSiLU; Elfwing, Uchibe &
+/// Doya 2018), the activation of the hidden layer in MinAtar's AC(λ)
+/// network: a sigmoid-like curve that overshoots to about 1.1 near x ≈ 2.4.
+///
+/// - forward: `y = σ(x) (1 + x (1 − σ(x)))`;
+/// - derivative: `∂y/∂x = σ(x) (1 − σ(x)) (2 + x (1 − 2σ(x)))`, from the
+///   cached input.
+///
+/// ```
+/// use rl_layers::{Dsilu, Layer, Mode};
+/// let mut d = Dsilu::new();
+/// let y = d.forward(ndarray::arr1(&[0.0f32, 1e4, -1e4]).into_dyn().view(), Mode::Train).unwrap();
+/// assert_eq!(y.as_slice().unwrap(), &[0.5, 1.0, 0.0]);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Dsilu {
+    cache: InputCache,
+}
+
+impl Dsilu {
+    /// A dSiLU layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Layer for Dsilu {
+    fn kind(&self) -> &'static str {
+        "dsilu"
+    }
+    /// # Shapes
+    /// Any shape; `y` has the shape of `x`.
+    fn forward<'a>(
+        &'a mut self,
+        x: ArrayViewD<'_, f32>,
+        _mode: Mode,
+    ) -> Result<ArrayViewD<'a, f32>> {
+        Ok(self.cache.forward(x, dsilu))
+    }
+    /// # Shapes
+    /// `dy` and `dx` have the shape of `x`.
+    fn backward<'a>(&'a mut self, dy: ArrayViewD<'_, f32>) -> Result<ArrayViewD<'a, f32>> {
+        self.cache.backward("dsilu", dy, |x| {
+            let s = sigmoid(x);
+            s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
+        })
+    }
+    fn output(&self) -> Option<ArrayViewD<'_, f32>> {
+        self.cache.y.as_ref().map(Buf::view)
+    }
+}

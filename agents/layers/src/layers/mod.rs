@@ -23,7 +23,7 @@ mod linear;
 mod pool;
 pub(crate) mod softmax;
 
-pub use activation::{Hardtanh, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use activation::{Dsilu, Hardtanh, LeakyRelu, Relu, Sigmoid, Silu, Tanh};
 pub(crate) use conv::Window;
 pub use conv::{CONV_SPARSE_MAX_DENSITY, Conv2d, set_conv_sparse_max_density};
 pub use flatten::Flatten;
