@@ -1,5 +1,7 @@
-"""Learning curves and the summary table of DQN runs on MinAtar, from their
-run folders (`metrics.jsonl`, `spec.json`), against the paper's DQN curves.
+"""Learning curves and the summary table of runs on MinAtar, from their
+run folders (`metrics.jsonl`, `spec.json`), against the paper's curves:
+DQN runs against the paper's DQN, every other agent (PPO, AC(λ), …)
+against the paper's AC(λ).
 
     benches/peers/.venv/bin/pip install matplotlib
     benches/peers/.venv/bin/python benches/learning_curves.py runs/breakout runs/asterix ... \
@@ -8,10 +10,11 @@ run folders (`metrics.jsonl`, `spec.json`), against the paper's DQN curves.
 For each run: the return of every training episode (the true game score:
 `episode_statistics` sits inside `clip_reward`), its 100-episode running
 mean against env steps, and the periodic greedy evaluations
-(`eval/mean_return`) if any. Writes `<env>.png` per run and `summary.md`:
-the final 100-episode mean return, the paper's DQN value at 5M frames as
-read off its curves (Young & Tian 2019, Figure 2), and whether the run
-reaches 75% of it.
+(`eval/mean_return`) if any. Writes `<env>.png` per DQN run and
+`<env>-<agent>.png` per other run, and `summary.md` (DQN) or
+`summary-<agent>.md`: the final 100-episode mean return, the paper's value
+at 5M frames as read off its curves (Young & Tian 2019, Figure 2), and
+whether the run reaches 75% of it and passes it.
 """
 import argparse
 import json
@@ -22,14 +25,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# The paper's DQN curves at 5M frames, read off Young & Tian (2019), Figure 2.
+# The paper's curves at 5M frames, read off Young & Tian (2019), Figure 2.
 PAPER = {
-    "minatar/breakout": 10.0,
-    "minatar/asterix": 17.0,
-    "minatar/freeway": 50.0,
-    "minatar/seaquest": 20.0,
-    "minatar/space_invaders": 43.0,
+    "DQN": {
+        "minatar/breakout": 10.0,
+        "minatar/asterix": 17.0,
+        "minatar/freeway": 50.0,
+        "minatar/seaquest": 20.0,
+        "minatar/space_invaders": 43.0,
+    },
+    "AC(λ)": {
+        "minatar/breakout": 17.5,
+        "minatar/asterix": 19.0,
+        "minatar/freeway": 47.5,
+        "minatar/seaquest": 15.5,
+        "minatar/space_invaders": 185.0,
+    },
 }
+AGENT_NAMES = {"dqn": "DQN", "ppo": "PPO", "ac-lambda": "AC(λ)", "a2c": "A2C", "reinforce": "REINFORCE"}
 
 
 def read(folder):
@@ -55,10 +68,15 @@ def read(folder):
 
 
 def final_mean(folder, mean, merged):
-    """The final 100-episode mean: from the lines when every episode is one,
-    else the loop's own exact figure in summary.json."""
+    """The final 100-episode mean: the loop's own exact figure in
+    summary.json when the run wrote one, else (a run still going) the
+    running mean of the episode lines, which is exact only when no window
+    merged episodes."""
+    summary = folder / "summary.json"
+    if summary.exists():
+        return json.loads(summary.read_text())["train_mean_return_last_100"]
     if merged:
-        return json.loads((folder / "summary.json").read_text())["train_mean_return_last_100"]
+        return float("nan")
     return mean[-1] if mean else float("nan")
 
 
@@ -78,39 +96,47 @@ def main():
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("docs/results"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, agents = [], set()
     for folder in args.runs:
         spec, steps, returns, evals, merged = read(folder)
-        env = spec["env"]["id"]
+        env, agent = spec["env"]["id"], spec["agent"]["id"]
+        agents.add(agent)
+        name_of = AGENT_NAMES.get(agent, agent)
+        reference = "DQN" if agent == "dqn" else "AC(λ)"
+        paper = PAPER[reference].get(env)
         mean = running_mean(returns)
         fig, ax = plt.subplots(figsize=(7, 4))
         ax.plot(steps, returns, color="0.8", linewidth=0.5, label="episode return")
         ax.plot(steps, mean, color="C0", label="mean of last 100 episodes")
         if evals:
             ax.plot(*zip(*evals), "o-", color="C1", markersize=3, label="greedy evaluation")
-        if env in PAPER:
-            ax.axhline(PAPER[env], color="C3", linestyle="--", linewidth=1, label="paper's DQN at 5M")
-            ax.axhline(0.75 * PAPER[env], color="C3", linestyle=":", linewidth=1, label="75% of it")
+        if paper is not None:
+            ax.axhline(paper, color="C3", linestyle="--", linewidth=1, label=f"paper's {reference} at 5M")
+            ax.axhline(0.75 * paper, color="C3", linestyle=":", linewidth=1, label="75% of it")
         ax.set_xlabel("env steps")
         ax.set_ylabel("return")
-        ax.set_title(f"DQN on {env}, seed {spec.get('seed', 0)}")
+        ax.set_title(f"{name_of} on {env}, seed {spec.get('seed', 0)}")
         ax.legend(loc="upper left", fontsize=8)
         fig.tight_layout()
-        name = env.replace("/", "-") + ".png"
+        suffix = "" if agent == "dqn" else f"-{agent}"
+        name = env.replace("/", "-") + suffix + ".png"
         fig.savefig(args.out / name, dpi=120)
         plt.close(fig)
         final = final_mean(folder, mean, merged)
-        paper = PAPER.get(env)
         reached = "yes" if paper is not None and final >= 0.75 * paper else ("no" if paper else "–")
-        rows.append((env, steps[-1] if steps else 0, final, paper, reached, name))
+        above = "yes" if paper is not None and final > paper else ("no" if paper else "–")
+        rows.append((env, name_of, reference, steps[-1] if steps else 0, final, paper, reached, above, name))
     lines = [
-        "| env | env steps | final 100-episode mean return | paper's DQN at 5M | ≥ 75% of it | curve |",
-        "|---|---:|---:|---:|---|---|",
+        "| env | agent | env steps | final 100-episode mean return | paper's value at 5M | ≥ 75% of it | above it | curve |",
+        "|---|---|---:|---:|---:|---|---|---|",
     ]
-    for env, last, final, paper, reached, name in rows:
-        paper_text = f"{paper:g}" if paper is not None else "–"
-        lines.append(f"| {env} | {last:,} | {final:.2f} | {paper_text} | {reached} | [{name}]({name}) |")
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    for env, name_of, reference, last, final, paper, reached, above, name in rows:
+        paper_text = f"{paper:g} ({reference})" if paper is not None else "–"
+        lines.append(
+            f"| {env} | {name_of} | {last:,} | {final:.2f} | {paper_text} | {reached} | {above} | [{name}]({name}) |"
+        )
+    summary = "summary.md" if agents == {"dqn"} else "summary-" + "-".join(sorted(agents)) + ".md"
+    (args.out / summary).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -5,6 +5,7 @@ the release binary, runs both, and prints the README's table.
     python3 benches/peers/compare.py tabular [--seconds 2]
     python3 benches/peers/compare.py dqn [--seconds 10]
     python3 benches/peers/compare.py dqn-cleanrl [--seconds 10]
+    python3 benches/peers/compare.py ppo [--seconds 10]
     python3 benches/peers/compare.py nets [--seconds 3] [--rounds 8]
 
 With --rounds N, ours and the peer take turns N times; the table gives the
@@ -56,8 +57,16 @@ SUITES["nets"] = (
 # The same workload against the CleanRL-style peer (Gymnasium vector env,
 # Stable-Baselines3's replay buffer, TensorBoard logging).
 SUITES["dqn-cleanrl"] = ("dqn_cleanrl.py", *SUITES["dqn"][1:])
+SUITES["ppo"] = (
+    "ppo_peer.py",
+    "requirements-dqn.txt",
+    [
+        ("PPO on MinAtar Breakout while training (8 envs, 128-step rollouts, 4 epochs × 4 minibatches)",
+         ("minatar/breakout", "train_steps_per_second"), "steps/s", True),
+    ],
+)
 # Which `rl-lab bench` command gives our side of each suite.
-OURS = {"tabular": "tabular", "dqn": "dqn", "dqn-cleanrl": "dqn", "nets": "nets"}
+OURS = {"tabular": "tabular", "dqn": "dqn", "dqn-cleanrl": "dqn", "nets": "nets", "ppo": "ppo"}
 
 
 def python():

@@ -185,6 +185,8 @@ pub struct AcLambda {
     potential_grad: Vec<f32>,
     /// RMSProp's running mean of squared steps, m.
     mean_square: Vec<f32>,
+    /// u of one weight tensor, reused.
+    step: Vec<f32>,
     /// ∂/∂logits and ∂/∂V of one row.
     d_logits: Array2<f32>,
     d_values: Array2<f32>,
@@ -245,6 +247,7 @@ impl AcLambda {
             weights,
             potential_grad: vec![0.0; weights],
             mean_square: vec![0.0; weights],
+            step: vec![0.0; weights],
             d_logits: Array2::zeros((1, actions)),
             d_values: Array2::zeros((1, 1)),
             v_last: Vec::with_capacity(1),
@@ -395,6 +398,7 @@ impl AcLambda {
         let trace = &mut lane.trace;
         let grad = &self.potential_grad;
         let mean_square = &mut self.mean_square;
+        let step = &mut self.step;
         // The debiasing of AC_lambda.py: n frames so far, this one included.
         let rms = (c.step == StepRule::RmsProp).then(|| {
             let debias = 1.0 - f64::from(c.rms_decay).powf((self.steps + 2) as f64);
@@ -410,16 +414,30 @@ impl AcLambda {
                 &grad[at..at + n],
                 &mut mean_square[at..at + n],
             );
-            for i in 0..n {
-                let u = delta * e[i] + if beta_on { entropy[i] } else { 0.0 };
-                value[i] += alpha
-                    * match rms {
-                        Some((rho, eps, debias)) => {
-                            m[i] = rho * m[i] + (1.0 - rho) * u * u;
-                            u / (m[i] / debias + eps).sqrt()
-                        }
-                        None => u,
-                    };
+            // u = δ e + β ∇H, then the step, each a branch-free loop over
+            // zipped slices, so that they vectorise.
+            let u = &mut step[..n];
+            if beta_on {
+                for ((u, &e), &h) in u.iter_mut().zip(&*e).zip(entropy) {
+                    *u = delta * e + h;
+                }
+            } else {
+                for (u, &e) in u.iter_mut().zip(&*e) {
+                    *u = delta * e;
+                }
+            }
+            match rms {
+                Some((rho, eps, debias)) => {
+                    for ((v, &u), m) in value.iter_mut().zip(&*u).zip(m.iter_mut()) {
+                        *m = rho * *m + (1.0 - rho) * u * u;
+                        *v += alpha * u / (*m / debias + eps).sqrt();
+                    }
+                }
+                None => {
+                    for (v, &u) in value.iter_mut().zip(&*u) {
+                        *v += alpha * u;
+                    }
+                }
             }
             if ended {
                 e.fill(0.0);
