@@ -53,7 +53,7 @@ pub fn register(registry: &mut AgentRegistry) {
     registry.estimate_memory("reinforce", Reinforce::memory_bytes);
     registry.learner(
         "ac-lambda",
-        "AC(λ): MinAtar's online actor-critic with eligibility traces, one plain trace update per step; the paper's defaults (Young & Tian 2019)",
+        "AC(λ): MinAtar's online actor-critic with eligibility traces, one RMSProp-sized trace update per step; the paper's defaults (Young & Tian 2019)",
         AcLambda::new,
     );
     registry.estimate_memory("ac-lambda", AcLambda::memory_bytes);
