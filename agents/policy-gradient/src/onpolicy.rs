@@ -297,6 +297,71 @@ impl OnPolicy {
     }
 }
 
+/// The loss's gradients per row of an update, reused across updates: each
+/// agent fills `d_log_prob` (∂L/∂log π(a|s)), `d_entropy` (∂L/∂H) and
+/// `d_values` (∂L/∂V), and [`LossGrads::apply`] carries them through π and
+/// the network into one optimiser step.
+#[derive(Clone, Debug)]
+pub struct LossGrads {
+    /// ∂L/∂log π(a|s) per row.
+    pub d_log_prob: ndarray::Array1<f32>,
+    /// ∂L/∂H(π(·|s)) per row.
+    pub d_entropy: ndarray::Array1<f32>,
+    /// ∂L/∂V(s), `[rows, 1]`.
+    pub d_values: ndarray::Array2<f32>,
+    d_logits: ndarray::Array2<f32>,
+}
+
+impl Default for LossGrads {
+    fn default() -> Self {
+        LossGrads {
+            d_log_prob: ndarray::Array1::zeros(0),
+            d_entropy: ndarray::Array1::zeros(0),
+            d_values: ndarray::Array2::zeros((0, 1)),
+            d_logits: ndarray::Array2::zeros((0, 0)),
+        }
+    }
+}
+
+impl LossGrads {
+    /// Room for `rows` rows of `actions` logits; reallocates only when the
+    /// shape changes.
+    pub fn resize(&mut self, rows: usize, actions: usize) {
+        if self.d_logits.dim() != (rows, actions) {
+            self.d_logits = ndarray::Array2::zeros((rows, actions));
+            self.d_values = ndarray::Array2::zeros((rows, 1));
+            self.d_log_prob = ndarray::Array1::zeros(rows);
+            self.d_entropy = ndarray::Array1::zeros(rows);
+        }
+    }
+
+    /// Backpropagates through π (taken at `actions`) and the network,
+    /// clips the global gradient norm to `max_grad_norm` and takes one
+    /// optimiser step.
+    pub fn apply(
+        &mut self,
+        on: &mut OnPolicy,
+        optimizer: &mut Optimizer,
+        actions: &[usize],
+        max_grad_norm: f32,
+    ) -> Result<()> {
+        on.pi
+            .backward(
+                actions,
+                self.d_log_prob.view(),
+                self.d_entropy.view(),
+                self.d_logits.view_mut(),
+            )
+            .map_err(crate::net::run_error)?;
+        on.step(
+            optimizer,
+            self.d_logits.view(),
+            self.d_values.view(),
+            max_grad_norm,
+        )
+    }
+}
+
 /// Normalises the advantage `advantage(item)` of each of `items`:
 /// `(A − mean A) / (std A + 1e-8)`, with torch's unbiased std. Fewer than
 /// two are left as they are.

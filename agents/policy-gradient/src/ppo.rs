@@ -21,10 +21,10 @@
 
 use crate::net::NetworkConfig;
 use crate::onpolicy::{
-    OnPolicy, OnPolicyState, encode_optimizer, explained_variance, load_optimizer, normalize,
-    read_state, write_state,
+    LossGrads, OnPolicy, OnPolicyState, encode_optimizer, explained_variance, load_optimizer,
+    normalize, read_state, write_state,
 };
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::ArrayView2;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rl_agent::{Agent, EnvContext, Error, Policy, Result};
@@ -241,10 +241,7 @@ pub struct Ppo {
     order: Vec<usize>,
     samples: Vec<Sample>,
     minibatch_actions: Vec<usize>,
-    d_logits: Array2<f32>,
-    d_values: Array2<f32>,
-    d_log_prob: Array1<f32>,
-    d_entropy: Array1<f32>,
+    grads: LossGrads,
 }
 
 /// What `save` writes.
@@ -298,10 +295,7 @@ impl Ppo {
             order: Vec::new(),
             samples: Vec::new(),
             minibatch_actions: Vec::new(),
-            d_logits: Array2::zeros((0, 0)),
-            d_values: Array2::zeros((0, 1)),
-            d_log_prob: Array1::zeros(0),
-            d_entropy: Array1::zeros(0),
+            grads: LossGrads::default(),
         })
     }
 
@@ -397,37 +391,23 @@ impl Ppo {
             normalize(&mut self.samples, |s| &mut s.advantage);
         }
         self.on.forward_rows(&self.order[from..to])?;
-        if self.d_logits.dim() != (rows, self.on.net.actions()) {
-            self.d_logits = Array2::zeros((rows, self.on.net.actions()));
-            self.d_values = Array2::zeros((rows, 1));
-            self.d_log_prob = Array1::zeros(rows);
-            self.d_entropy = Array1::zeros(rows);
-        }
+        self.grads.resize(rows, self.on.net.actions());
         loss(
             &self.config,
             &self.on.pi,
             self.on.net.values()?,
             &self.samples,
             Grads {
-                log_prob: self.d_log_prob.as_slice_mut().expect("contiguous"),
-                entropy: self.d_entropy.as_slice_mut().expect("contiguous"),
-                values: self.d_values.as_slice_mut().expect("contiguous"),
+                log_prob: self.grads.d_log_prob.as_slice_mut().expect("contiguous"),
+                entropy: self.grads.d_entropy.as_slice_mut().expect("contiguous"),
+                values: self.grads.d_values.as_slice_mut().expect("contiguous"),
             },
             stats,
         );
-        self.on
-            .pi
-            .backward(
-                &self.minibatch_actions,
-                self.d_log_prob.view(),
-                self.d_entropy.view(),
-                self.d_logits.view_mut(),
-            )
-            .map_err(crate::net::run_error)?;
-        self.on.step(
+        self.grads.apply(
+            &mut self.on,
             &mut self.optimizer,
-            self.d_logits.view(),
-            self.d_values.view(),
+            &self.minibatch_actions,
             self.config.max_grad_norm,
         )?;
         stats.minibatches += 1;
@@ -557,6 +537,7 @@ impl Policy for Ppo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::{Array1, Array2};
 
     /// The loss of `samples` at `logits` and `values`, with its gradient
     /// with respect to both (through `Categorical::backward`).

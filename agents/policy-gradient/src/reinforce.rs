@@ -24,11 +24,10 @@
 
 use crate::net::NetworkConfig;
 use crate::onpolicy::{
-    OnPolicy, OnPolicyState, encode_optimizer, explained_variance, load_optimizer, normalize,
-    read_state, write_state,
+    LossGrads, OnPolicy, OnPolicyState, encode_optimizer, explained_variance, load_optimizer,
+    normalize, read_state, write_state,
 };
 use crate::rollout::Rollout;
-use ndarray::{Array1, Array2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rl_agent::{Agent, EnvContext, Error, Policy, Result, Transition};
@@ -144,10 +143,7 @@ pub struct Reinforce {
     // Update buffers, reused.
     rows: Vec<usize>,
     actions: Vec<usize>,
-    d_logits: Array2<f32>,
-    d_values: Array2<f32>,
-    d_log_prob: Array1<f32>,
-    d_entropy: Array1<f32>,
+    grads: LossGrads,
 }
 
 /// What `save` writes.
@@ -184,10 +180,7 @@ impl Reinforce {
             unfinished,
             rows: Vec::new(),
             actions: Vec::new(),
-            d_logits: Array2::zeros((0, 0)),
-            d_values: Array2::zeros((0, 1)),
-            d_log_prob: Array1::zeros(0),
-            d_entropy: Array1::zeros(0),
+            grads: LossGrads::default(),
         })
     }
 
@@ -233,22 +226,17 @@ impl Reinforce {
             normalize(&mut deltas, |d| d);
         }
         self.on.forward_rows(&self.rows)?;
-        if self.d_logits.dim() != (n, self.on.net.actions()) {
-            self.d_logits = Array2::zeros((n, self.on.net.actions()));
-            self.d_values = Array2::zeros((n, 1));
-            self.d_log_prob = Array1::zeros(n);
-            self.d_entropy = Array1::zeros(n);
-        }
+        self.grads.resize(n, self.on.net.actions());
         let values = self.on.net.values()?;
         let (mut policy_loss, mut value_loss, mut entropy) = (0.0f64, 0.0f64, 0.0f64);
         for t in 0..n {
             let log_prob = self.on.pi.log_prob(t, self.actions[t]);
             // −δ · log π(a|s), δ held constant.
             policy_loss -= f64::from(deltas[t] * log_prob * scale);
-            self.d_log_prob[t] = -deltas[t] * scale;
-            self.d_entropy[t] = -c.ent_coef * scale;
+            self.grads.d_log_prob[t] = -deltas[t] * scale;
+            self.grads.d_entropy[t] = -c.ent_coef * scale;
             entropy += f64::from(self.on.pi.entropy(t) * scale);
-            self.d_values[[t, 0]] = if c.baseline {
+            self.grads.d_values[[t, 0]] = if c.baseline {
                 // c_V (V − G)²
                 let error = values[[t, 0]] - self.on.rollout.returns[t];
                 value_loss += f64::from(error * error * scale);
@@ -257,19 +245,10 @@ impl Reinforce {
                 0.0
             };
         }
-        self.on
-            .pi
-            .backward(
-                &self.actions,
-                self.d_log_prob.view(),
-                self.d_entropy.view(),
-                self.d_logits.view_mut(),
-            )
-            .map_err(crate::net::run_error)?;
-        self.on.step(
+        self.grads.apply(
+            &mut self.on,
             &mut self.optimizer,
-            self.d_logits.view(),
-            self.d_values.view(),
+            &self.actions,
             c.max_grad_norm,
         )?;
         self.updates += 1;
