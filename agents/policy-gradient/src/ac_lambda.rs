@@ -185,14 +185,14 @@ pub struct AcLambda {
     potential_grad: Vec<f32>,
     /// RMSProp's running mean of squared steps, m.
     mean_square: Vec<f32>,
-    /// u of one weight tensor, reused.
+    /// u = δ e + β ∇H of the update, per weight, reused.
     step: Vec<f32>,
     /// ∂/∂logits and ∂/∂V of one row.
     d_logits: Array2<f32>,
     d_values: Array2<f32>,
     /// V(s_t), from the value head alone.
     v_last: Vec<f32>,
-    /// π of the latest forward's last row.
+    /// π of the latest forward.
     probs: Vec<f32>,
     /// Transitions learned from.
     steps: u64,
@@ -260,15 +260,15 @@ impl AcLambda {
     }
 
     /// Bytes the agent holds at most: the network, its gradients, g,
-    /// RMSProp's mean squares, one trace per env copy, and two rows'
-    /// activations.
+    /// RMSProp's mean squares, the step buffer, one trace per env copy, and
+    /// one row's activations and their gradients.
     pub fn memory_bytes(config: &AcLambdaConfig, ctx: &EnvContext<'_>) -> Result<u64> {
         config.validate()?;
         let actions = ctx.action_space.n().unwrap_or(1);
         let network = config.network(ctx.observation_space);
         let (parameters, activations) = crate::net::plan(&network, ctx.observation_space, actions)?;
-        let copies = 4 + ctx.num_envs.max(1) as u64;
-        Ok(4 * (parameters.saturating_mul(copies) + 2 * 2 * activations))
+        let copies = 5 + ctx.num_envs.max(1) as u64;
+        Ok(4 * (parameters.saturating_mul(copies) + 2 * activations))
     }
 
     /// Runs the network on input row 0 (written with
