@@ -33,6 +33,7 @@
 
 use crate::net::{ActorCritic, NetworkConfig};
 use crate::onpolicy::{decode, read_state, write_state};
+use crate::rollout::{decode_floats, encode_floats};
 use base64::Engine as _;
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};
@@ -515,29 +516,20 @@ impl Policy for AcLambda {
             steps: self.steps,
             rng: self.rng.clone(),
             network: base64::engine::general_purpose::STANDARD.encode(self.net.to_safetensors()?),
-            mean_square: base64::engine::general_purpose::STANDARD.encode(
-                self.mean_square
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect::<Vec<u8>>(),
-            ),
+            mean_square: encode_floats(&self.mean_square),
         })
     }
 
     fn load(&mut self, state: &Value) -> Result<()> {
         let state: AcLambdaState = read_state(state, "AC(λ)", FORMAT)?;
-        let bytes = decode("mean_square", &state.mean_square)?;
-        if bytes.len() != 4 * self.weights {
+        let mean_square = decode_floats("mean_square", &state.mean_square).map_err(Error::State)?;
+        if mean_square.len() != self.weights {
             return Err(Error::State(format!(
-                "ac-lambda: {} bytes of mean squares for {} weights",
-                bytes.len(),
+                "ac-lambda: {} mean squares for {} weights",
+                mean_square.len(),
                 self.weights
             )));
         }
-        let mean_square = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
         self.net
             .load_safetensors(&decode("network", &state.network)?)?;
         self.lanes = Lanes::default();

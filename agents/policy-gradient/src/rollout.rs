@@ -204,14 +204,10 @@ impl Rollout {
     /// The stored transitions, for a checkpoint: a resumed run then learns
     /// from the same rollout as the uninterrupted one.
     pub fn save(&self) -> RolloutState {
-        let floats = |values: &[f32]| {
-            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            base64::engine::general_purpose::STANDARD.encode(bytes)
-        };
         RolloutState {
-            obs: floats(&self.obs),
+            obs: encode_floats(&self.obs),
             steps: self.steps.clone(),
-            bootstrap: floats(&self.bootstrap),
+            bootstrap: encode_floats(&self.bootstrap),
             bootstrap_of: self.bootstrap_of.clone(),
         }
     }
@@ -224,20 +220,8 @@ impl Rollout {
         actions: usize,
         lanes: usize,
     ) -> Result<(), String> {
-        let floats = |what: &str, text: &str| -> Result<Vec<f32>, String> {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map_err(|e| format!("rollout {what}: not base64: {e}"))?;
-            if bytes.len() % 4 != 0 {
-                return Err(format!("rollout {what}: not whole f32 values"));
-            }
-            Ok(bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect())
-        };
-        let obs = floats("observations", &state.obs)?;
-        let bootstrap = floats("bootstrap observations", &state.bootstrap)?;
+        let obs = decode_floats("rollout observations", &state.obs)?;
+        let bootstrap = decode_floats("rollout bootstrap observations", &state.bootstrap)?;
         let n = state.steps.len();
         if obs.len() != n * self.input_len
             || bootstrap.len() != state.bootstrap_of.len() * self.input_len
@@ -281,6 +265,26 @@ impl Rollout {
         self.advantages.clear();
         self.returns.clear();
     }
+}
+
+/// Little-endian `f32` values as base64 text, for a checkpoint.
+pub(crate) fn encode_floats(values: &[f32]) -> String {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The values [`encode_floats`] wrote; errors name `what`.
+pub(crate) fn decode_floats(what: &str, text: &str) -> Result<Vec<f32>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("{what}: not base64: {e}"))?;
+    if bytes.len() % 4 != 0 {
+        return Err(format!("{what}: not whole f32 values"));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 /// A rollout in a checkpoint.
