@@ -196,6 +196,80 @@ fn a_process_drives_a_run_to_completion_and_the_metrics_are_its_episodes() {
     process.wait().unwrap();
 }
 
+/// `env.num_envs: 3` takes three processes, one per copy, and refuses a
+/// fourth; the loop steps the three together, each episode is recorded
+/// once with an id unique across the processes, and the agent learns from
+/// them all.
+#[test]
+fn three_processes_drive_the_three_copies_of_one_run() {
+    let (_data, server) = serve(Some(TOKEN));
+    let mut three = spec(60);
+    three["env"]["num_envs"] = json!(3);
+    let id = submit(&server, &three);
+    let crowd = output(env_process(&server, "crowd3", &id, Some(TOKEN)));
+    let reason = crowd[0]["refused"]
+        .as_str()
+        .expect("a fourth process is refused");
+    assert!(
+        reason.contains("this run takes 3 env processes (env.num_envs) and all are connected")
+            && reason.contains("'lane 2'"),
+        "{reason}"
+    );
+    let lanes: Vec<Child> = (1..=3)
+        .map(|k| env_process(&server, &format!("lane{k}"), &id, Some(TOKEN)))
+        .collect();
+    let lanes: Vec<Value> = lanes
+        .into_iter()
+        .map(|child| output(child).remove(0))
+        .collect();
+    let run = wait_status(&server, &id, "completed", Duration::from_secs(20));
+    let mut played = Vec::new();
+    let mut ids = Vec::new();
+    for lane in &lanes {
+        let episodes = lane["episodes"].as_array().unwrap();
+        assert!(!episodes.is_empty(), "every process plays: {lanes:?}");
+        played.extend(episodes.iter().cloned());
+        ids.extend(
+            lane["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_str().unwrap().to_string()),
+        );
+    }
+    let episodes = run["summary"]["episodes"].as_u64().unwrap();
+    assert!((60..=62).contains(&episodes), "{episodes}");
+    let sorted = |mut list: Vec<(f64, u64, bool)>| {
+        list.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        list
+    };
+    assert_eq!(
+        sorted(normal(&recorded_episodes(&server, &id))),
+        sorted(normal(&played)),
+        "the recorded episodes are the ones the processes finished"
+    );
+    // Steps of episodes the run's end cut short count too, up to the
+    // last one the lab took before it finished.
+    let finished_steps: u64 = normal(&played).iter().map(|e| e.1).sum();
+    let unfinished_steps: u64 = lanes
+        .iter()
+        .map(|l| l["unfinished_steps"].as_u64().unwrap())
+        .sum();
+    let steps = run["summary"]["steps"].as_u64().unwrap();
+    assert!(
+        (finished_steps..=finished_steps + unfinished_steps).contains(&steps),
+        "{steps} steps; the processes finished episodes of {finished_steps} and left {unfinished_steps}"
+    );
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "episode ids repeat across processes: {ids:?}"
+    );
+}
+
 #[test]
 fn a_second_process_is_refused_while_the_first_is_connected() {
     let (_data, server) = serve(Some(TOKEN));

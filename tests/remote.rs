@@ -557,6 +557,70 @@ fn dqn_on_the_adapters_cartpole_learns_the_same_curve_as_on_ours() {
     assert_eq!(theirs_summary["env_connection"]["dialect"], "rl-lab");
 }
 
+/// `num_envs: 8` on the adapter steps one vector instance, one call per
+/// batch, with the loop's own per-episode seeds and resets: PPO then
+/// learns on the adapter's CartPole-v1 exactly what it learns on eight of
+/// our in-process copies. A wrapper that changes calls (sticky actions)
+/// falls back to an instance per copy.
+#[test]
+fn ppo_on_eight_copies_of_the_adapters_cartpole_steps_one_vector_and_learns_our_curve() {
+    let adapter = Adapter::gymnasium("CartPole-v1");
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("examples/cartpole-ppo.json")).unwrap();
+    let mut ours: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(ours["env"]["num_envs"], 8);
+    ours["env"]["wrappers"] = json!(["episode_statistics", {"time_limit": 30}]);
+    ours["budget"] = json!({"steps": 6_000});
+    ours["seed"] = json!(5);
+    ours["eval"] = json!({"episodes": 3, "max_steps": 500});
+    let mut theirs = ours.clone();
+    theirs["env"]["id"] = json!("remote");
+    theirs["env"]["config"] = remote(&adapter.url, "CartPole-v1", json!({}))["config"].clone();
+
+    let ours_summary = run_cli(&ours, &dir.path().join("ours"));
+    let theirs_summary = run_cli(&theirs, &dir.path().join("theirs"));
+    let (ours_metrics, theirs_metrics) = (
+        metrics_without_times(&dir.path().join("ours")),
+        metrics_without_times(&dir.path().join("theirs")),
+    );
+    let truncated = ours_metrics
+        .iter()
+        .filter(|r| r["kind"] == "episode" && r["truncated"] == true)
+        .count();
+    assert!(
+        ours_metrics
+            .iter()
+            .filter(|r| r["kind"] == "episode")
+            .count()
+            > 100
+            && truncated > 0,
+        "{} records, {truncated} episodes cut by the loop's time limit",
+        ours_metrics.len()
+    );
+    assert_eq!(ours_metrics.len(), theirs_metrics.len());
+    for (line, (a, b)) in ours_metrics.iter().zip(&theirs_metrics).enumerate() {
+        assert_eq!(a, b, "metrics line {line} differs");
+    }
+    assert_eq!(ours_summary["eval"], theirs_summary["eval"]);
+    let connection = &theirs_summary["env_connection"];
+    assert_eq!(connection["stepping"], "vector", "{connection}");
+    assert_eq!(connection["num_envs"], 8);
+    assert_eq!(connection["protocol_version"], "1.2");
+    // The run closed its vector instance; none was left behind.
+    assert_eq!(adapter.open_instances(), json!({}));
+
+    let mut sticky = theirs.clone();
+    sticky["env"]["wrappers"] = json!(["episode_statistics", {"sticky_actions": 0.25}]);
+    sticky["budget"] = json!({"steps": 600});
+    let summary = run_cli(&sticky, &dir.path().join("sticky"));
+    assert_eq!(summary["env_connection"]["dialect"], "rl-lab");
+    assert!(
+        summary["env_connection"].get("stepping").is_none(),
+        "{}",
+        summary["env_connection"]
+    );
+}
+
 /// DQN on CartPole-v1 served by the adapter reaches a greedy mean return of
 /// 475 within 100k steps on at least 2 of 3 seeds. The three runs go
 /// through `rl-lab serve`, two at a time; each is cancelled once an

@@ -67,8 +67,8 @@ struct Active {
 /// the run) until the run leaves `queued`/`running`.
 struct ExternalSlot {
     link: Arc<Link>,
-    /// Taken by the worker that runs it.
-    env_end: Option<EnvEnd>,
+    /// One per copy (`env.num_envs`); taken by the worker that runs it.
+    env_ends: Option<Vec<EnvEnd>>,
 }
 
 #[derive(Default)]
@@ -80,13 +80,18 @@ struct Queue {
 }
 
 impl Queue {
-    /// Run `id`'s link, made on first use.
-    fn external_slot(&mut self, id: &str, config: &ExternalConfig) -> &mut ExternalSlot {
+    /// Run `id`'s link, with a lane per copy, made on first use.
+    fn external_slot(
+        &mut self,
+        id: &str,
+        config: &ExternalConfig,
+        num_envs: usize,
+    ) -> &mut ExternalSlot {
         self.external.entry(id.to_string()).or_insert_with(|| {
-            let (link, env_end) = rl_external::link(id, config);
+            let (link, env_ends) = rl_external::link(id, config, num_envs);
             ExternalSlot {
                 link,
-                env_end: Some(env_end),
+                env_ends: Some(env_ends),
             }
         })
     }
@@ -393,6 +398,7 @@ impl RunManager {
         id: &str,
         status: RunStatus,
         config: &ExternalConfig,
+        num_envs: usize,
     ) -> Result<Arc<Link>, RunError> {
         let mut queue = lock(&self.queue.0);
         if !queue.active.contains_key(id) && !queue.pending.iter().any(|p| p == id) {
@@ -402,7 +408,7 @@ impl RunManager {
                 why: "env processes connect to a queued or running run only",
             });
         }
-        Ok(Arc::clone(&queue.external_slot(id, config).link))
+        Ok(Arc::clone(&queue.external_slot(id, config, num_envs).link))
     }
 
     /// Removes a run that is not running: its rows and its folder.
@@ -615,12 +621,12 @@ impl RunManager {
         let mut prepared = if spec.env_is_external() {
             let config =
                 ExternalConfig::from_json(&spec.env.config).map_err(rl_runner::Error::Env)?;
-            let env_end = lock(&self.queue.0)
-                .external_slot(id, &config)
-                .env_end
+            let env_ends = lock(&self.queue.0)
+                .external_slot(id, &config, spec.env.num_envs)
+                .env_ends
                 .take()
                 .expect("a run's link is removed when the run ends, so each execution finds a fresh one");
-            self.engine.prepare_linked(spec, env_end)?
+            self.engine.prepare_linked(spec, env_ends)?
         } else {
             self.engine.prepare(spec)?
         };

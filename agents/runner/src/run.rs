@@ -90,42 +90,78 @@ impl Engine {
             .map_err(|e| Error::from_env_config(e, "env"))
     }
 
+    /// The training copies as lanes of one vector that a single call steps
+    /// (a remote adapter's vector instance), each wrapped as `spec` says;
+    /// `None` when there is one copy, when the env cannot serve its copies
+    /// so, or when a wrapper repeats or changes calls (skipping, no-op
+    /// resets, sticky actions), which only copies of their own can take.
+    fn make_fed(&self, spec: &RunSpec) -> Result<Option<VectorEnv>> {
+        let n = spec.env.num_envs;
+        if n == 1
+            || spec.env_is_external()
+            || !spec.env.wrappers.iter().all(|w| w.passes_calls_through())
+        {
+            return Ok(None);
+        }
+        let Some(fed) = self
+            .envs
+            .make_fed(&spec.env.id, &spec.env.config, n)
+            .map_err(|e| Error::from_env_config(e, "env.config"))?
+        else {
+            return Ok(None);
+        };
+        let mut copies = fed.copies.into_iter().map(Some).collect::<Vec<_>>();
+        VectorEnv::new(n, |i| {
+            let copy = copies[i]
+                .take()
+                .ok_or_else(|| rl_env::Error::Space("each copy is made once".into()))?;
+            rl_env::wrappers::apply_wrappers(copy, &spec.env.wrappers)
+        })
+        .and_then(|envs| envs.fed_by(fed.feed))
+        .map(Some)
+        .map_err(|e| Error::from_env_config(e, "env"))
+    }
+
     /// Checks `spec` and builds its environments and agent. Every input
     /// error surfaces here, naming the spec field. An external env is
     /// built without a link: no process can reach it (see
     /// [`Engine::prepare_linked`]).
     pub fn prepare(&self, spec: RunSpec) -> Result<PreparedRun> {
-        self.prepare_with(spec, None)
+        self.prepare_with(spec, Vec::new())
     }
 
     /// [`Engine::prepare`] for an external run (`env.id` is
     /// [`rl_external::ENV_ID`]) on a server: its env processes connect
-    /// through `link`.
-    pub fn prepare_linked(&self, spec: RunSpec, link: rl_external::EnvEnd) -> Result<PreparedRun> {
+    /// through `links`, one lane per copy (`env.num_envs`).
+    pub fn prepare_linked(
+        &self,
+        spec: RunSpec,
+        links: Vec<rl_external::EnvEnd>,
+    ) -> Result<PreparedRun> {
         if !spec.env_is_external() {
             return Err(Error::spec(
                 "env.id",
                 format!("'{}' is not an external env: it takes no link", spec.env.id),
             ));
         }
-        self.prepare_with(spec, Some(link))
+        if links.len() != spec.env.num_envs {
+            return Err(Error::spec(
+                "env.num_envs",
+                format!(
+                    "{}: the run's link has {} lanes",
+                    spec.env.num_envs,
+                    links.len()
+                ),
+            ));
+        }
+        self.prepare_with(spec, links)
     }
 
-    fn prepare_with(
-        &self,
-        spec: RunSpec,
-        link: Option<rl_external::EnvEnd>,
-    ) -> Result<PreparedRun> {
+    fn prepare_with(&self, spec: RunSpec, links: Vec<rl_external::EnvEnd>) -> Result<PreparedRun> {
         if spec.env_is_external() {
             external_eval_rules(&spec)?;
         }
         let n = spec.env.num_envs;
-        if spec.env_is_external() && n > 1 {
-            return Err(Error::spec(
-                "env.num_envs",
-                format!("{n}: an external run is stepped by one connected env process"),
-            ));
-        }
         // Never stepped: external runs do not evaluate (external_eval_rules).
         // Built first, and weighed, so that no training copy is made for a
         // run its estimate refuses.
@@ -142,19 +178,24 @@ impl Engine {
                 cap,
             });
         }
-        let mut copies = Vec::with_capacity(n);
-        let mut link = link;
-        for _ in 0..n {
-            copies.push(Some(self.make_env_linked(&spec, link.take())?));
-        }
-        let envs = VectorEnv::new(n, |i| {
-            copies[i]
-                .take()
-                .ok_or_else(|| rl_env::Error::Space("each copy is made once".into()))
-        })
-        .map_err(|e| Error::from_env_config(e, "env"))?
-        .with_threads(threads_for(&spec.env.id, n))
-        .map_err(|e| Error::from_env_config(e, "env"))?;
+        let envs = match self.make_fed(&spec)? {
+            Some(fed) => fed,
+            None => {
+                let mut copies = Vec::with_capacity(n);
+                let mut links = links.into_iter();
+                for _ in 0..n {
+                    copies.push(Some(self.make_env_linked(&spec, links.next())?));
+                }
+                VectorEnv::new(n, |i| {
+                    copies[i]
+                        .take()
+                        .ok_or_else(|| rl_env::Error::Space("each copy is made once".into()))
+                })
+                .map_err(|e| Error::from_env_config(e, "env"))?
+                .with_threads(threads_for(&spec, n))
+                .map_err(|e| Error::from_env_config(e, "env"))?
+            }
+        };
         let ctx = context(envs.env(0).expect("num_envs is at least 1"), &spec);
         let agent = (entry.make)(
             &spec.agent.config,
@@ -204,7 +245,8 @@ fn context<'a>(env: &'a dyn Env, spec: &'a RunSpec) -> EnvContext<'a> {
     }
 }
 
-/// Threads to step `n` copies of env `id` on: the loop's own, always.
+/// Threads to step `n` copies of `spec`'s env on: the loop's own, for every
+/// env that runs in this process.
 ///
 /// Measured with `rl-lab bench envs --seconds 1` (its `training_batches`:
 /// 4, 8 and 16 copies with 100 µs of agent work between steps) on the
@@ -216,8 +258,11 @@ fn context<'a>(env: &'a dyn Env, spec: &'a RunSpec) -> EnvContext<'a> {
 /// and waking it costs more than the copies' whole step. Threads pay only
 /// for hundreds of copies stepped back to back (`vectorized` in the same
 /// report), which no training loop does.
-fn threads_for(_id: &str, _n: usize) -> usize {
-    1
+///
+/// The exception is an external run: each copy waits on its own process,
+/// so each gets a thread and the processes play their steps at once.
+fn threads_for(spec: &RunSpec, n: usize) -> usize {
+    if spec.env_is_external() { n } else { 1 }
 }
 
 /// An external env's episodes are the process's to start, so the lab

@@ -52,10 +52,10 @@ pub mod wrappers;
 
 pub use error::{Error, Result};
 pub use model::{GridView, Model, Outcome};
-pub use registry::{Registry, parse_config};
+pub use registry::{FedCopies, Registry, parse_config};
 pub use render::{Frame, GifWriter, save_png};
 pub use space::{Bounds, DType, Space};
-pub use vector::{Batch, Column, VectorEnv};
+pub use vector::{Batch, Column, CopyCall, Feed, VectorEnv};
 
 use ndarray::ArrayD;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeSeq};

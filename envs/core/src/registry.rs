@@ -5,13 +5,27 @@
 //! [`Registry`] from all of them. A constructor returns the environment
 //! with its documented default wrappers (its time limit) already applied.
 
-use crate::{Env, Error, Result};
+use crate::{Env, Error, Feed, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Builds an environment from its JSON config.
 pub type Constructor = Box<dyn Fn(&Value) -> Result<Box<dyn Env>> + Send + Sync>;
+
+/// Builds `n` copies that one call serves ([`Feed`]), or `None` when this
+/// config cannot be served so and the copies must be made one by one.
+pub type FedConstructor = Box<dyn Fn(&Value, usize) -> Result<Option<FedCopies>> + Send + Sync>;
+
+/// Copies of an environment and the feed that serves their calls, for
+/// [`VectorEnv::new`](crate::VectorEnv::new) and
+/// [`VectorEnv::fed_by`](crate::VectorEnv::fed_by).
+pub struct FedCopies {
+    /// Copy `i`.
+    pub copies: Vec<Box<dyn Env>>,
+    /// Fetches every copy's outcome in one call.
+    pub feed: Box<dyn Feed>,
+}
 
 /// One registered id.
 pub struct EnvEntry {
@@ -26,6 +40,9 @@ pub struct EnvEntry {
     pub config_schema: Value,
     /// Builds the environment.
     pub make: Constructor,
+    /// Builds several copies served by one call, for ids that can
+    /// ([`Registry::register_fed`]).
+    pub make_fed: Option<FedConstructor>,
 }
 
 /// All known environment ids.
@@ -57,8 +74,21 @@ impl Registry {
                 defaults,
                 config_schema: Value::Null,
                 make: Box::new(make),
+                make_fed: None,
             },
         );
+    }
+
+    /// Lets id `id` make several copies served by one call (a remote
+    /// server's vector instance). Does nothing for an unknown id.
+    pub fn register_fed(
+        &mut self,
+        id: &str,
+        make_fed: impl Fn(&Value, usize) -> Result<Option<FedCopies>> + Send + Sync + 'static,
+    ) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.make_fed = Some(Box::new(make_fed));
+        }
     }
 
     /// Gives id `id` the JSON Schema of its config (a crate derives it
@@ -81,6 +111,15 @@ impl Registry {
     /// Builds the environment `id` from `config` (`null` means all defaults).
     pub fn make(&self, id: &str, config: &Value) -> Result<Box<dyn Env>> {
         (self.get(id)?.make)(config)
+    }
+
+    /// `n` copies of `id` served by one call, when the id and its config
+    /// allow it; `None` when the copies must be made one by one.
+    pub fn make_fed(&self, id: &str, config: &Value, n: usize) -> Result<Option<FedCopies>> {
+        match &self.get(id)?.make_fed {
+            Some(make_fed) => make_fed(config, n),
+            None => Ok(None),
+        }
     }
 
     /// Every entry, sorted by id.

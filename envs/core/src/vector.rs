@@ -23,6 +23,15 @@
 //! that reset only, whether explicit or automatic. The same seeds and
 //! actions give the same batches whatever the thread count.
 //!
+//! # Copies served by one call
+//!
+//! The copies may be lanes of one vector that lives elsewhere, such as a
+//! remote adapter's vector instance ([`VectorEnv::fed_by`]). Before the
+//! copies run, a [`Feed`] is told what every copy will do (step with its
+//! action, or reset with its seed) and fetches all their outcomes in one
+//! call; each copy's env, wrappers and all, then reads its own. The copies
+//! run on the caller's thread.
+//!
 //! # Threads
 //!
 //! With [`VectorEnv::with_threads`] the copies are split into contiguous
@@ -51,6 +60,26 @@ use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, Thread};
+
+/// What one copy will do in a batch call, as a [`Feed`] is told it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CopyCall {
+    /// Step with this action.
+    Step(Action),
+    /// Reset, with this seed or continuing the copy's stream.
+    Reset(Option<u64>),
+}
+
+/// Serves every copy's call of a batch at once, before the copies run:
+/// one round trip per batch instead of one per copy, for copies that are
+/// lanes of one vector elsewhere. Each copy's env must then make exactly
+/// the call the feed was told of, once (a wrapper that repeats or changes
+/// the call cannot wrap such a copy), and read the outcome the feed
+/// fetched for it.
+pub trait Feed: Send {
+    /// Fetches the outcome of `calls[i]` for every copy `i`.
+    fn fetch(&mut self, calls: &[CopyCall]) -> Result<()>;
+}
 
 /// N copies of an environment, stepped together, with auto-reset.
 ///
@@ -94,6 +123,11 @@ pub struct VectorEnv {
     started: bool,
     observation_space: Space,
     action_space: Space,
+    /// Fetches every copy's outcome before the copies run, when they are
+    /// lanes of one vector elsewhere.
+    feed: Option<Box<dyn Feed>>,
+    /// What the feed is told, kept between calls.
+    calls: Vec<CopyCall>,
 }
 
 /// The result of a batch call, borrowed from the [`VectorEnv`]; index `i`
@@ -361,6 +395,26 @@ impl Shard {
         match job {
             Job::Reset(seed) => self.reset(seed, out),
             Job::Step => self.step(actions, out),
+        }
+    }
+
+    /// What each copy will do in `job`, as [`Shard::reset`] and
+    /// [`Shard::step`] decide it, into `calls`.
+    fn calls(&self, job: Job, actions: &[Action], calls: &mut Vec<CopyCall>) {
+        calls.truncate(self.copies.len());
+        for (j, copy) in self.copies.iter().enumerate() {
+            let call = match job {
+                Job::Reset(seed) => CopyCall::Reset(
+                    copy.next_seed
+                        .or_else(|| seed.map(|s| s.wrapping_add((self.offset + j) as u64))),
+                ),
+                Job::Step if copy.pending => CopyCall::Reset(copy.next_seed),
+                Job::Step => CopyCall::Step(actions[j].clone()),
+            };
+            match calls.get_mut(j) {
+                Some(slot) => *slot = call,
+                None => calls.push(call),
+            }
         }
     }
 
@@ -801,14 +855,31 @@ impl VectorEnv {
             started: false,
             observation_space,
             action_space,
+            feed: None,
+            calls: Vec::new(),
         })
+    }
+
+    /// Has `feed` fetch every copy's outcome before the copies run (see
+    /// the module docs); the copies then run on the caller's thread.
+    pub fn fed_by(mut self, feed: Box<dyn Feed>) -> Result<Self> {
+        self = self.with_threads(1)?;
+        self.feed = Some(feed);
+        Ok(self)
+    }
+
+    /// Whether a [`Feed`] serves the copies' calls.
+    pub fn is_fed(&self) -> bool {
+        self.feed.is_some()
     }
 
     /// Spreads the copies over `threads` threads (at most one per copy;
     /// 0 means one per available core): the caller's and `threads − 1`
     /// persistent workers. The copies keep their state and results.
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
-        let threads = if threads == 0 {
+        let threads = if self.feed.is_some() {
+            1
+        } else if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             threads
@@ -958,6 +1029,11 @@ impl VectorEnv {
     /// shard's, which runs here on `actions[..home]`. The first error, in
     /// copy order, wins.
     fn run(&mut self, job: Job, actions: &[Action]) -> Result<()> {
+        if let Some(feed) = self.feed.as_mut() {
+            // A fed vector keeps every copy in the home shard.
+            self.home.calls(job, actions, &mut self.calls);
+            feed.fetch(&self.calls)?;
+        }
         let (home_part, worker_parts) = self.parts.split_first_mut().expect("there is a home part");
         for (worker, part) in self.workers.iter_mut().zip(worker_parts.iter_mut()) {
             worker.post(job, std::mem::take(part));
@@ -1206,6 +1282,63 @@ mod tests {
                 .to_string()
                 .contains("copy 4")
         );
+    }
+
+    #[test]
+    fn a_feed_is_told_each_copys_call_before_the_copies_run() {
+        struct Recorder(Arc<Mutex<Vec<Vec<CopyCall>>>>);
+        impl Feed for Recorder {
+            fn fetch(&mut self, calls: &[CopyCall]) -> Result<()> {
+                self.0.lock().unwrap().push(calls.to_vec());
+                Ok(())
+            }
+        }
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let mut envs = ramps(2)
+            .fed_by(Box::new(Recorder(Arc::clone(&told))))
+            .unwrap()
+            .with_threads(2)
+            .unwrap();
+        assert!(
+            envs.is_fed() && envs.threads() == 1,
+            "a fed vector stays on one thread"
+        );
+        envs.seed_next_reset(1, 77);
+        envs.reset(Some(10)).unwrap();
+        let mut expected = vec![vec![CopyCall::Reset(Some(10)), CopyCall::Reset(Some(77))]];
+        let go = vec![Action::Discrete(1), Action::Discrete(0)];
+        let mut ended = [false, false];
+        for round in 0..8 {
+            // Copy 0's resets after the first take seed 3 once; the rest
+            // continue the copies' streams.
+            if round == 1 {
+                envs.seed_next_reset(0, 3);
+            }
+            let seeded = round >= 1
+                && !told
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c[0] == CopyCall::Reset(Some(3)));
+            expected.push(
+                (0..2)
+                    .map(|i| match ended[i] {
+                        true => CopyCall::Reset(Some(3).filter(|_| i == 0 && seeded)),
+                        false => CopyCall::Step(go[i].clone()),
+                    })
+                    .collect(),
+            );
+            let batch = envs.step(&go).unwrap();
+            ended = [0, 1].map(|i| batch.terminated[i] || batch.truncated[i]);
+        }
+        let told = told.lock().unwrap();
+        for call in [CopyCall::Reset(Some(3)), CopyCall::Reset(None)] {
+            assert!(
+                told.iter().flatten().any(|c| *c == call),
+                "{call:?} in {told:?}"
+            );
+        }
+        assert_eq!(*told, expected);
     }
 
     #[test]

@@ -138,7 +138,6 @@ pub struct ExternalEnv {
     step_timeout: Duration,
     end: Option<EnvEnd>,
     episode: Option<Episode>,
-    episodes_started: u64,
     /// The episode's last observation: where a dropped episode ends.
     last_observation: Observation,
     /// Where a message's observation is read before it is accepted.
@@ -165,7 +164,6 @@ impl ExternalEnv {
             action_space: config.action_space,
             end,
             episode: None,
-            episodes_started: 0,
         }
     }
 
@@ -213,8 +211,10 @@ impl ExternalEnv {
     ) -> bool {
         let answer = match request {
             Request::StartEpisode if self.episode.is_none() => {
-                self.episodes_started += 1;
-                let id = self.episodes_started.to_string();
+                let Some(end) = &self.end else {
+                    return false;
+                };
+                let id = end.next_episode_id();
                 self.episode = Some(Episode {
                     id: id.clone(),
                     session,

@@ -10,6 +10,7 @@
 use crate::ExternalConfig;
 use crate::protocol::{self, Reply, Request};
 use rl_env::Space;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
@@ -54,58 +55,80 @@ struct Connected {
     dropped: watch::Sender<Option<String>>,
 }
 
+/// Who is connected to each lane.
 #[derive(Default)]
-struct Slot {
-    connected: Option<Connected>,
+struct Slots {
+    /// `connected[lane]`: the process driving copy `lane`, if any.
+    connected: Vec<Option<Connected>>,
     sessions: u64,
 }
 
 /// One run's meeting point: shared by the server and the connections.
+/// A run of `num_envs` copies has that many lanes, each driven by one
+/// connected process at a time; a process takes the first free lane.
 pub struct Link {
     run_id: String,
     observation_space: Space,
     action_space: Space,
-    events: mpsc::Sender<Event>,
-    slot: Mutex<Slot>,
+    /// `events[lane]` reaches copy `lane`'s env.
+    events: Vec<mpsc::Sender<Event>>,
+    slots: Mutex<Slots>,
     ending: watch::Sender<Option<Ending>>,
 }
 
-/// The env's end of a [`Link`]: give it to
+/// One lane's end of a [`Link`]: give it to
 /// [`ExternalEnv::linked`](crate::ExternalEnv::linked).
 pub struct EnvEnd {
     pub(crate) events: mpsc::Receiver<Event>,
     link: Weak<Link>,
+    lane: usize,
+    /// Episodes started on every lane of the run, so that ids are unique
+    /// across its processes.
+    episodes: Arc<AtomicU64>,
 }
 
-/// A link for run `run_id` with the spaces of `config`, and its env end.
-pub fn link(run_id: &str, config: &ExternalConfig) -> (Arc<Link>, EnvEnd) {
-    let (events, receiver) = mpsc::channel();
+/// A link for run `run_id` with the spaces of `config` and `lanes` lanes
+/// (at least one), and the env end of each lane.
+pub fn link(run_id: &str, config: &ExternalConfig, lanes: usize) -> (Arc<Link>, Vec<EnvEnd>) {
+    let (events, receivers): (Vec<_>, Vec<_>) = (0..lanes.max(1)).map(|_| mpsc::channel()).unzip();
     let link = Arc::new(Link {
         run_id: run_id.to_string(),
         observation_space: config.observation_space.clone(),
         action_space: config.action_space.clone(),
+        slots: Mutex::new(Slots {
+            connected: events.iter().map(|_| None).collect(),
+            sessions: 0,
+        }),
         events,
-        slot: Mutex::new(Slot::default()),
         ending: watch::Sender::new(None),
     });
-    let end = EnvEnd {
-        events: receiver,
-        link: Arc::downgrade(&link),
-    };
-    (link, end)
+    let episodes = Arc::new(AtomicU64::new(0));
+    let ends = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(lane, events)| EnvEnd {
+            events,
+            link: Arc::downgrade(&link),
+            lane,
+            episodes: Arc::clone(&episodes),
+        })
+        .collect();
+    (link, ends)
 }
 
 impl Link {
-    fn slot(&self) -> MutexGuard<'_, Slot> {
-        // Every update of the slot is one assignment: a panic cannot leave it half-done.
-        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    fn slots(&self) -> MutexGuard<'_, Slots> {
+        // Every update of the slots is one assignment: a panic cannot leave it half-done.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wakes the env if it waits (for a connection, or mid-episode), so
+    /// Wakes the envs if they wait (for a connection, or mid-episode), so
     /// that a cancelled run stops at once; the caller has raised the run's
     /// cancel flag first.
     pub fn stop(&self) {
-        let _ = self.events.send(Event::Stop);
+        for lane in &self.events {
+            let _ = lane.send(Event::Stop);
+        }
     }
 
     /// The run ended: connections are told, the env (if it still waits)
@@ -115,24 +138,24 @@ impl Link {
         self.stop();
     }
 
-    /// Whether a process is connected now.
-    pub fn is_connected(&self) -> bool {
-        self.slot().connected.is_some()
+    /// How many processes are connected now.
+    pub fn connected(&self) -> usize {
+        self.slots().connected.iter().flatten().count()
     }
 
-    /// Drops connection `session` with `reason`, if it is still the one.
-    pub(crate) fn drop_session(&self, session: u64, reason: String) {
-        if let Some(connected) = &self.slot().connected
+    /// Drops connection `session` of `lane` with `reason`, if it is still
+    /// the one.
+    pub(crate) fn drop_session(&self, lane: usize, session: u64, reason: String) {
+        if let Some(Some(connected)) = self.slots().connected.get(lane)
             && connected.session == session
         {
             connected.dropped.send_replace(Some(reason));
         }
     }
 
-    fn hello(
-        &self,
-        hello: protocol::Hello,
-    ) -> Result<(u64, watch::Receiver<Option<String>>), String> {
+    /// Takes a `hello`: the lane, session and drop signal of the new
+    /// connection, or the reason it is refused.
+    fn hello(&self, hello: protocol::Hello) -> Result<Session, String> {
         if hello.protocol != protocol::PROTOCOL {
             return Err(format!(
                 "protocol: this run speaks {} {}, not '{}'",
@@ -174,18 +197,34 @@ impl Link {
                 Ending::Stopped(why) => why.clone(),
             });
         }
-        let mut slot = self.slot();
-        if let Some(connected) = &slot.connected {
-            return Err(format!(
-                "one env process drives a run at a time, and {} has been connected for {:.1} s",
-                connected.name,
-                connected.since.elapsed().as_secs_f64()
-            ));
-        }
-        slot.sessions += 1;
-        let session = slot.sessions;
+        let mut slots = self.slots();
+        let Some(lane) = slots.connected.iter().position(Option::is_none) else {
+            let lanes = slots.connected.len();
+            let who = slots
+                .connected
+                .iter()
+                .flatten()
+                .map(|c| {
+                    format!(
+                        "{} (connected for {:.1} s)",
+                        c.name,
+                        c.since.elapsed().as_secs_f64()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(if lanes == 1 {
+                format!("one env process drives a run at a time, and {who} is connected")
+            } else {
+                format!(
+                    "this run takes {lanes} env processes (env.num_envs) and all are connected: {who}"
+                )
+            });
+        };
+        slots.sessions += 1;
+        let session = slots.sessions;
         let (dropped, drop_signal) = watch::channel(None);
-        slot.connected = Some(Connected {
+        slots.connected[lane] = Some(Connected {
             session,
             name: hello
                 .name
@@ -193,29 +232,44 @@ impl Link {
             since: Instant::now(),
             dropped,
         });
-        Ok((session, drop_signal))
+        Ok(Session {
+            lane,
+            id: session,
+            dropped: drop_signal,
+        })
     }
 
-    fn disconnect(&self, session: u64) {
-        let mut slot = self.slot();
-        if slot
-            .connected
-            .as_ref()
-            .is_some_and(|c| c.session == session)
+    fn disconnect(&self, lane: usize, session: u64) {
+        let mut slots = self.slots();
+        if let Some(slot) = slots.connected.get_mut(lane)
+            && slot.as_ref().is_some_and(|c| c.session == session)
         {
-            slot.connected = None;
+            *slot = None;
             // Sent under the lock: the env sees the disconnection before any
             // request of the next connection.
-            let _ = self.events.send(Event::Disconnected { session });
+            let _ = self.events[lane].send(Event::Disconnected { session });
         }
     }
+}
+
+/// A connection's place on its link.
+struct Session {
+    lane: usize,
+    id: u64,
+    dropped: watch::Receiver<Option<String>>,
 }
 
 impl EnvEnd {
     pub(crate) fn drop_session(&self, session: u64, reason: String) {
         if let Some(link) = self.link.upgrade() {
-            link.drop_session(session, reason);
+            link.drop_session(self.lane, session, reason);
         }
+    }
+
+    /// A new episode's id, unique across the run's lanes: `1`, `2`, … in
+    /// the order episodes start.
+    pub(crate) fn next_episode_id(&self) -> String {
+        (self.episodes.fetch_add(1, Ordering::Relaxed) + 1).to_string()
     }
 }
 
@@ -232,7 +286,7 @@ pub enum Answer {
 /// drives it: feed it each text message, send back each answer.
 pub struct Connection {
     link: Arc<Link>,
-    session: Option<(u64, watch::Receiver<Option<String>>)>,
+    session: Option<Session>,
     ending: watch::Receiver<Option<Ending>>,
 }
 
@@ -259,7 +313,7 @@ impl Connection {
                 });
             }
         };
-        let Some((session, _)) = &self.session else {
+        let Some(session) = &self.session else {
             return Answer::Now(match request {
                 Request::Hello(hello) => match self.link.hello(hello) {
                     Ok(session) => {
@@ -284,8 +338,8 @@ impl Connection {
         let (reply, answer) = oneshot::channel();
         // If the env is gone the request is dropped with `reply`, which
         // the transport reads as the run's end.
-        let _ = self.link.events.send(Event::Request {
-            session: *session,
+        let _ = self.link.events[session.lane].send(Event::Request {
+            session: session.id,
             request,
             reply,
         });
@@ -297,7 +351,7 @@ impl Connection {
     pub async fn closing(&mut self) -> Closing {
         let ending = &mut self.ending;
         match &mut self.session {
-            Some((_, dropped)) => tokio::select! {
+            Some(Session { dropped, .. }) => tokio::select! {
                 Some(ending) = first_value(ending) => Closing::Run(ending),
                 Some(reason) = first_value(dropped) => Closing::Dropped(reason),
                 else => std::future::pending().await,
@@ -323,8 +377,8 @@ async fn first_value<T: Clone>(watched: &mut watch::Receiver<Option<T>>) -> Opti
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Some((session, _)) = &self.session {
-            self.link.disconnect(*session);
+        if let Some(session) = &self.session {
+            self.link.disconnect(session.lane, session.id);
         }
     }
 }

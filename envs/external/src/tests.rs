@@ -45,7 +45,8 @@ fn hello(name: &str) -> Value {
 
 #[test]
 fn an_episode_is_steps_with_the_rewards_logged_in_between() {
-    let (link, end) = link("run-1", &config());
+    let (link, ends) = link("run-1", &config(), 1);
+    let end = ends.into_iter().next().unwrap();
     let mut env = ExternalEnv::linked(config(), end);
     let process = std::thread::spawn(move || {
         let mut c = Connection::new(link);
@@ -95,7 +96,8 @@ fn an_episode_is_steps_with_the_rewards_logged_in_between() {
 
 #[test]
 fn a_second_process_is_refused_and_a_dropped_one_truncates_its_episode() {
-    let (link, end) = link("run-2", &config());
+    let (link, ends) = link("run-2", &config(), 1);
+    let end = ends.into_iter().next().unwrap();
     let mut env = ExternalEnv::linked(config(), end);
     let second = Arc::clone(&link);
     let process = std::thread::spawn(move || {
@@ -125,7 +127,8 @@ fn a_second_process_is_refused_and_a_dropped_one_truncates_its_episode() {
 
 #[test]
 fn silence_mid_episode_truncates_and_drops_the_connection() {
-    let (link, end) = link("run-3", &config());
+    let (link, ends) = link("run-3", &config(), 1);
+    let end = ends.into_iter().next().unwrap();
     let mut env = ExternalEnv::linked(config(), end);
     let mut c = Connection::new(Arc::clone(&link));
     let process = std::thread::spawn(move || {
@@ -152,7 +155,8 @@ fn silence_mid_episode_truncates_and_drops_the_connection() {
 
 #[test]
 fn stop_ends_the_wait_for_a_connection() {
-    let (link, end) = link("run-4", &config());
+    let (link, ends) = link("run-4", &config(), 1);
+    let end = ends.into_iter().next().unwrap();
     let mut env = ExternalEnv::linked(config(), end);
     let stopper = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
@@ -171,7 +175,7 @@ fn stop_ends_the_wait_for_a_connection() {
 
 #[test]
 fn hello_is_checked_field_by_field() {
-    let (link, _end) = link("run-5", &config());
+    let (link, _ends) = link("run-5", &config(), 1);
     let reason = |mut message: Value, key: &str, value: Value| {
         message[key] = value;
         let reply = ask(&mut Connection::new(Arc::clone(&link)), message);

@@ -26,10 +26,12 @@
 pub mod http;
 mod model;
 mod policy;
+mod vector;
 pub mod wire;
 
 pub use model::RemoteModel;
 pub use policy::{HostPattern, UrlPolicy, parse_url};
+pub use vector::{RemoteLane, RemoteVector, connect_vector};
 
 use http::{Client, Method, Reply};
 use rl_env::{
@@ -123,6 +125,7 @@ pub const ENV_ID: &str = "remote";
 /// Registers `remote`, making envs only from URLs `policy` allows; a
 /// refused URL is a config error on `url`, with the way to allow it.
 pub fn register(registry: &mut Registry, policy: UrlPolicy) {
+    let vector_policy = policy.clone();
     registry.register(
         ENV_ID,
         "An environment served by another process over HTTP: rl-lab's adapter (python -m rl_lab_env serve) or any gym-http-api server",
@@ -133,6 +136,13 @@ pub fn register(registry: &mut Registry, policy: UrlPolicy) {
             Ok(Box::new(RemoteEnv::connect(config)?))
         },
     );
+    registry.register_fed(ENV_ID, move |config, n| {
+        let config: RemoteConfig = parse_config(config)?;
+        vector_policy
+            .check(&config.url)
+            .map_err(|m| Error::config("url", m))?;
+        connect_vector(config, n)
+    });
 }
 
 /// An environment stepped over HTTP.
@@ -154,36 +164,7 @@ impl RemoteEnv {
     /// Checks `config`, finds the dialect, creates an instance and reads
     /// its spaces (and its model, when it has one).
     pub fn connect(config: RemoteConfig) -> Result<RemoteEnv> {
-        // At most a day: a longer deadline is a typo, and `Duration` has a limit.
-        if !(config.timeout_seconds > 0.0 && config.timeout_seconds <= 86_400.0) {
-            return Err(Error::config(
-                "timeout_seconds",
-                format!(
-                    "must be more than 0 and at most 86400 (a day), not {}",
-                    config.timeout_seconds
-                ),
-            ));
-        }
-        parse_url(&config.url).map_err(|m| Error::config("url", m))?;
-        if config.env_id.is_empty() {
-            return Err(Error::config(
-                "env_id",
-                "must name the env the server makes",
-            ));
-        }
-        let client = Client::new(&config.url, Duration::from_secs_f64(config.timeout_seconds));
-        let dialect = match config.dialect {
-            DialectChoice::Auto => detect(&client)?,
-            DialectChoice::RlLab => detect(&client).and_then(|found| match found {
-                Dialect::RlLab { .. } => Ok(found),
-                Dialect::GymHttpApi { .. } => Err(client.error(
-                    Method::Get,
-                    "/v1/version",
-                    format!("the server does not speak {PROTOCOL} (dialect \"rl-lab\" was asked for); use \"auto\" or \"gym-http-api\""),
-                )),
-            })?,
-            DialectChoice::GymHttpApi => Dialect::GymHttpApi { split_flags: None },
-        };
+        let (client, dialect) = reach(&config)?;
         let instance_id = open_instance(&client, &config, &dialect)?;
         let base = format!("/v1/envs/{instance_id}");
         // From here on, Drop closes the instance, whatever fails next.
@@ -253,25 +234,12 @@ impl RemoteEnv {
         env.action =
             Mapped::from_wire(&action_wire, Role::Action).map_err(|m| refuse("action", m))?;
         if has_model {
-            let path = format!("{base}/model/");
-            let body = env.client.get_idempotent(&path)?;
-            let model = RemoteModel::from_wire(&body)
-                .map_err(|m| env.client.error(Method::Get, &path, m))?;
-            let fits = env.observation.space == Space::discrete(model.n_states() as u64)
-                && env.action.space.n() == Some(model.n_actions());
-            if !fits {
-                return Err(env.client.error(
-                    Method::Get,
-                    &path,
-                    format!(
-                        "a model of {} states and {} actions does not fit the spaces {} and {}",
-                        model.n_states(),
-                        model.n_actions(),
-                        env.observation.space,
-                        env.action.space
-                    ),
-                ));
-            }
+            let model = fetch_model(
+                &env.client,
+                &format!("{base}/model/"),
+                &env.observation.space,
+                &env.action.space,
+            )?;
             env.model = Some(model);
         }
         Ok(env)
@@ -347,6 +315,66 @@ impl RemoteEnv {
             Err(e) => tracing::warn!("{e}"),
         }
     }
+}
+
+/// Checks `config`'s deadline, URL and id, and finds the server's dialect.
+fn reach(config: &RemoteConfig) -> Result<(Client, Dialect)> {
+    // At most a day: a longer deadline is a typo, and `Duration` has a limit.
+    if !(config.timeout_seconds > 0.0 && config.timeout_seconds <= 86_400.0) {
+        return Err(Error::config(
+            "timeout_seconds",
+            format!(
+                "must be more than 0 and at most 86400 (a day), not {}",
+                config.timeout_seconds
+            ),
+        ));
+    }
+    parse_url(&config.url).map_err(|m| Error::config("url", m))?;
+    if config.env_id.is_empty() {
+        return Err(Error::config(
+            "env_id",
+            "must name the env the server makes",
+        ));
+    }
+    let client = Client::new(&config.url, Duration::from_secs_f64(config.timeout_seconds));
+    let dialect = match config.dialect {
+        DialectChoice::Auto => detect(&client)?,
+        DialectChoice::RlLab => detect(&client).and_then(|found| match found {
+            Dialect::RlLab { .. } => Ok(found),
+            Dialect::GymHttpApi { .. } => Err(client.error(
+                Method::Get,
+                "/v1/version",
+                format!("the server does not speak {PROTOCOL} (dialect \"rl-lab\" was asked for); use \"auto\" or \"gym-http-api\""),
+            )),
+        })?,
+        DialectChoice::GymHttpApi => Dialect::GymHttpApi { split_flags: None },
+    };
+    Ok((client, dialect))
+}
+
+/// `GET path`: a model, checked against the spaces it must fit.
+fn fetch_model(
+    client: &Client,
+    path: &str,
+    observation: &Space,
+    action: &Space,
+) -> Result<RemoteModel> {
+    let body = client.get_idempotent(path)?;
+    let model = RemoteModel::from_wire(&body).map_err(|m| client.error(Method::Get, path, m))?;
+    let fits = *observation == Space::discrete(model.n_states() as u64)
+        && action.n() == Some(model.n_actions());
+    if !fits {
+        return Err(client.error(
+            Method::Get,
+            path,
+            format!(
+                "a model of {} states and {} actions does not fit the spaces {observation} and {action}",
+                model.n_states(),
+                model.n_actions(),
+            ),
+        ));
+    }
+    Ok(model)
 }
 
 /// `GET /v1/version`: the adapter protocol if it says so, gym-http-api
@@ -530,10 +558,15 @@ impl Env for RemoteEnv {
     }
 }
 
-/// The part of `info` rl-lab reads: FrozenLake's `prob`.
+/// The part of a reply's `info` rl-lab reads.
 fn info_of(reply: &Value) -> Info {
+    info_from(&reply["info"])
+}
+
+/// The part of an `info` object rl-lab reads: FrozenLake's `prob`.
+fn info_from(info: &Value) -> Info {
     Info {
-        prob: reply["info"]["prob"].as_f64(),
+        prob: info["prob"].as_f64(),
         ..Info::default()
     }
 }

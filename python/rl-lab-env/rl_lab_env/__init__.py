@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 #: The wire protocol's name and version; a client refuses another major.
 PROTOCOL = "rl-lab-env"
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 
 from rl_lab_env.policy_client import PolicyClient, Refused, RequestError, RunFinished  # noqa: E402
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import gymnasium as gym
 
 from rl_lab_env import spaces as wire
-from rl_lab_env.errors import BadRequest, EnvError, NotFound, TooManyInstances, UnknownInstance
+from rl_lab_env.errors import ActionError, BadRequest, EnvError, NotFound, TooManyInstances, UnknownInstance
 
 #: A vector instance's copies all live in this process; this bounds the memory
 #: one request can claim.
@@ -150,29 +150,50 @@ class Instance(_Open):
         (a map, slipperiness) but not on its state.
         """
         if self._model is None:
-            transitions = getattr(self.env.unwrapped, "P", None)
-            if transitions is None:
-                raise NotFound(f"{self.env_id} has no model: its env has no `P` attribute")
-            n_states = len(transitions)
-            n_actions = len(transitions[0])
-            self._model = {
-                "n_states": n_states,
-                "n_actions": n_actions,
-                "transitions": [
-                    [
-                        [[float(p), int(next_state), float(reward), bool(terminated)]
-                         for p, next_state, reward, terminated in transitions[state][action]]
-                        for action in range(n_actions)
-                    ]
-                    for state in range(n_states)
-                ],
-            }
+            self._model = _model_of(self.env, self.env_id)
         return self._model
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             _close_quietly(self.env)
+
+
+def _model_of(env: gym.Env, env_id: str) -> dict:
+    """`env.unwrapped.P` as the model route's plain JSON."""
+    transitions = getattr(env.unwrapped, "P", None)
+    if transitions is None:
+        raise NotFound(f"{env_id} has no model: its env has no `P` attribute")
+    n_states = len(transitions)
+    n_actions = len(transitions[0])
+    return {
+        "n_states": n_states,
+        "n_actions": n_actions,
+        "transitions": [
+            [
+                [[float(p), int(next_state), float(reward), bool(terminated)]
+                 for p, next_state, reward, terminated in transitions[state][action]]
+                for action in range(n_actions)
+            ]
+            for state in range(n_states)
+        ],
+    }
+
+
+def _flags(value: Any, field: str, length: int) -> list[bool] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != length or not all(isinstance(flag, bool) for flag in value):
+        raise BadRequest(f"{field} must be a list of {length} booleans, one per copy, not {value!r}")
+    return value
+
+
+def _seeds(value: Any, field: str, length: int) -> list[int | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != length:
+        raise BadRequest(f"{field} must be a list of {length} seeds (integers or null), one per copy, not {value!r}")
+    return [_seed(seed, f"{field}[{index}]") for index, seed in enumerate(value)]
 
 
 class VectorInstance(_Open):
@@ -183,11 +204,21 @@ class VectorInstance(_Open):
     apart, so a client reads the single env's form N times.
     """
 
-    def __init__(self, instance_id: str, env_id: str, envs: list[gym.Env], seed: int | None, batched: bool = False):
+    def __init__(
+        self,
+        instance_id: str,
+        env_id: str,
+        envs: list[gym.Env],
+        seed: int | None,
+        batched: bool = False,
+        autoreset: bool = True,
+    ):
         super().__init__(instance_id, env_id, envs[0], seed)
         self.envs = envs
         self.batched = batched
+        self.autoreset = autoreset
         self._ended = [False] * len(envs)
+        self._model: dict | None = None
         encoder = wire.batched_encoder if batched else wire.batch_encoder
         self._encode_observations = encoder(envs[0].observation_space)
         self._decode_actions = wire.actions_decoder(envs[0].action_space)
@@ -198,36 +229,74 @@ class VectorInstance(_Open):
             "env_id": self.env_id,
             "num_envs": len(self.envs),
             "batched": self.batched,
+            "autoreset": self.autoreset,
             "observation_space": wire.describe(self.envs[0].observation_space),
             "action_space": wire.describe(self.envs[0].action_space),
+            "has_model": hasattr(self.envs[0].unwrapped, "P"),
         }
 
-    def reset(self, seed: Any, options: Any) -> dict:
+    def model(self) -> dict:
+        """The copies' model (one env id and kwargs: one model), as the
+        single instance's model route gives it."""
+        if self._model is None:
+            self._model = _model_of(self.envs[0], self.env_id)
+        return self._model
+
+    def reset(self, seed: Any, options: Any, seeds: Any = None) -> dict:
+        """Resets every copy: copy i with `seeds[i]` when a list is given
+        (a training loop's per-copy episode seeds), else with `seed + i`, as
+        Gymnasium's vector envs do."""
+        per_copy = _seeds(seeds, "seeds", len(self.envs))
+        if per_copy is not None and seed is not None:
+            raise BadRequest("give seed or seeds, not both")
         seed, options = self._reset_arguments(seed, options)
+        if per_copy is None:
+            per_copy = [None if seed is None else seed + index for index in range(len(self.envs))]
         observations, infos = [], []
-        for index, env in enumerate(self.envs):
-            # Copy i gets seed + i, as Gymnasium's vector envs give it.
-            observation, info = env.reset(seed=None if seed is None else seed + index, options=options)
+        for env, copy_seed in zip(self.envs, per_copy):
+            observation, info = env.reset(seed=copy_seed, options=options)
             observations.append(observation)
             infos.append(wire.plain_json(info))
         self._ended = [False] * len(self.envs)
         return {"observations": self._encode_observations(observations), "infos": infos}
 
-    def step(self, actions: Any) -> dict:
-        """One step of every copy.
+    def step(self, actions: Any, resets: Any = None, seeds: Any = None) -> dict:
+        """One step of every copy; a copy that resets instead ignores its
+        action (which may be null) and reports `autoreset: true`.
+
+        With autoreset (the default) a copy resets when its episode ended on
+        the last call; without it, exactly when `resets[i]` is true, and
+        stepping a copy whose episode ended is refused. `seeds[i]` seeds copy
+        i's reset in this call, if it resets.
 
         The per-copy work is the env's step alone: the results are gathered
         as they come and turned column by column (rewards, flags, infos) by
         one C-level pass each, since a vector step's cost beyond its envs'
         is what the protocol's speed goal measures.
         """
-        if not isinstance(actions, list) or len(actions) != len(self.envs):
-            raise BadRequest(f"actions must be a list of {len(self.envs)} actions, one per copy")
-        decoded = self._decode_actions(actions)
-        autoreset = self._ended
+        n = len(self.envs)
+        if not isinstance(actions, list) or len(actions) != n:
+            raise BadRequest(f"actions must be a list of {n} actions, one per copy")
+        asked = _flags(resets, "resets", n)
+        reset_seeds = _seeds(seeds, "seeds", n)
+        if self.autoreset:
+            autoreset = self._ended if asked is None else [e or r for e, r in zip(self._ended, asked)]
+        else:
+            autoreset = asked if asked is not None else [False] * n
+            for index, (ended, resetting) in enumerate(zip(self._ended, autoreset)):
+                if ended and not resetting:
+                    raise BadRequest(
+                        f"resets[{index}]: copy {index}'s episode has ended and this vector does not "
+                        f"autoreset; reset it with resets[{index}]: true"
+                    )
+        if any(autoreset):
+            decoded = [None if resetting else self._decode_action_of(index, action)
+                       for index, (action, resetting) in enumerate(zip(actions, autoreset))]
+        else:
+            decoded = self._decode_actions(actions)
         results = [
-            _autoreset(env) if ended else env.step(action)
-            for env, action, ended in zip(self.envs, decoded, autoreset)
+            _autoreset(env, None if reset_seeds is None else reset_seeds[index]) if resetting else env.step(action)
+            for index, (env, action, resetting) in enumerate(zip(self.envs, decoded, autoreset))
         ]
         observations, rewards, terminated, truncated, infos = zip(*results)
         rewards = list(map(float, rewards))
@@ -248,6 +317,12 @@ class VectorInstance(_Open):
             "infos": list(map(wire.plain_json, infos)) if any(infos) else [{}] * len(infos),
         }
 
+    def _decode_action_of(self, index: int, action: Any) -> Any:
+        try:
+            return self._decode_action(action)
+        except BadRequest as error:
+            raise ActionError(f"actions[{index}]: {error.message}") from None
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -255,10 +330,10 @@ class VectorInstance(_Open):
                 _close_quietly(env)
 
 
-def _autoreset(env: gym.Env) -> tuple:
+def _autoreset(env: gym.Env, seed: int | None) -> tuple:
     """NEXT_STEP autoreset: a copy whose episode ended ignores this step's
     action and is reset, reporting reward 0 and neither flag."""
-    observation, info = env.reset()
+    observation, info = env.reset(seed=seed)
     return observation, 0.0, False, False, info
 
 
@@ -289,10 +364,14 @@ class Registry:
         seed, kwargs = self._check_open(env_id, seed, kwargs)
         return self._open(lambda instance_id: Instance(instance_id, self.factory.env_id, self.factory.make(kwargs), seed))
 
-    def open_vector(self, env_id: Any, num_envs: Any, seed: Any, kwargs: Any, batched: Any = None) -> VectorInstance:
+    def open_vector(
+        self, env_id: Any, num_envs: Any, seed: Any, kwargs: Any, batched: Any = None, autoreset: Any = None
+    ) -> VectorInstance:
         seed, kwargs = self._check_open(env_id, seed, kwargs)
         if batched is not None and not isinstance(batched, bool):
             raise BadRequest(f"batched must be true or false, not {batched!r}")
+        if autoreset is not None and not isinstance(autoreset, bool):
+            raise BadRequest(f"autoreset must be true or false, not {autoreset!r}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_VECTOR_COPIES:
             raise BadRequest(f"num_envs must be an integer from 1 to {MAX_VECTOR_COPIES}, not {num_envs!r}")
 
@@ -305,7 +384,9 @@ class Registry:
                 for env in envs:
                     _close_quietly(env)
                 raise
-            return VectorInstance(instance_id, self.factory.env_id, envs, seed, bool(batched))
+            return VectorInstance(
+                instance_id, self.factory.env_id, envs, seed, bool(batched), autoreset is not False
+            )
 
         return self._open(make)
 

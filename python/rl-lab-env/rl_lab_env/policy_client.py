@@ -126,7 +126,9 @@ class PolicyClient:
     its bearer token, when it has one. The spaces sent in ``hello`` are
     ``observation_space`` and ``action_space`` (dicts in the run spec's form
     or Gymnasium spaces), or ``env``'s. ``name`` identifies the process in
-    the refusal a second process gets; by default host and pid.
+    the refusal a process gets when every copy of the run is taken; by
+    default host and pid. A run with ``env.num_envs: N`` takes N processes,
+    one per copy, each with a client of its own.
     """
 
     def __init__(

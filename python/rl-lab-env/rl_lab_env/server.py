@@ -142,6 +142,7 @@ def create_vector(request: Request) -> dict:
         request.field("seed"),
         request.field("kwargs"),
         request.field("batched"),
+        request.field("autoreset"),
     )
     return instance.describe()
 
@@ -175,8 +176,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", rf"/v1/vector-envs/{_ID}", _on_vector(lambda vector, _: vector.describe())),
     ("DELETE", rf"/v1/vector-envs/{_ID}", _close(VectorInstance)),
     ("POST", rf"/v1/vector-envs/{_ID}/reset",
-     _on_vector(lambda vector, r: vector.reset(r.field("seed"), r.field("options")))),
-    ("POST", rf"/v1/vector-envs/{_ID}/step", _on_vector(lambda vector, r: vector.step(r.required("actions")))),
+     _on_vector(lambda vector, r: vector.reset(r.field("seed"), r.field("options"), r.field("seeds")))),
+    ("POST", rf"/v1/vector-envs/{_ID}/step",
+     _on_vector(lambda vector, r: vector.step(r.required("actions"), r.field("resets"), r.field("seeds")))),
+    ("GET", rf"/v1/vector-envs/{_ID}/model", _on_vector(lambda vector, _: vector.model())),
     ("POST", rf"/v1/vector-envs/{_ID}/close", _close(VectorInstance)),
 ]
 

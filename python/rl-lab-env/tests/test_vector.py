@@ -139,3 +139,75 @@ def test_batched_observations_are_the_same_values_as_raw_bytes(cartpole):
         assert remote["terminated"] == terminated.tolist()
     status, error = cartpole.call("POST", "/v1/vector-envs", {"env_id": "CartPole-v1", "num_envs": 2, "batched": "yes"})
     assert status == 400 and "batched" in error["message"]
+
+
+def test_a_vector_without_autoreset_resets_the_copies_the_client_names(cartpole):
+    """`autoreset: false` (protocol 1.2): a copy resets exactly when the
+    client says, with the seed it gives, as a training loop with per-episode
+    seeds and time limits of its own needs."""
+    described = cartpole.ok(
+        "POST", "/v1/vector-envs", {"env_id": "CartPole-v1", "num_envs": 3, "autoreset": False}
+    )
+    assert described["autoreset"] is False and described["has_model"] is False
+    instance_id = described["instance_id"]
+    step = f"/v1/vector-envs/{instance_id}/step"
+    remote = cartpole.ok("POST", f"/v1/vector-envs/{instance_id}/reset", {"seeds": [10, None, 30]})
+    local = [gym.make("CartPole-v1") for _ in range(3)]
+    assert_same(remote["observations"][0], local[0].reset(seed=10)[0])
+    assert_same(remote["observations"][2], local[2].reset(seed=30)[0])
+    local[1].reset(seed=99)
+    # Copy 0 always pushes right, so its episode ends first; the others
+    # alternate, which keeps their poles up longer.
+    ended = False
+    for count in range(200):
+        remote = cartpole.ok("POST", step, {"actions": [1, count % 2, count % 2]})
+        expected = local[0].step(1)
+        assert_same(remote["observations"][0], expected[0])
+        if remote["terminated"][0]:
+            ended = True
+            break
+    assert ended and remote["autoreset"] == [False, False, False]
+    status, reply = cartpole.call("POST", step, {"actions": [1, 0, 1]})
+    assert not any(remote["dones"][1:])
+    assert status == 400 and reply["message"].startswith("resets[0]: copy 0's episode has ended")
+    # Copy 0 resets with seed 7 and ignores its null action; copy 1 resets too
+    # though its episode goes on; copy 2 steps.
+    remote = cartpole.ok(
+        "POST", step, {"actions": [None, None, 1], "resets": [True, True, False], "seeds": [7, 8, 123]}
+    )
+    assert remote["autoreset"] == [True, True, False] and remote["rewards"][:2] == [0.0, 0.0]
+    assert_same(remote["observations"][0], local[0].reset(seed=7)[0])
+    assert_same(remote["observations"][1], local[1].reset(seed=8)[0])
+    assert remote["rewards"][2] == 1.0
+    for body, field in [
+        ({"actions": [0, 0, 0], "resets": [True]}, "resets must be a list of 3 booleans"),
+        ({"actions": [0, 0, 0], "seeds": [1, -2, 3]}, "seeds[1] must be a non-negative integer"),
+        ({"actions": [0, None, 0]}, "actions[1]"),
+    ]:
+        status, reply = cartpole.call("POST", step, body)
+        assert status == 400 and field in reply["message"], (body, reply)
+    status, reply = cartpole.call("POST", f"/v1/vector-envs/{instance_id}/reset", {"seed": 1, "seeds": [1, 2, 3]})
+    assert status == 400 and "seed or seeds" in reply["message"]
+    status, reply = cartpole.call("GET", f"/v1/vector-envs/{instance_id}/model")
+    assert status == 404 and "no model" in reply["message"]
+
+
+def test_an_autoreset_vector_takes_seeds_for_the_copies_that_reset(cartpole):
+    instance_id = cartpole.ok("POST", "/v1/vector-envs", {"env_id": "CartPole-v1", "num_envs": 2})["instance_id"]
+    step = f"/v1/vector-envs/{instance_id}/step"
+    cartpole.ok("POST", f"/v1/vector-envs/{instance_id}/reset", {"seed": 0})
+    while not cartpole.ok("POST", step, {"actions": [1, 1]})["dones"][0]:
+        pass
+    remote = cartpole.ok("POST", step, {"actions": [None, 1], "seeds": [41, 42]})
+    assert remote["autoreset"][0] is True
+    assert_same(remote["observations"][0], gym.make("CartPole-v1").reset(seed=41)[0])
+
+
+def test_a_vectors_model_is_its_copies(start_adapter):
+    lake = start_adapter("--env", "FrozenLake-v1")
+    described = lake.ok("POST", "/v1/vector-envs", {"env_id": "FrozenLake-v1", "num_envs": 2})
+    assert described["has_model"] is True
+    single = lake.open("FrozenLake-v1")
+    model = lake.ok("GET", f"/v1/vector-envs/{described['instance_id']}/model")
+    assert model == lake.ok("GET", f"/v1/envs/{single}/model/")
+    assert model["n_states"] == 16 and model["transitions"][0][0][0][1:] == [0, 0.0, False]

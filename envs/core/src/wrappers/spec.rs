@@ -59,6 +59,24 @@ impl WrapperSpec {
         }
     }
 
+    /// Whether each call to the wrapper makes exactly one call of the same
+    /// kind to the env inside, with the same action or seed: what lets it
+    /// wrap a copy whose outcome a [`Feed`](crate::Feed) fetched before
+    /// the call. Skipping, no-op resets and sticky actions do not.
+    pub fn passes_calls_through(&self) -> bool {
+        match self {
+            WrapperSpec::TimeLimit(_)
+            | WrapperSpec::EpisodeStatistics
+            | WrapperSpec::ClipReward
+            | WrapperSpec::OneHot
+            | WrapperSpec::FrameStack(_)
+            | WrapperSpec::ToF32 => true,
+            WrapperSpec::NoopReset(_)
+            | WrapperSpec::MaxAndSkip(_)
+            | WrapperSpec::StickyActions(_) => false,
+        }
+    }
+
     /// Wraps `env` in this one wrapper.
     pub fn apply(&self, env: Box<dyn Env>) -> Result<Box<dyn Env>> {
         Ok(match *self {
