@@ -222,7 +222,7 @@ fn value_iteration_on_the_adapters_frozen_lake_equals_ours() {
         &folder.path().join("local"),
     );
     assert_eq!(theirs["env_connection"]["dialect"], "rl-lab");
-    assert_eq!(theirs["env_connection"]["protocol_version"], "1.1");
+    assert_eq!(theirs["env_connection"]["protocol_version"], "1.2");
     let values = |which: &str| -> Vec<f64> {
         let tables: Value = serde_json::from_slice(
             &std::fs::read(folder.path().join(which).join("run/tables.json")).unwrap(),

@@ -11,7 +11,7 @@ import pytest
 def test_version_names_protocol_and_versions(cartpole):
     reply = cartpole.ok("GET", "/v1/version")
     assert reply["protocol"] == "rl-lab-env"
-    assert reply["version"] == "1.1"
+    assert reply["version"] == "1.2"
     assert reply["gymnasium"] == gym.__version__
     assert reply["numpy"] == np.__version__
     assert reply["package"] == "0.1.0"
