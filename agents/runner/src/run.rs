@@ -110,16 +110,14 @@ impl Engine {
         else {
             return Ok(None);
         };
-        let mut copies = fed.copies.into_iter().map(Some).collect::<Vec<_>>();
-        VectorEnv::new(n, |i| {
-            let copy = copies[i]
-                .take()
-                .ok_or_else(|| rl_env::Error::Space("each copy is made once".into()))?;
-            rl_env::wrappers::apply_wrappers(copy, &spec.env.wrappers)
-        })
-        .and_then(|envs| envs.fed_by(fed.feed))
-        .map(Some)
-        .map_err(|e| Error::from_env_config(e, "env"))
+        fed.copies
+            .into_iter()
+            .map(|copy| rl_env::wrappers::apply_wrappers(copy, &spec.env.wrappers))
+            .collect::<rl_env::Result<Vec<_>>>()
+            .and_then(vector_of)
+            .and_then(|envs| envs.fed_by(fed.feed))
+            .map(Some)
+            .map_err(|e| Error::from_env_config(e, "env"))
     }
 
     /// Checks `spec` and builds its environments and agent. Every input
@@ -181,19 +179,13 @@ impl Engine {
         let envs = match self.make_fed(&spec)? {
             Some(fed) => fed,
             None => {
-                let mut copies = Vec::with_capacity(n);
                 let mut links = links.into_iter();
-                for _ in 0..n {
-                    copies.push(Some(self.make_env_linked(&spec, links.next())?));
-                }
-                VectorEnv::new(n, |i| {
-                    copies[i]
-                        .take()
-                        .ok_or_else(|| rl_env::Error::Space("each copy is made once".into()))
-                })
-                .map_err(|e| Error::from_env_config(e, "env"))?
-                .with_threads(threads_for(&spec, n))
-                .map_err(|e| Error::from_env_config(e, "env"))?
+                let copies = (0..n)
+                    .map(|_| self.make_env_linked(&spec, links.next()))
+                    .collect::<Result<Vec<_>>>()?;
+                vector_of(copies)
+                    .and_then(|envs| envs.with_threads(threads_for(&spec, n)))
+                    .map_err(|e| Error::from_env_config(e, "env"))?
             }
         };
         let ctx = context(envs.env(0).expect("num_envs is at least 1"), &spec);
@@ -228,6 +220,17 @@ impl Engine {
         });
         Ok(MemoryEstimate { agent, env })
     }
+}
+
+/// The copies, in order, as one [`VectorEnv`] on the caller's thread.
+fn vector_of(copies: Vec<Box<dyn Env>>) -> rl_env::Result<VectorEnv> {
+    let n = copies.len();
+    let mut copies = copies.into_iter();
+    VectorEnv::new(n, |_| {
+        copies
+            .next()
+            .ok_or_else(|| rl_env::Error::Space("each copy is made once".into()))
+    })
 }
 
 /// What the agent is told of the run's environment `env`.
