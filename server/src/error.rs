@@ -71,6 +71,9 @@ pub enum ApiError {
     /// `404 agent_not_found`.
     #[error("unknown agent '{0}'")]
     AgentNotFound(String),
+    /// `404 sweep_not_found`.
+    #[error("sweep '{0}' not found")]
+    SweepNotFound(String),
     /// `409 conflict`: the run's status does not allow the operation.
     #[error("run '{id}' is {status}: {why}")]
     Conflict {
@@ -149,7 +152,7 @@ pub struct ErrorDetail {
     /// Stable, for programs: `malformed_json`, `unreadable_body`,
     /// `bad_path`, `bad_query`, `bad_header`, `bad_artifact_name`,
     /// `unauthorized`, `run_not_found`, `artifact_not_found`,
-    /// `agent_not_found`, `conflict`, `no_checkpoint`, `body_too_large`,
+    /// `agent_not_found`, `sweep_not_found`, `conflict`, `no_checkpoint`, `body_too_large`,
     /// `invalid_spec`, `invalid_request`, `shutting_down`,
     /// `store_unavailable` or `internal`.
     pub code: &'static str,
@@ -210,7 +213,8 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::RunNotFound(_)
             | ApiError::ArtifactNotFound { .. }
-            | ApiError::AgentNotFound(_) => StatusCode::NOT_FOUND,
+            | ApiError::AgentNotFound(_)
+            | ApiError::SweepNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::NoCheckpoint(_) => StatusCode::CONFLICT,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::InvalidSpec { .. } | ApiError::InvalidRequest { .. } => {
@@ -236,6 +240,7 @@ impl ApiError {
             ApiError::RunNotFound(_) => "run_not_found",
             ApiError::ArtifactNotFound { .. } => "artifact_not_found",
             ApiError::AgentNotFound(_) => "agent_not_found",
+            ApiError::SweepNotFound(_) => "sweep_not_found",
             ApiError::Conflict { .. } => "conflict",
             ApiError::NoCheckpoint(_) => "no_checkpoint",
             ApiError::BodyTooLarge { .. } => "body_too_large",
@@ -253,7 +258,9 @@ impl ApiError {
             ApiError::BadQuery { field, .. } => field.map(str::to_string),
             ApiError::BadHeader { header, .. } => Some(header.to_string()),
             ApiError::Unauthorized => Some("Authorization".into()),
-            ApiError::RunNotFound(_) | ApiError::AgentNotFound(_) => Some("id".into()),
+            ApiError::RunNotFound(_) | ApiError::AgentNotFound(_) | ApiError::SweepNotFound(_) => {
+                Some("id".into())
+            }
             ApiError::BadArtifactName(_) | ApiError::ArtifactNotFound { .. } => Some("name".into()),
             ApiError::InvalidSpec { field, .. } | ApiError::InvalidRequest { field, .. } => {
                 field.clone()

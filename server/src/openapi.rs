@@ -73,6 +73,7 @@ pub fn document(engine: &Engine) -> Value {
         "operationRef": "#/paths/~1v1~1events/get",
         "parameters": { "runs": "$response.body#/id" },
     });
+    link_to_children(&mut doc, "/v1/sweeps", "post", "201", "id");
     link_to_children(&mut doc, "/v1/envs/", "post", "200", "instance_id");
     link_to_children(&mut doc, "/v1/vector-envs", "post", "200", "instance_id");
     doc

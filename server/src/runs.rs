@@ -290,6 +290,33 @@ impl RunManager {
         Ok(id)
     }
 
+    /// Queues every run of a sweep, stored in one transaction: all or
+    /// none. `runs` holds each run's configuration index and spec; the
+    /// sweep's id and the runs' ids come back.
+    pub fn submit_sweep(
+        &self,
+        name: String,
+        spec: Value,
+        configurations: Value,
+        runs: &[(usize, RunSpec)],
+    ) -> Result<(String, Vec<String>), RunError> {
+        let runs = runs
+            .iter()
+            .map(|(configuration, spec)| {
+                serde_json::to_value(spec).map(|value| (*configuration, value))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::from)?;
+        let (mutex, ready) = &*self.queue;
+        if lock(mutex).closing {
+            return Err(RunError::ShuttingDown);
+        }
+        let (sweep, ids) = self.store.insert_sweep(name, spec, configurations, runs)?;
+        lock(mutex).pending.extend(ids.iter().cloned());
+        ready.notify_all();
+        Ok((sweep, ids))
+    }
+
     /// Live progress of a running run.
     pub fn progress(&self, id: &str) -> Option<LiveProgress> {
         let queue = lock(&self.queue.0);

@@ -25,6 +25,15 @@ pub struct SubmitArgs {
     server: ServerArgs,
 }
 
+/// Arguments of `rl-lab sweep`.
+#[derive(clap::Args)]
+pub struct SweepArgs {
+    /// Sweep (JSON): {"name", "base": run spec, "grid": {path: [values]}, "random": {path: distribution, "count": N}, "seeds": [...]}, as POST /v1/sweeps takes it.
+    sweep: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
 /// Arguments of `rl-lab runs`.
 #[derive(clap::Args)]
 pub struct RunsArgs {
@@ -128,6 +137,26 @@ pub fn submit(args: SubmitArgs) -> CliResult {
     let client = Client::new(&args.server);
     let reply = client.send("POST", "/v1/runs", Some(&body))?;
     say!("{}", reply["id"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+/// Submits a sweep; prints its id, then each run's id. The server checks
+/// every run before it stores any.
+pub fn sweep(args: SweepArgs) -> CliResult {
+    let text = std::fs::read_to_string(&args.sweep).map_err(|e| CliError {
+        code: 2,
+        message: format!("cannot read {}: {e}", args.sweep.display()),
+    })?;
+    let body: Value = serde_json::from_str(&text).map_err(|e| CliError {
+        code: 2,
+        message: format!("{}: not JSON: {e}", args.sweep.display()),
+    })?;
+    let client = Client::new(&args.server);
+    let reply = client.send("POST", "/v1/sweeps", Some(&body))?;
+    say!("{}", reply["id"].as_str().unwrap_or_default());
+    for run in reply["runs"].as_array().into_iter().flatten() {
+        say!("{}", run.as_str().unwrap_or_default());
+    }
     Ok(())
 }
 

@@ -55,6 +55,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Launch a run on a server and print its id.
     Submit(client::SubmitArgs),
+    /// Launch a sweep (runs over a grid, random draws and seeds) on a server; prints its id, then its runs'.
+    Sweep(client::SweepArgs),
     /// List a server's runs, newest first.
     Runs(client::RunsArgs),
     /// Follow a run on a server until it ends (exit 0 completed, 1 failed, 3 cancelled or interrupted).
@@ -102,6 +104,7 @@ impl Lab {
             Command::Rollout(a) => rollout::rollout(a, &self),
             Command::Serve(a) => serve::serve(a, &self),
             Command::Submit(a) => client::submit(a),
+            Command::Sweep(a) => client::sweep(a),
             Command::Runs(a) => client::runs(a),
             Command::Watch(a) => client::watch(a),
         };

@@ -15,6 +15,7 @@ pub mod saved;
 pub mod seeds;
 pub mod spec;
 mod status;
+pub mod sweep;
 #[cfg(feature = "test-agents")]
 pub mod test_agents;
 pub mod train;

@@ -14,6 +14,7 @@ mod evaluate;
 mod events;
 mod ops;
 mod runs;
+mod sweeps;
 
 use crate::error::{ApiError, ApiResult};
 use crate::{Shared, blocking};
@@ -27,6 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn router() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .merge(runs::router())
+        .merge(sweeps::router())
         .merge(connect::router())
         .merge(events::router())
         .merge(artifacts::router())

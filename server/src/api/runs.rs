@@ -90,7 +90,7 @@ async fn create_run(
     Ok(response)
 }
 
-fn spec_error(e: rl_runner::Error) -> ApiError {
+pub(super) fn spec_error(e: rl_runner::Error) -> ApiError {
     match e {
         rl_runner::Error::Spec { field, message } => ApiError::InvalidSpec {
             message,

@@ -304,6 +304,21 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// A stored sweep (`POST /v1/sweeps`).
+#[derive(Clone, Debug)]
+pub struct SweepRow {
+    /// The id, `sweep-N`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The sweep as submitted.
+    pub spec: Value,
+    /// Each configuration's varied values (path → value), in order.
+    pub configurations: Vec<Value>,
+    /// When it was submitted (Unix seconds).
+    pub created_at: f64,
+}
+
 /// A scalar to store under a name, e.g. `rollout/episode_return`.
 #[derive(Clone, Debug)]
 pub struct MetricValue {
@@ -431,6 +446,25 @@ impl Store {
     /// Inserts a queued run and returns its id.
     pub fn insert_run(&self, spec: Value) -> StoreResult<String> {
         self.send_and_wait(Write::InsertRun { spec }, Reply::Id)
+    }
+
+    /// Inserts a sweep and its queued runs in one transaction, so that
+    /// either all are stored or none; the sweep's id and the runs' ids, in
+    /// the order of `runs` (each a configuration's index and its spec).
+    pub fn insert_sweep(
+        &self,
+        name: String,
+        spec: Value,
+        configurations: Value,
+        runs: Vec<(usize, Value)>,
+    ) -> StoreResult<(String, Vec<String>)> {
+        let write = Write::InsertSweep {
+            name,
+            spec,
+            configurations,
+            runs,
+        };
+        self.send_and_wait(write, Reply::Sweep)
     }
 
     /// Sets a run's status and waits until it is committed.

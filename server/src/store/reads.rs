@@ -7,7 +7,7 @@ pub use downsample::MetricPoint;
 
 use super::schema;
 use super::schema::ROLLUP_SHIFTS;
-use super::{Event, EventKind, RunRow, Store, StoreError, StoreResult};
+use super::{Event, EventKind, RunRow, Store, StoreError, StoreResult, SweepRow};
 use downsample::Downsampler;
 use rl_runner::RunStatus;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -162,6 +162,55 @@ impl Store {
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(parse_run).collect()
+        })
+    }
+
+    /// Sweeps, newest first, at most `limit`.
+    pub fn sweeps(&self, limit: usize) -> StoreResult<Vec<SweepRow>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY seq DESC LIMIT ?1"
+            ))?;
+            let rows = statement
+                .query_map([limit as i64], sweep_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(parse_sweep).collect()
+        })
+    }
+
+    /// One sweep, with each of its runs and the configuration it belongs
+    /// to, in submission order.
+    pub fn sweep(&self, sweep_id: &str) -> StoreResult<Option<SweepWithRuns>> {
+        self.read(|conn| {
+            let Some(raw) = conn
+                .query_row(
+                    &format!("SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id = ?1"),
+                    [sweep_id],
+                    sweep_row,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let columns = RUN_COLUMNS
+                .split(", ")
+                .map(|c| format!("runs.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut statement = conn.prepare(&format!(
+                "SELECT {columns}, sweep_runs.configuration FROM sweep_runs
+                 JOIN runs ON runs.id = sweep_runs.run_id
+                 WHERE sweep_runs.sweep_id = ?1 ORDER BY runs.seq"
+            ))?;
+            let runs = statement
+                .query_map([sweep_id], |row| {
+                    Ok((row.get::<_, i64>(11)?, run_row(row)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .map(|(configuration, raw)| Ok((configuration as usize, parse_run(raw)?)))
+                .collect::<StoreResult<Vec<_>>>()?;
+            Ok(Some((parse_sweep(raw)?, runs)))
         })
     }
 
@@ -488,6 +537,47 @@ fn rollups(
         each(point_row(row)?);
     }
     Ok(())
+}
+
+/// A sweep and each of its runs with its configuration's index.
+pub type SweepWithRuns = (SweepRow, Vec<(usize, RunRow)>);
+
+const SWEEP_COLUMNS: &str = "id, name, spec, configurations, created_at";
+
+type RawSweep = (String, String, String, String, f64);
+
+fn sweep_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawSweep> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+fn parse_sweep(raw: RawSweep) -> StoreResult<SweepRow> {
+    let (id, name, spec, configurations, created_at) = raw;
+    let json = |text: &str, what: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .map_err(|e| StoreError::Corrupt(format!("sweep {id}'s {what} is not JSON: {e}")))
+    };
+    let spec = json(&spec, "spec")?;
+    let configurations = match json(&configurations, "configurations")? {
+        serde_json::Value::Array(list) => list,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "sweep {id}'s configurations are {other}, not a list"
+            )));
+        }
+    };
+    Ok(SweepRow {
+        id,
+        name,
+        spec,
+        configurations,
+        created_at,
+    })
 }
 
 const RUN_COLUMNS: &str =

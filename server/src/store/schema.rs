@@ -56,6 +56,24 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE metrics ADD COLUMN last REAL;",
 ];
 
+/// 4: sweeps, each with its configurations' varied values, and which
+/// configuration each of its runs belongs to. A run's row is its own: a
+/// deleted run leaves its sweep.
+const SWEEPS_MIGRATION: &str = "CREATE TABLE sweeps (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        configurations TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE sweep_runs (
+        sweep_id TEXT NOT NULL,
+        configuration INTEGER NOT NULL,
+        run_id TEXT NOT NULL UNIQUE,
+        PRIMARY KEY (sweep_id, configuration, run_id)
+    );";
+
 /// The rollup levels of [`rollups_migration`], as shifts: level `shift`
 /// sums the steps `[b << shift, (b + 1) << shift)`. Each level's buckets are
 /// 16 of the one below, so a read at the coarsest level that still fits
@@ -199,10 +217,10 @@ pub(super) fn open(path: &Path) -> StoreResult<Connection> {
 /// Brings the database up to the newest schema.
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let migrations = MIGRATIONS
-        .iter()
-        .map(|&sql| Cow::Borrowed(sql))
-        .chain([Cow::Owned(rollups_migration())]);
+    let migrations = MIGRATIONS.iter().map(|&sql| Cow::Borrowed(sql)).chain([
+        Cow::Owned(rollups_migration()),
+        Cow::Borrowed(SWEEPS_MIGRATION),
+    ]);
     for (index, migration) in migrations.enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(&migration)?;

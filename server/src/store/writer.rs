@@ -42,6 +42,17 @@ pub enum Write {
         /// The spec as JSON.
         spec: Value,
     },
+    /// A sweep and its runs, queued, all or none.
+    InsertSweep {
+        /// Its name.
+        name: String,
+        /// The sweep as submitted.
+        spec: Value,
+        /// Each configuration's varied values, in order.
+        configurations: Value,
+        /// Each run's configuration and spec.
+        runs: Vec<(usize, Value)>,
+    },
     /// A status change (with its history event).
     Status {
         /// The run.
@@ -102,6 +113,7 @@ impl Write {
     fn describe(&self) -> String {
         match self {
             Write::InsertRun { .. } => "insert a new run".into(),
+            Write::InsertSweep { runs, .. } => format!("insert a sweep of {} runs", runs.len()),
             Write::Status { run_id, status, .. } => format!("set {run_id}'s status to {status}"),
             Write::Metric { run_id, step, .. } => {
                 format!("record a metric of {run_id} at step {step}")
@@ -125,6 +137,8 @@ pub(super) enum Reply {
     Done(Sender<StoreResult<()>>),
     /// Told when everything before it is committed, or was refused.
     Flushed(Sender<()>),
+    /// Gets the new sweep's id and its runs' ids.
+    Sweep(Sender<StoreResult<(String, Vec<String>)>>),
 }
 
 /// A write, and who waits for it.
@@ -171,6 +185,8 @@ impl std::error::Error for BatchFailure {}
 pub(super) enum Applied {
     /// The id of an inserted run.
     Id(String),
+    /// The ids of an inserted sweep and of its runs.
+    Sweep(String, Vec<String>),
     /// Anything else.
     Done,
 }
@@ -397,12 +413,17 @@ fn answer(reply: Option<Reply>, result: Result<Applied, BatchFailure>) {
     match (reply, result) {
         (None, _) => {}
         (Some(Reply::Id(to)), Ok(Applied::Id(id))) => drop(to.send(Ok(id))),
-        (Some(Reply::Id(to)), Ok(Applied::Done)) => {
+        (Some(Reply::Id(to)), Ok(_)) => {
             // Only an insert replies with an id, and an insert yields one.
             drop(to.send(Err(super::StoreError::Corrupt(
                 "a run was inserted without an id".into(),
             ))))
         }
+        (Some(Reply::Sweep(to)), Ok(Applied::Sweep(id, runs))) => drop(to.send(Ok((id, runs)))),
+        (Some(Reply::Sweep(to)), Ok(_)) => drop(to.send(Err(super::StoreError::Corrupt(
+            "a sweep was inserted without ids".into(),
+        )))),
+        (Some(Reply::Sweep(to)), Err(failure)) => drop(to.send(Err(failure.into()))),
         (Some(Reply::Id(to)), Err(failure)) => drop(to.send(Err(failure.into()))),
         (Some(Reply::Done(to)), result) => drop(to.send(result.map(drop).map_err(Into::into))),
         (Some(Reply::Flushed(to)), _) => drop(to.send(())),
@@ -494,6 +515,25 @@ fn status_event(status: RunStatus, at: f64, error: Option<String>) -> String {
     serde_json::to_string(&StatusChange { status, at, error }).expect("a status change serialises")
 }
 
+/// Inserts a queued run, with its first status event; its id.
+fn insert_run(
+    tx: &Connection,
+    spec: &Value,
+    time: f64,
+    events: &mut Vec<Event>,
+) -> rusqlite::Result<String> {
+    tx.execute(
+        "INSERT INTO runs (id, spec, status, created_at) VALUES ('', ?1, ?2, ?3)",
+        params![spec.to_string(), RunStatus::Queued.as_str(), time],
+    )?;
+    let seq = tx.last_insert_rowid();
+    let id = format!("run-{seq}");
+    tx.execute("UPDATE runs SET id = ?1 WHERE seq = ?2", params![id, seq])?;
+    let data = status_event(RunStatus::Queued, time, None);
+    events.push(insert_event(tx, &id, EventKind::Status, None, data, time)?);
+    Ok(id)
+}
+
 /// Applies one write inside the batch's transaction. Payloads are taken
 /// out of the write (left empty); what identifies it stays, for
 /// [`Write::describe`].
@@ -510,16 +550,32 @@ fn apply(
     };
     match &*write {
         Write::InsertRun { spec } => {
+            return Ok(Applied::Id(insert_run(tx, spec, time, events)?));
+        }
+        Write::InsertSweep {
+            name,
+            spec,
+            configurations,
+            runs,
+        } => {
             tx.execute(
-                "INSERT INTO runs (id, spec, status, created_at) VALUES ('', ?1, ?2, ?3)",
-                params![spec.to_string(), RunStatus::Queued.as_str(), time],
+                "INSERT INTO sweeps (id, name, spec, configurations, created_at)
+                 VALUES ('', ?1, ?2, ?3, ?4)",
+                params![name, spec.to_string(), configurations.to_string(), time],
             )?;
             let seq = tx.last_insert_rowid();
-            let id = format!("run-{seq}");
-            tx.execute("UPDATE runs SET id = ?1 WHERE seq = ?2", params![id, seq])?;
-            let data = status_event(RunStatus::Queued, time, None);
-            events.push(insert_event(tx, &id, EventKind::Status, None, data, time)?);
-            return Ok(Applied::Id(id));
+            let id = format!("sweep-{seq}");
+            tx.execute("UPDATE sweeps SET id = ?1 WHERE seq = ?2", params![id, seq])?;
+            let mut run_ids = Vec::with_capacity(runs.len());
+            for (configuration, spec) in runs {
+                let run_id = insert_run(tx, spec, time, events)?;
+                tx.execute(
+                    "INSERT INTO sweep_runs (sweep_id, configuration, run_id) VALUES (?1, ?2, ?3)",
+                    params![id, *configuration as i64, run_id],
+                )?;
+                run_ids.push(run_id);
+            }
+            return Ok(Applied::Sweep(id, run_ids));
         }
         Write::Status {
             run_id,
@@ -617,6 +673,7 @@ fn apply(
             )?;
         }
         Write::DeleteRun { run_id } => {
+            tx.execute("DELETE FROM sweep_runs WHERE run_id = ?1", [run_id])?;
             tx.execute("DELETE FROM metrics WHERE run_id = ?1", [run_id])?;
             tx.execute("DELETE FROM events WHERE run_id = ?1", [run_id])?;
             tx.execute("DELETE FROM runs WHERE id = ?1", [run_id])?;
