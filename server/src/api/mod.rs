@@ -74,6 +74,18 @@ impl FromRequest<Shared> for RequestBody {
     }
 }
 
+/// `201 Created` with `body`, and `Location: location`.
+fn created(location: &str, body: impl serde::Serialize) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(location) = axum::http::HeaderValue::from_str(location) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, location);
+    }
+    response
+}
+
 /// Reads a JSON body, naming the line and column of malformed JSON.
 /// Whole numbers written as floats (`3.0`) are read as integers.
 ///

@@ -8,8 +8,8 @@ use crate::store::{EventKind, StatusChange, StoreError};
 use crate::{Shared, blocking};
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use rl_runner::{Budget, RunSpec, RunStatus, Summary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -78,16 +78,12 @@ async fn create_run(
         Ok::<_, ApiError>(state.runs.submit(&spec)?)
     })
     .await??;
-    let location = HeaderValue::from_str(&format!("/v1/runs/{submitted}"));
+    let location = format!("/v1/runs/{submitted}");
     let reply = RunStatusReply {
         id: submitted,
         status: RunStatus::Queued,
     };
-    let mut response = (StatusCode::CREATED, Json(reply)).into_response();
-    if let Ok(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(super::created(&location, reply))
 }
 
 pub(super) fn spec_error(e: rl_runner::Error) -> ApiError {

@@ -7,8 +7,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::{Shared, blocking};
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use rl_runner::RunStatus;
 use rl_runner::sweep::{SweepSpec, check_runs};
 use serde::Serialize;
@@ -99,12 +98,8 @@ async fn create_sweep(
         })
     })
     .await??;
-    let location = HeaderValue::from_str(&format!("/v1/sweeps/{}", created.id));
-    let mut response = (StatusCode::CREATED, Json(created)).into_response();
-    if let Ok(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let location = format!("/v1/sweeps/{}", created.id);
+    Ok(super::created(&location, created))
 }
 
 /// A sweep, as lists show it.
