@@ -26,23 +26,30 @@ pub const MAX_SWEEP_RUNS: usize = 1000;
 
 /// A sweep as submitted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SweepSpec {
     /// A label for listings; 1 to 200 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
     /// The run spec every run starts from.
+    #[cfg_attr(feature = "openapi", schema(value_type = RunSpec))]
     pub base: Value,
     /// Dotted spec paths, each with the values it takes; the runs cover
     /// every combination. Default none.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub grid: BTreeMap<String, Vec<Value>>,
-    /// Dotted spec paths with a distribution each, and `count`, the number
-    /// of draws. Default none.
+    /// Dotted spec paths with a distribution each (`{"uniform": [low,
+    /// high]}`, `{"log_uniform": [low, high]}` or `{"choice": [values]}`),
+    /// and `count`, the number of draws. Default none.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub random: Option<Map<String, Value>>,
     /// Each configuration runs once with each of these seeds (the spec's
     /// `seed`); default the base spec's seed alone.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub seeds: Option<Vec<u64>>,
     /// Seeds the random draws; default 0.
     #[serde(default)]
@@ -95,7 +102,7 @@ impl SweepSpec {
     /// `random.<path>`, `seeds`, …) or, for a spec a configuration makes
     /// invalid, the configuration and the spec's own field.
     pub fn expand(&self) -> Result<Vec<Configuration>> {
-        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
+        if self.name.is_empty() || self.name.chars().count() > 200 {
             return Err(sweep_error("name", "must be 1 to 200 characters"));
         }
         if !self.base.is_object() {

@@ -46,7 +46,7 @@ pub struct SweepCreated {
 /// (`agent.config.alpha`). Every run is checked as `POST /v1/runs` checks
 /// one before any is stored; one bad run refuses the whole sweep.
 #[utoipa::path(post, path = "/v1/sweeps", tag = "sweeps",
-    request_body(content = Object, description = "A sweep (docs/server.md, \"Sweeps\")"),
+    request_body(content = SweepSpec, description = "A sweep (docs/server.md, \"Sweeps\")"),
     responses(
         (status = 201, description = "Queued; `Location` names the sweep", body = SweepCreated,
             headers(("Location" = String, description = "`/v1/sweeps/{id}`"))),
