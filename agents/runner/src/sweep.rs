@@ -113,7 +113,15 @@ impl SweepSpec {
                 return Err(sweep_error("seeds", "must list at least one seed"));
             }
             Some(seeds) => seeds.clone(),
-            None => vec![self.base.get("seed").and_then(Value::as_u64).unwrap_or(0)],
+            None => match self.base.get("seed") {
+                None => vec![0],
+                Some(seed) => vec![seed.as_u64().ok_or_else(|| {
+                    sweep_error(
+                        "base.seed",
+                        format!("must be a whole number ≥ 0, not {seed}"),
+                    )
+                })?],
+            },
         };
         let mut points: Vec<BTreeMap<String, Value>> = vec![BTreeMap::new()];
         for (path, values) in &self.grid {
@@ -471,6 +479,9 @@ mod tests {
             .starts_with("random.count: ")
         );
         assert!(error(with("seeds", json!([]))).starts_with("seeds: "));
+        let mut negative = with("grid", json!({}));
+        negative["base"]["seed"] = json!(-1);
+        assert!(error(negative).starts_with("base.seed: "));
         assert!(error(with("grid", json!({"seed": [1, 2]}))).starts_with("grid.seed: "));
         assert!(
             error(with(
