@@ -148,6 +148,10 @@ fn a_sweep_with_a_bad_path_or_value_queues_nothing() {
             json!({"name": "no seeds", "base": base(), "seeds": []}),
             "seeds",
         ),
+        (
+            json!({"name": "shape", "base": base(), "grid": {"agent.config": [[0.1, 0.2]]}}),
+            "agent.config",
+        ),
     ] {
         let (status, reply) = post_json(&server, "/v1/sweeps", &sweep);
         assert_eq!(status, 422, "{reply}");

@@ -111,6 +111,20 @@ pub fn config_shape_ok(config: Option<&Value>) -> bool {
     matches!(config, None | Some(Value::Null | Value::Object(_)))
 }
 
+/// A run spec's env and agent configs are objects (or absent): anything
+/// else is a `422 invalid_spec` naming `env.config` or `agent.config`.
+fn check_config_shapes(spec: &Value) -> ApiResult<()> {
+    for part in ["env", "agent"] {
+        if !config_shape_ok(spec.get(part).and_then(|p| p.get("config"))) {
+            return Err(ApiError::InvalidSpec {
+                message: "a config must be a JSON object".into(),
+                field: Some(format!("{part}.config")),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Rewrites every float with no fractional part that fits an integer
 /// type (`3.0`, `-2.0`) as that integer, throughout `value`.
 ///

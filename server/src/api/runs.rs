@@ -56,14 +56,7 @@ async fn create_run(
     RequestBody(body): RequestBody,
 ) -> ApiResult<Response> {
     let value = parse_json(&body)?;
-    for part in ["env", "agent"] {
-        if !super::config_shape_ok(value.get(part).and_then(|p| p.get("config"))) {
-            return Err(ApiError::InvalidSpec {
-                message: "a config must be a JSON object".into(),
-                field: Some(format!("{part}.config")),
-            });
-        }
-    }
+    super::check_config_shapes(&value)?;
     let submitted = blocking(move || {
         let spec = RunSpec::from_value(&value).map_err(spec_error)?;
         // Building the env and agent is the full validation, and it is
