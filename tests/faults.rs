@@ -509,11 +509,15 @@ fn assert_episodes_contiguous(episodes: &[(u64, u64)], what: &str) {
 #[test]
 fn sigkill_during_commits_twenty_times_keeps_the_database_sound_and_metrics_a_prefix() {
     const KILLS: usize = 20;
+    // Long enough (a few seconds) that most kills land while it trains:
+    // 30,000 episodes ended within the first kill's window once runs
+    // started without waiting on the store's flush period.
+    const EPISODES: u64 = 150_000;
     let began = Instant::now();
     // Checkpoints often, so most kills land after one and the resume
     // truncates and replays.
     let spec = {
-        let mut spec = cliff_spec(30_000, 7);
+        let mut spec = cliff_spec(EPISODES, 7);
         spec["checkpoint"] = json!({"every_episodes": 2000});
         spec
     };
@@ -533,7 +537,7 @@ fn sigkill_during_commits_twenty_times_keeps_the_database_sound_and_metrics_a_pr
             .iter()
             .map(|row| row.count)
             .sum::<u64>(),
-        30_000
+        EPISODES
     );
 
     let data = tempfile::tempdir().unwrap();

@@ -2,13 +2,12 @@
 //! client, real signals.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Server, agent, wait_status};
+use support::{Server, agent, read_events, wait_status};
 
 fn request(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
     let agent = agent();
@@ -84,43 +83,6 @@ fn spec_file(name: &str) -> Value {
         .join("examples")
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Reads server-sent events until `stop` says so; returns (id, event, data).
-fn read_events(
-    server: &Server,
-    path: &str,
-    last_event_id: Option<i64>,
-    mut stop: impl FnMut(&str, &Value) -> bool,
-) -> Vec<(i64, String, Value)> {
-    let mut request = agent().get(&format!("{}{path}", server.base));
-    if let Some(id) = last_event_id {
-        request = request.header("Last-Event-ID", &id.to_string());
-    }
-    let response = request.call().unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let reader = BufReader::new(response.into_body().into_reader());
-    let mut events = Vec::new();
-    let (mut id, mut kind, mut data) = (0, String::new(), String::new());
-    for line in reader.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("id:") {
-            id = rest.trim().parse().unwrap();
-        } else if let Some(rest) = line.strip_prefix("event:") {
-            kind = rest.trim().to_string();
-        } else if let Some(rest) = line.strip_prefix("data:") {
-            data = rest.trim().to_string();
-        } else if line.is_empty() && !data.is_empty() {
-            let value: Value = serde_json::from_str(&data).unwrap();
-            let done = stop(&kind, &value);
-            events.push((id, kind.clone(), value));
-            data.clear();
-            if done {
-                break;
-            }
-        }
-    }
-    events
 }
 
 #[test]

@@ -43,8 +43,15 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// The data folder: `rl-lab.db` and `runs/<id>/`.
     pub data: PathBuf,
+    /// Where runs, metrics and events are kept: SQLite at
+    /// `DATA/rl-lab.db` unless told otherwise.
+    pub store: store::StoreLocation,
     /// Runs executing at once; further runs queue in submission order.
+    /// Zero with a shared store: this server only answers, and other
+    /// servers or `rl-lab worker` processes execute its runs.
     pub max_concurrent_runs: usize,
+    /// How this server takes part in the store's queue.
+    pub node: runs::NodeConfig,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Env instances idle this long are closed.
@@ -73,8 +80,10 @@ impl ServeConfig {
     pub fn new(addr: SocketAddr, data: PathBuf) -> Self {
         ServeConfig {
             addr,
+            store: store::StoreLocation::Sqlite(data.join("rl-lab.db")),
             data,
             max_concurrent_runs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            node: runs::NodeConfig::server(),
             max_body_bytes: 1 << 20,
             instance_idle_timeout: Duration::from_secs(600),
             max_instances: 1024,
@@ -140,18 +149,19 @@ impl AppState {
             path: config.data.display().to_string(),
             source,
         })?;
-        let store = store::Store::open(&config.data.join("rl-lab.db"))?;
-        let mut engine =
-            Engine::with_remote_policy(config.remote_envs.clone()).with_envs(&config.env_plugins);
-        engine.max_run_memory = Some(config.max_run_memory.unwrap_or_else(|| {
-            rl_runner::memory::default_max_run_memory(config.max_concurrent_runs)
-        }));
-        let engine = Arc::new(engine);
+        let store = store::Store::open_at(&config.store)?;
+        let engine = Arc::new(engine(
+            &config.env_plugins,
+            &config.remote_envs,
+            config.max_run_memory,
+            config.max_concurrent_runs,
+        ));
         let runs = runs::RunManager::start(
             store.clone(),
             Arc::clone(&engine),
             &config.data,
             config.max_concurrent_runs,
+            config.node.clone(),
         )?;
         Ok(Arc::new(AppState {
             engine,
@@ -162,6 +172,98 @@ impl AppState {
             started: Instant::now(),
         }))
     }
+}
+
+/// The engine runs are built with: our envs and the plugins', the remote
+/// URL policy, and the memory one run may take (by default a share of the
+/// machine for each of `slots` runs).
+fn engine(
+    env_plugins: &[rl_runner::EnvPlugin],
+    remote_envs: &rl_runner::envs::UrlPolicy,
+    max_run_memory: Option<u64>,
+    slots: usize,
+) -> Engine {
+    let mut engine = Engine::with_remote_policy(remote_envs.clone()).with_envs(env_plugins);
+    engine.max_run_memory = Some(
+        max_run_memory.unwrap_or_else(|| rl_runner::memory::default_max_run_memory(slots.max(1))),
+    );
+    engine
+}
+
+/// How `rl-lab worker` is started.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The store it claims runs from (PostgreSQL).
+    pub store: store::StoreLocation,
+    /// Run folders: checkpoints, metrics files, TensorBoard files. Workers
+    /// that may resume each other's runs share it.
+    pub data: PathBuf,
+    /// Runs executed at once.
+    pub slots: usize,
+    /// Its name, leases and attempts.
+    pub node: runs::NodeConfig,
+    /// Stop once nothing has been running for this long (a Slurm job
+    /// array draining the queue).
+    pub exit_when_idle: Option<Duration>,
+    /// The most memory one run's estimate may reach.
+    pub max_run_memory: Option<u64>,
+    /// Environments added to rl-lab's own.
+    pub env_plugins: Vec<rl_runner::EnvPlugin>,
+    /// Which URLs runs may name for a `remote` env.
+    pub remote_envs: rl_runner::envs::UrlPolicy,
+}
+
+/// Executes queued runs from the store until SIGINT or SIGTERM (or, with
+/// `exit_when_idle`, until nothing has run for that long); then hands the
+/// runs it holds back to the queue, checkpointed, for another worker to
+/// resume, and returns within 10 s. `on_ready` is called once it claims.
+pub async fn work(config: WorkerConfig, on_ready: impl FnOnce(&str)) -> Result<(), ServeError> {
+    std::fs::create_dir_all(config.data.join("runs")).map_err(|source| ServeError::Data {
+        path: config.data.display().to_string(),
+        source,
+    })?;
+    let store = store::Store::open_at(&config.store)?;
+    logs::attach(store.clone());
+    let engine = Arc::new(engine(
+        &config.env_plugins,
+        &config.remote_envs,
+        config.max_run_memory,
+        config.slots,
+    ));
+    let runs = runs::RunManager::start(
+        store.clone(),
+        engine,
+        &config.data,
+        config.slots,
+        config.node.clone(),
+    )?;
+    tracing::info!(worker = %runs.node_name(), slots = config.slots, "worker started");
+    on_ready(runs.node_name());
+    let idle = async {
+        let Some(limit) = config.exit_when_idle else {
+            return std::future::pending().await;
+        };
+        let mut idle_since = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if !runs.is_idle() {
+                idle_since = Instant::now();
+            } else if idle_since.elapsed() >= limit {
+                tracing::info!("idle for {} s: stopping", limit.as_secs());
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {},
+        _ = idle => {},
+    }
+    tracing::info!("shutting down: handing running runs back to the queue");
+    let stopping = Arc::clone(&runs);
+    let _ = tokio::task::spawn_blocking(move || stopping.shutdown(Duration::from_secs(8))).await;
+    store.flush();
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// Runs blocking work (SQLite, building envs) off the async runtime.

@@ -15,7 +15,7 @@ use rl_runner::train::{CarriedState, Counters, Hooks, Progress};
 use rl_runner::{CancelFlag, Engine, RunFolder, RunSpec, RunStatus};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -42,7 +42,71 @@ enum StopReason {
     Cancelled,
     /// The server is shutting down.
     Interrupted,
+    /// A worker process is shutting down: the run goes back to the queue,
+    /// for another worker to resume from its checkpoint.
+    HandedBack,
+    /// Its lease was lost (this process stalled or was cut off, and the
+    /// run was queued again): it is another worker's now, and this one
+    /// records nothing more of it.
+    LeaseLost,
 }
+
+/// How this process takes part in the queue that every server and worker
+/// sharing the store claims runs from (docs/scale.md).
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Its name in the store: who holds which run.
+    pub name: String,
+    /// How long a claim holds without renewal: a process that stops
+    /// renewing (killed, cut off) loses its runs after this.
+    pub lease: Duration,
+    /// How often leases are renewed.
+    pub heartbeat: Duration,
+    /// Most claims of one run: a run whose worker is lost this many times
+    /// ends `failed`.
+    pub max_attempts: u32,
+    /// Whether it takes runs of `external` envs: only a server can, since
+    /// their env processes connect to the server that executes them.
+    pub takes_external: bool,
+    /// Whether a shutdown hands its runs back to the queue (a worker) or
+    /// marks them `interrupted` (a server, whose user resumes them).
+    pub hands_back: bool,
+}
+
+impl NodeConfig {
+    /// A server's: named `HOST-PID`, 15 s leases renewed every 5 s, three
+    /// attempts.
+    pub fn server() -> NodeConfig {
+        NodeConfig {
+            name: default_node_name(),
+            lease: Duration::from_secs(15),
+            heartbeat: Duration::from_secs(5),
+            max_attempts: 3,
+            takes_external: true,
+            hands_back: false,
+        }
+    }
+}
+
+/// `HOST-PID`: unique among the processes sharing a store.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// How long an idle worker thread waits for a wake-up before it looks for
+/// queued runs again: a fallback, since runs submitted here and (with
+/// PostgreSQL) anywhere wake it at once.
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+/// How often a process looks for cancels asked of its runs through the
+/// store (by another server), and for queued runs when nothing wakes it:
+/// under the 2 s a cancel is promised within.
+const POLL_PERIOD: Duration = Duration::from_millis(500);
 
 /// Where a running run stands, for `GET /runs/{id}` and `/metrics`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -73,7 +137,10 @@ struct ExternalSlot {
 
 #[derive(Default)]
 struct Queue {
-    pending: VecDeque<String>,
+    /// Counts wake-ups (a run submitted or queued again here, a notice
+    /// from the store): a worker thread that found nothing to claim waits
+    /// only if none came since it looked.
+    wakes: u64,
     active: HashMap<String, Active>,
     external: HashMap<String, ExternalSlot>,
     closing: bool,
@@ -213,9 +280,15 @@ pub struct RunManager {
     store: Store,
     engine: Arc<Engine>,
     data: PathBuf,
+    node: NodeConfig,
+    slots: usize,
     queue: Arc<(Mutex<Queue>, Condvar)>,
     /// Told (with the queue's mutex) each time a worker lets go of a run.
     ended: Condvar,
+    /// Wakes the heartbeat thread early, at shutdown (worker threads wait
+    /// on the queue's own condvar, so a wake-up for them is never taken by
+    /// the heartbeat).
+    tick: Condvar,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -228,48 +301,183 @@ fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 }
 
 impl RunManager {
-    /// Starts `workers` worker threads. Runs found `running` in the store
-    /// (the server died under them) become `interrupted`; runs still
-    /// `queued` are queued again in submission order.
+    /// Starts `slots` threads that claim queued runs from the store and
+    /// execute them (none: a server that only answers), and the heartbeat
+    /// thread. On a store of its own (SQLite), runs found `running` died
+    /// with the last server and become `interrupted`; on a shared one
+    /// (PostgreSQL), only those this node's name held do, and other
+    /// processes' runs are left to their leases.
     pub fn start(
         store: Store,
         engine: Arc<Engine>,
         data: &Path,
-        workers: usize,
+        slots: usize,
+        node: NodeConfig,
     ) -> Result<Arc<RunManager>, RunError> {
-        for id in store.runs_in_status(RunStatus::Running)? {
-            store.set_status(
-                &id,
-                RunStatus::Interrupted,
-                Some("the server stopped while the run was running".into()),
-                None,
-            )?;
+        let shared = store.shared();
+        for row in store.runs(Some(RunStatus::Running), None, usize::MAX)? {
+            if !shared || row.worker.as_deref() == Some(node.name.as_str()) {
+                store.set_status(
+                    &row.id,
+                    RunStatus::Interrupted,
+                    Some("the server stopped while the run was running".into()),
+                    None,
+                )?;
+            }
         }
         let manager = Arc::new(RunManager {
             store: store.clone(),
             engine,
             data: data.to_path_buf(),
+            node,
+            slots,
             queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
             ended: Condvar::new(),
+            tick: Condvar::new(),
             workers: Mutex::new(Vec::new()),
         });
-        lock(&manager.queue.0)
-            .pending
-            .extend(store.runs_in_status(RunStatus::Queued)?);
-        let mut handles = Vec::new();
-        for index in 0..workers.max(1) {
-            let worker = Arc::clone(&manager);
-            let handle = std::thread::Builder::new()
-                .name(format!("run-worker-{index}"))
-                .spawn(move || worker.work())
+        // A run queued by another process wakes the idle threads at once.
+        let queue = Arc::downgrade(&manager.queue);
+        store.on_queued(Box::new(move || {
+            if let Some(queue) = queue.upgrade() {
+                lock(&queue.0).wakes += 1;
+                queue.1.notify_all();
+            }
+        }));
+        let spawn = |name: String, body: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(body)
                 .map_err(|e| RunError::Io {
                     path: "worker thread".into(),
                     source: e,
-                })?;
-            handles.push(handle);
+                })
+        };
+        let mut handles = Vec::new();
+        for index in 0..slots {
+            let worker = Arc::clone(&manager);
+            handles.push(spawn(
+                format!("run-worker-{index}"),
+                Box::new(move || worker.work()),
+            )?);
         }
+        let beating = Arc::clone(&manager);
+        handles.push(spawn(
+            "run-heartbeat".into(),
+            Box::new(move || beating.heartbeat()),
+        )?);
         *manager.workers.lock().unwrap_or_else(|p| p.into_inner()) = handles;
         Ok(manager)
+    }
+
+    /// This process's name in the store.
+    pub fn node_name(&self) -> &str {
+        &self.node.name
+    }
+
+    /// Tells idle worker threads that a run may be waiting.
+    fn wake(&self) {
+        let (mutex, ready) = &*self.queue;
+        lock(mutex).wakes += 1;
+        ready.notify_all();
+    }
+
+    /// Whether this process executes nothing and has no run left: a
+    /// worker with `--exit-when-idle` may stop then.
+    pub fn is_idle(&self) -> bool {
+        lock(&self.queue.0).active.is_empty()
+    }
+
+    /// The heartbeat: every [`POLL_PERIOD`] it passes on cancels asked of
+    /// this process's runs through the store; every `heartbeat` it renews
+    /// their leases (a run whose lease was lost is stopped here without a
+    /// word more to the store), records this process in the workers list,
+    /// and queues again the runs of processes that stopped renewing theirs.
+    fn heartbeat(&self) {
+        let info = crate::store::WorkerInfo {
+            name: self.node.name.clone(),
+            host: default_node_name()
+                .rsplit_once('-')
+                .map_or_else(String::new, |(host, _)| host.to_string()),
+            pid: std::process::id(),
+            slots: u32::try_from(self.slots).unwrap_or(u32::MAX),
+            started_at: crate::store::now(),
+        };
+        let mut last_beat: Option<Instant> = None;
+        loop {
+            {
+                let queue = lock(&self.queue.0);
+                if queue.closing {
+                    return;
+                }
+                let ids: Vec<String> = queue.active.keys().cloned().collect();
+                drop(queue);
+                if !ids.is_empty() {
+                    match self.store.cancel_requests(&self.node.name) {
+                        Ok(asked) => {
+                            for id in asked {
+                                self.stop_local(&id, StopReason::Cancelled);
+                            }
+                        }
+                        Err(e) => tracing::warn!("reading cancel requests: {e}"),
+                    }
+                }
+                if last_beat.is_none_or(|at| at.elapsed() >= self.node.heartbeat) {
+                    last_beat = Some(Instant::now());
+                    self.beat(&info, ids);
+                }
+            }
+            let queue = lock(&self.queue.0);
+            if queue.closing {
+                return;
+            }
+            let _ = self
+                .tick
+                .wait_timeout(queue, POLL_PERIOD)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// One heartbeat: leases renewed, this process listed, lost runs of
+    /// others queued again.
+    fn beat(&self, info: &crate::store::WorkerInfo, ids: Vec<String>) {
+        if !ids.is_empty() {
+            match self
+                .store
+                .renew_leases(&self.node.name, ids.clone(), self.node.lease)
+            {
+                Ok(held) => {
+                    for id in ids.iter().filter(|id| !held.contains(id)) {
+                        tracing::error!(
+                            run_id = %id,
+                            "lost the run's lease (this process did not renew it in time); \
+                             it is another worker's now and stops here"
+                        );
+                        self.stop_local(id, StopReason::LeaseLost);
+                    }
+                }
+                Err(e) => tracing::warn!("renewing leases: {e}"),
+            }
+        }
+        if let Err(e) = self.store.heartbeat(info) {
+            tracing::warn!("recording the heartbeat: {e}");
+        }
+        match self.store.reap(self.node.max_attempts) {
+            Ok(()) => self.wake(),
+            Err(e) => tracing::warn!("queueing the runs of lost workers again: {e}"),
+        }
+    }
+
+    /// Asks a run executing here to stop, for `reason`.
+    fn stop_local(&self, id: &str, reason: StopReason) {
+        let mut queue = lock(&self.queue.0);
+        if let Some(active) = queue.active.get_mut(id) {
+            active.stop.get_or_insert(reason);
+            active.cancel.cancel();
+            if let Some(slot) = queue.external.get(id) {
+                slot.link.stop();
+            }
+        }
     }
 
     /// The folder of run `id`.
@@ -285,7 +493,7 @@ impl RunManager {
             return Err(RunError::ShuttingDown);
         }
         let id = self.store.insert_run(value)?;
-        lock(mutex).pending.push_back(id.clone());
+        lock(mutex).wakes += 1;
         ready.notify_one();
         Ok(id)
     }
@@ -312,7 +520,7 @@ impl RunManager {
             return Err(RunError::ShuttingDown);
         }
         let (sweep, ids) = self.store.insert_sweep(name, spec, configurations, runs)?;
-        lock(mutex).pending.extend(ids.iter().cloned());
+        lock(mutex).wakes += 1;
         ready.notify_all();
         Ok((sweep, ids))
     }
@@ -375,15 +583,36 @@ impl RunManager {
                 .ok_or_else(|| RunError::NotFound(id.into()))?;
             return Ok(row.status);
         }
-        if let Some(position) = queue.pending.iter().position(|p| p == id) {
-            queue.pending.remove(position);
-            queue.end_external(id, Ending::Stopped("the run was cancelled".into()));
-            drop(queue);
-            self.store
-                .set_status(id, RunStatus::Cancelled, None, None)?;
+        drop(queue);
+        // A queued run is cancelled where it waits, unless a worker took it
+        // meanwhile: then it is cancelled there, below.
+        if row.status == RunStatus::Queued && self.store.cancel_queued(id)? {
+            lock(&self.queue.0).end_external(id, Ending::Stopped("the run was cancelled".into()));
             return Ok(RunStatus::Cancelled);
         }
-        Ok(row.status)
+        let row = self
+            .store
+            .run(id)?
+            .ok_or_else(|| RunError::NotFound(id.into()))?;
+        if row.status != RunStatus::Running {
+            return Ok(row.status);
+        }
+        // Held by another process (or taken here since): its heartbeat
+        // hears of the cancel within a poll period, and the run stops
+        // within 64 steps, then checkpoints.
+        self.store.request_cancel(id)?;
+        self.stop_local(id, StopReason::Cancelled);
+        let deadline = Instant::now() + CANCEL_WAIT;
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let row = self
+                .store
+                .run(id)?
+                .ok_or_else(|| RunError::NotFound(id.into()))?;
+            if row.status != RunStatus::Running || Instant::now() >= deadline {
+                return Ok(row.status);
+            }
+        }
     }
 
     /// Queues an `interrupted` or `cancelled` run, or a `failed` one that
@@ -412,7 +641,7 @@ impl RunManager {
             });
         }
         self.store.set_status(id, RunStatus::Queued, None, None)?;
-        queue.pending.push_back(id.into());
+        queue.wakes += 1;
         ready.notify_one();
         Ok(())
     }
@@ -428,7 +657,7 @@ impl RunManager {
         num_envs: usize,
     ) -> Result<Arc<Link>, RunError> {
         let mut queue = lock(&self.queue.0);
-        if !queue.active.contains_key(id) && !queue.pending.iter().any(|p| p == id) {
+        if !queue.active.contains_key(id) && status != RunStatus::Queued {
             return Err(RunError::Conflict {
                 id: id.into(),
                 status,
@@ -445,14 +674,13 @@ impl RunManager {
             .run(id)?
             .ok_or_else(|| RunError::NotFound(id.into()))?;
         let mut queue = lock(&self.queue.0);
-        if queue.active.contains_key(id) {
+        if queue.active.contains_key(id) || row.status == RunStatus::Running {
             return Err(RunError::Conflict {
                 id: id.into(),
                 status: row.status,
                 why: "cancel it first; a running run cannot be deleted",
             });
         }
-        queue.pending.retain(|p| p != id);
         queue.end_external(id, Ending::Stopped("the run was deleted".into()));
         // Rows first: a folder without rows is invisible, rows without a
         // folder would list a run whose files are gone.
@@ -475,8 +703,13 @@ impl RunManager {
             let (mutex, ready) = &*self.queue;
             let mut queue = lock(mutex);
             queue.closing = true;
+            let reason = if self.node.hands_back {
+                StopReason::HandedBack
+            } else {
+                StopReason::Interrupted
+            };
             for active in queue.active.values_mut() {
-                active.stop.get_or_insert(StopReason::Interrupted);
+                active.stop.get_or_insert(reason);
                 active.cancel.cancel();
             }
             // Running runs' links end with their runs; queued ones' now.
@@ -493,6 +726,7 @@ impl RunManager {
                 slot.link.stop();
             }
             ready.notify_all();
+            self.tick.notify_all();
         }
         let deadline = Instant::now() + timeout;
         let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
@@ -507,31 +741,68 @@ impl RunManager {
         self.store.flush();
     }
 
-    /// A worker: takes queued runs until the server closes.
-    fn work(&self) {
+    /// Claims the next queued run from the store for a worker thread,
+    /// waiting while there is none; `None` once the process closes.
+    fn claim_next(&self) -> Option<(String, CancelFlag, Arc<Mutex<LiveProgress>>)> {
         let (mutex, ready) = &*self.queue;
         loop {
-            let (id, cancel, progress) = {
-                let mut queue = lock(mutex);
-                loop {
-                    if queue.closing {
-                        return;
-                    }
-                    if let Some(id) = queue.pending.pop_front() {
-                        let cancel = CancelFlag::new();
-                        let progress = Arc::new(Mutex::new(LiveProgress::default()));
-                        queue.active.insert(
-                            id.clone(),
-                            Active {
-                                cancel: cancel.clone(),
-                                stop: None,
-                                progress: Arc::clone(&progress),
-                            },
-                        );
-                        break (id, cancel, progress);
-                    }
-                    queue = ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+            let seen = {
+                let queue = lock(mutex);
+                if queue.closing {
+                    return None;
                 }
+                queue.wakes
+            };
+            let claimed =
+                self.store
+                    .claim(&self.node.name, self.node.lease, self.node.takes_external);
+            let mut queue = lock(mutex);
+            match claimed {
+                Ok(Some(id)) => {
+                    if queue.closing {
+                        drop(queue);
+                        // Taken as the process closed: back to the queue.
+                        let _ = self.store.set_status_held(
+                            &id,
+                            Some(&self.node.name),
+                            RunStatus::Queued,
+                            None,
+                            None,
+                        );
+                        return None;
+                    }
+                    let cancel = CancelFlag::new();
+                    let progress = Arc::new(Mutex::new(LiveProgress::default()));
+                    queue.active.insert(
+                        id.clone(),
+                        Active {
+                            cancel: cancel.clone(),
+                            stop: None,
+                            progress: Arc::clone(&progress),
+                        },
+                    );
+                    return Some((id, cancel, progress));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("claiming a queued run: {e}"),
+            }
+            // Nothing queued: wait for a wake-up unless one came meanwhile.
+            // The timeout is the fallback for runs queued by processes that
+            // cannot notify this one (a shared SQLite file).
+            if queue.wakes == seen && !queue.closing {
+                let _ = ready
+                    .wait_timeout(queue, IDLE_POLL)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        }
+    }
+
+    /// A worker: takes queued runs until the server closes.
+    fn work(&self) {
+        let (mutex, _) = &*self.queue;
+        loop {
+            let Some((id, cancel, progress)) = self.claim_next() else {
+                return;
             };
             let span = tracing::info_span!("run", run_id = %id);
             let outcome = span.in_scope(|| {
@@ -540,7 +811,12 @@ impl RunManager {
             let stop = lock(mutex).active.get(&id).and_then(|a| a.stop);
             let ending = match (&outcome, stop) {
                 (Ok(Ok(summary)), _) if summary.status == RunStatus::Completed => Ending::Finished,
-                (Ok(Ok(_)), Some(StopReason::Interrupted)) => Ending::Stopped(SHUTTING_DOWN.into()),
+                (Ok(Ok(_)), Some(StopReason::Interrupted | StopReason::HandedBack)) => {
+                    Ending::Stopped(SHUTTING_DOWN.into())
+                }
+                (_, Some(StopReason::LeaseLost)) => {
+                    Ending::Stopped("the run's lease was lost; another worker resumes it".into())
+                }
                 (Ok(Ok(_)), _) => Ending::Stopped("the run was cancelled".into()),
                 (Ok(Err(failure)), _) => {
                     Ending::Stopped(format!("the run failed: {}", failure.client_message()))
@@ -551,6 +827,7 @@ impl RunManager {
                 Ok(Ok(summary)) if summary.status == RunStatus::Cancelled => (
                     match stop {
                         Some(StopReason::Interrupted) => RunStatus::Interrupted,
+                        Some(StopReason::HandedBack) => RunStatus::Queued,
                         _ => RunStatus::Cancelled,
                     },
                     None,
@@ -589,7 +866,16 @@ impl RunManager {
                 s.run_dir = None;
                 serde_json::to_value(&s).unwrap_or(Value::Null)
             });
-            self.record_end(&id, status, error, summary);
+            if stop == Some(StopReason::LeaseLost) {
+                // Another worker holds it now; its store rows are that
+                // worker's to write.
+            } else if status == RunStatus::Queued {
+                // Handed back at shutdown: another worker resumes it from
+                // its checkpoint.
+                self.record_end(&id, status, None, None);
+            } else {
+                self.record_end(&id, status, error, summary);
+            }
             // Only now, with its status stored, does the run stop being
             // active: a cancel waiting on `ended` then reads the truth.
             {
@@ -614,13 +900,15 @@ impl RunManager {
         error: Option<String>,
         summary: Option<Value>,
     ) {
+        let holder = Some(self.node.name.as_str());
         let first = self
             .store
-            .set_status(id, status, error.clone(), summary.clone());
+            .set_status_held(id, holder, status, error.clone(), summary.clone());
         let outcome = match first {
             Err(e) if e.fault() == Some(StoreFault::DiskFull) => {
                 self.store.release_reserve();
-                self.store.set_status(id, status, error, summary)
+                self.store
+                    .set_status_held(id, holder, status, error, summary)
             }
             other => other,
         };
@@ -680,7 +968,6 @@ impl RunManager {
                 path: tensorboard_folder.display().to_string(),
                 source,
             })?;
-        self.store.set_status(id, RunStatus::Running, None, None)?;
         tracing::info!(
             env = %prepared.spec.env.id,
             agent = %prepared.spec.agent.id,

@@ -21,6 +21,7 @@ pub mod rollout;
 pub mod run;
 pub mod serve;
 pub mod show;
+pub mod worker;
 
 use clap::{Parser, Subcommand};
 use rl_runner::{Engine, EnvPlugin};
@@ -51,8 +52,10 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Play an environment (one episode, or N steps with auto-reset) and write JSON lines, a GIF or PNGs.
     Rollout(rollout::RolloutArgs),
-    /// Serve the HTTP API: runs over REST in SQLite, live events, environments over HTTP.
+    /// Serve the HTTP API: runs over REST in SQLite or PostgreSQL, live events, environments over HTTP.
     Serve(serve::ServeArgs),
+    /// Execute runs queued in a PostgreSQL store (`serve --store`), on this machine.
+    Worker(worker::WorkerArgs),
     /// Launch a run on a server and print its id.
     Submit(client::SubmitArgs),
     /// Launch a sweep (runs over a grid, random draws and seeds) on a server; prints its id, then its runs'.
@@ -103,6 +106,7 @@ impl Lab {
             Command::Bench(b) => bench::bench(b),
             Command::Rollout(a) => rollout::rollout(a, &self),
             Command::Serve(a) => serve::serve(a, &self),
+            Command::Worker(a) => worker::worker(a, &self),
             Command::Submit(a) => client::submit(a),
             Command::Sweep(a) => client::sweep(a),
             Command::Runs(a) => client::runs(a),

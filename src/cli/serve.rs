@@ -15,12 +15,29 @@ pub struct ServeArgs {
     /// Address to listen on. Loopback by default; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Data folder: the SQLite database `rl-lab.db` and run folders `runs/<id>/`.
+    /// Data folder: the SQLite database `rl-lab.db` (unless --store says
+    /// otherwise) and run folders `runs/<id>/`.
     #[arg(long, default_value = "./rl-lab-data")]
     data: PathBuf,
+    /// Where runs, metrics and events are kept: postgres://USER@HOST[:PORT]/DB
+    /// for a PostgreSQL database (its schema is made or migrated at start).
+    /// The password is never part of the URL: it comes from the file named
+    /// by RL_LAB_STORE_PASSWORD_FILE, else from PGPASSWORD. Default: SQLite
+    /// at DATA/rl-lab.db.
+    // Parsed by `store_location`, not by clap, whose refusal would repeat
+    // the value, and with it a password given by mistake.
+    #[arg(long, env = "RL_LAB_STORE", hide_env_values = true, value_name = "URL")]
+    store: Option<String>,
     /// Runs training at once (default: the number of cores); more queue in order.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "slots")]
     max_concurrent_runs: Option<usize>,
+    /// Runs this server executes at once, as --max-concurrent-runs; 0 with
+    /// a PostgreSQL --store: none, the server only answers, and other
+    /// servers or `rl-lab worker` processes on the same store execute them.
+    #[arg(long)]
+    slots: Option<usize>,
+    #[command(flatten)]
+    queue: QueueArgs,
     /// Server log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -52,10 +69,102 @@ fn parse_host_pattern(text: &str) -> Result<rl_runner::envs::HostPattern, String
     text.parse()
 }
 
+/// The log format on stderr.
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
+pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
+}
+
+/// Logs to stderr, filtered by `RL_LAB_LOG` (default `info`); a run's log
+/// lines also go to the store, for its clients.
+pub fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RL_LAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(rl_server::logs::RunLogLayer);
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => registry.with(stderr).init(),
+        LogFormat::Json => registry.with(stderr.json()).init(),
+    }
+}
+
+/// The store a `--store` URL names, with the password from the
+/// environment; exit code 2 naming the flag or variable when either is
+/// bad. The URL is never repeated: it may hold a password by mistake.
+pub fn store_location(url: &str) -> Result<rl_server::store::StoreLocation, CliError> {
+    let target = url
+        .parse()
+        .map_err(|e| CliError::input(format!("--store: {e}")))?;
+    let password = rl_server::store::postgres::Password::from_env().map_err(CliError::input)?;
+    Ok(rl_server::store::StoreLocation::Postgres { target, password })
+}
+
+/// How a process takes part in the store's queue (`serve` and `worker`).
+#[derive(clap::Args)]
+pub struct QueueArgs {
+    /// This process's name in the store, shown as the holder of the runs it
+    /// executes (default HOST-PID).
+    #[arg(long)]
+    name: Option<String>,
+    /// Seconds a claimed run is held without renewal: the runs of a process
+    /// that stops renewing (killed, cut off) go back to the queue after this.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+    lease: f64,
+    /// Seconds between lease renewals; under --lease.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    heartbeat: f64,
+    /// Most claims of one run: a run whose worker is lost this many times
+    /// ends failed.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+}
+
+impl QueueArgs {
+    /// `base` with these flags, checked.
+    pub fn node(
+        &self,
+        base: rl_server::runs::NodeConfig,
+    ) -> Result<rl_server::runs::NodeConfig, CliError> {
+        let seconds = |flag: &str, value: f64| {
+            if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(CliError::input(format!(
+                    "{flag}: {value} is not a number of seconds from 0 to 86400"
+                )))
+            }
+        };
+        let lease = seconds("--lease", self.lease)?;
+        let heartbeat = seconds("--heartbeat", self.heartbeat)?;
+        if heartbeat >= lease {
+            return Err(CliError::input(format!(
+                "--heartbeat: {} s is not under --lease ({} s): leases would lapse between renewals",
+                self.heartbeat, self.lease
+            )));
+        }
+        if self.max_attempts == 0 {
+            return Err(CliError::input("--max-attempts: must be at least 1"));
+        }
+        if let Some(name) = &self.name
+            && (name.is_empty() || name.len() > 200 || name.chars().any(char::is_control))
+        {
+            return Err(CliError::input(
+                "--name: must be 1 to 200 characters, none of them control characters",
+            ));
+        }
+        Ok(rl_server::runs::NodeConfig {
+            name: self.name.clone().unwrap_or(base.name),
+            lease,
+            heartbeat,
+            max_attempts: self.max_attempts,
+            ..base
+        })
+    }
 }
 
 /// Serves until SIGINT or SIGTERM. The first line on stdout is
@@ -64,22 +173,23 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
     if args.max_concurrent_runs == Some(0) {
         return Err(CliError::input("--max-concurrent-runs: must be at least 1"));
     }
+    if args.slots == Some(0) && args.store.is_none() {
+        return Err(CliError::input(
+            "--slots 0: a server that executes no runs needs a --store postgres://… that workers claim from",
+        ));
+    }
     if args.max_instances == 0 {
         return Err(CliError::input("--max-instances: must be at least 1"));
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RL_LAB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(rl_server::logs::RunLogLayer);
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Text => registry.with(stderr).init(),
-        LogFormat::Json => registry.with(stderr.json()).init(),
-    }
+    let node = args.queue.node(rl_server::runs::NodeConfig::server())?;
+    init_logs(args.log_format);
     let mut config = ServeConfig::new(args.addr, args.data);
+    if let Some(url) = args.store {
+        config.store = store_location(&url)?;
+    }
+    config.node = node;
     config.env_plugins = lab.env_plugins().to_vec();
-    if let Some(n) = args.max_concurrent_runs {
+    if let Some(n) = args.max_concurrent_runs.or(args.slots) {
         config.max_concurrent_runs = n;
     }
     config.max_body_bytes = args.max_body_bytes;

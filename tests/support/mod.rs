@@ -196,3 +196,40 @@ pub fn wait_status(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Reads server-sent events until `stop` says so; returns (id, event, data).
+pub fn read_events(
+    server: &Server,
+    path: &str,
+    last_event_id: Option<i64>,
+    mut stop: impl FnMut(&str, &serde_json::Value) -> bool,
+) -> Vec<(i64, String, serde_json::Value)> {
+    let mut request = agent().get(&format!("{}{path}", server.base));
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", &id.to_string());
+    }
+    let response = request.call().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let reader = std::io::BufReader::new(response.into_body().into_reader());
+    let mut events = Vec::new();
+    let (mut id, mut kind, mut data) = (0, String::new(), String::new());
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("id:") {
+            id = rest.trim().parse().unwrap();
+        } else if let Some(rest) = line.strip_prefix("event:") {
+            kind = rest.trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("data:") {
+            data = rest.trim().to_string();
+        } else if line.is_empty() && !data.is_empty() {
+            let value: serde_json::Value = serde_json::from_str(&data).unwrap();
+            let done = stop(&kind, &value);
+            events.push((id, kind.clone(), value));
+            data.clear();
+            if done {
+                break;
+            }
+        }
+    }
+    events
+}

@@ -2,7 +2,7 @@
 
 use crate::error::ApiResult;
 use crate::error::responses::Internal;
-use crate::store::StoreError;
+use crate::store::{StoreError, WorkerRow};
 use crate::{Shared, blocking};
 use axum::Json;
 use axum::extract::State;
@@ -20,6 +20,28 @@ pub fn router() -> OpenApiRouter<Shared> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(prometheus))
+        .routes(routes!(workers))
+}
+
+/// The processes that execute runs.
+#[derive(Serialize, ToSchema)]
+pub struct Workers {
+    /// This server's own name in the list.
+    pub server: String,
+    /// Every process (server or `rl-lab worker`) that has executed runs
+    /// from this store, newest heartbeat first, with the runs each holds.
+    pub workers: Vec<WorkerRow>,
+}
+
+/// The processes that execute runs from this server's store (itself, other
+/// servers, `rl-lab worker` processes), their last heartbeat and the runs
+/// each holds.
+#[utoipa::path(get, path = "/v1/workers", tag = "operations",
+    responses((status = 200, description = "The workers", body = Workers), Internal))]
+async fn workers(State(state): State<Shared>) -> ApiResult<Json<Workers>> {
+    let server = state.runs.node_name().to_string();
+    let workers = blocking(move || state.store.workers()).await??;
+    Ok(Json(Workers { server, workers }))
 }
 
 /// The server is up.

@@ -297,6 +297,12 @@ pub struct RunView {
     pub summary: Option<Value>,
     /// Why it failed.
     pub error: Option<String>,
+    /// The process that holds it while it runs, or last held it
+    /// (`GET /v1/workers`).
+    pub worker: Option<String>,
+    /// How many times a process has claimed it: more than one when a
+    /// worker was lost and another resumed it.
+    pub attempts: u64,
 }
 
 /// How far a run has got.
@@ -374,6 +380,8 @@ async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
             metrics,
             summary: row.summary,
             error: row.error,
+            worker: row.worker,
+            attempts: row.attempts,
         })
     })
     .await??;

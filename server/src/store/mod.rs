@@ -1,31 +1,39 @@
-//! The embedded store: SQLite in WAL mode at `DATA/rl-lab.db`, holding runs,
-//! their metrics, status history and log lines.
+//! The store: runs, their metrics, status history, log lines and sweeps,
+//! in SQLite (the embedded default, `DATA/rl-lab.db`) or in PostgreSQL
+//! (`--store postgres://…`), behind one [`Backend`] trait.
 //!
-//! One writer thread owns the write connection ([`writer`]). Workers and
-//! handlers send it [`Write`]s over a channel; it commits whatever has
-//! arrived in one transaction at least every [`FLUSH_PERIOD`], then
-//! publishes the stored events (with their ids) to live subscribers.
-//! Readers use their own connections ([`reads`]), which WAL lets run beside
-//! the writer. The tables are in [`schema`].
+//! One writer thread applies every write ([`writer`]). Run threads and
+//! handlers send it [`Write`]s over a channel; it has the backend commit
+//! whatever has arrived in one transaction at least every [`FLUSH_PERIOD`],
+//! then publishes the stored events (with their ids) to live subscribers.
+//! Reads go straight to the backend, on connections of their own. The
+//! backends' tables and migrations are in [`sqlite`] and [`postgres`].
 
-mod reads;
-mod schema;
+mod downsample;
+pub mod postgres;
+mod rows;
+pub mod sqlite;
 mod writer;
 
-pub use reads::MetricPoint;
-pub use writer::{BatchFailure, FLUSH_PERIOD, Write};
+pub use downsample::{MetricPoint, downsample};
+pub use writer::{BatchFailure, FLUSH_PERIOD, WorkerInfo, Write};
 
 use rl_runner::RunStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Sender, SyncSender};
+use std::sync::mpsc::{self, SyncSender};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
-use writer::{Queued, Reply};
+use writer::{Applied, Committed, Queued, Reply};
+
+/// A write answered with something other than what it yields: a bug.
+fn unexpected(what: &str, applied: Applied) -> StoreError {
+    StoreError::Corrupt(format!("expected {what}, the writer answered {applied:?}"))
+}
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +41,20 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed, or the connection to it.
+    #[error("database: {}", postgres::describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection to PostgreSQL could be had from the pool.
+    #[error("database connection: {0}")]
+    Pool(String),
+    /// The store could not be opened at start: which one, and why.
+    #[error("cannot open the store at {target}: {cause}")]
+    Open {
+        /// Where it is (no password).
+        target: String,
+        /// Why not.
+        cause: String,
+    },
     /// A batch of writes was rolled back; it says which write failed and why.
     #[error(transparent)]
     Batch(#[from] BatchFailure),
@@ -68,6 +90,8 @@ impl StoreError {
     pub fn fault(&self) -> Option<StoreFault> {
         match self {
             StoreError::Sqlite(e) => StoreFault::of_sqlite(e),
+            StoreError::Postgres(e) => StoreFault::of_postgres(e),
+            StoreError::Pool(_) => Some(StoreFault::Unreachable),
             StoreError::Batch(failure) => failure.fault,
             StoreError::Unavailable(fault) => Some(*fault),
             _ => None,
@@ -89,6 +113,9 @@ pub enum StoreFault {
     /// what the server would write or read is no longer the file at its
     /// path, so nothing is, until it restarts.
     Gone,
+    /// The database server (PostgreSQL) cannot be reached, or dropped the
+    /// connection: nothing is read or stored until it is back.
+    Unreachable,
 }
 
 impl StoreFault {
@@ -98,6 +125,23 @@ impl StoreFault {
             rusqlite::ErrorCode::DiskFull => Some(StoreFault::DiskFull),
             rusqlite::ErrorCode::ReadOnly => Some(StoreFault::ReadOnly),
             _ => None,
+        }
+    }
+
+    /// The fault PostgreSQL reported, if `e` is one.
+    pub fn of_postgres(e: &tokio_postgres::Error) -> Option<StoreFault> {
+        use tokio_postgres::error::SqlState;
+        let Some(code) = e.code() else {
+            // No SQL state: the connection failed or was closed.
+            let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+            return (e.is_closed() || io).then_some(StoreFault::Unreachable);
+        };
+        if *code == SqlState::DISK_FULL {
+            Some(StoreFault::DiskFull)
+        } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+            Some(StoreFault::ReadOnly)
+        } else {
+            None
         }
     }
 
@@ -113,6 +157,9 @@ impl StoreFault {
             StoreFault::Gone => {
                 "the database file was deleted or replaced while the server ran: restart the server"
             }
+            StoreFault::Unreachable => {
+                "the database server cannot be reached: nothing can be read or stored until it is back"
+            }
         }
     }
 }
@@ -122,89 +169,6 @@ impl std::fmt::Display for StoreFault {
         f.write_str(self.message())
     }
 }
-
-/// The database file the store opened, to tell when it is deleted,
-/// replaced or made read-only under the server: SQLite keeps writing to
-/// the file it has open (an unlinked one, or one whose mode no longer
-/// allows writing), so it would never say.
-#[derive(Debug)]
-pub(crate) struct DbFile {
-    path: PathBuf,
-    /// Device and inode at open.
-    identity: (u64, u64),
-    /// Set when the reserve was given back for a full disk, until it can
-    /// be made again: meanwhile runs stop recording and the writer tries
-    /// only what must be recorded, so the space goes to runs' ends.
-    full: std::sync::atomic::AtomicBool,
-}
-
-impl DbFile {
-    fn open(path: &Path) -> StoreResult<DbFile> {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = std::fs::metadata(path)
-            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
-        Ok(DbFile {
-            path: path.to_path_buf(),
-            identity: (metadata.dev(), metadata.ino()),
-            full: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-
-    /// Whether the file at the path is still the one opened (and, for a
-    /// write, writable); one `stat`.
-    pub(crate) fn check(&self, write: bool) -> Result<(), StoreFault> {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = std::fs::metadata(&self.path).map_err(|_| StoreFault::Gone)?;
-        if (metadata.dev(), metadata.ino()) != self.identity {
-            return Err(StoreFault::Gone);
-        }
-        if write && metadata.permissions().readonly() {
-            return Err(StoreFault::ReadOnly);
-        }
-        Ok(())
-    }
-
-    fn reserve_path(&self) -> PathBuf {
-        self.path.with_extension("reserve")
-    }
-
-    /// Whether the disk was found full and has not had room since.
-    pub(crate) fn is_full(&self) -> bool {
-        self.full.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Makes the reserve if missing; true when it is there (the disk has
-    /// room again, if it was full).
-    pub(crate) fn keep_reserve(&self) -> bool {
-        let path = self.reserve_path();
-        // Written, not sized: a sparse file would hold no space back.
-        let kept = path.exists() || std::fs::write(&path, vec![0u8; RESERVE_BYTES]).is_ok();
-        if kept {
-            self.full.store(false, std::sync::atomic::Ordering::Relaxed);
-        } else {
-            let _ = std::fs::remove_file(&path);
-        }
-        kept
-    }
-
-    pub(crate) fn release_reserve(&self) {
-        self.full.store(true, std::sync::atomic::Ordering::Relaxed);
-        if std::fs::remove_file(self.reserve_path()).is_ok() {
-            tracing::warn!(
-                bytes = RESERVE_BYTES,
-                "the disk is full: released the store's reserve so that runs can record their end"
-            );
-        }
-    }
-}
-
-/// Space kept back beside the database, given up when the disk fills so
-/// that runs can still record how they ended (a status change needs a few
-/// pages of WAL). Made again at the next start, or when a run starts and
-/// there is room. More than the WAL a full batch of metrics takes (about
-/// 0.16 MB for its 1,000 episode records), since one may be committing
-/// when the reserve is given back.
-const RESERVE_BYTES: usize = 4 << 20;
 
 /// The store's result.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -302,6 +266,71 @@ pub struct RunRow {
     pub summary: Option<Value>,
     /// Why it failed.
     pub error: Option<String>,
+    /// The worker that holds it while it runs, or last held it.
+    pub worker: Option<String>,
+    /// How many times a worker has claimed it.
+    pub attempts: u64,
+}
+
+/// A worker as the workers list shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WorkerRow {
+    /// Who it is.
+    #[serde(flatten)]
+    pub info: WorkerInfo,
+    /// Its last heartbeat (Unix seconds, the database's clock).
+    pub heartbeat_at: f64,
+    /// The runs it holds now.
+    pub runs: Vec<String>,
+}
+
+/// How often the tail of a shared store's events is read: what a live
+/// client waits for an event another process stored, besides the writer's
+/// own flush period.
+const TAIL_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Publishes the events every process stores in a shared database, in id
+/// order (which is commit order: each batch holds the events lock), from
+/// after `after`, until the backend is dropped. While no one listens, it
+/// only keeps its place.
+fn tail_events(
+    backend: &std::sync::Weak<dyn Backend>,
+    mut after: i64,
+    publish: &broadcast::Sender<Arc<Event>>,
+) {
+    loop {
+        std::thread::sleep(TAIL_PERIOD);
+        let Some(backend) = backend.upgrade() else {
+            return;
+        };
+        let read = if publish.receiver_count() == 0 {
+            backend.last_event_id().map(|last| {
+                after = last;
+                Vec::new()
+            })
+        } else {
+            backend.events_since(after, None, &EventKind::ALL, 1000)
+        };
+        match read {
+            Ok(events) => {
+                for event in events {
+                    after = event.id;
+                    let _ = publish.send(Arc::new(event));
+                }
+            }
+            Err(e) => tracing::warn!("reading the store's new events: {e}"),
+        }
+    }
+}
+
+/// Gives each worker the runs it holds, from (worker, run) pairs.
+fn attach_runs(workers: &mut Vec<WorkerRow>, held: Vec<(String, String)>) -> Vec<WorkerRow> {
+    for (worker, run) in held {
+        if let Some(row) = workers.iter_mut().find(|w| w.info.name == worker) {
+            row.runs.push(run);
+        }
+    }
+    std::mem::take(workers)
 }
 
 /// A stored sweep (`POST /v1/sweeps`).
@@ -350,59 +379,331 @@ pub struct WindowColumns {
     pub last: f64,
 }
 
+/// The rollup levels, as shifts: level `shift` sums the steps
+/// `[b << shift, (b + 1) << shift)`. Each level's buckets are 16 of the one
+/// below, so a read at the coarsest level that still fits reads at most 16
+/// rollups per output point. Fixed once shipped: other levels would need a
+/// migration of their own, in each backend.
+pub(crate) const ROLLUP_SHIFTS: [u32; 8] = [4, 8, 12, 16, 20, 24, 28, 32];
+
+/// A sweep and each of its runs with its configuration's index.
+pub type SweepWithRuns = (SweepRow, Vec<(usize, RunRow)>);
+
+/// A database the store keeps its tables in. Writes come only from the
+/// store's writer thread, as batches ([`Backend::commit`]); reads come
+/// from any thread, each on a connection of its own. Both backends pass the
+/// same store test suite (`server/tests/store.rs`).
+pub(crate) trait Backend: Send + Sync {
+    /// Applies `batch` in one transaction, each write in a savepoint of its
+    /// own: what each write produced (or why it alone was rolled back) and
+    /// the events to publish; or, when the transaction itself fails, that
+    /// failure, with nothing kept.
+    fn commit(&self, batch: &mut [Queued]) -> Result<Committed, BatchFailure>;
+
+    /// Whether other processes may share the database (and its queue).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Calls `wake` whenever a run is queued by any process sharing the
+    /// database; a backend that cannot hear of it does nothing (its workers
+    /// look on their own, every few seconds).
+    fn on_queued(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        drop(wake);
+    }
+
+    /// Whether the disk was found full and has not had room since.
+    fn disk_full(&self) -> bool {
+        false
+    }
+
+    /// Makes the space kept back for runs' ends if it is missing; true when
+    /// it is there.
+    fn keep_reserve(&self) -> bool {
+        true
+    }
+
+    /// Gives the space kept back to the disk.
+    fn release_reserve(&self) {}
+
+    /// One run.
+    fn run(&self, run_id: &str) -> StoreResult<Option<RunRow>>;
+
+    /// Runs newest first, optionally of one status, below a `seq` cursor.
+    fn runs(
+        &self,
+        status: Option<RunStatus>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RunRow>>;
+
+    /// Sweeps, newest first.
+    fn sweeps(&self, limit: usize) -> StoreResult<Vec<SweepRow>>;
+
+    /// One sweep with its runs, in submission order.
+    fn sweep(&self, sweep_id: &str) -> StoreResult<Option<SweepWithRuns>>;
+
+    /// Ids of runs in `status`, oldest first.
+    fn runs_in_status(&self, status: RunStatus) -> StoreResult<Vec<String>>;
+
+    /// How many runs are in each status that has any.
+    fn status_counts(&self) -> StoreResult<Vec<(RunStatus, u64)>>;
+
+    /// The newest row of each of a run's metrics: (name, step, value).
+    fn latest_metrics(&self, run_id: &str) -> StoreResult<Vec<(String, u64, f64)>>;
+
+    /// A run's rows of metric `name` after `after_step`, in step order.
+    fn metric_series(
+        &self,
+        run_id: &str,
+        name: &str,
+        after_step: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<MetricPoint>>;
+
+    /// The same series in at most `max_points` points, read through
+    /// [`downsample::SeriesRead`] from one snapshot.
+    fn metric_series_downsampled(
+        &self,
+        run_id: &str,
+        name: &str,
+        after_step: Option<u64>,
+        max_points: usize,
+    ) -> StoreResult<Vec<MetricPoint>>;
+
+    /// The names of a run's metrics, sorted.
+    fn metric_names(&self, run_id: &str) -> StoreResult<Vec<String>>;
+
+    /// The newest event's id (0 when there is none).
+    fn last_event_id(&self) -> StoreResult<i64>;
+
+    /// The running runs `worker` holds whose cancel was asked for.
+    fn cancel_requests(&self, worker: &str) -> StoreResult<Vec<String>>;
+
+    /// Every worker with a heartbeat, newest heartbeat first.
+    fn workers(&self) -> StoreResult<Vec<WorkerRow>>;
+
+    /// Events after `after`, of every run or of `run_ids`, of `kinds`,
+    /// oldest first.
+    fn events_since(
+        &self,
+        after: i64,
+        run_ids: Option<&[String]>,
+        kinds: &[EventKind],
+        limit: usize,
+    ) -> StoreResult<Vec<Event>>;
+}
+
 /// The store handle: cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    path: PathBuf,
-    file: Arc<DbFile>,
     writer: SyncSender<Queued>,
-    readers: Arc<reads::ReaderPool>,
+    backend: Arc<dyn Backend>,
     events: broadcast::Sender<Arc<Event>>,
 }
 
+/// Where the store keeps its tables: `rl-lab serve --store`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// SQLite at this path.
+    Sqlite(std::path::PathBuf),
+    /// PostgreSQL.
+    Postgres {
+        /// Its address and role.
+        target: postgres::Target,
+        /// The role's password, when the server asks for one.
+        password: Option<postgres::Password>,
+    },
+}
+
 impl Store {
-    /// Opens (or creates) the database at `path`, migrates it, and starts
-    /// the writer thread.
+    /// Opens (or creates) the SQLite database at `path`, migrates it, and
+    /// starts the writer thread.
     pub fn open(path: &Path) -> StoreResult<Store> {
-        let mut conn = schema::open(path)?;
-        let file = Arc::new(DbFile::open(path)?);
-        file.check(true).map_err(StoreError::Unavailable)?;
-        schema::migrate(&mut conn)?;
+        let backend = sqlite::Sqlite::open(path)?;
+        Store::start(Arc::new(backend))
+    }
+
+    /// Opens the store at `location`, migrating its schema.
+    pub fn open_at(location: &StoreLocation) -> StoreResult<Store> {
+        match location {
+            StoreLocation::Sqlite(path) => Store::open(path),
+            StoreLocation::Postgres { target, password } => {
+                let backend = postgres::Postgres::connect(target, password.as_ref())?;
+                Store::start(Arc::new(backend))
+            }
+        }
+    }
+
+    /// Starts the writer thread over `backend`.
+    fn start(backend: Arc<dyn Backend>) -> StoreResult<Store> {
         let (writer, queue) = mpsc::sync_channel(QUEUE_CAPACITY);
         let (events, _) = broadcast::channel(4096);
-        let publish = events.clone();
-        let checked = Arc::clone(&file);
+        // A database of this process's own: its writer's commits are all
+        // the events there are. A shared one: other processes' too, so a
+        // tail of the table publishes them all, in id order.
+        let publish = if backend.shared() {
+            let after = backend.last_event_id()?;
+            let tailed = Arc::downgrade(&backend);
+            let publish = events.clone();
+            std::thread::Builder::new()
+                .name("store-tail".into())
+                .spawn(move || tail_events(&tailed, after, &publish))
+                .map_err(StoreError::Thread)?;
+            None
+        } else {
+            Some(events.clone())
+        };
+        let writing = Arc::clone(&backend);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::writer_loop(conn, &checked, queue, publish))
+            .spawn(move || writer::writer_loop(&*writing, queue, publish))
             .map_err(StoreError::Thread)?;
         let store = Store {
-            path: path.to_path_buf(),
-            file,
             writer,
-            readers: Arc::new(reads::ReaderPool::default()),
+            backend,
             events,
         };
         store.keep_reserve();
         Ok(store)
     }
 
-    /// Makes the reserve of [`RESERVE_BYTES`] if it is missing and the disk
-    /// has room; a disk without room is left alone (it is no fault yet).
+    /// Makes the reserve of space for runs' ends if it is missing and the
+    /// disk has room (SQLite; PostgreSQL keeps its own disk); a disk without
+    /// room is left alone (it is no fault yet).
     pub fn keep_reserve(&self) {
-        self.file.keep_reserve();
+        self.backend.keep_reserve();
     }
 
     /// Whether the disk is full (a write failed for it, and there has not
     /// been room for the reserve since): runs stop recording then.
     pub fn disk_full(&self) -> bool {
-        self.file.is_full()
+        self.backend.disk_full()
     }
 
     /// Gives the reserve back to the disk, so that what must be recorded
     /// (a run's end) fits on a full disk.
     pub fn release_reserve(&self) {
-        self.file.release_reserve();
+        self.backend.release_reserve();
+    }
+
+    /// Whether other processes may share the database and its queue
+    /// (PostgreSQL): then a run `running` in it may be another's.
+    pub fn shared(&self) -> bool {
+        self.backend.shared()
+    }
+
+    /// Calls `wake` when any process sharing the database queues a run.
+    pub fn on_queued(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        self.backend.on_queued(wake);
+    }
+
+    /// One run.
+    pub fn run(&self, run_id: &str) -> StoreResult<Option<RunRow>> {
+        self.backend.run(run_id)
+    }
+
+    /// Runs newest first, optionally of one status, starting below `before`
+    /// (a `seq` cursor).
+    pub fn runs(
+        &self,
+        status: Option<RunStatus>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<RunRow>> {
+        self.backend.runs(status, before, limit)
+    }
+
+    /// Sweeps, newest first, at most `limit`.
+    pub fn sweeps(&self, limit: usize) -> StoreResult<Vec<SweepRow>> {
+        self.backend.sweeps(limit)
+    }
+
+    /// One sweep, with each of its runs and the configuration it belongs
+    /// to, in submission order.
+    pub fn sweep(&self, sweep_id: &str) -> StoreResult<Option<SweepWithRuns>> {
+        self.backend.sweep(sweep_id)
+    }
+
+    /// Ids of runs in `status`, oldest first.
+    pub fn runs_in_status(&self, status: RunStatus) -> StoreResult<Vec<String>> {
+        self.backend.runs_in_status(status)
+    }
+
+    /// How many runs are in each status that has any.
+    pub fn status_counts(&self) -> StoreResult<Vec<(RunStatus, u64)>> {
+        self.backend.status_counts()
+    }
+
+    /// The newest value of each of a run's metrics: name → (step, value).
+    pub fn latest_metrics(&self, run_id: &str) -> StoreResult<Vec<(String, u64, f64)>> {
+        self.backend.latest_metrics(run_id)
+    }
+
+    /// A run's stored rows of metric `name` after `after_step`, in step
+    /// order, at most `limit` of them.
+    pub fn metric_series(
+        &self,
+        run_id: &str,
+        name: &str,
+        after_step: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<MetricPoint>> {
+        self.backend.metric_series(run_id, name, after_step, limit)
+    }
+
+    /// A run's metric `name` after `after_step` in at most `max_points`
+    /// points (at least 3): the stored rows themselves when there are no
+    /// more, else the first and the last row with the rows between summed
+    /// in equal step ranges ([`downsample`]). The sums come from the
+    /// rollups wherever a whole rollup bucket lies between the first and the
+    /// last row, so a long series costs a few thousand rows to read, not all
+    /// of them.
+    pub fn metric_series_downsampled(
+        &self,
+        run_id: &str,
+        name: &str,
+        after_step: Option<u64>,
+        max_points: usize,
+    ) -> StoreResult<Vec<MetricPoint>> {
+        self.backend
+            .metric_series_downsampled(run_id, name, after_step, max_points.max(3))
+    }
+
+    /// The names of a run's metrics.
+    pub fn metric_names(&self, run_id: &str) -> StoreResult<Vec<String>> {
+        self.backend.metric_names(run_id)
+    }
+
+    /// A run's events after `after` (an event id), optionally of one kind.
+    pub fn events(
+        &self,
+        run_id: &str,
+        after: i64,
+        kind: Option<EventKind>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        let kinds = kind.map_or(EventKind::ALL.to_vec(), |kind| vec![kind]);
+        self.events_since(after, Some(&[run_id.to_string()]), &kinds, limit)
+    }
+
+    /// The newest event's id over the whole store (0 when there is none). A
+    /// client that reads a snapshot (runs, metrics) after taking it and then
+    /// follows events after it misses nothing between the two.
+    pub fn last_event_id(&self) -> StoreResult<i64> {
+        self.backend.last_event_id()
+    }
+
+    /// Events of every run, or of `run_ids`, after `after`, of `kinds`,
+    /// oldest first: a server-wide stream's catch-up.
+    pub fn events_since(
+        &self,
+        after: i64,
+        run_ids: Option<&[String]>,
+        kinds: &[EventKind],
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        self.backend.events_since(after, run_ids, kinds, limit)
     }
 
     /// Sends a write to the writer thread without waiting for its commit.
@@ -415,18 +716,13 @@ impl Store {
         let _ = self.writer.send(Queued { write, reply: None });
     }
 
-    /// Sends a write and waits for its commit; `reply` wraps the channel
-    /// the writer answers on.
-    fn send_and_wait<T>(
-        &self,
-        write: Write,
-        reply: impl FnOnce(Sender<StoreResult<T>>) -> Reply,
-    ) -> StoreResult<T> {
+    /// Sends a write and waits for its commit: what it produced.
+    fn send_and_wait(&self, write: Write) -> StoreResult<Applied> {
         let (to, answer) = mpsc::channel();
         self.writer
             .send(Queued {
                 write,
-                reply: Some(reply(to)),
+                reply: Some(Reply::Applied(to)),
             })
             .map_err(|_| StoreError::Closed)?;
         answer.recv().map_err(|_| StoreError::Closed)?
@@ -445,7 +741,10 @@ impl Store {
 
     /// Inserts a queued run and returns its id.
     pub fn insert_run(&self, spec: Value) -> StoreResult<String> {
-        self.send_and_wait(Write::InsertRun { spec }, Reply::Id)
+        match self.send_and_wait(Write::InsertRun { spec })? {
+            Applied::Id(id) => Ok(id),
+            other => Err(unexpected("an inserted run", other)),
+        }
     }
 
     /// Inserts a sweep and its queued runs in one transaction, so that
@@ -464,7 +763,10 @@ impl Store {
             configurations,
             runs,
         };
-        self.send_and_wait(write, Reply::Sweep)
+        match self.send_and_wait(write)? {
+            Applied::Sweep(id, runs) => Ok((id, runs)),
+            other => Err(unexpected("an inserted sweep", other)),
+        }
     }
 
     /// Sets a run's status and waits until it is committed.
@@ -475,13 +777,27 @@ impl Store {
         error: Option<String>,
         summary: Option<Value>,
     ) -> StoreResult<()> {
+        self.set_status_held(run_id, None, status, error, summary)
+    }
+
+    /// Sets a run's status as [`Store::set_status`] does, but only while
+    /// `holder` (when given) holds the running run.
+    pub fn set_status_held(
+        &self,
+        run_id: &str,
+        holder: Option<&str>,
+        status: RunStatus,
+        error: Option<String>,
+        summary: Option<Value>,
+    ) -> StoreResult<()> {
         let write = Write::Status {
             run_id: run_id.into(),
+            holder: holder.map(str::to_string),
             status,
             error,
             summary,
         };
-        self.send_and_wait(write, Reply::Done)
+        self.send_and_wait(write).map(drop)
     }
 
     /// Drops a run's metrics past `step`, waiting for the commit.
@@ -490,7 +806,7 @@ impl Store {
             run_id: run_id.into(),
             step,
         };
-        self.send_and_wait(write, Reply::Done)
+        self.send_and_wait(write).map(drop)
     }
 
     /// Deletes a run's rows, waiting for the commit.
@@ -498,7 +814,91 @@ impl Store {
         let write = Write::DeleteRun {
             run_id: run_id.into(),
         };
-        self.send_and_wait(write, Reply::Done)
+        self.send_and_wait(write).map(drop)
+    }
+
+    /// Takes the oldest queued run for `worker`, which then holds it for
+    /// `lease`; `external`: whether runs of `external` envs may be taken.
+    /// Each queued run is taken by exactly one claim, across every process
+    /// sharing the database.
+    pub fn claim(
+        &self,
+        worker: &str,
+        lease: std::time::Duration,
+        external: bool,
+    ) -> StoreResult<Option<String>> {
+        let write = Write::Claim {
+            worker: worker.into(),
+            lease_seconds: lease.as_secs_f64(),
+            external,
+        };
+        match self.send_and_wait(write)? {
+            Applied::Claimed(id) => Ok(id),
+            other => Err(unexpected("a claim", other)),
+        }
+    }
+
+    /// Renews `worker`'s leases of `runs`; the runs it still holds.
+    pub fn renew_leases(
+        &self,
+        worker: &str,
+        runs: Vec<String>,
+        lease: std::time::Duration,
+    ) -> StoreResult<Vec<String>> {
+        let write = Write::RenewLeases {
+            worker: worker.into(),
+            runs,
+            lease_seconds: lease.as_secs_f64(),
+        };
+        match self.send_and_wait(write)? {
+            Applied::Held(runs) => Ok(runs),
+            other => Err(unexpected("renewed leases", other)),
+        }
+    }
+
+    /// Asks the worker holding a running run to cancel it.
+    pub fn request_cancel(&self, run_id: &str) -> StoreResult<()> {
+        let write = Write::RequestCancel {
+            run_id: run_id.into(),
+        };
+        self.send_and_wait(write).map(drop)
+    }
+
+    /// Cancels a run that is still queued; false when it was not (a worker
+    /// took it first, or it had ended).
+    pub fn cancel_queued(&self, run_id: &str) -> StoreResult<bool> {
+        let write = Write::CancelQueued {
+            run_id: run_id.into(),
+        };
+        match self.send_and_wait(write)? {
+            Applied::Cancelled(done) => Ok(done),
+            other => Err(unexpected("a cancel", other)),
+        }
+    }
+
+    /// Queues again the running runs whose worker stopped renewing their
+    /// leases, or fails those that have been claimed `max_attempts` times.
+    pub fn reap(&self, max_attempts: u32) -> StoreResult<()> {
+        self.send_and_wait(Write::Reap { max_attempts }).map(drop)
+    }
+
+    /// Records a worker's heartbeat, for the workers list.
+    pub fn heartbeat(&self, worker: &WorkerInfo) -> StoreResult<()> {
+        let write = Write::Heartbeat {
+            worker: worker.clone(),
+        };
+        self.send_and_wait(write).map(drop)
+    }
+
+    /// The running runs held by `worker` whose cancel was asked for.
+    pub fn cancel_requests(&self, worker: &str) -> StoreResult<Vec<String>> {
+        self.backend.cancel_requests(worker)
+    }
+
+    /// The workers that have sent a heartbeat, newest first, with the runs
+    /// each holds.
+    pub fn workers(&self) -> StoreResult<Vec<WorkerRow>> {
+        self.backend.workers()
     }
 
     /// Waits until everything sent so far is committed (or refused).
@@ -511,195 +911,5 @@ impl Store {
         if self.writer.send(flush).is_ok() {
             let _ = answer.recv();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rusqlite::Connection;
-    use std::time::Duration;
-
-    fn spec() -> Value {
-        serde_json::json!({"env": {"id": "CartPole-v1"}, "agent": {"id": "dqn"}})
-    }
-
-    /// A second connection to the store's database, to break it.
-    fn sabotage(dir: &Path, sql: &str) {
-        Connection::open(dir.join("rl-lab.db"))
-            .unwrap()
-            .execute_batch(sql)
-            .unwrap();
-    }
-
-    #[test]
-    fn statuses_round_trip_through_sql() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
-        let id = store.insert_run(spec()).unwrap();
-        for status in RunStatus::ALL {
-            store.set_status(&id, status, None, None).unwrap();
-            assert_eq!(store.run(&id).unwrap().unwrap().status, status);
-            assert_eq!(
-                store.runs_in_status(status).unwrap(),
-                std::slice::from_ref(&id)
-            );
-            assert_eq!(store.status_counts().unwrap(), [(status, 1)]);
-        }
-        let history = store.events(&id, 0, Some(EventKind::Status), 100).unwrap();
-        let statuses: Vec<RunStatus> = history
-            .into_iter()
-            .map(|e| {
-                serde_json::from_str::<StatusChange>(&e.data)
-                    .unwrap()
-                    .status
-            })
-            .collect();
-        assert_eq!(statuses[0], RunStatus::Queued);
-        assert_eq!(statuses[1..], RunStatus::ALL);
-    }
-
-    #[test]
-    fn a_read_only_or_deleted_database_is_named_as_such() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rl-lab.db");
-        let store = Store::open(&path).unwrap();
-        let id = store.insert_run(spec()).unwrap();
-        let writable = std::fs::metadata(&path).unwrap().permissions();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
-        let e = store.insert_run(spec()).unwrap_err();
-        assert_eq!(e.fault(), Some(StoreFault::ReadOnly), "{e:?}");
-        // Reads go on.
-        assert!(store.run(&id).unwrap().is_some());
-        std::fs::set_permissions(&path, writable).unwrap();
-        store.insert_run(spec()).unwrap();
-
-        std::fs::remove_file(&path).unwrap();
-        let e = store.run(&id).unwrap_err();
-        assert_eq!(e.fault(), Some(StoreFault::Gone), "{e:?}");
-        let e = store.insert_run(spec()).unwrap_err();
-        assert_eq!(e.fault(), Some(StoreFault::Gone), "{e:?}");
-        assert!(e.to_string().contains("deleted"), "{e}");
-        // Nothing was created at the path in its place.
-        assert!(!path.exists());
-    }
-
-    #[test]
-    fn a_failed_write_says_what_failed_and_why() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
-        sabotage(dir.path(), "DROP TABLE events;");
-        let e = store.insert_run(spec()).unwrap_err();
-        let message = e.to_string();
-        assert!(matches!(e, StoreError::Batch(_)), "{e:?}");
-        assert!(
-            message.starts_with("could not insert a new run: no such table: events"),
-            "{message}"
-        );
-        assert!(!message.contains("closed"), "{message}");
-    }
-
-    #[test]
-    fn a_failed_write_fails_alone_in_its_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
-        let id = store.insert_run(spec()).unwrap();
-        sabotage(dir.path(), "DROP TABLE metrics;");
-        // One batch, as the writer would gather it: another run's metric
-        // that cannot be stored, then this run's status change.
-        let metric = Write::Metric {
-            run_id: id.clone(),
-            record: r#"{"kind": "scalar"}"#.into(),
-            step: 5,
-            values: vec![MetricValue {
-                name: "train/loss".into(),
-                step: 5,
-                value: 0.5,
-                wall_seconds: 1.0,
-                window: None,
-            }],
-        };
-        let status = Write::Status {
-            run_id: id.clone(),
-            status: RunStatus::Running,
-            error: None,
-            summary: None,
-        };
-        let mut batch: Vec<writer::Queued> = [metric, status]
-            .into_iter()
-            .map(|write| writer::Queued { write, reply: None })
-            .collect();
-        let mut conn = Connection::open(dir.path().join("rl-lab.db")).unwrap();
-        let (applied, events) = writer::commit(&mut conn, &mut batch).unwrap();
-        let failure = applied[0].as_ref().expect_err("the metric fails");
-        assert_eq!(failure.write, format!("record a metric of {id} at step 5"));
-        assert_eq!(failure.cause, "no such table: metrics");
-        assert_eq!(failure.batch, 1);
-        assert_eq!(
-            failure.to_string(),
-            format!("could not record a metric of {id} at step 5: no such table: metrics")
-        );
-        // The status change beside it was stored, with its event.
-        assert!(applied[1].is_ok());
-        assert_eq!(events.len(), 1);
-        assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Running);
-    }
-
-    #[test]
-    fn a_run_end_the_full_disk_refused_is_stored_once_there_is_room() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rl-lab.db");
-        let store = Store::open(&path).unwrap();
-        let id = store.insert_run(spec()).unwrap();
-        // A database that cannot grow (SQLite's own "disk is full"), with
-        // ballast whose deletion frees pages.
-        sabotage(
-            dir.path(),
-            "CREATE TABLE ballast (data BLOB);
-             INSERT INTO ballast SELECT zeroblob(100000) FROM (SELECT 1 UNION ALL SELECT 2);",
-        );
-        let conn = schema::open(&path).unwrap();
-        let pages: i64 = conn
-            .pragma_query_value(None, "page_count", |row| row.get(0))
-            .unwrap();
-        conn.pragma_update(None, "max_page_count", pages).unwrap();
-        let file = DbFile::open(&path).unwrap();
-        let (queue, writes) = mpsc::sync_channel(16);
-        let (publish, _) = broadcast::channel(16);
-        std::thread::scope(|scope| {
-            scope.spawn(|| writer::writer_loop(conn, &file, writes, publish));
-            // An end with more to say than the pages left can hold.
-            let end = |status| Write::Status {
-                run_id: id.clone(),
-                status,
-                error: Some("e".repeat(20_000)),
-                summary: None,
-            };
-            let (to, answer) = mpsc::channel();
-            let reply = Some(writer::Reply::Done(to));
-            queue
-                .send(writer::Queued {
-                    write: end(RunStatus::Failed),
-                    reply,
-                })
-                .unwrap();
-            let refused = answer.recv().unwrap().unwrap_err();
-            assert_eq!(refused.fault(), Some(StoreFault::DiskFull), "{refused}");
-            assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Queued);
-            // Room again: the writer stores the end by itself.
-            sabotage(dir.path(), "DELETE FROM ballast;");
-            let began = std::time::Instant::now();
-            while store.run(&id).unwrap().unwrap().status != RunStatus::Failed {
-                assert!(
-                    began.elapsed() < Duration::from_secs(10),
-                    "the end was not stored"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            drop(queue);
-        });
-        let history = store.events(&id, 0, Some(EventKind::Status), 100).unwrap();
-        assert_eq!(history.len(), 2, "queued, then failed once");
     }
 }

@@ -1,9 +1,9 @@
-//! The writer thread: the one connection that writes. It commits whatever
-//! has arrived in one transaction at least every [`FLUSH_PERIOD`], then
-//! publishes the stored events (with their ids) to live subscribers.
+//! The writer thread: the store's one writer. It has the backend commit
+//! whatever has arrived in one transaction at least every [`FLUSH_PERIOD`],
+//! then publishes the stored events (with their ids) to live subscribers.
 //!
-//! Each write of a batch stands alone: it runs in a savepoint of the
-//! batch's transaction, so a write that fails is rolled back by itself and
+//! Each write of a batch stands alone: every backend runs it in a savepoint
+//! of the batch's transaction, so a write that fails is rolled back by itself and
 //! only its caller is told which write failed and why ([`BatchFailure`]);
 //! a run's status change is never lost because another run's metric could
 //! not be stored. Only a transaction that cannot begin or commit fails the
@@ -14,9 +14,8 @@
 //! as failed, and kept and tried again every second until it is stored, so
 //! that the run does not stay `running` in the store once the disk has room.
 
-use super::{DbFile, Event, EventKind, MetricValue, StatusChange, StoreFault, StoreResult, now};
+use super::{Backend, Event, MetricValue, StatusChange, StoreFault, StoreResult};
 use rl_runner::RunStatus;
-use rusqlite::{Connection, params};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
@@ -57,6 +56,10 @@ pub enum Write {
     Status {
         /// The run.
         run_id: String,
+        /// When set, the change applies only while this worker holds the
+        /// running run: a worker that lost its lease (its run was queued
+        /// again and taken by another) must not end it.
+        holder: Option<String>,
         /// The new status.
         status: RunStatus,
         /// The error, for `failed`.
@@ -104,13 +107,69 @@ pub enum Write {
         /// The run.
         run_id: String,
     },
+    /// Takes the oldest queued run for `worker`: it becomes `running`,
+    /// held by `worker` for `lease_seconds` (renewed by [`Write::RenewLeases`]).
+    Claim {
+        /// The claiming process's name.
+        worker: String,
+        /// How long the claim holds without renewal.
+        lease_seconds: f64,
+        /// Whether it may take runs whose env is `external` (their env
+        /// processes connect to the server that executes them).
+        external: bool,
+    },
+    /// Renews `worker`'s leases of `runs`; answers those it still holds.
+    RenewLeases {
+        /// The holder.
+        worker: String,
+        /// Its runs.
+        runs: Vec<String>,
+        /// The new lease, from now.
+        lease_seconds: f64,
+    },
+    /// Asks the holder of a running run to cancel it.
+    RequestCancel {
+        /// The run.
+        run_id: String,
+    },
+    /// Cancels a run if it is still queued (no worker has claimed it).
+    CancelQueued {
+        /// The run.
+        run_id: String,
+    },
+    /// Queues again the running runs whose lease has expired (their
+    /// worker is gone), or fails those that have had `max_attempts`.
+    Reap {
+        /// Most claims a run may have.
+        max_attempts: u32,
+    },
+    /// A worker's heartbeat, for the workers list.
+    Heartbeat {
+        /// Who it is.
+        worker: WorkerInfo,
+    },
     /// Commits everything before it.
     Flush,
 }
 
+/// A process that executes runs, as the workers list shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkerInfo {
+    /// Its name (`--name`, default `HOST-PID`).
+    pub name: String,
+    /// The machine's host name.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Runs it executes at once.
+    pub slots: u32,
+    /// When it started (Unix seconds).
+    pub started_at: f64,
+}
+
 impl Write {
     /// What the write does, to complete "could not …".
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Write::InsertRun { .. } => "insert a new run".into(),
             Write::InsertSweep { runs, .. } => format!("insert a sweep of {} runs", runs.len()),
@@ -124,25 +183,29 @@ impl Write {
                 format!("drop {run_id}'s metrics after step {step}")
             }
             Write::DeleteRun { run_id } => format!("delete {run_id}"),
+            Write::Claim { worker, .. } => format!("claim a queued run for {worker}"),
+            Write::RenewLeases { worker, runs, .. } => {
+                format!("renew {worker}'s leases of {} runs", runs.len())
+            }
+            Write::RequestCancel { run_id } => format!("ask {run_id}'s worker to cancel it"),
+            Write::CancelQueued { run_id } => format!("cancel {run_id} while queued"),
+            Write::Reap { .. } => "queue again the runs of lost workers".into(),
+            Write::Heartbeat { worker } => format!("record {}'s heartbeat", worker.name),
             Write::Flush => "flush".into(),
         }
     }
 }
 
 /// Where a caller waits for its write to be committed.
-pub(super) enum Reply {
-    /// Gets the new run's id.
-    Id(Sender<StoreResult<String>>),
-    /// Told when it is committed.
-    Done(Sender<StoreResult<()>>),
+pub(crate) enum Reply {
+    /// Gets what the write produced, or why it failed.
+    Applied(Sender<StoreResult<Applied>>),
     /// Told when everything before it is committed, or was refused.
     Flushed(Sender<()>),
-    /// Gets the new sweep's id and its runs' ids.
-    Sweep(Sender<StoreResult<(String, Vec<String>)>>),
 }
 
 /// A write, and who waits for it.
-pub(super) struct Queued {
+pub(crate) struct Queued {
     pub write: Write,
     pub reply: Option<Reply>,
 }
@@ -182,21 +245,26 @@ impl std::error::Error for BatchFailure {}
 
 /// What one write produced.
 #[derive(Debug)]
-pub(super) enum Applied {
+pub(crate) enum Applied {
     /// The id of an inserted run.
     Id(String),
     /// The ids of an inserted sweep and of its runs.
     Sweep(String, Vec<String>),
+    /// The run a claim took, if any was queued.
+    Claimed(Option<String>),
+    /// The runs whose leases were renewed: those still held.
+    Held(Vec<String>),
+    /// Whether a queued run was cancelled (it was still queued).
+    Cancelled(bool),
     /// Anything else.
     Done,
 }
 
 /// The writer thread's body: batches writes until every sender is gone.
 pub(super) fn writer_loop(
-    mut conn: Connection,
-    file: &DbFile,
+    backend: &dyn Backend,
     queue: Receiver<Queued>,
-    publish: broadcast::Sender<Arc<Event>>,
+    publish: Option<broadcast::Sender<Arc<Event>>>,
 ) {
     let mut batch = Vec::new();
     let mut last_room_check = Instant::now();
@@ -221,13 +289,9 @@ pub(super) fn writer_loop(
         }
         let deadline = Instant::now() + FLUSH_PERIOD;
         while !closed && batch.len() < MAX_BATCH {
-            if matches!(
-                batch.last(),
-                Some(Queued {
-                    write: Write::Flush,
-                    ..
-                })
-            ) {
+            // Someone waits on the last write (a flush, a new run, a
+            // status change, a claim): commit now, with what came before.
+            if batch.last().is_some_and(|queued| queued.reply.is_some()) {
                 break;
             }
             match queue.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -242,11 +306,11 @@ pub(super) fn writer_loop(
         // While the disk is full, only what must be recorded (status
         // changes, new runs, deletions) is tried: a backlog of metrics
         // would take the space the reserve gave back.
-        if file.is_full() && last_room_check.elapsed() >= FULL_DISK_PAUSE {
+        if backend.disk_full() && last_room_check.elapsed() >= FULL_DISK_PAUSE {
             last_room_check = Instant::now();
-            file.keep_reserve();
+            backend.keep_reserve();
         }
-        if file.is_full() {
+        if backend.disk_full() {
             let before = batch.len();
             let shed = BatchFailure {
                 write: "record metrics, progress or log lines".into(),
@@ -279,11 +343,11 @@ pub(super) fn writer_loop(
         if batch.is_empty() {
             continue;
         }
-        if settle(&mut conn, file, &mut batch, &publish, true) {
+        if settle(backend, &mut batch, publish.as_ref(), true) {
             // Once more, what must be recorded, in the reserve's space.
             last_room_check = Instant::now();
-            file.release_reserve();
-            settle(&mut conn, file, &mut batch, &publish, false);
+            backend.release_reserve();
+            settle(backend, &mut batch, publish.as_ref(), false);
             // Runs' ends that still did not fit wait for room.
             deferred.append(&mut batch);
         }
@@ -341,27 +405,18 @@ impl Write {
 /// answered, and the runs' ends that failed for a full disk are left in
 /// `batch`, to be deferred until there is room.
 fn settle(
-    conn: &mut Connection,
-    file: &DbFile,
+    backend: &dyn Backend,
     batch: &mut Vec<Queued>,
-    publish: &broadcast::Sender<Arc<Event>>,
+    publish: Option<&broadcast::Sender<Arc<Event>>>,
     retry: bool,
 ) -> bool {
-    // SQLite would write on into a deleted or read-only file it has
-    // open; the batch fails as a whole instead, saying why.
-    let committed = match file.check(true) {
-        Ok(()) => commit(conn, batch),
-        Err(fault) => Err(BatchFailure {
-            write: format!("commit a batch of {} writes", batch.len()),
-            cause: fault.to_string(),
-            batch: batch.len(),
-            fault: Some(fault),
-        }),
-    };
+    let committed = backend.commit(batch);
     let outcomes: Vec<Result<Applied, BatchFailure>> = match committed {
         Ok((applied, events)) => {
-            for event in events {
-                let _ = publish.send(Arc::new(event));
+            if let Some(to) = publish {
+                for event in events {
+                    let _ = to.send(Arc::new(event));
+                }
             }
             applied
         }
@@ -410,275 +465,58 @@ fn settle(
 /// Tells a waiting caller how its write went. A caller that stopped
 /// waiting is not an error.
 fn answer(reply: Option<Reply>, result: Result<Applied, BatchFailure>) {
-    match (reply, result) {
-        (None, _) => {}
-        (Some(Reply::Id(to)), Ok(Applied::Id(id))) => drop(to.send(Ok(id))),
-        (Some(Reply::Id(to)), Ok(_)) => {
-            // Only an insert replies with an id, and an insert yields one.
-            drop(to.send(Err(super::StoreError::Corrupt(
-                "a run was inserted without an id".into(),
-            ))))
-        }
-        (Some(Reply::Sweep(to)), Ok(Applied::Sweep(id, runs))) => drop(to.send(Ok((id, runs)))),
-        (Some(Reply::Sweep(to)), Ok(_)) => drop(to.send(Err(super::StoreError::Corrupt(
-            "a sweep was inserted without ids".into(),
-        )))),
-        (Some(Reply::Sweep(to)), Err(failure)) => drop(to.send(Err(failure.into()))),
-        (Some(Reply::Id(to)), Err(failure)) => drop(to.send(Err(failure.into()))),
-        (Some(Reply::Done(to)), result) => drop(to.send(result.map(drop).map_err(Into::into))),
-        (Some(Reply::Flushed(to)), _) => drop(to.send(())),
+    match reply {
+        None => {}
+        Some(Reply::Applied(to)) => drop(to.send(result.map_err(Into::into))),
+        Some(Reply::Flushed(to)) => drop(to.send(())),
     }
 }
 
-pub(super) type Committed = (Vec<Result<Applied, BatchFailure>>, Vec<Event>);
-
-/// Applies `batch` in one transaction, each write in a savepoint of its
-/// own: what each write produced (or why it alone was rolled back) and the
-/// events to publish; or, when the transaction itself fails, that failure,
-/// with nothing kept.
-pub(super) fn commit(
-    conn: &mut Connection,
-    batch: &mut [Queued],
-) -> Result<Committed, BatchFailure> {
-    let size = batch.len();
-    let failed = |write: String, cause: rusqlite::Error, lost: usize| BatchFailure {
-        write,
-        cause: cause.to_string(),
-        batch: lost,
-        fault: StoreFault::of_sqlite(&cause),
-    };
-    let mut tx = conn
-        .transaction()
-        .map_err(|e| failed("begin a transaction".into(), e, size))?;
-    let time = now();
-    let mut applied = Vec::with_capacity(size);
-    let mut events = Vec::new();
-    for queued in batch.iter_mut() {
-        let savepoint = tx
-            .savepoint()
-            .map_err(|e| failed("begin a savepoint".into(), e, size))?;
-        let mut produced = Vec::new();
-        match apply(&savepoint, &mut queued.write, time, &mut produced) {
-            Ok(done) => {
-                savepoint
-                    .commit()
-                    .map_err(|e| failed("release a savepoint".into(), e, size))?;
-                events.append(&mut produced);
-                applied.push(Ok(done));
-            }
-            Err(e) => {
-                // Dropping the savepoint rolls this write back, and only
-                // it; unless SQLite already rolled back the whole
-                // transaction, as it may for a full disk or an I/O error:
-                // then every write of the batch is lost with it.
-                drop(savepoint);
-                if tx.is_autocommit() {
-                    return Err(failed(queued.write.describe(), e, size));
-                }
-                applied.push(Err(failed(queued.write.describe(), e, 1)))
-            }
-        }
-    }
-    tx.commit()
-        .map_err(|e| failed(format!("commit a batch of {size} writes"), e, size))?;
-    Ok((applied, events))
-}
-
-fn insert_event(
-    tx: &Connection,
-    run_id: &str,
-    kind: EventKind,
-    step: Option<u64>,
-    data: String,
-    time: f64,
-) -> rusqlite::Result<Event> {
-    tx.prepare_cached(
-        "INSERT INTO events (run_id, kind, step, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        run_id,
-        kind.as_str(),
-        step.map(|s| s as i64),
-        data,
-        time
-    ])?;
-    Ok(Event {
-        id: tx.last_insert_rowid(),
-        run_id: run_id.to_string(),
-        kind,
-        data,
-    })
-}
+pub(crate) type Committed = (Vec<Result<Applied, BatchFailure>>, Vec<Event>);
 
 /// A status change as its history event stores it.
-fn status_event(status: RunStatus, at: f64, error: Option<String>) -> String {
+pub(super) fn status_event(status: RunStatus, at: f64, error: Option<String>) -> String {
     serde_json::to_string(&StatusChange { status, at, error }).expect("a status change serialises")
 }
 
-/// Inserts a queued run, with its first status event; its id.
-fn insert_run(
-    tx: &Connection,
-    spec: &Value,
-    time: f64,
-    events: &mut Vec<Event>,
-) -> rusqlite::Result<String> {
-    tx.execute(
-        "INSERT INTO runs (id, spec, status, created_at) VALUES ('', ?1, ?2, ?3)",
-        params![spec.to_string(), RunStatus::Queued.as_str(), time],
-    )?;
-    let seq = tx.last_insert_rowid();
-    let id = format!("run-{seq}");
-    tx.execute("UPDATE runs SET id = ?1 WHERE seq = ?2", params![id, seq])?;
-    let data = status_event(RunStatus::Queued, time, None);
-    events.push(insert_event(tx, &id, EventKind::Status, None, data, time)?);
-    Ok(id)
+/// Whether a run spec's env is `external`: its env processes connect to
+/// the server that executes it, so only API nodes claim it.
+pub(super) fn is_external(spec: &Value) -> bool {
+    spec.pointer("/env/id").and_then(Value::as_str) == Some(rl_external::ENV_ID)
 }
 
-/// Applies one write inside the batch's transaction. Payloads are taken
-/// out of the write (left empty); what identifies it stays, for
-/// [`Write::describe`].
-fn apply(
-    tx: &Connection,
-    write: &mut Write,
-    time: f64,
-    events: &mut Vec<Event>,
-) -> rusqlite::Result<Applied> {
-    let payload = match write {
-        Write::Metric { record, .. } => std::mem::take(record),
-        Write::Log { line, .. } => std::mem::take(line).to_string(),
-        _ => String::new(),
-    };
-    match &*write {
-        Write::InsertRun { spec } => {
-            return Ok(Applied::Id(insert_run(tx, spec, time, events)?));
-        }
-        Write::InsertSweep {
-            name,
-            spec,
-            configurations,
-            runs,
-        } => {
-            tx.execute(
-                "INSERT INTO sweeps (id, name, spec, configurations, created_at)
-                 VALUES ('', ?1, ?2, ?3, ?4)",
-                params![name, spec.to_string(), configurations.to_string(), time],
-            )?;
-            let seq = tx.last_insert_rowid();
-            let id = format!("sweep-{seq}");
-            tx.execute("UPDATE sweeps SET id = ?1 WHERE seq = ?2", params![id, seq])?;
-            let mut run_ids = Vec::with_capacity(runs.len());
-            for (configuration, spec) in runs {
-                let run_id = insert_run(tx, spec, time, events)?;
-                tx.execute(
-                    "INSERT INTO sweep_runs (sweep_id, configuration, run_id) VALUES (?1, ?2, ?3)",
-                    params![id, *configuration as i64, run_id],
-                )?;
-                run_ids.push(run_id);
-            }
-            return Ok(Applied::Sweep(id, run_ids));
-        }
-        Write::Status {
-            run_id,
-            status,
-            error,
-            summary,
-        } => {
-            let status = *status;
-            // A run that (re)starts or is queued again has no end yet; one
-            // that ends keeps its summary unless it brings a new one.
-            let started = (status == RunStatus::Running).then_some(time);
-            let finished = status.is_final().then_some(time);
-            tx.execute(
-                "UPDATE runs SET status = ?2,
-                    started_at = coalesce(?3, started_at),
-                    finished_at = ?4,
-                    error = ?5,
-                    summary = coalesce(?6, CASE WHEN ?7 THEN summary ELSE NULL END)
-                 WHERE id = ?1",
-                params![
-                    run_id,
-                    status.as_str(),
-                    started,
-                    finished,
-                    error,
-                    summary.as_ref().map(Value::to_string),
-                    status.is_final(),
-                ],
-            )?;
-            let data = status_event(status, time, error.clone());
-            events.push(insert_event(
-                tx,
-                run_id,
-                EventKind::Status,
-                None,
-                data,
-                time,
-            )?);
-        }
-        Write::Metric {
-            run_id,
-            step,
-            values,
-            ..
-        } => {
-            let event = insert_event(tx, run_id, EventKind::Metric, Some(*step), payload, time)?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO metrics
-                    (run_id, name, step, value, wall_seconds, event_id, count, min, max, last)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for value in values.iter() {
-                let window = value.window.as_ref();
-                insert.execute(params![
-                    run_id,
-                    value.name,
-                    value.step as i64,
-                    value.value,
-                    value.wall_seconds,
-                    event.id,
-                    window.map(|w| w.count as i64),
-                    window.map(|w| w.min),
-                    window.map(|w| w.max),
-                    window.map(|w| w.last),
-                ])?;
-            }
-            events.push(event);
-        }
-        Write::Progress {
-            run_id,
-            steps,
-            episodes,
-        } => {
-            tx.prepare_cached("UPDATE runs SET steps = ?2, episodes = ?3 WHERE id = ?1")?
-                .execute(params![run_id, *steps as i64, *episodes as i64])?;
-        }
-        Write::Log { run_id, .. } => {
-            events.push(insert_event(
-                tx,
-                run_id,
-                EventKind::Log,
-                None,
-                payload,
-                time,
-            )?);
-        }
-        Write::TruncateMetrics { run_id, step } => {
-            tx.execute(
-                "DELETE FROM metrics WHERE run_id = ?1 AND step > ?2",
-                params![run_id, *step as i64],
-            )?;
-            tx.execute(
-                "DELETE FROM events WHERE run_id = ?1 AND kind = ?2 AND step > ?3",
-                params![run_id, EventKind::Metric.as_str(), *step as i64],
-            )?;
-        }
-        Write::DeleteRun { run_id } => {
-            tx.execute("DELETE FROM sweep_runs WHERE run_id = ?1", [run_id])?;
-            tx.execute("DELETE FROM metrics WHERE run_id = ?1", [run_id])?;
-            tx.execute("DELETE FROM events WHERE run_id = ?1", [run_id])?;
-            tx.execute("DELETE FROM runs WHERE id = ?1", [run_id])?;
-        }
-        Write::Flush => {}
+/// What becomes of a running run whose worker stopped renewing its lease,
+/// and why: queued again while it has attempts left, else failed (or
+/// cancelled, if that was asked for).
+pub(super) fn lost_worker_message(
+    worker: Option<&str>,
+    attempts: i64,
+    max_attempts: u32,
+    cancel_requested: bool,
+) -> (RunStatus, String) {
+    let worker = worker.unwrap_or("its worker");
+    if cancel_requested {
+        return (
+            RunStatus::Cancelled,
+            format!("{worker} stopped renewing its lease after the run was cancelled"),
+        );
     }
-    Ok(Applied::Done)
+    if attempts < i64::from(max_attempts) {
+        (
+            RunStatus::Queued,
+            format!(
+                "{worker} stopped renewing its lease (attempt {attempts} of {max_attempts}); \
+                 the run is queued again and resumes from its last checkpoint"
+            ),
+        )
+    } else {
+        (
+            RunStatus::Failed,
+            format!(
+                "the run's worker was lost on each of its {attempts} attempts (the last was \
+                 {worker}); it is not tried again: a run that takes down its worker (memory, \
+                 a crash) needs mending first"
+            ),
+        )
+    }
 }

@@ -21,6 +21,8 @@ const NOBODY: u32 = 65534;
 pub struct Postgres {
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// [`USER`]'s password.
+    pub password: String,
     server: Child,
     bin: PathBuf,
     data: PathBuf,
@@ -153,6 +155,7 @@ impl Postgres {
                 if ready {
                     return Postgres {
                         port,
+                        password: password.to_string(),
                         server,
                         bin,
                         data,
@@ -165,6 +168,22 @@ impl Postgres {
             let _ = server.wait();
         }
         panic!("postgres did not start in {}", data.display());
+    }
+
+    /// Creates database `name` (with Debian's `psql`), for a test's store.
+    pub fn create_database(&self, name: &str) {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER])
+            .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A connection URL without the password, as `--store` takes it.

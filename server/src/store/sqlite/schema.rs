@@ -1,5 +1,6 @@
 //! The database schema, its migrations, and how connections are opened.
 
+use super::super::ROLLUP_SHIFTS;
 use super::StoreResult;
 use rusqlite::Connection;
 use std::borrow::Cow;
@@ -74,12 +75,27 @@ const SWEEPS_MIGRATION: &str = "CREATE TABLE sweeps (
         PRIMARY KEY (sweep_id, configuration, run_id)
     );";
 
-/// The rollup levels of [`rollups_migration`], as shifts: level `shift`
-/// sums the steps `[b << shift, (b + 1) << shift)`. Each level's buckets are
-/// 16 of the one below, so a read at the coarsest level that still fits
-/// reads at most 16 rollups per output point. Fixed once shipped: other
-/// levels would need a migration of their own.
-pub(super) const ROLLUP_SHIFTS: [u32; 8] = [4, 8, 12, 16, 20, 24, 28, 32];
+/// 5: the queue that workers claim from (docs/scale.md). A running run
+/// is held by one `worker` until `lease_until` (Unix seconds), renewed by
+/// its heartbeats; `attempts` counts its claims; `cancel_requested` asks
+/// its worker to stop it; `external` marks runs whose env processes
+/// connect to the server that executes them. `workers` lists the processes
+/// that execute runs, with their last heartbeat.
+const QUEUE_MIGRATION: &str = "ALTER TABLE runs ADD COLUMN worker TEXT;
+    ALTER TABLE runs ADD COLUMN lease_until REAL;
+    ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN external INTEGER NOT NULL DEFAULT 0;
+    UPDATE runs SET external = 1 WHERE json_extract(spec, '$.env.id') = 'external';
+    CREATE INDEX runs_worker ON runs(worker, status);
+    CREATE TABLE workers (
+        name TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        slots INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );";
 
 /// The levels as a table of one `shift` column, for SQL.
 fn rollup_levels_sql() -> String {
@@ -202,7 +218,7 @@ const WAL_BYTES_KEPT: i64 = 4 << 20;
 const SQLITE_HEAP_BYTES: i64 = 2 << 20;
 
 /// Opens a connection in WAL mode, waiting up to 10 s on a busy database.
-pub(super) fn open(path: &Path) -> StoreResult<Connection> {
+pub(crate) fn open(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
     // Process-wide: setting it again from each connection changes nothing.
     conn.pragma_update(None, "soft_heap_limit", SQLITE_HEAP_BYTES)?;
@@ -215,11 +231,12 @@ pub(super) fn open(path: &Path) -> StoreResult<Connection> {
 }
 
 /// Brings the database up to the newest schema.
-pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let migrations = MIGRATIONS.iter().map(|&sql| Cow::Borrowed(sql)).chain([
         Cow::Owned(rollups_migration()),
         Cow::Borrowed(SWEEPS_MIGRATION),
+        Cow::Borrowed(QUEUE_MIGRATION),
     ]);
     for (index, migration) in migrations.enumerate().skip(version as usize) {
         let tx = conn.transaction()?;

@@ -12,7 +12,7 @@
 //! them fall in equal step ranges (the cells of a [`Grid`]), each summarised
 //! as one point.
 
-use super::super::schema::ROLLUP_SHIFTS;
+use super::ROLLUP_SHIFTS;
 
 /// A stretch of a metric series as one point: a stored row (one point, or
 /// a window the recording policy aggregated), a rollup, or a bucket of a
@@ -179,11 +179,127 @@ impl Downsampler {
     }
 }
 
+/// What a downsampled read reads between its first and its last row, in
+/// step order: rows, or whole rollup buckets where they fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Span {
+    /// The rows with `after < step <= through`.
+    Rows {
+        /// Below the first step read.
+        after: i64,
+        /// The last step read.
+        through: i64,
+    },
+    /// The rollups of level `shift` whose buckets lie strictly between
+    /// `after` and `before`.
+    Rollups {
+        /// The level.
+        shift: u32,
+        /// The bucket before the first read.
+        after: i64,
+        /// The bucket after the last read.
+        before: i64,
+    },
+}
+
+/// A downsampled read under way, the same for every backend: the backend
+/// reads the first `max_points + 1` rows past the cursor and the last row,
+/// then feeds the [`Span`]s this plans, in order, to [`SeriesRead::push`].
+pub(crate) struct SeriesRead {
+    sampler: Downsampler,
+    last: MetricPoint,
+    /// Whether the first row has come by again (it is already in the
+    /// sampler): the spans start with it.
+    seen_first: bool,
+    /// Each point is held back by one, so that the last row (given to
+    /// [`Downsampler::finish`]) is not also summed in a cell.
+    held: Option<MetricPoint>,
+}
+
+impl SeriesRead {
+    /// The read of a series from `first` to `last` in `max_points`
+    /// points, and what to feed it.
+    pub fn plan(
+        first: MetricPoint,
+        last: MetricPoint,
+        max_points: usize,
+    ) -> (SeriesRead, Vec<Span>) {
+        let sampler = Downsampler::new(first, last.step, max_points);
+        let grid = sampler.grid();
+        let (first_step, last_step) = (step_in_sql(first.step), step_in_sql(last.step));
+        // A finer level tiles the grid's cells too: take one in which the
+        // first and the last row are in different buckets, or the whole
+        // span would be read as rows.
+        let shift = grid.shift.and_then(|coarsest| {
+            ROLLUP_SHIFTS
+                .iter()
+                .rev()
+                .copied()
+                .filter(|&shift| shift <= coarsest)
+                .find(|&shift| first.step >> shift < last.step >> shift)
+        });
+        let spans = match shift {
+            Some(shift) => {
+                // Rows up to the end of the first row's bucket, whole
+                // buckets, rows from the start of the last row's bucket.
+                let (first_bucket, last_bucket) = (first_step >> shift, last_step >> shift);
+                let bucket_start =
+                    |bucket: i64| i64::try_from(i128::from(bucket) << shift).unwrap_or(i64::MAX);
+                vec![
+                    Span::Rows {
+                        after: first_step - 1,
+                        through: bucket_start(first_bucket + 1) - 1,
+                    },
+                    Span::Rollups {
+                        shift,
+                        after: first_bucket,
+                        before: last_bucket,
+                    },
+                    Span::Rows {
+                        after: bucket_start(last_bucket) - 1,
+                        through: last_step,
+                    },
+                ]
+            }
+            None => vec![Span::Rows {
+                after: first_step - 1,
+                through: last_step,
+            }],
+        };
+        let read = SeriesRead {
+            sampler,
+            last,
+            seen_first: false,
+            held: None,
+        };
+        (read, spans)
+    }
+
+    /// The next row or rollup of the spans.
+    pub fn push(&mut self, point: MetricPoint) {
+        if !self.seen_first {
+            self.seen_first = true;
+        } else if let Some(earlier) = self.held.replace(point) {
+            self.sampler.push(earlier);
+        }
+    }
+
+    /// The downsampled series.
+    pub fn finish(self) -> Vec<MetricPoint> {
+        self.sampler.finish(self.last)
+    }
+}
+
+/// A step as the databases hold it (a signed 64-bit integer); steps past
+/// `i64::MAX` (none is stored) read as the last.
+pub(crate) fn step_in_sql(step: u64) -> i64 {
+    i64::try_from(step).unwrap_or(i64::MAX)
+}
+
 /// The downsampled form of a whole series of stored rows: the reference
 /// the rollup-reading path of `Store::metric_series_downsampled` is tested
-/// against.
-#[cfg(test)]
-pub(crate) fn downsample(rows: &[MetricPoint], max_points: usize) -> Vec<MetricPoint> {
+/// against, in each backend.
+pub fn downsample(rows: &[MetricPoint], max_points: usize) -> Vec<MetricPoint> {
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
         return Vec::new();
     };

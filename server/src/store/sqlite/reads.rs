@@ -1,14 +1,17 @@
 //! Reads, on pooled connections of their own: WAL lets them run beside the
 //! writer thread.
 
-mod downsample;
-
-pub use downsample::MetricPoint;
-
-use super::schema;
-use super::schema::ROLLUP_SHIFTS;
-use super::{Event, EventKind, RunRow, Store, StoreError, StoreResult, SweepRow};
-use downsample::Downsampler;
+use super::super::downsample::{SeriesRead, Span, step_in_sql};
+use super::super::rows::{
+    POINT_COLUMNS, RUN_COLUMNS, RawRun, RawSweep, SWEEP_COLUMNS, parse_run, parse_status,
+    parse_sweep,
+};
+use super::super::{
+    Backend, Committed, Event, EventKind, MetricPoint, Queued, RunRow, StoreError, StoreResult,
+    SweepRow, SweepWithRuns, WorkerInfo, WorkerRow,
+};
+use super::{Sqlite, schema};
+use crate::store::BatchFailure;
 use rl_runner::RunStatus;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -111,7 +114,7 @@ impl ReaderPool {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// Runs `read` on a reader connection.
     pub fn read<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         // A deleted database still reads (SQLite has it open), but as a
@@ -126,9 +129,41 @@ impl Store {
                 .expect("a lease holds its connection until dropped"),
         )
     }
+}
+
+impl Backend for Sqlite {
+    fn commit(&self, batch: &mut [Queued]) -> Result<Committed, BatchFailure> {
+        // SQLite would write on into a deleted or read-only file it has
+        // open; the batch fails as a whole instead, saying why.
+        if let Err(fault) = self.file.check(true) {
+            return Err(BatchFailure {
+                write: format!("commit a batch of {} writes", batch.len()),
+                cause: fault.to_string(),
+                batch: batch.len(),
+                fault: Some(fault),
+            });
+        }
+        let mut conn = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        super::writes::commit(&mut conn, batch)
+    }
+
+    fn disk_full(&self) -> bool {
+        self.file.is_full()
+    }
+
+    fn keep_reserve(&self) -> bool {
+        self.file.keep_reserve()
+    }
+
+    fn release_reserve(&self) {
+        self.file.release_reserve();
+    }
 
     /// One run.
-    pub fn run(&self, run_id: &str) -> StoreResult<Option<RunRow>> {
+    fn run(&self, run_id: &str) -> StoreResult<Option<RunRow>> {
         self.read(|conn| {
             conn.query_row(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
@@ -143,7 +178,7 @@ impl Store {
 
     /// Runs newest first, optionally of one status, starting below `before`
     /// (a `seq` cursor).
-    pub fn runs(
+    fn runs(
         &self,
         status: Option<RunStatus>,
         before: Option<i64>,
@@ -166,7 +201,7 @@ impl Store {
     }
 
     /// Sweeps, newest first, at most `limit`.
-    pub fn sweeps(&self, limit: usize) -> StoreResult<Vec<SweepRow>> {
+    fn sweeps(&self, limit: usize) -> StoreResult<Vec<SweepRow>> {
         self.read(|conn| {
             let mut statement = conn.prepare(&format!(
                 "SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY seq DESC LIMIT ?1"
@@ -180,7 +215,7 @@ impl Store {
 
     /// One sweep, with each of its runs and the configuration it belongs
     /// to, in submission order.
-    pub fn sweep(&self, sweep_id: &str) -> StoreResult<Option<SweepWithRuns>> {
+    fn sweep(&self, sweep_id: &str) -> StoreResult<Option<SweepWithRuns>> {
         self.read(|conn| {
             let Some(raw) = conn
                 .query_row(
@@ -204,7 +239,7 @@ impl Store {
             ))?;
             let runs = statement
                 .query_map([sweep_id], |row| {
-                    Ok((row.get::<_, i64>(11)?, run_row(row)?))
+                    Ok((row.get::<_, i64>(13)?, run_row(row)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
@@ -215,7 +250,7 @@ impl Store {
     }
 
     /// Ids of runs in `status`, oldest first.
-    pub fn runs_in_status(&self, status: RunStatus) -> StoreResult<Vec<String>> {
+    fn runs_in_status(&self, status: RunStatus) -> StoreResult<Vec<String>> {
         self.read(|conn| {
             let mut statement =
                 conn.prepare("SELECT id FROM runs WHERE status = ?1 ORDER BY seq")?;
@@ -227,7 +262,7 @@ impl Store {
     }
 
     /// How many runs are in each status that has any.
-    pub fn status_counts(&self) -> StoreResult<Vec<(RunStatus, u64)>> {
+    fn status_counts(&self) -> StoreResult<Vec<(RunStatus, u64)>> {
         self.read(|conn| {
             let mut statement =
                 conn.prepare("SELECT status, count(*) FROM runs GROUP BY status")?;
@@ -244,7 +279,7 @@ impl Store {
     }
 
     /// The newest value of each of a run's metrics: name → (step, value).
-    pub fn latest_metrics(&self, run_id: &str) -> StoreResult<Vec<(String, u64, f64)>> {
+    fn latest_metrics(&self, run_id: &str) -> StoreResult<Vec<(String, u64, f64)>> {
         self.read(|conn| {
             let mut statement = conn.prepare(
                 "SELECT name, step, value FROM metrics WHERE rowid IN
@@ -262,7 +297,7 @@ impl Store {
 
     /// A run's stored rows of metric `name` after `after_step`, in step
     /// order, at most `limit` of them.
-    pub fn metric_series(
+    fn metric_series(
         &self,
         run_id: &str,
         name: &str,
@@ -286,7 +321,7 @@ impl Store {
     /// rollups of migration 3 wherever a whole rollup bucket lies between
     /// the first and the last row, so a long series costs a few thousand
     /// rows to read, not all of them.
-    pub fn metric_series_downsampled(
+    fn metric_series_downsampled(
         &self,
         run_id: &str,
         name: &str,
@@ -316,64 +351,33 @@ impl Store {
                 params![run_id, name, after],
                 point_row,
             )?;
-            let mut sampler = Downsampler::new(first, last.step, max_points);
-            let grid = sampler.grid();
-            // Everything from the first row to the last goes through
-            // `between`, which holds each back by one: the first is already
-            // in the sampler, and the last is given to `finish`.
-            let mut seen_first = false;
-            let mut held: Option<MetricPoint> = None;
-            let mut between = |point: MetricPoint| {
-                if !seen_first {
-                    seen_first = true;
-                } else if let Some(earlier) = held.replace(point) {
-                    sampler.push(earlier);
-                }
-            };
-            let (first_step, last_step) = (step_in_sql(first.step), step_in_sql(last.step));
-            // A finer level tiles the grid's cells too: take one in which
-            // the first and the last row are in different buckets, or the
-            // whole span would be read as rows.
-            let shift = grid.shift.and_then(|coarsest| {
-                ROLLUP_SHIFTS
-                    .iter()
-                    .rev()
-                    .copied()
-                    .filter(|&shift| shift <= coarsest)
-                    .find(|&shift| first.step >> shift < last.step >> shift)
-            });
-            match shift {
-                Some(shift) => {
-                    // Rows up to the end of the first row's bucket, whole
-                    // buckets, rows from the start of the last row's bucket.
-                    let (first_bucket, last_bucket) = (first_step >> shift, last_step >> shift);
-                    let bucket_start = |bucket: i64| {
-                        i64::try_from(i128::from(bucket) << shift).unwrap_or(i64::MAX)
-                    };
-                    let head = (first_step - 1, bucket_start(first_bucket + 1) - 1);
-                    let tail = (bucket_start(last_bucket) - 1, last_step);
-                    metric_rows(&snapshot, run_id, name, head, usize::MAX, &mut between)?;
-                    rollups(
-                        &snapshot,
-                        run_id,
-                        name,
+            let (mut read, spans) = SeriesRead::plan(first, last, max_points);
+            for span in spans {
+                match span {
+                    Span::Rows { after, through } => {
+                        let range = (after, through);
+                        metric_rows(&snapshot, run_id, name, range, usize::MAX, |point| {
+                            read.push(point)
+                        })?;
+                    }
+                    Span::Rollups {
                         shift,
-                        (first_bucket, last_bucket),
-                        &mut between,
-                    )?;
-                    metric_rows(&snapshot, run_id, name, tail, usize::MAX, &mut between)?;
-                }
-                None => {
-                    let span = (first_step - 1, last_step);
-                    metric_rows(&snapshot, run_id, name, span, usize::MAX, &mut between)?;
+                        after,
+                        before,
+                    } => {
+                        let buckets = (after, before);
+                        rollups(&snapshot, run_id, name, shift, buckets, |point| {
+                            read.push(point)
+                        })?;
+                    }
                 }
             }
-            Ok(sampler.finish(last))
+            Ok(read.finish())
         })
     }
 
     /// The names of a run's metrics.
-    pub fn metric_names(&self, run_id: &str) -> StoreResult<Vec<String>> {
+    fn metric_names(&self, run_id: &str) -> StoreResult<Vec<String>> {
         self.read(|conn| {
             let mut statement =
                 conn.prepare("SELECT DISTINCT name FROM metrics WHERE run_id = ?1 ORDER BY name")?;
@@ -384,22 +388,55 @@ impl Store {
         })
     }
 
-    /// A run's events after `after` (an event id), optionally of one kind.
-    pub fn events(
-        &self,
-        run_id: &str,
-        after: i64,
-        kind: Option<EventKind>,
-        limit: usize,
-    ) -> StoreResult<Vec<Event>> {
-        let kinds = kind.map_or(EventKind::ALL.to_vec(), |kind| vec![kind]);
-        self.events_since(after, Some(&[run_id.to_string()]), &kinds, limit)
+    fn cancel_requests(&self, worker: &str) -> StoreResult<Vec<String>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id FROM runs
+                 WHERE worker = ?1 AND status = 'running' AND cancel_requested = 1",
+            )?;
+            let ids = statement
+                .query_map([worker], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+    }
+
+    fn workers(&self) -> StoreResult<Vec<WorkerRow>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT name, host, pid, slots, started_at, heartbeat_at FROM workers
+                 ORDER BY heartbeat_at DESC",
+            )?;
+            let mut workers = statement
+                .query_map([], |row| {
+                    Ok(WorkerRow {
+                        info: WorkerInfo {
+                            name: row.get(0)?,
+                            host: row.get(1)?,
+                            pid: row.get(2)?,
+                            slots: row.get(3)?,
+                            started_at: row.get(4)?,
+                        },
+                        heartbeat_at: row.get(5)?,
+                        runs: Vec::new(),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut held = conn.prepare(
+                "SELECT worker, id FROM runs WHERE status = 'running' AND worker IS NOT NULL
+                 ORDER BY seq",
+            )?;
+            let held = held
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(super::super::attach_runs(&mut workers, held))
+        })
     }
 
     /// The newest event's id over the whole store (0 when there is none). A
     /// client that reads a snapshot (runs, metrics) after taking it and then
     /// follows events after it misses nothing between the two.
-    pub fn last_event_id(&self) -> StoreResult<i64> {
+    fn last_event_id(&self) -> StoreResult<i64> {
         self.read(|conn| {
             Ok(
                 conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |row| {
@@ -411,7 +448,7 @@ impl Store {
 
     /// Events of every run, or of `run_ids`, after `after`, of `kinds`,
     /// oldest first: a server-wide stream's catch-up.
-    pub fn events_since(
+    fn events_since(
         &self,
         after: i64,
         run_ids: Option<&[String]>,
@@ -465,23 +502,7 @@ impl Store {
                 .collect()
         })
     }
-
-    /// `PRAGMA integrity_check`'s answer (`ok` when sound).
-    pub fn integrity_check(&self) -> StoreResult<String> {
-        self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?))
-    }
 }
-
-/// A step as SQLite holds it; steps past `i64::MAX` (none is stored) read
-/// as the last.
-fn step_in_sql(step: u64) -> i64 {
-    i64::try_from(step).unwrap_or(i64::MAX)
-}
-
-/// A stored row as a [`MetricPoint`]: a single point is its own window of
-/// one.
-const POINT_COLUMNS: &str =
-    "step, value, wall_seconds, coalesce(count, 1), coalesce(min, value), coalesce(max, value)";
 
 fn point_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MetricPoint> {
     Ok(MetricPoint {
@@ -539,13 +560,6 @@ fn rollups(
     Ok(())
 }
 
-/// A sweep and each of its runs with its configuration's index.
-pub type SweepWithRuns = (SweepRow, Vec<(usize, RunRow)>);
-
-const SWEEP_COLUMNS: &str = "id, name, spec, configurations, created_at";
-
-type RawSweep = (String, String, String, String, f64);
-
 fn sweep_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawSweep> {
     Ok((
         row.get(0)?,
@@ -555,47 +569,6 @@ fn sweep_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawSweep> {
         row.get(4)?,
     ))
 }
-
-fn parse_sweep(raw: RawSweep) -> StoreResult<SweepRow> {
-    let (id, name, spec, configurations, created_at) = raw;
-    let json = |text: &str, what: &str| {
-        serde_json::from_str::<serde_json::Value>(text)
-            .map_err(|e| StoreError::Corrupt(format!("sweep {id}'s {what} is not JSON: {e}")))
-    };
-    let spec = json(&spec, "spec")?;
-    let configurations = match json(&configurations, "configurations")? {
-        serde_json::Value::Array(list) => list,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "sweep {id}'s configurations are {other}, not a list"
-            )));
-        }
-    };
-    Ok(SweepRow {
-        id,
-        name,
-        spec,
-        configurations,
-        created_at,
-    })
-}
-
-const RUN_COLUMNS: &str =
-    "id, seq, spec, status, created_at, started_at, finished_at, steps, episodes, summary, error";
-
-type RawRun = (
-    String,
-    i64,
-    String,
-    String,
-    f64,
-    Option<f64>,
-    Option<f64>,
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-);
 
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRun> {
     Ok((
@@ -610,48 +583,17 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRun> {
         row.get(8)?,
         row.get(9)?,
         row.get(10)?,
+        row.get(11)?,
+        row.get(12)?,
     ))
-}
-
-fn parse_status(text: &str) -> StoreResult<RunStatus> {
-    text.parse()
-        .map_err(|e: rl_runner::UnknownStatus| StoreError::Corrupt(e.to_string()))
-}
-
-fn parse_run(raw: RawRun) -> StoreResult<RunRow> {
-    let (
-        id,
-        seq,
-        spec,
-        status,
-        created_at,
-        started_at,
-        finished_at,
-        steps,
-        episodes,
-        summary,
-        error,
-    ) = raw;
-    Ok(RunRow {
-        id,
-        seq,
-        spec: serde_json::from_str(&spec)?,
-        status: parse_status(&status)?,
-        created_at,
-        started_at,
-        finished_at,
-        steps: steps as u64,
-        episodes: episodes as u64,
-        summary: summary.map(|s| serde_json::from_str(&s)).transpose()?,
-        error,
-    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::downsample::downsample;
     use super::schema::tests::{Row, assert_rollups_match_the_rows, insert, rows};
     use super::*;
+    use crate::store::Store;
+    use crate::store::downsample::downsample;
     use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
@@ -764,7 +706,7 @@ mod tests {
     #[test]
     fn a_burst_of_reads_never_holds_more_than_the_cap() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("rl-lab.db")).unwrap();
         let inside = AtomicUsize::new(0);
         let most_inside = AtomicUsize::new(0);
         // Three times the cap at once, each holding its connection a while:
@@ -794,7 +736,7 @@ mod tests {
     #[test]
     fn a_panicking_read_gives_its_connection_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("rl-lab.db")).unwrap();
         for _ in 0..2 * MAX_READERS {
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 store.read::<()>(|_| panic!("a read that panics"))

@@ -1,0 +1,297 @@
+//! The embedded backend: SQLite in WAL mode at `DATA/rl-lab.db`.
+//!
+//! The writer thread's batches go through one write connection
+//! ([`writes`]); reads use pooled connections of their own ([`reads`]),
+//! which WAL lets run beside it. The tables are in [`schema`].
+
+mod reads;
+mod schema;
+mod writes;
+
+use super::{StoreError, StoreFault, StoreResult};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The SQLite backend.
+pub struct Sqlite {
+    path: PathBuf,
+    file: DbFile,
+    /// The one connection that writes; only the writer thread locks it.
+    writer: Mutex<Connection>,
+    readers: reads::ReaderPool,
+}
+
+impl Sqlite {
+    /// Opens (or creates) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> StoreResult<Sqlite> {
+        let mut conn = schema::open(path)?;
+        let file = DbFile::open(path)?;
+        file.check(true).map_err(StoreError::Unavailable)?;
+        schema::migrate(&mut conn)?;
+        Ok(Sqlite {
+            path: path.to_path_buf(),
+            file,
+            writer: Mutex::new(conn),
+            readers: reads::ReaderPool::default(),
+        })
+    }
+}
+
+/// The database file the store opened, to tell when it is deleted,
+/// replaced or made read-only under the server: SQLite keeps writing to
+/// the file it has open (an unlinked one, or one whose mode no longer
+/// allows writing), so it would never say.
+#[derive(Debug)]
+pub(super) struct DbFile {
+    path: PathBuf,
+    /// Device and inode at open.
+    identity: (u64, u64),
+    /// Set when the reserve was given back for a full disk, until it can
+    /// be made again: meanwhile runs stop recording and the writer tries
+    /// only what must be recorded, so the space goes to runs' ends.
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl DbFile {
+    fn open(path: &Path) -> StoreResult<DbFile> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+        Ok(DbFile {
+            path: path.to_path_buf(),
+            identity: (metadata.dev(), metadata.ino()),
+            full: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the file at the path is still the one opened (and, for a
+    /// write, writable); one `stat`.
+    pub(super) fn check(&self, write: bool) -> Result<(), StoreFault> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(&self.path).map_err(|_| StoreFault::Gone)?;
+        if (metadata.dev(), metadata.ino()) != self.identity {
+            return Err(StoreFault::Gone);
+        }
+        if write && metadata.permissions().readonly() {
+            return Err(StoreFault::ReadOnly);
+        }
+        Ok(())
+    }
+
+    fn reserve_path(&self) -> PathBuf {
+        self.path.with_extension("reserve")
+    }
+
+    /// Whether the disk was found full and has not had room since.
+    pub(super) fn is_full(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes the reserve if missing; true when it is there (the disk has
+    /// room again, if it was full).
+    pub(super) fn keep_reserve(&self) -> bool {
+        let path = self.reserve_path();
+        // Written, not sized: a sparse file would hold no space back.
+        let kept = path.exists() || std::fs::write(&path, vec![0u8; RESERVE_BYTES]).is_ok();
+        if kept {
+            self.full.store(false, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+        kept
+    }
+
+    pub(super) fn release_reserve(&self) {
+        self.full.store(true, std::sync::atomic::Ordering::Relaxed);
+        if std::fs::remove_file(self.reserve_path()).is_ok() {
+            tracing::warn!(
+                bytes = RESERVE_BYTES,
+                "the disk is full: released the store's reserve so that runs can record their end"
+            );
+        }
+    }
+}
+
+/// Space kept back beside the database, given up when the disk fills so
+/// that runs can still record how they ended (a status change needs a few
+/// pages of WAL). Made again at the next start, or when a run starts and
+/// there is room. More than the WAL a full batch of metrics takes (about
+/// 0.16 MB for its 1,000 episode records), since one may be committing
+/// when the reserve is given back.
+const RESERVE_BYTES: usize = 4 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::writer::{self, Queued, Reply};
+    use crate::store::{EventKind, MetricValue, Store, Write};
+    use rl_runner::RunStatus;
+    use serde_json::Value;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    use tokio::sync::broadcast;
+
+    fn spec() -> Value {
+        serde_json::json!({"env": {"id": "CartPole-v1"}, "agent": {"id": "dqn"}})
+    }
+
+    /// A second connection to the store's database, to break it.
+    fn sabotage(dir: &Path, sql: &str) {
+        Connection::open(dir.join("rl-lab.db"))
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_read_only_or_deleted_database_is_named_as_such() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rl-lab.db");
+        let store = Store::open(&path).unwrap();
+        let id = store.insert_run(spec()).unwrap();
+        let writable = std::fs::metadata(&path).unwrap().permissions();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let e = store.insert_run(spec()).unwrap_err();
+        assert_eq!(e.fault(), Some(StoreFault::ReadOnly), "{e:?}");
+        // Reads go on.
+        assert!(store.run(&id).unwrap().is_some());
+        std::fs::set_permissions(&path, writable).unwrap();
+        store.insert_run(spec()).unwrap();
+
+        std::fs::remove_file(&path).unwrap();
+        let e = store.run(&id).unwrap_err();
+        assert_eq!(e.fault(), Some(StoreFault::Gone), "{e:?}");
+        let e = store.insert_run(spec()).unwrap_err();
+        assert_eq!(e.fault(), Some(StoreFault::Gone), "{e:?}");
+        assert!(e.to_string().contains("deleted"), "{e}");
+        // Nothing was created at the path in its place.
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_failed_write_says_what_failed_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
+        sabotage(dir.path(), "DROP TABLE events;");
+        let e = store.insert_run(spec()).unwrap_err();
+        let message = e.to_string();
+        assert!(matches!(e, StoreError::Batch(_)), "{e:?}");
+        assert!(
+            message.starts_with("could not insert a new run: no such table: events"),
+            "{message}"
+        );
+        assert!(!message.contains("closed"), "{message}");
+    }
+
+    #[test]
+    fn a_failed_write_fails_alone_in_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("rl-lab.db")).unwrap();
+        let id = store.insert_run(spec()).unwrap();
+        sabotage(dir.path(), "DROP TABLE metrics;");
+        // One batch, as the writer would gather it: another run's metric
+        // that cannot be stored, then this run's status change.
+        let metric = Write::Metric {
+            run_id: id.clone(),
+            record: r#"{"kind": "scalar"}"#.into(),
+            step: 5,
+            values: vec![MetricValue {
+                name: "train/loss".into(),
+                step: 5,
+                value: 0.5,
+                wall_seconds: 1.0,
+                window: None,
+            }],
+        };
+        let status = Write::Status {
+            run_id: id.clone(),
+            holder: None,
+            status: RunStatus::Running,
+            error: None,
+            summary: None,
+        };
+        let mut batch: Vec<Queued> = [metric, status]
+            .into_iter()
+            .map(|write| Queued { write, reply: None })
+            .collect();
+        let mut conn = Connection::open(dir.path().join("rl-lab.db")).unwrap();
+        let (applied, events) = writes::commit(&mut conn, &mut batch).unwrap();
+        let failure = applied[0].as_ref().expect_err("the metric fails");
+        assert_eq!(failure.write, format!("record a metric of {id} at step 5"));
+        assert_eq!(failure.cause, "no such table: metrics");
+        assert_eq!(failure.batch, 1);
+        assert_eq!(
+            failure.to_string(),
+            format!("could not record a metric of {id} at step 5: no such table: metrics")
+        );
+        // The status change beside it was stored, with its event.
+        assert!(applied[1].is_ok());
+        assert_eq!(events.len(), 1);
+        assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Running);
+    }
+
+    #[test]
+    fn a_run_end_the_full_disk_refused_is_stored_once_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rl-lab.db");
+        let store = Store::open(&path).unwrap();
+        let id = store.insert_run(spec()).unwrap();
+        // A database that cannot grow (SQLite's own "disk is full"), with
+        // ballast whose deletion frees pages.
+        sabotage(
+            dir.path(),
+            "CREATE TABLE ballast (data BLOB);
+             INSERT INTO ballast SELECT zeroblob(100000) FROM (SELECT 1 UNION ALL SELECT 2);",
+        );
+        let conn = schema::open(&path).unwrap();
+        let pages: i64 = conn
+            .pragma_query_value(None, "page_count", |row| row.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+        let backend = Sqlite {
+            path: path.clone(),
+            file: DbFile::open(&path).unwrap(),
+            writer: Mutex::new(conn),
+            readers: reads::ReaderPool::default(),
+        };
+        let (queue, writes) = mpsc::sync_channel(16);
+        let (publish, _) = broadcast::channel(16);
+        std::thread::scope(|scope| {
+            scope.spawn(|| writer::writer_loop(&backend, writes, Some(publish)));
+            // An end with more to say than the pages left can hold.
+            let end = |status| Write::Status {
+                run_id: id.clone(),
+                holder: None,
+                status,
+                error: Some("e".repeat(20_000)),
+                summary: None,
+            };
+            let (to, answer) = mpsc::channel();
+            let reply = Some(Reply::Applied(to));
+            queue
+                .send(Queued {
+                    write: end(RunStatus::Failed),
+                    reply,
+                })
+                .unwrap();
+            let refused = answer.recv().unwrap().unwrap_err();
+            assert_eq!(refused.fault(), Some(StoreFault::DiskFull), "{refused}");
+            assert_eq!(store.run(&id).unwrap().unwrap().status, RunStatus::Queued);
+            // Room again: the writer stores the end by itself.
+            sabotage(dir.path(), "DELETE FROM ballast;");
+            let began = std::time::Instant::now();
+            while store.run(&id).unwrap().unwrap().status != RunStatus::Failed {
+                assert!(
+                    began.elapsed() < Duration::from_secs(10),
+                    "the end was not stored"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(queue);
+        });
+        let history = store.events(&id, 0, Some(EventKind::Status), 100).unwrap();
+        assert_eq!(history.len(), 2, "queued, then failed once");
+    }
+}

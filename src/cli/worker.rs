@@ -1,0 +1,96 @@
+//! `rl-lab worker`: executes runs queued in a shared store.
+
+use super::serve::{LogFormat, QueueArgs, init_logs, store_location};
+use super::{CliError, CliResult};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `rl-lab worker`.
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// The store to claim runs from: postgres://USER@HOST[:PORT]/DB. The
+    /// password comes from the file named by RL_LAB_STORE_PASSWORD_FILE,
+    /// else from PGPASSWORD; never from the URL.
+    // Parsed by `store_location`, not by clap, whose refusal would repeat
+    // the value, and with it a password given by mistake.
+    #[arg(long, env = "RL_LAB_STORE", hide_env_values = true, value_name = "URL")]
+    store: String,
+    /// Run folders (checkpoints, metrics files, TensorBoard files): workers
+    /// that may resume each other's runs must share it.
+    #[arg(long, default_value = "./rl-lab-data")]
+    data: PathBuf,
+    /// Runs executed at once (default: the number of cores).
+    #[arg(long)]
+    slots: Option<usize>,
+    #[command(flatten)]
+    queue: QueueArgs,
+    /// Stop once nothing has run for this many seconds: a Slurm job array
+    /// drains the queue and ends.
+    #[arg(long, value_name = "SECONDS")]
+    exit_when_idle: Option<u64>,
+    /// Most memory one run may need, e.g. 4G or 512M; a larger run fails.
+    /// Default: three quarters of the machine's memory divided by --slots.
+    #[arg(long, value_name = "BYTES", value_parser = rl_runner::memory::parse_bytes)]
+    max_run_memory: Option<u64>,
+    /// Lets runs use `remote` envs served at HOST[:PORT] (repeatable), as
+    /// `rl-lab serve --allow-remote-env`; loopback only without it.
+    #[arg(long = "allow-remote-env", value_name = "HOST[:PORT]", value_parser = parse_host_pattern)]
+    allow_remote_env: Vec<rl_runner::envs::HostPattern>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn parse_host_pattern(text: &str) -> Result<rl_runner::envs::HostPattern, String> {
+    text.parse()
+}
+
+/// Claims and executes runs until SIGINT or SIGTERM (or --exit-when-idle),
+/// then hands the runs it holds back to the queue. The first line on
+/// stdout is `worker NAME ready`.
+pub fn worker(args: WorkerArgs, lab: &super::Lab) -> CliResult {
+    if args.slots == Some(0) {
+        return Err(CliError::input("--slots: must be at least 1"));
+    }
+    let store = store_location(&args.store)?;
+    let base = rl_server::runs::NodeConfig {
+        takes_external: false,
+        hands_back: true,
+        ..rl_server::runs::NodeConfig::server()
+    };
+    let node = args.queue.node(base)?;
+    init_logs(args.log_format);
+    let config = rl_server::WorkerConfig {
+        store,
+        data: args.data,
+        slots: args
+            .slots
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        node,
+        exit_when_idle: args.exit_when_idle.map(Duration::from_secs),
+        max_run_memory: args.max_run_memory,
+        env_plugins: lab.env_plugins().to_vec(),
+        remote_envs: rl_runner::envs::UrlPolicy::LoopbackAnd(args.allow_remote_env),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError {
+            code: 1,
+            message: format!("starting the async runtime: {e}"),
+        })?;
+    runtime
+        .block_on(rl_server::work(config, |name| {
+            let mut stdout = std::io::stdout();
+            let _ = writeln!(stdout, "worker {name} ready");
+            let _ = stdout.flush();
+        }))
+        .map_err(|e| CliError {
+            code: match e {
+                rl_server::ServeError::Data { .. } => 2,
+                _ => 1,
+            },
+            message: e.to_string(),
+        })
+}
