@@ -214,6 +214,50 @@ def test_compare_three_seeds_as_one_mean_with_a_band(page, server):
     screenshot(page, "compare")
 
 
+def test_compare_groups_a_sweep_by_its_configurations(page, server):
+    base = {"env": {"id": "gridworld/cliff-walking"}, "agent": {"id": "q-learning"},
+            "budget": {"episodes": 150}, "seed": 0}
+    sweep = post(server, "/v1/sweeps", {"name": "browser-alpha", "base": base,
+                                         "grid": {"agent.config.alpha": [0.1, 0.5]}, "seeds": [0, 1]})
+    for run_id in sweep["runs"]:
+        wait_for_status(server, run_id, {"completed"})
+    # Picked from the list of sweeps on the bare Compare page.
+    page.goto("/#/compare")
+    page.click(f"#compare-sweeps a[href='#/compare?sweep={sweep['id']}']")
+    page.wait_for_function("() => window.__rlLab.charts.compare && window.__rlLab.charts.compare.points() > 0")
+    lines = page.evaluate("() => window.__rlLab.charts.compare.data()")
+    labels = sorted(line["label"] for line in lines)
+    assert labels == ["agent.config.alpha=0.1 (2 seeds)", "agent.config.alpha=0.5 (2 seeds)"], labels
+    groups = page.locator("#compare-groups li")
+    expect(groups).to_have_count(2)
+    members = sorted(groups.nth(i).get_attribute("data-members") for i in range(2))
+    by_configuration = sorted(",".join(r["id"] for r in c["runs"]) for c in get(server, f"/v1/sweeps/{sweep['id']}")["configurations"])
+    assert members == by_configuration
+    expect(page.locator("h1")).to_contain_text("browser-alpha")
+    screenshot(page, "compare-sweep")
+
+
+def test_workers_page_shows_who_runs_what_and_their_heartbeats(page, server):
+    me = get(server, "/v1/workers")["server"]
+    run = post(server, "/v1/runs", {"env": {"id": "CartPole-v1"}, "agent": {"id": "dqn"},
+                                    "budget": {"steps": 5_000_000}, "seed": 1})
+    wait_for_status(server, run["id"], {"running"})
+    page.goto("/#/workers")
+    row = page.locator(f"#workers-table tr[data-worker='{me}']")
+    expect(row).to_contain_text("(this server)")
+    expect(row.locator(f"a[href='#/runs/{run['id']}']")).to_be_visible()
+    expect(row.locator("td.heartbeat")).to_contain_text("ago")
+    screenshot(page, "workers")
+    # The run's page names its worker.
+    page.goto(f"/#/runs/{run['id']}")
+    expect(page.locator("#run-worker")).to_contain_text(me)
+    post(server, f"/v1/runs/{run['id']}/cancel", {})
+    wait_for_status(server, run["id"], {"cancelled"})
+    # Once the run stops, the next refresh shows the server idle.
+    page.goto("/#/workers")
+    expect(row).to_contain_text("idle", timeout=10_000)
+
+
 def test_smoothing_and_seed_bands_compute_what_they_claim(page):
     """The chart maths, run in the browser from the served modules."""
     page.goto("/#/runs")

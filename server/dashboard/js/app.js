@@ -9,6 +9,7 @@ import * as launch from './launch.js';
 import * as compare from './compare.js';
 import * as replay from './replay.js';
 import * as envs from './envs.js';
+import * as workers from './workers.js';
 
 const routes = [
   [/^#\/runs\/([^/?]+)\/replay$/, replay, 'runs'],
@@ -18,6 +19,7 @@ const routes = [
   [/^#\/launch$/, launch, 'launch'],
   [/^#\/envs\/(.+)$/, envs, 'envs'],
   [/^#\/envs$/, envs, 'envs'],
+  [/^#\/workers$/, workers, 'workers'],
 ];
 
 const main = document.getElementById('page');

@@ -63,13 +63,24 @@ export function aggregate(lines, band) {
   return out;
 }
 
+/** A sweep configuration's varied values as one label. */
+function paramsLabel(params) {
+  const entries = Object.entries(params || {});
+  return entries.length ? entries.map(([path, v]) => `${path}=${JSON.stringify(v)}`).join(', ') : 'the base spec';
+}
+
 export function render(main) {
-  const ids = (routeQuery().get('ids') || '').split(',').filter(Boolean);
-  main.append(h('h1', {}, 'Compare runs'));
-  if (!ids.length) {
+  const query = routeQuery();
+  const ids = (query.get('ids') || '').split(',').filter(Boolean);
+  const sweepId = query.get('sweep');
+  const heading = h('h1', {}, 'Compare runs');
+  main.append(heading);
+  if (!ids.length && !sweepId) {
     pickRuns(main);
     return undefined;
   }
+  // A sweep's runs, grouped by its configurations: id -> {index, label}.
+  const configurationOf = new Map();
   const message = h('p', { class: 'error', role: 'alert' });
   const controls = {
     metric: h('select', { id: 'compare-metric' }),
@@ -100,8 +111,13 @@ export function render(main) {
     const axis = controls.xAxis.value;
     chart.options.xLabel = axis === 'wall' ? 'wall s' : axis === 'episode' ? 'episode' : 'step';
     const groups = new Map();
-    for (const [id, run] of runs) {
-      const key = controls.group.checked ? settingKey(run.view.spec) : id;
+    // In the order asked for (a sweep's: by configuration, then seed),
+    // whatever order the runs loaded in.
+    for (const id of ids.filter((i) => runs.has(i))) {
+      const run = runs.get(id);
+      const configuration = configurationOf.get(id);
+      const setting = configuration ? `configuration ${configuration.index}` : settingKey(run.view.spec);
+      const key = controls.group.checked ? setting : id;
       if (!groups.has(key)) groups.set(key, []);
       groups.get(key).push(id);
     }
@@ -109,7 +125,11 @@ export function render(main) {
     groupsList.replaceChildren();
     [...groups.values()].forEach((members, i) => {
       const first = runs.get(members[0]).view;
-      const label = members.length > 1 ? `${first.spec.env.id} · ${first.spec.agent.id} (${members.length} seeds)` : `${members[0]} (${first.spec.agent.id}, seed ${first.spec.seed ?? 0})`;
+      const configuration = configurationOf.get(members[0]);
+      const seeds = members.length > 1 ? ` (${members.length} seeds)` : `, seed ${first.spec.seed ?? 0}`;
+      const label = configuration && controls.group.checked
+        ? `${paramsLabel(configuration.params)}${seeds}`
+        : members.length > 1 ? `${first.spec.env.id} · ${first.spec.agent.id}${seeds}` : `${members[0]} (${first.spec.agent.id}${seeds})`;
       const memberLines = members.map((id) => runs.get(id).metrics.line(name, axis)).filter(Boolean);
       if (memberLines.length > 1) lines.push({ label, color: color(i), ...aggregate(memberLines, controls.band.value) });
       else if (memberLines.length === 1) lines.push({ ...memberLines[0], label, color: color(i) });
@@ -123,7 +143,7 @@ export function render(main) {
   for (const c of Object.values(controls)) c.addEventListener('input', () => { if (c === controls.xAxis) chart.shape = ''; draw(); });
 
   const showDiff = () => {
-    const flats = [...runs].map(([id, r]) => [id, flatten(r.view.spec)]);
+    const flats = ids.filter((i) => runs.has(i)).map((id) => [id, flatten(runs.get(id).view.spec)]);
     const paths = [...new Set(flats.flatMap(([, f]) => Object.keys(f)))].sort();
     const differing = paths.filter((p) => new Set(flats.map(([, f]) => f[p] ?? '—')).size > 1);
     diffTable.replaceChildren(
@@ -135,6 +155,16 @@ export function render(main) {
   let stop = null;
   (async () => {
     try {
+      if (sweepId) {
+        const sweep = await api(`/v1/sweeps/${encodeURIComponent(sweepId)}`);
+        heading.textContent = `Compare sweep ${sweep.name} (${sweep.id})`;
+        for (const c of sweep.configurations) {
+          for (const r of c.runs) {
+            ids.push(r.id);
+            configurationOf.set(r.id, { index: c.index, params: c.params });
+          }
+        }
+      }
       await Promise.all(ids.map(async (id) => {
         const view = await api(`/v1/runs/${encodeURIComponent(id)}`);
         const metrics = new RunMetrics(id);
@@ -149,7 +179,7 @@ export function render(main) {
     const names = [...new Set([...runs.values()].flatMap((r) => [...r.metrics.series.keys()]))].sort();
     if (!names.includes(EPISODE_RETURN)) names.unshift(EPISODE_RETURN);
     controls.metric.replaceChildren(...names.map((n) => h('option', { value: n, selected: n === EPISODE_RETURN }, n)));
-    controls.group.checked = new Set([...runs.values()].map((r) => settingKey(r.view.spec))).size < runs.size;
+    controls.group.checked = configurationOf.size > 0 || new Set([...runs.values()].map((r) => settingKey(r.view.spec))).size < runs.size;
     showDiff();
     draw();
     // Live: the runs' metrics and status changes, on one connection.
@@ -173,9 +203,15 @@ export function render(main) {
   };
 }
 
-/** Without ids: recent runs to pick from. */
+/** Without ids: recent sweeps and runs to pick from. */
 async function pickRuns(main) {
-  const list = await api('/v1/runs?limit=100');
+  const [list, sweeps] = await Promise.all([api('/v1/runs?limit=100'), api('/v1/sweeps')]);
+  if (sweeps.sweeps.length) {
+    main.append(h('h2', {}, 'Sweeps'), h('ul', { class: 'plain', id: 'compare-sweeps' }, sweeps.sweeps.map((s) => h('li', {},
+      h('a', { href: `#/compare?sweep=${encodeURIComponent(s.id)}` }, `${s.name} (${s.id})`),
+      h('span', { class: 'muted' }, ` ${s.configurations} configurations, ${time(s.created_at)}`)))),
+    h('h2', {}, 'Runs'));
+  }
   const chosen = new Set();
   const go = h('button', { class: 'primary', disabled: true, onclick: () => { location.hash = `#/compare?ids=${[...chosen].join(',')}`; } }, 'Compare');
   main.append(

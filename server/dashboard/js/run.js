@@ -70,7 +70,8 @@ export function render(main, id) {
       h('span', {}, `${view.spec.env.id} · ${view.spec.agent.id} · seed ${view.spec.seed ?? 0}`),
       progressBar(p.fraction),
       h('span', { id: 'run-progress', class: 'muted' }, `${compact(p.steps)} steps, ${compact(p.episodes)} episodes${budget ? ` of ${budget}` : ''}`),
-      view.status === 'running' && p.steps_per_second ? h('span', { class: 'muted' }, `${compact(p.steps_per_second)} steps/s`) : null);
+      view.status === 'running' && p.steps_per_second ? h('span', { class: 'muted' }, `${compact(p.steps_per_second)} steps/s`) : null,
+      view.worker ? h('span', { class: 'muted', id: 'run-worker' }, `${view.status === 'running' ? 'on' : 'last on'} `, h('a', { href: '#/workers' }, view.worker), view.attempts > 1 ? ` (attempt ${view.attempts})` : '') : null);
     const active = view.status === 'queued' || view.status === 'running';
     buttons.cancel.disabled = !active;
     buttons.resume.disabled = !['interrupted', 'cancelled', 'failed'].includes(view.status);
