@@ -6,12 +6,10 @@
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Server, get_json, post_json, wait_status};
+use support::{Server, Worker, get_json, post_json, run_locally, statuses, wait_status};
 
 #[allow(dead_code)] // the helpers other test files use
 #[path = "../server/tests/support/postgres.rs"]
@@ -19,61 +17,21 @@ mod postgres;
 
 const PASSWORD: &str = "workers";
 
-/// An `rl-lab worker` process, killed when dropped.
-struct Worker {
-    child: Child,
-}
-
-impl Worker {
-    /// Starts a worker named `name` on the cluster's database `db`, its run
-    /// folders in `data`, and waits until it is ready.
-    fn start(
-        cluster: &postgres::Postgres,
-        db: &str,
-        data: &std::path::Path,
-        name: &str,
-        extra: &[&str],
-    ) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rl-lab"))
-            .args([
-                "worker",
-                "--store",
-                &cluster.url(db),
-                "--name",
-                name,
-                "--data",
-            ])
-            .arg(data)
-            .args(extra)
-            .env("PGPASSWORD", PASSWORD)
-            .env_remove("RL_LAB_STORE_PASSWORD_FILE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start a worker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), format!("worker {name} ready"));
-        Worker { child }
-    }
-
-    fn kill(&mut self) {
-        let status = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A worker on the cluster's database `db`.
+fn worker(
+    cluster: &postgres::Postgres,
+    db: &str,
+    data: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+) -> Worker {
+    Worker::start(
+        &cluster.url(db),
+        data,
+        name,
+        extra,
+        &[("PGPASSWORD", PASSWORD)],
+    )
 }
 
 /// `rl-lab serve --slots 0`: it answers and queues, and executes nothing.
@@ -87,34 +45,6 @@ fn api_node(cluster: &postgres::Postgres, db: &str, data: &std::path::Path) -> S
     )
 }
 
-/// The same spec under `rl-lab run`: its summary.
-fn run_locally(spec: &Value) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("spec.json");
-    std::fs::write(&file, spec.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rl-lab"))
-        .args(["run", "--json", "--out"])
-        .arg(dir.path().join("out"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn statuses(run: &Value) -> Vec<String> {
-    run["status_history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|change| change["status"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn three_workers_claim_each_of_fifty_runs_exactly_once() {
     let cluster = postgres::Postgres::start(PASSWORD);
@@ -123,7 +53,7 @@ fn three_workers_claim_each_of_fifty_runs_exactly_once() {
     let server = api_node(&cluster, "queue", data.path());
     let workers: Vec<Worker> = (0..3)
         .map(|i| {
-            Worker::start(
+            worker(
                 &cluster,
                 "queue",
                 data.path(),
@@ -214,7 +144,7 @@ fn a_worker_killed_mid_run_loses_its_lease_and_another_resumes_the_run() {
     let data = tempfile::tempdir().unwrap();
     let server = api_node(&cluster, "lost", data.path());
     let quick = ["--slots", "1", "--lease", "3", "--heartbeat", "1"];
-    let mut first = Worker::start(&cluster, "lost", data.path(), "first", &quick);
+    let mut first = worker(&cluster, "lost", data.path(), "first", &quick);
     let (code, created) = post_json(&server, "/v1/runs", &dqn_spec());
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
@@ -245,7 +175,7 @@ fn a_worker_killed_mid_run_loses_its_lease_and_another_resumes_the_run() {
         .clone();
     let why = requeue["error"].as_str().unwrap();
     assert!(why.contains("first stopped renewing its lease"), "{why}");
-    let _second = Worker::start(&cluster, "lost", data.path(), "second", &quick);
+    let _second = worker(&cluster, "lost", data.path(), "second", &quick);
     let run = wait_status(&server, &id, &["completed"], Duration::from_secs(180));
     assert_eq!(run["worker"], "second", "{run}");
     assert_eq!(run["attempts"], 2, "{run}");
@@ -286,7 +216,7 @@ fn a_cancel_reaches_a_workers_run_within_two_seconds() {
     cluster.create_database("cancel");
     let data = tempfile::tempdir().unwrap();
     let server = api_node(&cluster, "cancel", data.path());
-    let _worker = Worker::start(&cluster, "cancel", data.path(), "busy", &["--slots", "1"]);
+    let _worker = worker(&cluster, "cancel", data.path(), "busy", &["--slots", "1"]);
     let mut spec = dqn_spec();
     spec["budget"]["steps"] = json!(5_000_000);
     let (_, created) = post_json(&server, "/v1/runs", &spec);

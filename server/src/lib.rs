@@ -11,7 +11,9 @@ pub mod dashboard;
 pub mod error;
 pub mod gym;
 pub mod logs;
+pub mod objects;
 pub mod openapi;
+pub mod own_runtime;
 pub mod request_id;
 pub mod runs;
 pub mod store;
@@ -52,6 +54,9 @@ pub struct ServeConfig {
     pub max_concurrent_runs: usize,
     /// How this server takes part in the store's queue.
     pub node: runs::NodeConfig,
+    /// Where run folders are mirrored (`--artifacts file:///…` or
+    /// `s3://bucket/prefix`); none: the data folder alone.
+    pub artifacts: Option<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Env instances idle this long are closed.
@@ -84,6 +89,7 @@ impl ServeConfig {
             data,
             max_concurrent_runs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             node: runs::NodeConfig::server(),
+            artifacts: None,
             max_body_bytes: 1 << 20,
             instance_idle_timeout: Duration::from_secs(600),
             max_instances: 1024,
@@ -112,6 +118,9 @@ pub enum ServeError {
     /// Runs cannot be started.
     #[error(transparent)]
     Runs(#[from] runs::RunError),
+    /// The object storage for run folders cannot be used.
+    #[error(transparent)]
+    Artifacts(objects::ObjectsError),
     /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -162,6 +171,7 @@ impl AppState {
             &config.data,
             config.max_concurrent_runs,
             config.node.clone(),
+            open_objects(config.artifacts.as_deref())?,
         )?;
         Ok(Arc::new(AppState {
             engine,
@@ -190,6 +200,13 @@ fn engine(
     engine
 }
 
+/// The mirror of run folders at `url`, if one is given.
+fn open_objects(url: Option<&str>) -> Result<Option<Arc<objects::Objects>>, ServeError> {
+    url.map(|url| objects::Objects::open(url).map(Arc::new))
+        .transpose()
+        .map_err(ServeError::Artifacts)
+}
+
 /// How `rl-lab worker` is started.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -202,6 +219,8 @@ pub struct WorkerConfig {
     pub slots: usize,
     /// Its name, leases and attempts.
     pub node: runs::NodeConfig,
+    /// Where run folders are mirrored, as `ServeConfig::artifacts`.
+    pub artifacts: Option<String>,
     /// Stop once nothing has been running for this long (a Slurm job
     /// array draining the queue).
     pub exit_when_idle: Option<Duration>,
@@ -236,6 +255,7 @@ pub async fn work(config: WorkerConfig, on_ready: impl FnOnce(&str)) -> Result<(
         &config.data,
         config.slots,
         config.node.clone(),
+        open_objects(config.artifacts.as_deref())?,
     )?;
     tracing::info!(worker = %runs.node_name(), slots = config.slots, "worker started");
     on_ready(runs.node_name());

@@ -216,6 +216,9 @@ pub enum RunFailure {
     /// Building, restoring or training the run failed, or its folder.
     #[error(transparent)]
     Runner(#[from] rl_runner::Error),
+    /// The run folder could not be fetched from the mirror.
+    #[error("fetching the run folder: {0}")]
+    Artifacts(String),
     /// The TensorBoard event file could not be created.
     #[error("TensorBoard event file in {path}: {source}")]
     TensorBoard {
@@ -250,6 +253,9 @@ impl RunFailure {
             RunFailure::Runner(rl_runner::Error::Io { .. }) => {
                 format!("the server could not read or write the run's files; {SEE_LOG}")
             }
+            RunFailure::Artifacts(_) => format!(
+                "the run's folder could not be fetched from the object storage (--artifacts); {SEE_LOG}"
+            ),
             RunFailure::Vanished(_) | RunFailure::Runner(_) => self.to_string(),
         }
     }
@@ -270,7 +276,7 @@ impl RunFailure {
             | RunFailure::Runner(rl_runner::Error::Agent(rl_agent::Error::Sink(source))) => {
                 full(source)
             }
-            RunFailure::Vanished(_) | RunFailure::Runner(_) => false,
+            RunFailure::Vanished(_) | RunFailure::Runner(_) | RunFailure::Artifacts(_) => false,
         }
     }
 }
@@ -282,6 +288,8 @@ pub struct RunManager {
     data: PathBuf,
     node: NodeConfig,
     slots: usize,
+    /// Where run folders are mirrored (`--artifacts`), when they are.
+    objects: Option<Arc<crate::objects::Objects>>,
     queue: Arc<(Mutex<Queue>, Condvar)>,
     /// Told (with the queue's mutex) each time a worker lets go of a run.
     ended: Condvar,
@@ -313,6 +321,7 @@ impl RunManager {
         data: &Path,
         slots: usize,
         node: NodeConfig,
+        objects: Option<Arc<crate::objects::Objects>>,
     ) -> Result<Arc<RunManager>, RunError> {
         let shared = store.shared();
         for row in store.runs(Some(RunStatus::Running), None, usize::MAX)? {
@@ -331,6 +340,7 @@ impl RunManager {
             data: data.to_path_buf(),
             node,
             slots,
+            objects,
             queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
             ended: Condvar::new(),
             tick: Condvar::new(),
@@ -483,6 +493,45 @@ impl RunManager {
     /// The folder of run `id`.
     pub fn folder(&self, id: &str) -> PathBuf {
         self.data.join("runs").join(id)
+    }
+
+    /// Where run folders are mirrored, when they are (`--artifacts`).
+    pub fn objects(&self) -> Option<&Arc<crate::objects::Objects>> {
+        self.objects.as_ref()
+    }
+
+    /// Run `id`'s folder here, with what the mirror holds of it when this
+    /// process has no checkpoint of its own (the run moved between
+    /// machines, or the API node never ran it).
+    pub fn fetch_folder(&self, id: &str) -> Result<PathBuf, crate::objects::ObjectsError> {
+        let folder = self.folder(id);
+        if let Some(objects) = &self.objects
+            && !folder.join("checkpoint.json").is_file()
+        {
+            let fetched = objects.download_all(id, &folder)?;
+            if fetched > 0 {
+                tracing::info!(run_id = %id, files = fetched, "run folder fetched from {}", objects.url());
+            }
+        }
+        Ok(folder)
+    }
+
+    /// Copies files of run `id`'s folder to the mirror, if there is one;
+    /// all of them when `names` is empty. A failure is logged: the files
+    /// are still in this process's folder.
+    pub fn mirror(&self, id: &str, names: &[&str]) {
+        let Some(objects) = &self.objects else {
+            return;
+        };
+        let folder = self.folder(id);
+        let sent = if names.is_empty() {
+            objects.upload_all(id, &folder)
+        } else {
+            objects.upload(id, &folder, names)
+        };
+        if let Err(e) = sent {
+            tracing::error!(run_id = %id, "mirroring the run folder: {e}");
+        }
     }
 
     /// Stores a validated spec as a queued run and queues it.
@@ -685,6 +734,11 @@ impl RunManager {
         // Rows first: a folder without rows is invisible, rows without a
         // folder would list a run whose files are gone.
         self.store.delete_run(id)?;
+        if let Some(objects) = &self.objects
+            && let Err(e) = objects.delete_run(id)
+        {
+            tracing::error!(run_id = %id, "removing the run's mirrored files: {e}");
+        }
         let folder = self.folder(id);
         match std::fs::remove_dir_all(&folder) {
             Ok(()) => Ok(()),
@@ -866,6 +920,11 @@ impl RunManager {
                 s.run_dir = None;
                 serde_json::to_value(&s).unwrap_or(Value::Null)
             });
+            if stop != Some(StopReason::LeaseLost) {
+                // The whole folder, before the status says the run ended:
+                // a client that sees it ended finds its files.
+                self.mirror(&id, &[]);
+            }
             if stop == Some(StopReason::LeaseLost) {
                 // Another worker holds it now; its store rows are that
                 // worker's to write.
@@ -945,7 +1004,10 @@ impl RunManager {
         } else {
             self.engine.prepare(spec)?
         };
-        let folder = RunFolder::open(self.folder(id))?;
+        let path = self
+            .fetch_folder(id)
+            .map_err(|e| RunFailure::Artifacts(e.to_string()))?;
+        let folder = RunFolder::open(path)?;
         let start = match folder.checkpoint()? {
             Some(checkpoint) => {
                 let counters = prepared.restore(&checkpoint)?;
@@ -990,6 +1052,7 @@ impl RunManager {
         let mut hooks = ServerHooks {
             run_id: id.to_string(),
             folder: &folder,
+            manager: self,
             store: &self.store,
             live: Arc::clone(live),
             last_checkpoint: Instant::now(),
@@ -1137,6 +1200,7 @@ const EPSILON: &str = "rollout/epsilon";
 struct ServerHooks<'a> {
     run_id: String,
     folder: &'a RunFolder,
+    manager: &'a RunManager,
     store: &'a Store,
     live: Arc<Mutex<LiveProgress>>,
     last_checkpoint: Instant,
@@ -1174,6 +1238,12 @@ impl Hooks for ServerHooks<'_> {
         // gap that no resume fills.
         self.store.flush();
         self.folder.write_checkpoint(agent, counters, carried)?;
+        // The metrics file is flushed up to the checkpoint: a resume
+        // elsewhere keeps its lines to there and appends.
+        self.manager.mirror(
+            &self.run_id,
+            &["checkpoint.json", "metrics.jsonl", "spec.json"],
+        );
         self.store.send(Write::Progress {
             run_id: self.run_id.clone(),
             steps: counters.steps,

@@ -28,6 +28,13 @@ pub struct ServeArgs {
     // the value, and with it a password given by mistake.
     #[arg(long, env = "RL_LAB_STORE", hide_env_values = true, value_name = "URL")]
     store: Option<String>,
+    /// Mirror run folders (checkpoints, metrics files, GIFs, TensorBoard
+    /// files) to object storage: file:///path or s3://bucket/prefix (AWS_*
+    /// environment variables; AWS_ENDPOINT and AWS_ALLOW_HTTP=true for
+    /// MinIO). Processes that share it need no shared file system. Default:
+    /// the data folder alone.
+    #[arg(long, env = "RL_LAB_ARTIFACTS", value_name = "URL")]
+    artifacts: Option<String>,
     /// Runs training at once (default: the number of cores); more queue in order.
     #[arg(long, conflicts_with = "slots")]
     max_concurrent_runs: Option<usize>,
@@ -188,6 +195,7 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
         config.store = store_location(&url)?;
     }
     config.node = node;
+    config.artifacts = args.artifacts;
     config.env_plugins = lab.env_plugins().to_vec();
     if let Some(n) = args.max_concurrent_runs.or(args.slots) {
         config.max_concurrent_runs = n;
@@ -214,6 +222,7 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
         .map_err(|e| CliError {
             code: match e {
                 rl_server::ServeError::Bind { .. } | rl_server::ServeError::Data { .. } => 2,
+                rl_server::ServeError::Artifacts(rl_server::objects::ObjectsError::Url(_)) => 2,
                 _ => 1,
             },
             message: e.to_string(),

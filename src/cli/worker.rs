@@ -20,6 +20,11 @@ pub struct WorkerArgs {
     /// that may resume each other's runs must share it.
     #[arg(long, default_value = "./rl-lab-data")]
     data: PathBuf,
+    /// Mirror run folders to object storage, as `rl-lab serve --artifacts`:
+    /// file:///path or s3://bucket/prefix. Workers that share it resume
+    /// each other's runs without a shared --data.
+    #[arg(long, env = "RL_LAB_ARTIFACTS", value_name = "URL")]
+    artifacts: Option<String>,
     /// Runs executed at once (default: the number of cores).
     #[arg(long)]
     slots: Option<usize>,
@@ -68,6 +73,7 @@ pub fn worker(args: WorkerArgs, lab: &super::Lab) -> CliResult {
             .slots
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         node,
+        artifacts: args.artifacts,
         exit_when_idle: args.exit_when_idle.map(Duration::from_secs),
         max_run_memory: args.max_run_memory,
         env_plugins: lab.env_plugins().to_vec(),
@@ -89,6 +95,7 @@ pub fn worker(args: WorkerArgs, lab: &super::Lab) -> CliResult {
         .map_err(|e| CliError {
             code: match e {
                 rl_server::ServeError::Data { .. } => 2,
+                rl_server::ServeError::Artifacts(rl_server::objects::ObjectsError::Url(_)) => 2,
                 _ => 1,
             },
             message: e.to_string(),

@@ -233,3 +233,84 @@ pub fn read_events(
     }
     events
 }
+
+/// An `rl-lab worker` process on the store at `url`, killed when dropped.
+pub struct Worker {
+    child: Child,
+}
+
+impl Worker {
+    /// Starts a worker named `name` on `url`, its run folders in `data`,
+    /// with `env` set (the database password among it), and waits until
+    /// it is ready.
+    pub fn start(
+        url: &str,
+        data: &Path,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Worker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rl-lab"))
+            .args(["worker", "--store", url, "--name", name, "--data"])
+            .arg(data)
+            .args(extra)
+            .env_remove("RL_LAB_STORE_PASSWORD_FILE")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a worker");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), format!("worker {name} ready"));
+        Worker { child }
+    }
+
+    /// SIGKILL, and waits for the process to go.
+    pub fn kill(&mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The same spec under `rl-lab run`: its summary.
+pub fn run_locally(spec: &serde_json::Value) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spec.json");
+    std::fs::write(&file, spec.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rl-lab"))
+        .args(["run", "--json", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A run view's status history, as the statuses alone.
+pub fn statuses(run: &serde_json::Value) -> Vec<String> {
+    run["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change["status"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -110,9 +110,14 @@ async fn list_artifacts(
 ) -> ApiResult<Json<ArtifactList>> {
     run_exists(&state, &id).await?;
     let folder = state.runs.folder(&id);
-    let names = blocking(move || {
-        artifact_names(&folder)
-            .map_err(|e| ApiError::internal(format!("listing {}", folder.display()), e))
+    let names = blocking(move || match state.runs.objects() {
+        // The mirror has every process's files of the run; this node's
+        // folder only what ran or was fetched here.
+        Some(objects) => objects
+            .list(&id)
+            .map_err(|e| ApiError::internal(format!("listing {id}'s files"), e)),
+        None => artifact_names(&folder)
+            .map_err(|e| ApiError::internal(format!("listing {}", folder.display()), e)),
     })
     .await??;
     let artifacts = names
@@ -150,6 +155,17 @@ async fn get_artifact(
 ) -> ApiResult<Response> {
     run_exists(&state, &id).await?;
     let path = artifact_path(&state.runs.folder(&id), &name)?;
+    if let Some(objects) = state.runs.objects().cloned() {
+        let (run, file) = (id.clone(), name.clone());
+        let fetched = blocking(move || objects.get(&run, &file)).await?;
+        return match fetched {
+            Ok(Some(bytes)) => {
+                Ok(([(header::CONTENT_TYPE, content_type(&name))], bytes).into_response())
+            }
+            Ok(None) => Err(ApiError::ArtifactNotFound { run: id, name }),
+            Err(e) => Err(ApiError::internal(format!("reading {id}'s {name}"), e)),
+        };
+    }
     let bytes = match tokio::fs::read(&path).await {
         Ok(bytes) => bytes,
         Err(e)

@@ -125,7 +125,11 @@ async fn evaluate_run(
     let episodes = request.episodes.unwrap_or(spec.eval.episodes.max(1));
     let seed = request.seed.unwrap_or(spec.seed);
     let reply = blocking(move || {
-        let folder = rl_runner::RunFolder::open(state.runs.folder(&id))
+        let path = state
+            .runs
+            .fetch_folder(&id)
+            .map_err(|e| ApiError::internal(format!("fetching {id}'s folder"), e))?;
+        let folder = rl_runner::RunFolder::open(path)
             .map_err(|e| ApiError::internal(format!("opening {id}'s folder"), e))?;
         if !folder.path().join("agent.json").exists()
             && !folder.path().join("checkpoint.json").exists()
@@ -151,6 +155,9 @@ async fn evaluate_run(
         let evaluation =
             rl_runner::saved::evaluate_saved(&state.engine, &folder, episodes, seed, record)
                 .map_err(|e| ApiError::internal(format!("evaluating {id}'s saved policy"), e))?;
+        if let Some(name) = &gif {
+            state.runs.mirror(&id, &[name]);
+        }
         Ok(EvaluateReply { evaluation, gif })
     })
     .await??;

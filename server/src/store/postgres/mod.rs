@@ -21,6 +21,7 @@ use super::{
     Backend, BatchFailure, Committed, Event, EventKind, MetricPoint, Queued, RunRow, StoreError,
     StoreResult, SweepRow, SweepWithRuns, WorkerInfo, WorkerRow,
 };
+use crate::own_runtime::OwnRuntime;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use rl_runner::RunStatus;
 use std::fmt;
@@ -183,28 +184,13 @@ pub struct Postgres {
     /// For the connection that listens for queued runs (a pool's
     /// connections are lent out and back, so none can hold a `LISTEN`).
     config: tokio_postgres::Config,
-    /// Always there until dropped; shut down without waiting, since the
-    /// last handle may go on an async thread, where waiting is refused.
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+    runtime: OwnRuntime,
 }
 
 impl Postgres {
     /// Connects to `target` and brings its schema up to date.
     pub fn connect(target: &Target, password: Option<&Password>) -> StoreResult<Postgres> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("store-postgres")
-            .enable_all()
-            .build()
-            .map_err(StoreError::Thread)?;
+        let runtime = OwnRuntime::new("store-postgres").map_err(StoreError::Thread)?;
         let mut config = tokio_postgres::Config::new();
         config
             .user(&target.user)
@@ -233,7 +219,7 @@ impl Postgres {
         let backend = Postgres {
             pool,
             config,
-            runtime: Some(runtime),
+            runtime,
         };
         backend
             .block(|| async {
@@ -254,31 +240,12 @@ impl Postgres {
     }
 
     /// Runs the future `work` makes on the backend's runtime and waits
-    /// for it, from any thread: a plain one, a blocking task's, or an async
-    /// worker's (which is told it blocks).
+    /// for it.
     fn block<F: Future>(&self, work: impl FnOnce() -> F + Send) -> F::Output
     where
         F::Output: Send,
     {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("the runtime is there until the backend is dropped");
-        match Handle::try_current().map(|h| h.runtime_flavor()) {
-            Err(_) => runtime.block_on(work()),
-            Ok(RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(|| runtime.block_on(work()))
-            }
-            // A single-threaded runtime cannot lend its thread: a scoped
-            // thread waits instead.
-            Ok(_) => std::thread::scope(|scope| {
-                scope
-                    .spawn(|| runtime.block_on(work()))
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            }),
-        }
+        self.runtime.block(work)
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
@@ -361,14 +328,10 @@ impl Backend for Postgres {
     fn on_queued(&self, wake: Box<dyn Fn() + Send + Sync>) {
         let wake: std::sync::Arc<dyn Fn() + Send + Sync> = wake.into();
         let config = self.config.clone();
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("the runtime is there until the backend is dropped");
         // Until the backend is dropped (its runtime with it): a lost
         // connection is made again, and wakes the workers once, since a
         // notice may have been missed meanwhile.
-        runtime.spawn(async move {
+        self.runtime.spawn(async move {
             loop {
                 if let Ok((client, mut connection)) = config.connect(tokio_postgres::NoTls).await {
                     let heard = std::sync::Arc::clone(&wake);
