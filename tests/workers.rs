@@ -253,3 +253,118 @@ fn a_cancel_reaches_a_workers_run_within_two_seconds() {
     let (code, _) = post_json(&server, &format!("/v1/runs/{long}/cancel"), &json!({}));
     assert_eq!(code, 202);
 }
+
+#[test]
+fn an_api_node_restart_loses_nothing_and_its_streams_resume() {
+    let cluster = postgres::Postgres::start(PASSWORD);
+    cluster.create_database("restart");
+    let data = tempfile::tempdir().unwrap();
+    let server = api_node(&cluster, "restart", data.path());
+    let _worker = worker(
+        &cluster,
+        "restart",
+        data.path(),
+        "steady",
+        &["--slots", "1"],
+    );
+    let mut spec = dqn_spec();
+    spec["budget"]["steps"] = json!(30_000);
+    let (_, created) = post_json(&server, "/v1/runs", &spec);
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_status(&server, &id, &["running"], Duration::from_secs(30));
+    // A client follows the run's events through the first node, then the
+    // node goes away mid-run.
+    let seen = support::read_events(&server, &format!("/v1/runs/{id}/events"), None, {
+        let mut metrics = 0;
+        move |kind, _| {
+            metrics += usize::from(kind == "metric");
+            metrics >= 20
+        }
+    });
+    let last_seen = seen.last().unwrap().0;
+    drop(server);
+    // The worker goes on without it; a new node on the same database
+    // serves the stream from where the client left it, across the gap.
+    std::thread::sleep(Duration::from_millis(500));
+    let server = api_node(&cluster, "restart", data.path());
+    let rest = support::read_events(
+        &server,
+        &format!("/v1/runs/{id}/events"),
+        Some(last_seen),
+        |kind, data| kind == "status" && data["status"] == "completed",
+    );
+    assert!(rest.first().unwrap().0 > last_seen);
+    let ids: Vec<i64> = seen.iter().chain(&rest).map(|e| e.0).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids repeat or go back");
+    // Every event stored is one the client got, once: nothing lost.
+    let run = wait_status(&server, &id, &["completed"], Duration::from_secs(60));
+    let stored = support::read_events(
+        &server,
+        &format!("/v1/runs/{id}/events"),
+        None,
+        |kind, data| kind == "status" && data["status"] == "completed",
+    );
+    let stored_ids: Vec<i64> = stored.iter().map(|e| e.0).collect();
+    assert_eq!(stored_ids, ids);
+    assert_eq!(run["worker"], "steady");
+    assert_eq!(run["attempts"], 1);
+}
+
+#[test]
+fn a_sweep_runs_on_workers_and_a_drained_worker_exits_when_idle() {
+    let cluster = postgres::Postgres::start(PASSWORD);
+    cluster.create_database("sweep");
+    let data = tempfile::tempdir().unwrap();
+    let server = api_node(&cluster, "sweep", data.path());
+    let base = json!({"env": {"id": "gridworld/cliff-walking"},
+                      "agent": {"id": "q-learning", "config": {"epsilon": 0.1}},
+                      "budget": {"episodes": 100}, "seed": 0});
+    let sweep = json!({"name": "on-workers", "base": base,
+                       "grid": {"agent.config.alpha": [0.1, 0.3, 0.5]}, "seeds": [0, 1]});
+    let (code, created) = post_json(&server, "/v1/sweeps", &sweep);
+    assert_eq!(code, 201, "{created}");
+    // Queued before any worker exists; the one that comes drains the
+    // queue and, idle for a second, stops by itself.
+    let began = Instant::now();
+    let mut drainer = std::process::Command::new(env!("CARGO_BIN_EXE_rl-lab"))
+        .args([
+            "worker",
+            "--store",
+            &cluster.url("sweep"),
+            "--name",
+            "drainer",
+        ])
+        .args(["--slots", "2", "--exit-when-idle", "1", "--data"])
+        .arg(data.path())
+        .env("PGPASSWORD", PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = drainer.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(90),
+            "the worker did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    let id = created["id"].as_str().unwrap();
+    let (code, view) = get_json(&server, &format!("/v1/sweeps/{id}"));
+    assert_eq!(code, 200, "{view}");
+    assert_eq!(view["statuses"], json!({"completed": 6}));
+    for configuration in view["configurations"].as_array().unwrap() {
+        assert_eq!(configuration["completed"], 2);
+        assert!(configuration["final_mean"].is_number(), "{configuration}");
+        for run in configuration["runs"].as_array().unwrap() {
+            let (_, run) = get_json(
+                &server,
+                &format!("/v1/runs/{}", run["id"].as_str().unwrap()),
+            );
+            assert_eq!(run["worker"], "drainer");
+        }
+    }
+}
