@@ -368,3 +368,64 @@ fn a_sweep_runs_on_workers_and_a_drained_worker_exits_when_idle() {
         }
     }
 }
+
+#[test]
+fn a_run_that_kills_every_worker_ends_failed_after_its_attempts_and_costs_nothing_else() {
+    let cluster = postgres::Postgres::start(PASSWORD);
+    cluster.create_database("abort");
+    let data = tempfile::tempdir().unwrap();
+    let quick = ["--lease", "2", "--heartbeat", "0.5", "--max-attempts", "2"];
+    let mut api_flags = vec![
+        "--store".to_string(),
+        cluster.url("abort"),
+        "--slots".into(),
+        "0".into(),
+    ];
+    api_flags.extend(quick.iter().map(|s| s.to_string()));
+    let api_flags: Vec<&str> = api_flags.iter().map(String::as_str).collect();
+    let env = [("PGPASSWORD", PASSWORD), ("RL_LAB_TEST_AGENTS", "1")];
+    let server = Server::start_with(data.path(), &api_flags, &env, None, &[]);
+    let doomed = json!({"env": {"id": "CartPole-v1"},
+                        "agent": {"id": "test/panic", "config": {"abort_at_step": 50}},
+                        "budget": {"steps": 1000}, "seed": 0});
+    let (code, created) = post_json(&server, "/v1/runs", &doomed);
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let mut flags = vec!["--slots", "1"];
+    flags.extend(quick);
+    // Each worker that takes the run dies with it; the API goes on
+    // answering, and the lapsed lease puts the run back in the queue.
+    for (attempt, name) in [(1, "first"), (2, "second")] {
+        let mut victim = Worker::start(&cluster.url("abort"), data.path(), name, &flags, &env);
+        let began = Instant::now();
+        while victim.is_running() {
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "{name} did not die"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (code, run) = get_json(&server, &format!("/v1/runs/{id}"));
+        assert_eq!(code, 200, "the API answers while workers die: {run}");
+        assert_eq!(run["attempts"], attempt, "{run}");
+    }
+    // Two workers lost on its two attempts: it is not tried a third time.
+    let run = wait_status(&server, &id, &["failed"], Duration::from_secs(20));
+    assert_eq!(
+        statuses(&run),
+        ["queued", "running", "queued", "running", "failed"]
+    );
+    let error = run["error"].as_str().unwrap();
+    assert!(error.contains("lost on each of its 2 attempts"), "{error}");
+    assert!(error.contains("second"), "{error}");
+    // A healthy worker finds nothing of it, and runs the next run.
+    let _healthy = Worker::start(&cluster.url("abort"), data.path(), "healthy", &flags, &env);
+    let fine = json!({"env": {"id": "gridworld/cliff-walking"}, "agent": {"id": "q-learning"},
+                      "budget": {"episodes": 50}, "seed": 0});
+    let (_, created) = post_json(&server, "/v1/runs", &fine);
+    let fine_id = created["id"].as_str().unwrap();
+    let done = wait_status(&server, fine_id, &["completed"], Duration::from_secs(30));
+    assert_eq!(done["worker"], "healthy");
+    let (_, still) = get_json(&server, &format!("/v1/runs/{id}"));
+    assert_eq!(still["status"], "failed");
+}

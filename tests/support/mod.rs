@@ -268,6 +268,11 @@ impl Worker {
         Worker { child }
     }
 
+    /// Whether the process is still there.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// SIGKILL, and waits for the process to go.
     pub fn kill(&mut self) {
         let status = Command::new("kill")

@@ -17,7 +17,7 @@ pub const ENABLE_VAR: &str = "RL_LAB_TEST_AGENTS";
 pub fn register(registry: &mut AgentRegistry) {
     registry.learner(
         "test/panic",
-        "Test only: acts with the first action and panics at a chosen env step, to test how a worker survives a panic",
+        "Test only: acts with the first action and panics (or aborts its process) at a chosen env step, to test how a worker survives a panic and a server a lost worker",
         PanicAgent::new,
     );
 }
@@ -29,9 +29,15 @@ pub struct PanicConfig {
     /// The env step (counted from 1 over the agent's life) at which `act`
     /// panics; never when absent. No default to cite: a test chooses it.
     pub panic_at_step: Option<u64>,
+    /// The env step at which `act` aborts the whole process
+    /// (`std::process::abort`, as a fatal fault in native code would): a
+    /// run that takes down its worker costs that worker only, and after
+    /// its attempts it ends failed. Never when absent.
+    pub abort_at_step: Option<u64>,
 }
 
-/// Acts with the space's first action; panics at `panic_at_step`.
+/// Acts with the space's first action; panics at `panic_at_step`, aborts
+/// at `abort_at_step`.
 pub struct PanicAgent {
     config: PanicConfig,
     first_action: i64,
@@ -75,6 +81,13 @@ impl Agent for PanicAgent {
         self.steps += 1;
         if self.config.panic_at_step == Some(self.steps) {
             panic!("test/panic: panicking at step {} as asked", self.steps);
+        }
+        if self.config.abort_at_step == Some(self.steps) {
+            eprintln!(
+                "test/panic: aborting the process at step {} as asked",
+                self.steps
+            );
+            std::process::abort();
         }
         Ok(Action::Discrete(self.first_action))
     }
