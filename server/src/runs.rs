@@ -702,15 +702,23 @@ impl RunManager {
         &self,
         id: &str,
         status: RunStatus,
+        worker: Option<&str>,
         config: &ExternalConfig,
         num_envs: usize,
     ) -> Result<Arc<Link>, RunError> {
         let mut queue = lock(&self.queue.0);
-        if !queue.active.contains_key(id) && status != RunStatus::Queued {
+        // Claimed here a moment ago, its thread not yet started: the link
+        // made now is the one that thread takes.
+        let claimed_here = status == RunStatus::Running && worker == Some(self.node.name.as_str());
+        if !queue.active.contains_key(id) && status != RunStatus::Queued && !claimed_here {
             return Err(RunError::Conflict {
                 id: id.into(),
                 status,
-                why: "env processes connect to a queued or running run only",
+                why: if status == RunStatus::Running {
+                    "the run executes on another server (its `worker`); its env processes connect there"
+                } else {
+                    "env processes connect to a queued or running run only"
+                },
             });
         }
         Ok(Arc::clone(&queue.external_slot(id, config, num_envs).link))

@@ -63,11 +63,13 @@ async fn connect(
         }
         let config = ExternalConfig::from_json(&spec.env.config)
             .map_err(|e| ApiError::internal("reading a stored external run's config", e))?;
-        Ok::<_, ApiError>(
-            state
-                .runs
-                .external_link(&id, row.status, &config, spec.env.num_envs)?,
-        )
+        Ok::<_, ApiError>(state.runs.external_link(
+            &id,
+            row.status,
+            row.worker.as_deref(),
+            &config,
+            spec.env.num_envs,
+        )?)
     })
     .await??;
     let upgrade = upgrade.map_err(|_| ApiError::BadHeader {
