@@ -227,6 +227,26 @@ fn a_cancel_reaches_a_workers_run_within_two_seconds() {
         assert!(began.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The API node shows the worker's live figures, as the worker stores
+    // them.
+    let began = Instant::now();
+    loop {
+        let (_, run) = get_json(&server, &format!("/v1/runs/{id}"));
+        let (_, list) = get_json(&server, "/v1/runs");
+        let listed = &list["runs"][0];
+        if run["progress"]["steps_per_second"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0)
+            && listed["steps_per_second"].as_f64().is_some_and(|r| r > 0.0)
+        {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "no live rate: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let asked = Instant::now();
     let (code, reply) = post_json(&server, &format!("/v1/runs/{id}/cancel"), &json!({}));
     assert_eq!(code, 202, "{reply}");

@@ -582,17 +582,50 @@ impl RunManager {
         Some(progress)
     }
 
-    /// Every running run's progress, by run id.
+    /// Every running run's progress, by run id: this process's own, and
+    /// with a shared store the others' as their workers last stored it.
     pub fn all_progress(&self) -> Vec<(String, LiveProgress)> {
-        let queue = lock(&self.queue.0);
-        queue
-            .active
-            .iter()
-            .map(|(id, a)| {
-                let progress = *a.progress.lock().unwrap_or_else(|p| p.into_inner());
-                (id.clone(), progress)
-            })
-            .collect()
+        let mut all: Vec<(String, LiveProgress)> = {
+            let queue = lock(&self.queue.0);
+            queue
+                .active
+                .iter()
+                .map(|(id, a)| {
+                    let progress = *a.progress.lock().unwrap_or_else(|p| p.into_inner());
+                    (id.clone(), progress)
+                })
+                .collect()
+        };
+        if self.store.shared() {
+            match self.store.runs(Some(RunStatus::Running), None, 10_000) {
+                Ok(rows) => {
+                    for row in rows {
+                        if let Some(live) = self.live(&row)
+                            && !all.iter().any(|(id, _)| *id == row.id)
+                        {
+                            all.push((row.id, live));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("reading running runs' progress: {e}"),
+            }
+        }
+        all
+    }
+
+    /// Where run `row` stands while it runs: live when it runs here, else
+    /// as its worker last stored it (a shared store).
+    pub fn live(&self, row: &crate::store::RunRow) -> Option<LiveProgress> {
+        if let Some(progress) = self.progress(&row.id) {
+            return Some(progress);
+        }
+        (row.status == RunStatus::Running).then_some(())?;
+        Some(LiveProgress {
+            steps: row.steps,
+            episodes: row.episodes,
+            steps_per_second: row.steps_per_second?,
+            recent_mean_return: row.recent_mean_return,
+        })
     }
 
     /// Cancels a queued or running run. Idempotent: an ended run is left
@@ -1071,6 +1104,8 @@ impl RunManager {
             run_id: id.to_string(),
             steps: summary.steps,
             episodes: summary.episodes,
+            steps_per_second: None,
+            recent_mean_return: None,
         });
         Ok(summary)
     }
@@ -1229,6 +1264,8 @@ impl Hooks for ServerHooks<'_> {
                 run_id: self.run_id.clone(),
                 steps: progress.counters.steps,
                 episodes: progress.counters.episodes,
+                steps_per_second: Some(progress.steps_per_second),
+                recent_mean_return: progress.recent_mean_return,
             });
         }
     }
@@ -1252,10 +1289,13 @@ impl Hooks for ServerHooks<'_> {
             &self.run_id,
             &["checkpoint.json", "metrics.jsonl", "spec.json"],
         );
+        let live = *self.live.lock().unwrap_or_else(|p| p.into_inner());
         self.store.send(Write::Progress {
             run_id: self.run_id.clone(),
             steps: counters.steps,
             episodes: counters.episodes,
+            steps_per_second: Some(live.steps_per_second),
+            recent_mean_return: live.recent_mean_return,
         });
         tracing::info!(
             steps = counters.steps,

@@ -198,10 +198,15 @@ fn runs_page_newest_first(backend: &dyn Backend) {
     store
         .set_status(&ids[1], RunStatus::Completed, None, None)
         .unwrap();
+    store
+        .set_status(&ids[2], RunStatus::Running, None, None)
+        .unwrap();
     store.send(Write::Progress {
         run_id: ids[2].clone(),
         steps: 1234,
         episodes: 7,
+        steps_per_second: Some(5000.5),
+        recent_mean_return: Some(-13.25),
     });
     store.flush();
     let page: Vec<String> = store
@@ -224,12 +229,33 @@ fn runs_page_newest_first(backend: &dyn Backend) {
     assert_eq!(done[0].id, "run-2");
     let progressed = store.run("run-3").unwrap().unwrap();
     assert_eq!((progressed.steps, progressed.episodes), (1234, 7));
+    assert_eq!(
+        (progressed.steps_per_second, progressed.recent_mean_return),
+        (Some(5000.5), Some(-13.25))
+    );
+    // An ended run has no live figures left.
+    store
+        .set_status("run-3", RunStatus::Cancelled, None, None)
+        .unwrap();
+    let ended = store.run("run-3").unwrap().unwrap();
+    assert_eq!(
+        (ended.steps_per_second, ended.recent_mean_return),
+        (None, None)
+    );
+    assert_eq!(ended.steps, 1234);
     let mut counts = store.status_counts().unwrap();
     counts.sort_by_key(|(status, _)| status.as_str());
-    assert_eq!(counts, [(RunStatus::Completed, 1), (RunStatus::Queued, 4)]);
+    assert_eq!(
+        counts,
+        [
+            (RunStatus::Cancelled, 1),
+            (RunStatus::Completed, 1),
+            (RunStatus::Queued, 3)
+        ]
+    );
     assert_eq!(
         store.runs_in_status(RunStatus::Queued).unwrap(),
-        ["run-1", "run-3", "run-4", "run-5"]
+        ["run-1", "run-4", "run-5"]
     );
 }
 

@@ -220,7 +220,7 @@ async fn list_runs(
         let id_of = |part: &Value| part["id"].as_str().unwrap_or_default().to_string();
         let mut runs = Vec::with_capacity(rows.len());
         for row in rows {
-            let live = state.runs.progress(&row.id);
+            let live = state.runs.live(&row);
             let (steps, episodes) =
                 live.map_or((row.steps, row.episodes), |p| (p.steps, p.episodes));
             let budget = RunSpec::from_value(&row.spec).ok().map(|s| s.budget);
@@ -343,7 +343,7 @@ async fn get_run(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
             .store
             .run(&id)?
             .ok_or_else(|| ApiError::RunNotFound(id.clone()))?;
-        let live = state.runs.progress(&id);
+        let live = state.runs.live(&row);
         let (steps, episodes, rate) = match live {
             Some(p) => (p.steps, p.episodes, Some(p.steps_per_second)),
             None => (row.steps, row.episodes, None),

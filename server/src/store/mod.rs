@@ -270,6 +270,10 @@ pub struct RunRow {
     pub worker: Option<String>,
     /// How many times a worker has claimed it.
     pub attempts: u64,
+    /// While it runs: env steps per second, as its worker last reported.
+    pub steps_per_second: Option<f64>,
+    /// While it runs: its last 100 episodes' mean return, likewise.
+    pub recent_mean_return: Option<f64>,
 }
 
 /// A worker as the workers list shows it.

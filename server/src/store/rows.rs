@@ -38,7 +38,7 @@ pub(super) fn parse_sweep(raw: RawSweep) -> StoreResult<SweepRow> {
 }
 
 pub(super) const RUN_COLUMNS: &str = "id, seq, spec, status, created_at, started_at, finished_at, \
-     steps, episodes, summary, error, worker, attempts";
+     steps, episodes, summary, error, worker, attempts, steps_per_second, recent_mean_return";
 
 pub(super) type RawRun = (
     String,
@@ -54,6 +54,8 @@ pub(super) type RawRun = (
     Option<String>,
     Option<String>,
     i64,
+    Option<f64>,
+    Option<f64>,
 );
 
 pub(super) fn parse_status(text: &str) -> StoreResult<RunStatus> {
@@ -76,6 +78,8 @@ pub(super) fn parse_run(raw: RawRun) -> StoreResult<RunRow> {
         error,
         worker,
         attempts,
+        steps_per_second,
+        recent_mean_return,
     ) = raw;
     Ok(RunRow {
         id,
@@ -91,5 +95,7 @@ pub(super) fn parse_run(raw: RawRun) -> StoreResult<RunRow> {
         error,
         worker,
         attempts: attempts as u64,
+        steps_per_second,
+        recent_mean_return,
     })
 }

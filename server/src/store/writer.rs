@@ -86,6 +86,10 @@ pub enum Write {
         steps: u64,
         /// Episodes so far.
         episodes: u64,
+        /// Env steps per second since the run (re)started, while it runs.
+        steps_per_second: Option<f64>,
+        /// The last 100 episodes' mean return, while it runs.
+        recent_mean_return: Option<f64>,
     },
     /// A log line.
     Log {

@@ -279,6 +279,8 @@ fn run_row(row: &Row) -> RawRun {
         row.get(10),
         row.get(11),
         row.get(12),
+        row.get(13),
+        row.get(14),
     )
 }
 
@@ -459,7 +461,7 @@ impl Backend for Postgres {
             let runs = rows
                 .iter()
                 .map(|row| {
-                    let configuration: i64 = row.get(13);
+                    let configuration: i64 = row.get(15);
                     Ok((configuration as usize, parse_run(run_row(row))?))
                 })
                 .collect::<StoreResult<Vec<_>>>()?;

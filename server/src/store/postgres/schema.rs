@@ -82,12 +82,15 @@ const MIGRATIONS: &[&str] = &[
     // 2: the queue that workers claim from, as SQLite's migration 5: the
     // holding worker and its lease (Unix seconds, the database's clock),
     // claims so far, a cancel asked of the worker, whether the env is
-    // `external`; and the workers with their last heartbeat.
+    // `external`, a running run's live figures; and the workers with their
+    // last heartbeat.
     "ALTER TABLE runs ADD COLUMN worker TEXT;
     ALTER TABLE runs ADD COLUMN lease_until DOUBLE PRECISION;
     ALTER TABLE runs ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT false;
     ALTER TABLE runs ADD COLUMN external BOOLEAN NOT NULL DEFAULT false;
+    ALTER TABLE runs ADD COLUMN steps_per_second DOUBLE PRECISION;
+    ALTER TABLE runs ADD COLUMN recent_mean_return DOUBLE PRECISION;
     UPDATE runs SET external = true WHERE spec::jsonb #>> '{env,id}' = 'external';
     CREATE INDEX runs_worker ON runs (worker, status);
     CREATE TABLE workers (

@@ -247,6 +247,8 @@ async fn apply(
                         summary = coalesce($6, CASE WHEN $7 THEN summary ELSE NULL END),
                         lease_until = CASE WHEN $2 = 'running' THEN lease_until END,
                         cancel_requested = $2 = 'running' AND cancel_requested,
+                        steps_per_second = CASE WHEN $2 = 'running' THEN steps_per_second END,
+                        recent_mean_return = CASE WHEN $2 = 'running' THEN recent_mean_return END,
                         attempts = CASE WHEN $2 = 'queued' THEN 0 ELSE attempts END
                      WHERE id = $1 AND ($8::text IS NULL OR (worker = $8 AND status = 'running'))",
                     &[
@@ -285,13 +287,24 @@ async fn apply(
             run_id,
             steps,
             episodes,
+            steps_per_second,
+            recent_mean_return,
         } => {
             let statement = tx
-                .prepare_cached("UPDATE runs SET steps = $2, episodes = $3 WHERE id = $1")
+                .prepare_cached(
+                    "UPDATE runs SET steps = $2, episodes = $3, steps_per_second = $4,
+                        recent_mean_return = $5 WHERE id = $1",
+                )
                 .await?;
             tx.execute(
                 &statement,
-                &[&*run_id, &(*steps as i64), &(*episodes as i64)],
+                &[
+                    &*run_id,
+                    &(*steps as i64),
+                    &(*episodes as i64),
+                    &*steps_per_second,
+                    &*recent_mean_return,
+                ],
             )
             .await?;
         }

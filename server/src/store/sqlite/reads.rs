@@ -239,7 +239,7 @@ impl Backend for Sqlite {
             ))?;
             let runs = statement
                 .query_map([sweep_id], |row| {
-                    Ok((row.get::<_, i64>(13)?, run_row(row)?))
+                    Ok((row.get::<_, i64>(15)?, run_row(row)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
@@ -585,6 +585,8 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRun> {
         row.get(10)?,
         row.get(11)?,
         row.get(12)?,
+        row.get(13)?,
+        row.get(14)?,
     ))
 }
 

@@ -79,13 +79,17 @@ const SWEEPS_MIGRATION: &str = "CREATE TABLE sweeps (
 /// is held by one `worker` until `lease_until` (Unix seconds), renewed by
 /// its heartbeats; `attempts` counts its claims; `cancel_requested` asks
 /// its worker to stop it; `external` marks runs whose env processes
-/// connect to the server that executes them. `workers` lists the processes
+/// connect to the server that executes them; `steps_per_second` and
+/// `recent_mean_return` are a running run's live figures, for API nodes
+/// that do not execute it. `workers` lists the processes
 /// that execute runs, with their last heartbeat.
 const QUEUE_MIGRATION: &str = "ALTER TABLE runs ADD COLUMN worker TEXT;
     ALTER TABLE runs ADD COLUMN lease_until REAL;
     ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN external INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN steps_per_second REAL;
+    ALTER TABLE runs ADD COLUMN recent_mean_return REAL;
     UPDATE runs SET external = 1 WHERE json_extract(spec, '$.env.id') = 'external';
     CREATE INDEX runs_worker ON runs(worker, status);
     CREATE TABLE workers (

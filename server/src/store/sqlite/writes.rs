@@ -175,6 +175,8 @@ fn apply(
                     summary = coalesce(?6, CASE WHEN ?7 THEN summary ELSE NULL END),
                     lease_until = CASE WHEN ?2 = 'running' THEN lease_until ELSE NULL END,
                     cancel_requested = CASE WHEN ?2 = 'running' THEN cancel_requested ELSE 0 END,
+                    steps_per_second = CASE WHEN ?2 = 'running' THEN steps_per_second END,
+                    recent_mean_return = CASE WHEN ?2 = 'running' THEN recent_mean_return END,
                     attempts = CASE WHEN ?2 = 'queued' THEN 0 ELSE attempts END
                  WHERE id = ?1 AND (?8 IS NULL OR (worker = ?8 AND status = 'running'))",
                 params![
@@ -235,9 +237,20 @@ fn apply(
             run_id,
             steps,
             episodes,
+            steps_per_second,
+            recent_mean_return,
         } => {
-            tx.prepare_cached("UPDATE runs SET steps = ?2, episodes = ?3 WHERE id = ?1")?
-                .execute(params![run_id, *steps as i64, *episodes as i64])?;
+            tx.prepare_cached(
+                "UPDATE runs SET steps = ?2, episodes = ?3, steps_per_second = ?4,
+                    recent_mean_return = ?5 WHERE id = ?1",
+            )?
+            .execute(params![
+                run_id,
+                *steps as i64,
+                *episodes as i64,
+                steps_per_second,
+                recent_mean_return
+            ])?;
         }
         Write::Log { run_id, .. } => {
             events.push(insert_event(
