@@ -313,8 +313,12 @@ impl RunManager {
     /// execute them (none: a server that only answers), and the heartbeat
     /// thread. On a store of its own (SQLite), runs found `running` died
     /// with the last server and become `interrupted`; on a shared one
-    /// (PostgreSQL), only those this node's name held do, and other
-    /// processes' runs are left to their leases.
+    /// (PostgreSQL), only those this server's name held do, and other
+    /// processes' runs are left to their leases. A worker (`hands_back`)
+    /// leaves even its own name's runs to their leases, which requeue
+    /// them: a worker restarted under its name (by Ray, a supervisor)
+    /// must not end runs its predecessor held, and a second process given
+    /// a live worker's name by mistake must not end that worker's runs.
     pub fn start(
         store: Store,
         engine: Arc<Engine>,
@@ -325,7 +329,8 @@ impl RunManager {
     ) -> Result<Arc<RunManager>, RunError> {
         let shared = store.shared();
         for row in store.runs(Some(RunStatus::Running), None, usize::MAX)? {
-            if !shared || row.worker.as_deref() == Some(node.name.as_str()) {
+            let own = row.worker.as_deref() == Some(node.name.as_str());
+            if !shared || (own && !node.hands_back) {
                 store.set_status(
                     &row.id,
                     RunStatus::Interrupted,
