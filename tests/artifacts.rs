@@ -101,14 +101,7 @@ impl Drop for Moto {
 }
 
 fn dqn_spec() -> Value {
-    json!({
-        "env": {"id": "CartPole-v1"},
-        "agent": {"id": "dqn", "config": {"learning_starts": 500, "replay": {"capacity": 10000}}},
-        "budget": {"steps": 60_000},
-        "seed": 9,
-        "checkpoint": {"every_episodes": 10},
-        "eval": {"episodes": 2}
-    })
+    support::dqn_checkpointing_spec(9)
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{Server, get_json, post_json, read_events, wait_status};
+use support::{Server, get_json, post_json, read_events, run_locally, wait_status};
 
 #[allow(dead_code)] // the helpers other test files use
 #[path = "../server/tests/support/postgres.rs"]
@@ -45,21 +45,7 @@ fn a_server_on_postgres_runs_streams_and_finds_its_runs_again_after_a_restart() 
     let id = created["id"].as_str().unwrap().to_string();
     let finished = wait_status(&server, &id, &["completed"], Duration::from_secs(60));
     // The run is the one `rl-lab run` plays from the same spec.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("spec.json");
-    std::fs::write(&file, spec().to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rl-lab"))
-        .args(["run", "--json", "--out"])
-        .arg(dir.path().join("out"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let local: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let local = run_locally(&spec());
     let key = "train_mean_return_last_100";
     assert_eq!(finished["summary"][key], local[key], "{finished}");
     assert_eq!(finished["summary"]["steps"], local["steps"]);

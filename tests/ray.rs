@@ -8,7 +8,7 @@
 
 mod support;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -254,17 +254,8 @@ fn parent_command(pid: u64) -> String {
     String::from_utf8_lossy(&command).replace('\0', " ")
 }
 
-/// The DQN run of tests/workers.rs: a few seconds on CartPole,
-/// checkpointing every 10 episodes.
 fn dqn_spec() -> Value {
-    json!({
-        "env": {"id": "CartPole-v1"},
-        "agent": {"id": "dqn", "config": {"learning_starts": 500, "replay": {"capacity": 10000}}},
-        "budget": {"steps": 60_000},
-        "seed": 5,
-        "checkpoint": {"every_episodes": 10},
-        "eval": {"episodes": 2}
-    })
+    support::dqn_checkpointing_spec(5)
 }
 
 #[test]

@@ -111,18 +111,8 @@ fn three_workers_claim_each_of_fifty_runs_exactly_once() {
     drop(workers);
 }
 
-/// A DQN run on CartPole long enough to be killed mid-run, checkpointing
-/// every 10 episodes (at episode boundaries, so a resume continues it
-/// exactly).
 fn dqn_spec() -> Value {
-    json!({
-        "env": {"id": "CartPole-v1"},
-        "agent": {"id": "dqn", "config": {"learning_starts": 500, "replay": {"capacity": 10000}}},
-        "budget": {"steps": 60_000},
-        "seed": 5,
-        "checkpoint": {"every_episodes": 10},
-        "eval": {"episodes": 2}
-    })
+    support::dqn_checkpointing_spec(5)
 }
 
 fn episode_steps(server: &Server, id: &str) -> Vec<u64> {

@@ -226,13 +226,17 @@ impl Objects {
     }
 
     /// Writes every file the store holds of run `run_id` into `folder`
-    /// (made if missing), as the run left them; how many.
+    /// (made if missing), as the run left them; how many. All are fetched
+    /// before any is written, so a failure midway leaves the folder as it
+    /// was, never a checkpoint without the metrics file beside it.
     pub fn download_all(&self, run_id: &str, folder: &Path) -> Result<usize, ObjectsError> {
-        let files = self.list(run_id)?;
-        for (name, _) in &files {
-            let Some(bytes) = self.get(run_id, name)? else {
-                continue;
-            };
+        let mut fetched = Vec::new();
+        for (name, _) in self.list(run_id)? {
+            if let Some(bytes) = self.get(run_id, &name)? {
+                fetched.push((name, bytes));
+            }
+        }
+        for (name, bytes) in &fetched {
             let path: PathBuf = name
                 .split('/')
                 .fold(folder.to_path_buf(), |p, part| p.join(part));
@@ -247,7 +251,7 @@ impl Objects {
                 source,
             })?;
         }
-        Ok(files.len())
+        Ok(fetched.len())
     }
 
     /// Removes every file of run `run_id` from the store.

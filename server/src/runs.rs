@@ -483,6 +483,23 @@ impl RunManager {
         }
     }
 
+    /// Whether this process still holds run `id`'s lease (renewing it):
+    /// asked before each checkpoint, which must not overwrite a newer one
+    /// of another holder. An unanswered store counts as held: the
+    /// heartbeat decides then.
+    fn still_holds(&self, id: &str) -> bool {
+        match self
+            .store
+            .renew_leases(&self.node.name, vec![id.to_string()], self.node.lease)
+        {
+            Ok(held) => !held.is_empty(),
+            Err(e) => {
+                tracing::warn!(run_id = %id, "renewing the lease before a checkpoint: {e}");
+                true
+            }
+        }
+    }
+
     /// Asks a run executing here to stop, for `reason`.
     fn stop_local(&self, id: &str, reason: StopReason) {
         let mut queue = lock(&self.queue.0);
@@ -505,14 +522,13 @@ impl RunManager {
         self.objects.as_ref()
     }
 
-    /// Run `id`'s folder here, with what the mirror holds of it when this
-    /// process has no checkpoint of its own (the run moved between
-    /// machines, or the API node never ran it).
+    /// Run `id`'s folder here, with what the mirror holds of it: the
+    /// mirror's copy is the newest (each checkpoint goes there as it is
+    /// written, by whichever process held the run), so a folder left here
+    /// by an earlier attempt never wins over it.
     pub fn fetch_folder(&self, id: &str) -> Result<PathBuf, crate::objects::ObjectsError> {
         let folder = self.folder(id);
-        if let Some(objects) = &self.objects
-            && !folder.join("checkpoint.json").is_file()
-        {
+        if let Some(objects) = &self.objects {
             let fetched = objects.download_all(id, &folder)?;
             if fetched > 0 {
                 tracing::info!(run_id = %id, files = fetched, "run folder fetched from {}", objects.url());
@@ -718,8 +734,13 @@ impl RunManager {
         // A failed run resumes from its last checkpoint once its cause is
         // mended (a remote env server back up); without one there is
         // nothing to resume from.
-        let failed_with_checkpoint =
-            row.status == RunStatus::Failed && self.folder(id).join("checkpoint.json").is_file();
+        let has_checkpoint = self.folder(id).join("checkpoint.json").is_file()
+            || self.objects.as_ref().is_some_and(|objects| {
+                objects
+                    .list(id)
+                    .is_ok_and(|files| files.iter().any(|(name, _)| name == "checkpoint.json"))
+            });
+        let failed_with_checkpoint = row.status == RunStatus::Failed && has_checkpoint;
         if queue.active.contains_key(id) || !(row.status.is_resumable() || failed_with_checkpoint) {
             return Err(RunError::Conflict {
                 id: id.into(),
@@ -777,6 +798,9 @@ impl RunManager {
             });
         }
         queue.end_external(id, Ending::Stopped("the run was deleted".into()));
+        // The removals below may be slow (a bucket far away): the queue,
+        // which the heartbeat needs, is not held through them.
+        drop(queue);
         // Rows first: a folder without rows is invisible, rows without a
         // folder would list a run whose files are gone.
         self.store.delete_run(id)?;
@@ -870,6 +894,37 @@ impl RunManager {
                             None,
                         );
                         return None;
+                    }
+                    if let Some(earlier) = queue.active.get_mut(&id) {
+                        // This process lost the run's lease without
+                        // noticing yet, and took it again: the earlier
+                        // execution stops, and the run goes back to the
+                        // queue, so that it never runs twice here.
+                        earlier.stop.get_or_insert(StopReason::LeaseLost);
+                        earlier.cancel.cancel();
+                        drop(queue);
+                        let _ = self.store.set_status_held(
+                            &id,
+                            Some(&self.node.name),
+                            RunStatus::Queued,
+                            None,
+                            None,
+                        );
+                        // Not again until the earlier execution has gone.
+                        let mut queue = lock(mutex);
+                        let deadline = Instant::now() + Duration::from_secs(30);
+                        while queue.active.contains_key(&id) && !queue.closing {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                break;
+                            }
+                            queue = self
+                                .ended
+                                .wait_timeout(queue, left)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0;
+                        }
+                        continue;
                     }
                     let cancel = CancelFlag::new();
                     let progress = Arc::new(Mutex::new(LiveProgress::default()));
@@ -976,7 +1031,17 @@ impl RunManager {
                 // worker's to write.
             } else if status == RunStatus::Queued {
                 // Handed back at shutdown: another worker resumes it from
-                // its checkpoint.
+                // its checkpoint; unless a cancel was asked for meanwhile
+                // (the heartbeat that would pass it on has stopped).
+                let cancelled = self
+                    .store
+                    .cancel_requests(&self.node.name)
+                    .is_ok_and(|asked| asked.contains(&id));
+                let status = if cancelled {
+                    RunStatus::Cancelled
+                } else {
+                    RunStatus::Queued
+                };
                 self.record_end(&id, status, None, None);
             } else {
                 self.record_end(&id, status, error, summary);
@@ -1009,14 +1074,31 @@ impl RunManager {
         let first = self
             .store
             .set_status_held(id, holder, status, error.clone(), summary.clone());
-        let outcome = match first {
+        let mut outcome = match first {
             Err(e) if e.fault() == Some(StoreFault::DiskFull) => {
                 self.store.release_reserve();
                 self.store
-                    .set_status_held(id, holder, status, error, summary)
+                    .set_status_held(id, holder, status, error.clone(), summary.clone())
             }
             other => other,
         };
+        // A database away for a moment (a failover, a network blip) must
+        // not cost a finished run: its lease would lapse and the run be
+        // done again. Tried for up to a minute, within which the lease is
+        // still renewed (the run stays active until this returns).
+        let began = Instant::now();
+        while let Err(e) = &outcome {
+            if e.fault() != Some(StoreFault::Unreachable)
+                || began.elapsed() > Duration::from_secs(60)
+            {
+                break;
+            }
+            tracing::warn!("run {id}: its end ({status}) waits for the database: {e}");
+            std::thread::sleep(Duration::from_secs(2));
+            outcome =
+                self.store
+                    .set_status_held(id, holder, status, error.clone(), summary.clone());
+        }
         match outcome {
             Ok(()) => {}
             Err(e) if e.fault() == Some(StoreFault::DiskFull) => tracing::error!(
@@ -1282,6 +1364,13 @@ impl Hooks for ServerHooks<'_> {
         carried: &CarriedState,
     ) -> rl_runner::Result<()> {
         self.last_checkpoint = Instant::now();
+        // A process that stalled past its lease (a paused machine) may
+        // wake here before its heartbeat hears the run went to another: its
+        // checkpoint would overwrite the newer one of the run's holder.
+        if !self.manager.still_holds(&self.run_id) {
+            self.manager.stop_local(&self.run_id, StopReason::LeaseLost);
+            return Ok(());
+        }
         // A resumed run keeps the stored metrics up to its checkpoint and
         // replays the rest: those up to here must be stored before the
         // checkpoint says they are, or a crash between the two leaves a

@@ -418,8 +418,11 @@ fn downsampled_reads_follow_the_rows_through_truncation(backend: &dyn Backend) {
     record(&store, &id, "sparse", &spiky);
     record(&store, &id, "dense", &rows(12_000, 0, 1));
     record(&store, &id, "few", &rows(40, 100, 1_000_000));
+    // In 3 points, first and last in one 4,096-step bucket: read from the
+    // 256-step level.
+    record(&store, &id, "aligned", &rows(4_096, 0, 1));
     record(&store, &other, "dense", &rows(3_000, 0, 2));
-    let names = ["sparse", "dense", "few"];
+    let names = ["sparse", "dense", "few", "aligned"];
     for name in names {
         for after in [None, Some(0), Some(12_345), Some(1_000_003)] {
             assert_reads_as_reference(&store, &id, name, after);

@@ -1,7 +1,7 @@
 //! `rl-lab serve`: the HTTP server.
 
 use super::{CliError, CliResult};
-use rl_server::ServeConfig;
+use rl_server::{ServeConfig, ServeError};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -206,6 +206,17 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
     config.max_run_memory = args.max_run_memory;
     config.token = std::env::var("RL_LAB_TOKEN").ok().filter(|t| !t.is_empty());
     config.remote_envs = rl_runner::envs::UrlPolicy::LoopbackAnd(args.allow_remote_env);
+    run_async(rl_server::serve(config, |bound| {
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "listening on http://{bound}");
+        let _ = stdout.flush();
+    }))
+}
+
+/// Runs the server or a worker on a multi-threaded runtime until it
+/// returns. A data folder, an address or an `--artifacts` URL that cannot
+/// be used is bad input (exit code 2); anything else failed while running.
+pub fn run_async(work: impl std::future::Future<Output = Result<(), ServeError>>) -> CliResult {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -213,18 +224,13 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
             code: 1,
             message: format!("starting the async runtime: {e}"),
         })?;
-    runtime
-        .block_on(rl_server::serve(config, |bound| {
-            let mut stdout = std::io::stdout();
-            let _ = writeln!(stdout, "listening on http://{bound}");
-            let _ = stdout.flush();
-        }))
-        .map_err(|e| CliError {
-            code: match e {
-                rl_server::ServeError::Bind { .. } | rl_server::ServeError::Data { .. } => 2,
-                rl_server::ServeError::Artifacts(rl_server::objects::ObjectsError::Url(_)) => 2,
-                _ => 1,
-            },
-            message: e.to_string(),
-        })
+    runtime.block_on(work).map_err(|e| CliError {
+        code: match e {
+            ServeError::Bind { .. }
+            | ServeError::Data { .. }
+            | ServeError::Artifacts(rl_server::objects::ObjectsError::Url(_)) => 2,
+            _ => 1,
+        },
+        message: e.to_string(),
+    })
 }

@@ -1,6 +1,6 @@
 //! `rl-lab worker`: executes runs queued in a shared store.
 
-use super::serve::{LogFormat, QueueArgs, init_logs, store_location};
+use super::serve::{LogFormat, QueueArgs, init_logs, run_async, store_location};
 use super::{CliError, CliResult};
 use std::io::Write;
 use std::path::PathBuf;
@@ -79,25 +79,9 @@ pub fn worker(args: WorkerArgs, lab: &super::Lab) -> CliResult {
         env_plugins: lab.env_plugins().to_vec(),
         remote_envs: rl_runner::envs::UrlPolicy::LoopbackAnd(args.allow_remote_env),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError {
-            code: 1,
-            message: format!("starting the async runtime: {e}"),
-        })?;
-    runtime
-        .block_on(rl_server::work(config, |name| {
-            let mut stdout = std::io::stdout();
-            let _ = writeln!(stdout, "worker {name} ready");
-            let _ = stdout.flush();
-        }))
-        .map_err(|e| CliError {
-            code: match e {
-                rl_server::ServeError::Data { .. } => 2,
-                rl_server::ServeError::Artifacts(rl_server::objects::ObjectsError::Url(_)) => 2,
-                _ => 1,
-            },
-            message: e.to_string(),
-        })
+    run_async(rl_server::work(config, |name| {
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "worker {name} ready");
+        let _ = stdout.flush();
+    }))
 }

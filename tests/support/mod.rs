@@ -319,3 +319,17 @@ pub fn statuses(run: &serde_json::Value) -> Vec<String> {
         .map(|change| change["status"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// A DQN run on CartPole of 60,000 steps (a few seconds), long enough to
+/// be killed mid-run, checkpointing every 10 episodes: at episode
+/// boundaries, so a resume continues it exactly.
+pub fn dqn_checkpointing_spec(seed: u64) -> serde_json::Value {
+    serde_json::json!({
+        "env": {"id": "CartPole-v1"},
+        "agent": {"id": "dqn", "config": {"learning_starts": 500, "replay": {"capacity": 10000}}},
+        "budget": {"steps": 60_000},
+        "seed": seed,
+        "checkpoint": {"every_episodes": 10},
+        "eval": {"episodes": 2}
+    })
+}

@@ -296,27 +296,38 @@ const TAIL_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 /// Publishes the events every process stores in a shared database, in id
 /// order (which is commit order: each batch holds the events lock), from
 /// after `after`, until the backend is dropped. While no one listens, it
-/// only keeps its place.
+/// only keeps its place; a full read is followed by the next at once, so
+/// it keeps up with any ingest rate.
 fn tail_events(
     backend: &std::sync::Weak<dyn Backend>,
     mut after: i64,
     publish: &broadcast::Sender<Arc<Event>>,
 ) {
+    const READ: usize = 5000;
+    let mut behind = false;
     loop {
-        std::thread::sleep(TAIL_PERIOD);
+        if !behind {
+            std::thread::sleep(TAIL_PERIOD);
+        }
         let Some(backend) = backend.upgrade() else {
             return;
         };
-        let read = if publish.receiver_count() == 0 {
-            backend.last_event_id().map(|last| {
-                after = last;
-                Vec::new()
-            })
-        } else {
-            backend.events_since(after, None, &EventKind::ALL, 1000)
-        };
-        match read {
+        behind = false;
+        if publish.receiver_count() == 0 {
+            // The place is read before the check: a subscriber that came
+            // meanwhile may have read its catch-up before events up to
+            // `last` were committed, so the place stays, and the next
+            // round publishes them (it skips those it already has).
+            match backend.last_event_id() {
+                Ok(last) if publish.receiver_count() == 0 => after = last,
+                Ok(_) => {}
+                Err(e) => tracing::warn!("reading the store's newest event: {e}"),
+            }
+            continue;
+        }
+        match backend.events_since(after, None, &EventKind::ALL, READ) {
             Ok(events) => {
+                behind = events.len() == READ;
                 for event in events {
                     after = event.id;
                     let _ = publish.send(Arc::new(event));

@@ -112,9 +112,11 @@ impl std::str::FromStr for Target {
             return Err("expected postgres://USER@HOST[:PORT]/DB, each part non-empty".into());
         }
         if dbname.contains(['/', '?', '#']) {
-            return Err(format!(
-                "database name '{dbname}' holds '/', '?' or '#': connection options are not taken from the URL"
-            ));
+            // Not repeated: options may hold a password.
+            return Err(
+                "the database name is followed by '/', '?' or '#': connection options are not taken from the URL"
+                    .into(),
+            );
         }
         Ok(Target {
             user: user.into(),
@@ -198,7 +200,13 @@ impl Postgres {
             .port(target.port)
             .dbname(&target.dbname)
             .application_name("rl-lab")
-            .connect_timeout(CONNECT_TIMEOUT);
+            .connect_timeout(CONNECT_TIMEOUT)
+            // A process frozen or cut off mid-batch must not hold the
+            // events lock (every process's writes wait on it) for longer
+            // than this: the server ends its session, and its batch.
+            .options("-c idle_in_transaction_session_timeout=30s")
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
         if let Some(password) = password {
             config.password(&password.0);
         }
@@ -723,9 +731,11 @@ mod tests {
             "postgres://lab@db",
             "postgres://lab@db:99999/rl",
             "postgres://lab@db/rl?sslmode=disable",
+            "postgres://lab@db/rl?password=hunter2",
             "postgres://@db/rl",
         ] {
-            assert!(bad.parse::<Target>().is_err(), "{bad}");
+            let refused = bad.parse::<Target>().unwrap_err();
+            assert!(!refused.contains("hunter2"), "{refused}");
         }
     }
 }

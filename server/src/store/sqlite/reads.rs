@@ -592,10 +592,9 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRun> {
 
 #[cfg(test)]
 mod tests {
-    use super::schema::tests::{Row, assert_rollups_match_the_rows, insert, rows};
+    use super::schema::tests::{assert_rollups_match_the_rows, insert, rows};
     use super::*;
     use crate::store::Store;
-    use crate::store::downsample::downsample;
     use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
@@ -639,70 +638,6 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(left, [other]);
-    }
-
-    /// Asserts the store's downsampled read is the reference downsampling
-    /// of the stored rows.
-    fn assert_reads_as_reference(store: &Store, id: &str, name: &str, after: Option<u64>) {
-        let stored = store.metric_series(id, name, after, usize::MAX).unwrap();
-        for max_points in [3, 4, 100, 1500, 5_000] {
-            let read = store
-                .metric_series_downsampled(id, name, after, max_points)
-                .unwrap();
-            let reference = downsample(&stored, max_points);
-            assert!(read.len() <= max_points);
-            assert_eq!(read.len(), reference.len(), "{name} after {after:?}");
-            for (read, reference) in read.iter().zip(&reference) {
-                let close =
-                    (read.value - reference.value).abs() <= 1e-9 * reference.value.abs().max(1.0);
-                let exact = |p: &MetricPoint| (p.step, p.wall_seconds, p.count, p.min, p.max);
-                assert!(
-                    close && exact(read) == exact(reference),
-                    "{name} after {after:?} in {max_points}: read {read:?}, reference {reference:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_downsampled_read_from_rollups_is_the_reference_downsampling_of_the_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, conn, id) = store(dir.path());
-        // Sparse, dense, and a series whose first row sits mid-bucket.
-        let mut spiky: Vec<Row> = rows(60_000, 7, 37);
-        spiky[31_337].1 = 1e9;
-        spiky[31_338].2 = Some((4, -1e9, 0.0));
-        insert(&conn, &id, "sparse", &spiky);
-        insert(&conn, &id, "dense", &rows(40_000, 0, 1));
-        insert(&conn, &id, "few", &rows(40, 100, 1_000_000));
-        // In 3 points, first and last in one 4,096-step bucket: read from
-        // the 256-step level.
-        insert(&conn, &id, "aligned", &rows(4_096, 0, 1));
-        for name in ["sparse", "dense", "few", "aligned"] {
-            for after in [None, Some(0), Some(12_345), Some(1_000_003)] {
-                assert_reads_as_reference(&store, &id, name, after);
-            }
-        }
-        let read = store
-            .metric_series_downsampled(&id, "sparse", None, 1500)
-            .unwrap();
-        let top = read.iter().map(|p| p.max).fold(f64::MIN, f64::max);
-        let bottom = read.iter().map(|p| p.min).fold(f64::MAX, f64::min);
-        assert_eq!((top, bottom), (1e9, -1e9));
-        assert_eq!(read.iter().map(|p| p.count).sum::<u64>(), {
-            let stored = store
-                .metric_series(&id, "sparse", None, usize::MAX)
-                .unwrap();
-            stored.iter().map(|p| p.count).sum::<u64>()
-        });
-        assert!(read.len() > 750, "{}", read.len());
-        // Nothing stored: nothing read.
-        assert_eq!(
-            store
-                .metric_series_downsampled(&id, "missing", None, 10)
-                .unwrap(),
-            []
-        );
     }
 
     #[test]
