@@ -484,6 +484,15 @@ fn server_shutdown_closes_the_remote_instances() {
     assert_eq!(status, 201, "{reply}");
     let id = reply["id"].as_str().unwrap();
     wait_status(&server, id, &["running"], Duration::from_secs(20));
+    // `running` says a worker holds the run; its envs open a moment later.
+    let began = Instant::now();
+    while adapter.open_instances().as_object().unwrap().len() < 2 {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the run's instances did not open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(adapter.open_instances().as_object().unwrap().len(), 2);
     server.signal("-TERM");
     server.wait_exit(Duration::from_secs(10));
