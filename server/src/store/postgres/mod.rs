@@ -272,6 +272,19 @@ impl Postgres {
     }
 }
 
+/// A read-only transaction that sees one snapshot, for reads made of
+/// several queries, whatever the writers commit meanwhile.
+async fn snapshot(
+    client: &mut deadpool_postgres::Client,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
+
 fn run_row(row: &Row) -> RawRun {
     (
         row.get(0),
@@ -435,13 +448,7 @@ impl Backend for Postgres {
 
     fn sweep(&self, sweep_id: &str) -> StoreResult<Option<SweepWithRuns>> {
         self.read(async |client| {
-            // One snapshot for the sweep and its runs.
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await?;
+            let tx = snapshot(client).await?;
             let Some(sweep) = tx
                 .query_opt(
                     &format!("SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id = $1"),
@@ -541,14 +548,7 @@ impl Backend for Postgres {
     ) -> StoreResult<Vec<MetricPoint>> {
         let after = after_step.map_or(-1, step_in_sql);
         self.read(async |client| {
-            // One snapshot for the several reads below, whatever the
-            // writers commit meanwhile.
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await?;
+            let tx = snapshot(client).await?;
             let rows = metric_rows(&*tx, run_id, name, (after, i64::MAX), max_points + 1).await?;
             if rows.len() <= max_points {
                 return Ok(rows);

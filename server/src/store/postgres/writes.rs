@@ -150,6 +150,18 @@ async fn insert_event(
     })
 }
 
+/// A run's status change as its history event.
+async fn insert_status_event(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    status: RunStatus,
+    error: Option<String>,
+    time: f64,
+) -> Result<Event, tokio_postgres::Error> {
+    let data = status_event(status, time, error);
+    insert_event(tx, run_id, EventKind::Status, None, data, time).await
+}
+
 /// Inserts a queued run, with its first status event; its id.
 async fn insert_run(
     tx: &Transaction<'_>,
@@ -172,8 +184,7 @@ async fn insert_run(
         )
         .await?;
     let id: String = row.get(0);
-    let data = status_event(RunStatus::Queued, time, None);
-    events.push(insert_event(tx, &id, EventKind::Status, None, data, time).await?);
+    events.push(insert_status_event(tx, &id, RunStatus::Queued, None, time).await?);
     // Idle workers wait on this channel (delivered at commit).
     tx.execute("SELECT pg_notify($1, $2)", &[&super::QUEUE_CHANNEL, &id])
         .await?;
@@ -274,8 +285,7 @@ async fn apply(
                 )
                 .await?;
             }
-            let data = status_event(status, time, error.clone());
-            events.push(insert_event(tx, run_id, EventKind::Status, None, data, time).await?);
+            events.push(insert_status_event(tx, run_id, status, error.clone(), time).await?);
         }
         Write::Metric { .. } => {
             let group = std::slice::from_mut(queued);
@@ -379,8 +389,7 @@ async fn apply(
                 .await?
                 .map(|row| row.get::<_, String>(0));
             if let Some(id) = &claimed {
-                let data = status_event(RunStatus::Running, time, None);
-                events.push(insert_event(tx, id, EventKind::Status, None, data, time).await?);
+                events.push(insert_status_event(tx, id, RunStatus::Running, None, time).await?);
             }
             return Ok(Applied::Claimed(claimed));
         }
@@ -423,8 +432,8 @@ async fn apply(
                 )
                 .await?;
             if changed == 1 {
-                let data = status_event(RunStatus::Cancelled, time, None);
-                events.push(insert_event(tx, run_id, EventKind::Status, None, data, time).await?);
+                events
+                    .push(insert_status_event(tx, run_id, RunStatus::Cancelled, None, time).await?);
             }
             return Ok(Applied::Cancelled(changed == 1));
         }
@@ -458,8 +467,7 @@ async fn apply(
                     )
                     .await?;
                 }
-                let data = status_event(status, time, Some(error));
-                events.push(insert_event(tx, &run_id, EventKind::Status, None, data, time).await?);
+                events.push(insert_status_event(tx, &run_id, status, Some(error), time).await?);
             }
         }
         Write::Heartbeat { worker } => {

@@ -86,6 +86,18 @@ fn insert_event(
     })
 }
 
+/// A run's status change as its history event.
+fn insert_status_event(
+    tx: &Connection,
+    run_id: &str,
+    status: RunStatus,
+    error: Option<String>,
+    time: f64,
+) -> rusqlite::Result<Event> {
+    let data = status_event(status, time, error);
+    insert_event(tx, run_id, EventKind::Status, None, data, time)
+}
+
 /// Inserts a queued run, with its first status event; its id.
 fn insert_run(
     tx: &Connection,
@@ -105,8 +117,7 @@ fn insert_run(
     let seq = tx.last_insert_rowid();
     let id = format!("run-{seq}");
     tx.execute("UPDATE runs SET id = ?1 WHERE seq = ?2", params![id, seq])?;
-    let data = status_event(RunStatus::Queued, time, None);
-    events.push(insert_event(tx, &id, EventKind::Status, None, data, time)?);
+    events.push(insert_status_event(tx, &id, RunStatus::Queued, None, time)?);
     Ok(id)
 }
 
@@ -194,13 +205,11 @@ fn apply(
                 // Its lease was lost: the run is another worker's now.
                 return Ok(Applied::Done);
             }
-            let data = status_event(status, time, error.clone());
-            events.push(insert_event(
+            events.push(insert_status_event(
                 tx,
                 run_id,
-                EventKind::Status,
-                None,
-                data,
+                status,
+                error.clone(),
                 time,
             )?);
         }
@@ -296,8 +305,7 @@ fn apply(
                 )
                 .optional()?;
             if let Some(id) = &claimed {
-                let data = status_event(RunStatus::Running, time, None);
-                events.push(insert_event(tx, id, EventKind::Status, None, data, time)?);
+                events.push(insert_status_event(tx, id, RunStatus::Running, None, time)?);
             }
             return Ok(Applied::Claimed(claimed));
         }
@@ -331,13 +339,11 @@ fn apply(
                 params![run_id, time],
             )?;
             if changed == 1 {
-                let data = status_event(RunStatus::Cancelled, time, None);
-                events.push(insert_event(
+                events.push(insert_status_event(
                     tx,
                     run_id,
-                    EventKind::Status,
+                    RunStatus::Cancelled,
                     None,
-                    data,
                     time,
                 )?);
             }
@@ -367,15 +373,7 @@ fn apply(
                      WHERE id = ?1",
                     params![run_id, status.as_str(), finished, error],
                 )?;
-                let data = status_event(status, time, Some(error));
-                events.push(insert_event(
-                    tx,
-                    &run_id,
-                    EventKind::Status,
-                    None,
-                    data,
-                    time,
-                )?);
+                events.push(insert_status_event(tx, &run_id, status, Some(error), time)?);
             }
         }
         Write::Heartbeat { worker } => {
