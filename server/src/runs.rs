@@ -1378,10 +1378,14 @@ impl Hooks for ServerHooks<'_> {
         self.store.flush();
         self.folder.write_checkpoint(agent, counters, carried)?;
         // The metrics file is flushed up to the checkpoint: a resume
-        // elsewhere keeps its lines to there and appends.
+        // elsewhere keeps its lines to there and appends. It goes first,
+        // the checkpoint last: a process killed between the two leaves
+        // the earlier checkpoint beside a metrics file that reaches past
+        // it (trimmed on resume), never a checkpoint whose episodes the
+        // metrics file lacks.
         self.manager.mirror(
             &self.run_id,
-            &["checkpoint.json", "metrics.jsonl", "spec.json"],
+            &["spec.json", "metrics.jsonl", "checkpoint.json"],
         );
         let live = *self.live.lock().unwrap_or_else(|p| p.into_inner());
         self.store.send(Write::Progress {
