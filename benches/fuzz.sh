@@ -16,10 +16,11 @@ if [ ! -x "$schemathesis" ]; then
     echo "no schemathesis at $schemathesis: run ./scripts/test once, or set RL_LAB_TEST_PYTHON" >&2
     exit 1
 fi
-cargo build --quiet --bin rl-lab
+# With the test build's features: the holder below is a test agent.
+cargo build --quiet --bin rl-lab --test fuzz
 data=$(mktemp -d)
 log="$data/serve.log"
-target/debug/rl-lab serve --addr 127.0.0.1:0 --data "$data/lab" --max-concurrent-runs 1 >"$log" 2>/dev/null &
+RL_LAB_TEST_AGENTS=1 target/debug/rl-lab serve --addr 127.0.0.1:0 --data "$data/lab" --max-concurrent-runs 1 >"$log" 2>/dev/null &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 100); do
@@ -28,13 +29,14 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ -n "$base" ] || { echo "the server did not start" >&2; exit 1; }
-# One external run holds the only worker, so that the runs the fuzzer
-# launches queue instead of training: the fuzz is of the HTTP API, and a
-# tabular run at full speed would write metrics as fast as the disk takes.
+# A run that sleeps through its steps holds the only local worker, so that
+# the runs the fuzzer launches queue instead of training: the fuzz is of the
+# HTTP API, and a tabular run at full speed would write metrics as fast as
+# the disk takes.
 curl -sf -X POST -H 'Content-Type: application/json' "$base/v1/runs" -d '{
-  "env": {"id": "external", "config": {"observation_space": {"type": "Discrete", "n": 4},
-                                       "action_space": {"type": "Discrete", "n": 2}}},
-  "agent": {"id": "q-learning"}, "eval": {"episodes": 0}}' >/dev/null
+  "env": {"id": "CartPole-v1"},
+  "agent": {"id": "test/panic", "config": {"sleep_ms_per_step": 100}},
+  "budget": {"steps": 1000000000}, "eval": {"episodes": 0}}' >/dev/null
 work=$(mktemp -d -p "$data")
 began=$(date +%s)
 status=0

@@ -33,7 +33,8 @@ What it checks, and how:
   event of the run up to the last id the watcher received must have come
   exactly once, with the stored payload. Lost, duplicated, unknown or
   altered events all count. Must be 0.
-- RSS: sampled every 10 s once the soak's load has run for
+- RSS (the server's and its local workers', where the runs train):
+  sampled every 10 s once the soak's load has run for
   `--warmup-seconds` (30 by default), after a warm-up load of the same
   length, so from a minute of load in all to the end of the load. The mean
   of the last minute's samples must not exceed the mean of the first
@@ -535,11 +536,33 @@ def watcher(port, index, slot, board, stop, errors, ledger, db_path, seed, recon
 # The server
 
 
-def rss_bytes(pid: int) -> int:
+def own_rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid`'s threads started: the server's local workers."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # the thread ended since the listing
+            continue
+    return found
+
+
+def rss_bytes(pid: int) -> int:
+    """The server's resident memory and its local workers' (where runs train)."""
+    total = own_rss_bytes(pid)
+    for child in children(pid):
+        try:
+            total += own_rss_bytes(child)
+        except OSError:  # it ended since the listing
+            continue
+    return total
 
 
 def open_fds(pid: int) -> int:

@@ -159,6 +159,15 @@ fn a_process_drives_a_run_to_completion_and_the_metrics_are_its_episodes() {
         run["summary"]["eval"]["episodes"], 0,
         "external runs do not evaluate"
     );
+    // It trained in one of the server's local worker processes, to which
+    // the server relayed the env process's WebSocket.
+    let (_, workers) = call(&server, "GET", "/v1/workers", None);
+    let me = workers["server"].as_str().unwrap();
+    let holder = run["worker"].as_str().unwrap();
+    assert!(
+        holder.starts_with(&format!("{me}.")),
+        "{holder} ran it, not {me}'s worker"
+    );
     let steps: u64 = normal(&played).iter().map(|e| e.1).sum();
     assert_eq!(run["summary"]["steps"], steps);
     assert_eq!(normal(&recorded_episodes(&server, &id)), normal(&played));

@@ -1,7 +1,8 @@
 //! Faults the server must survive (issue 17 §6): a worker that panics, a
-//! SIGKILL in the middle of the store's commits, a full disk, and a
-//! database deleted or made read-only under it. Each starts the real
-//! binary on an ephemeral port and breaks something for real.
+//! run that aborts its process (issue 20), a SIGKILL in the middle of the
+//! store's commits, a full disk, and a database deleted or made read-only
+//! under it. Each starts the real binary on an ephemeral port and breaks
+//! something for real.
 
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -12,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Server, agent, get_json, wait_status};
+use support::{Server, agent, get_json, statuses, wait_status};
 
 /// `POST path` with a JSON body: the status and the reply as JSON.
 fn post_json(server: &Server, path: &str, body: &Value) -> (u16, Value) {
@@ -152,6 +153,124 @@ fn a_panicking_worker_fails_its_run_and_the_others_go_on() {
     assert_eq!(code, 422, "{reply}");
 }
 
+#[test]
+fn a_run_that_aborts_its_process_takes_one_local_worker_and_nothing_else() {
+    // SQLite, the single-machine default: runs execute in the server's
+    // local worker processes, so an abort (as an out-of-memory kill or a
+    // stack overflow would) takes down one worker and its run only.
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &["--slots", "2"],
+        &[("RL_LAB_TEST_AGENTS", "1")],
+        None,
+        &[],
+    );
+    let began = Instant::now();
+    while server.worker_pids().len() < 2 {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "two local workers did not start: {:?}",
+            server.worker_pids()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first_workers = server.worker_pids();
+    // A run that trains for some seconds (2,000 steps of 2 ms) beside the
+    // one that aborts: it outlives the other's three deaths.
+    let alongside = submit(
+        &server,
+        &json!({"env": {"id": "CartPole-v1"},
+                "agent": {"id": "test/panic", "config": {"sleep_ms_per_step": 2}},
+                "budget": {"steps": 2000}, "seed": 1}),
+    );
+    wait_status(&server, &alongside, &["running"], Duration::from_secs(30));
+    let doomed = submit(
+        &server,
+        &json!({"env": {"id": "CartPole-v1"},
+                "agent": {"id": "test/panic", "config": {"abort_at_step": 50}},
+                "budget": {"steps": 1000}, "seed": 0}),
+    );
+    // Each worker that takes it dies; the server takes it back at once
+    // and answers throughout.
+    let began = Instant::now();
+    let failed = loop {
+        let (code, health) = get_json(&server, "/healthz");
+        assert_eq!(code, 200, "{health}");
+        let (code, run) = get_json(&server, &format!("/v1/runs/{doomed}"));
+        assert_eq!(code, 200, "{run}");
+        if run["status"] == "failed" {
+            break run;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the run was not given up: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        statuses(&failed),
+        [
+            "queued", "running", "queued", "running", "queued", "running", "failed"
+        ],
+        "{failed}"
+    );
+    assert_eq!(failed["attempts"], 3, "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("lost on each of its 3 attempts"), "{error}");
+    assert!(error.contains("was killed by signal 6 (SIGABRT"), "{error}");
+    // The run beside it trained throughout, was never disturbed, and
+    // completes.
+    let (_, beside) = get_json(&server, &format!("/v1/runs/{alongside}"));
+    assert_eq!(beside["status"], "running", "{beside}");
+    let done = wait_status(
+        &server,
+        &alongside,
+        &["completed", "failed"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(statuses(&done), ["queued", "running", "completed"]);
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert_eq!(done["progress"]["steps"], 2000, "{done}");
+    // It ran in a local worker, not in the server's process, and the dead
+    // workers were replaced.
+    let (_, workers) = get_json(&server, "/v1/workers");
+    let names: Vec<&str> = workers["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    let holder = done["worker"].as_str().unwrap();
+    assert!(names.contains(&holder), "{holder} in {names:?}");
+    let server_name = workers["server"].as_str().unwrap();
+    assert!(
+        holder.starts_with(&format!("{server_name}.")),
+        "{holder} is not one of {server_name}'s local workers: {names:?}"
+    );
+    // (The last died just now: its successor may wait out a back-off.)
+    let began = Instant::now();
+    while server.worker_pids().len() < 2 {
+        assert!(
+            began.elapsed() < Duration::from_secs(15),
+            "the dead worker was not replaced: {:?}",
+            server.worker_pids()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(server.worker_pids(), first_workers);
+    // And the server takes the next run as before.
+    let next = submit(&server, &cliff_spec(100, 2));
+    let next = wait_status(
+        &server,
+        &next,
+        &["completed", "failed"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(next["status"], "completed", "{next}");
+}
+
 /// A tmpfs of `size` at a folder, unmounted when dropped.
 struct Tmpfs {
     dir: tempfile::TempDir,
@@ -276,14 +395,15 @@ fn a_full_disk_fails_the_run_that_hit_it_and_loses_no_stored_row() {
     // checkpoint) until the server gives back its reserve. The server is
     // stopped while the filler writes, so that the filler never takes the
     // reserve's space too: with that gone, the run's end would wait for
-    // room (see the writer).
+    // room (see the writer). The run is in one of the server's local
+    // workers: the whole process group stops.
     let filler = folder.join("filler");
     let reserve = folder.join("rl-lab.reserve");
     let began = Instant::now();
     let failed = loop {
-        server.signal("-STOP");
+        server.signal_group("-STOP");
         let filled = !reserve.exists() || fill_disk(&filler);
-        server.signal("-CONT");
+        server.signal_group("-CONT");
         assert!(filled, "the disk did not fill");
         let (_, run) = get_json(&server, &format!("/v1/runs/{filling}"));
         if run["status"] != "running" {
@@ -561,7 +681,8 @@ fn sigkill_during_commits_twenty_times_keeps_the_database_sound_and_metrics_a_pr
             }
         }
         std::thread::sleep(Duration::from_millis(50 + next_random(&mut random) % 1200));
-        server.signal("-KILL");
+        // The server and its local workers, one of which is committing.
+        server.signal_group("-KILL");
         server.wait_exit(Duration::from_secs(10));
         drop(server);
 

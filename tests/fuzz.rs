@@ -43,17 +43,22 @@ fn schemathesis_with_every_check_and_the_stateful_phase_finds_no_failure() {
     let root = env!("CARGO_MANIFEST_DIR");
     // One run at a time, so that the runs the fuzzer launches leave the
     // other core to the server and the fuzzer.
-    let server = support::Server::start_in_temp(&["--max-concurrent-runs", "1"]);
-    // An external run, which waits for its env process, holds the only
-    // worker, so that the runs the fuzzer launches queue instead of
-    // training: this fuzzes the HTTP API, and a tabular run at full speed
-    // writes metrics as fast as the disk takes them.
+    let data = tempfile::tempdir().unwrap();
+    let server = support::Server::start_with(
+        data.path(),
+        &["--max-concurrent-runs", "1"],
+        &[("RL_LAB_TEST_AGENTS", "1")],
+        None,
+        &[],
+    );
+    // A run that sleeps through its steps holds the only local worker, so
+    // that the runs the fuzzer launches queue instead of training: this
+    // fuzzes the HTTP API, and a tabular run at full speed writes metrics
+    // as fast as the disk takes them.
     let holder = serde_json::json!({
-        "env": {"id": "external", "config": {
-            "observation_space": {"type": "Discrete", "n": 4},
-            "action_space": {"type": "Discrete", "n": 2}
-        }},
-        "agent": {"id": "q-learning"},
+        "env": {"id": "CartPole-v1"},
+        "agent": {"id": "test/panic", "config": {"sleep_ms_per_step": 100}},
+        "budget": {"steps": 1_000_000_000u64},
         "eval": {"episodes": 0}
     });
     let response = support::agent()

@@ -59,16 +59,24 @@ fn submit(server: &Server) -> String {
     id
 }
 
-/// The server's resident memory, from /proc.
+/// The resident memory of the server and its local workers (where runs
+/// execute), from /proc.
 fn rss_bytes(server: &Server) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
-        .expect("/proc/PID/status (the test runs on Linux)");
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status");
-    kib * 1024.0
+    std::iter::once(server.pid())
+        .chain(server.worker_pids())
+        .map(|pid| {
+            // A worker may end between the listing and the read.
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                return 0.0;
+            };
+            let kib: f64 = status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .expect("VmRSS in /proc/PID/status");
+            kib * 1024.0
+        })
+        .sum()
 }
 
 /// Bytes of every file under `path` but the store's reserve: the data of

@@ -10,6 +10,7 @@ pub mod api;
 pub mod dashboard;
 pub mod error;
 pub mod gym;
+pub mod local_workers;
 pub mod logs;
 pub mod objects;
 pub mod openapi;
@@ -78,6 +79,12 @@ pub struct ServeConfig {
     /// `--allow-remote-env` adds hosts, since a run spec that makes the
     /// server connect somewhere is a request-forgery risk.
     pub remote_envs: rl_runner::envs::UrlPolicy,
+    /// How to start local worker processes (`rl-lab serve`): then runs
+    /// execute in them, `max_concurrent_runs` of them, and none in this
+    /// process (the connections of `external` runs' env processes are
+    /// relayed to them). `None`: runs execute on this process's own
+    /// threads (a server embedded in a test or a program of the user's).
+    pub local_workers: Option<local_workers::LocalWorkerCommand>,
 }
 
 impl ServeConfig {
@@ -97,6 +104,7 @@ impl ServeConfig {
             token: None,
             env_plugins: Vec::new(),
             remote_envs: rl_runner::envs::UrlPolicy::default(),
+            local_workers: None,
         }
     }
 }
@@ -121,6 +129,12 @@ pub enum ServeError {
     /// The object storage for run folders cannot be used.
     #[error(transparent)]
     Artifacts(objects::ObjectsError),
+    /// The local worker processes cannot be started.
+    #[error("starting the local worker processes: {source}")]
+    LocalWorkers {
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -141,6 +155,8 @@ pub struct AppState {
     pub store: store::Store,
     /// The run queue and workers.
     pub runs: Arc<runs::RunManager>,
+    /// The local worker processes that execute runs, when there are.
+    pub local_workers: Option<Arc<local_workers::LocalWorkers>>,
     /// Open environment instances (the gym-http-api routes).
     pub envs: gym::Instances,
     /// When the server started.
@@ -158,25 +174,64 @@ impl AppState {
             path: config.data.display().to_string(),
             source,
         })?;
-        let store = store::Store::open_at(&config.store)?;
+        let local = config
+            .local_workers
+            .clone()
+            .filter(|command| command.count > 0);
+        let mut node = config.node.clone();
+        let store = if local.is_some() {
+            // Its local workers execute every run, and this process none.
+            // A SQLite file is the server's alone: runs found running died
+            // with the last server (and its workers).
+            node.owns_store = matches!(config.store, store::StoreLocation::Sqlite(_));
+            store::Store::open_shared(&config.store)?
+        } else {
+            store::Store::open_at(&config.store)?
+        };
+        let executing_here = if local.is_some() {
+            0
+        } else {
+            config.max_concurrent_runs
+        };
         let engine = Arc::new(engine(
             &config.env_plugins,
             &config.remote_envs,
             config.max_run_memory,
             config.max_concurrent_runs,
         ));
+        let objects = open_objects(config.artifacts.as_deref())?;
         let runs = runs::RunManager::start(
             store.clone(),
             Arc::clone(&engine),
             &config.data,
-            config.max_concurrent_runs,
-            config.node.clone(),
-            open_objects(config.artifacts.as_deref())?,
+            executing_here,
+            node,
+            objects,
         )?;
+        let local_workers = match local {
+            Some(command) => {
+                let workers = local_workers::LocalWorkers::start(
+                    command,
+                    runs.node_name(),
+                    store.clone(),
+                    config.node.max_attempts,
+                )
+                .map_err(|source| ServeError::LocalWorkers { source })?;
+                let waking = Arc::downgrade(&workers);
+                runs.also_wake(Box::new(move || {
+                    if let Some(workers) = waking.upgrade() {
+                        workers.wake();
+                    }
+                }));
+                Some(workers)
+            }
+            None => None,
+        };
         Ok(Arc::new(AppState {
             engine,
             store,
             runs,
+            local_workers,
             envs: gym::Instances::default(),
             config,
             started: Instant::now(),
@@ -230,18 +285,25 @@ pub struct WorkerConfig {
     pub env_plugins: Vec<rl_runner::EnvPlugin>,
     /// Which URLs runs may name for a `remote` env.
     pub remote_envs: rl_runner::envs::UrlPolicy,
+    /// Started by `rl-lab serve` as one of its local workers: its stdin is
+    /// the server's pipe, whose bytes say a run was queued and whose end
+    /// says the server is gone, and it stops then.
+    pub serve_child: bool,
 }
 
 /// Executes queued runs from the store until SIGINT or SIGTERM (or, with
 /// `exit_when_idle`, until nothing has run for that long); then hands the
 /// runs it holds back to the queue, checkpointed, for another worker to
 /// resume, and returns within 10 s. `on_ready` is called once it claims.
-pub async fn work(config: WorkerConfig, on_ready: impl FnOnce(&str)) -> Result<(), ServeError> {
+pub async fn work(
+    config: WorkerConfig,
+    on_ready: impl FnOnce(&str, Option<SocketAddr>),
+) -> Result<(), ServeError> {
     std::fs::create_dir_all(config.data.join("runs")).map_err(|source| ServeError::Data {
         path: config.data.display().to_string(),
         source,
     })?;
-    let store = store::Store::open_at(&config.store)?;
+    let store = store::Store::open_shared(&config.store)?;
     logs::attach(store.clone());
     let engine = Arc::new(engine(
         &config.env_plugins,
@@ -251,14 +313,78 @@ pub async fn work(config: WorkerConfig, on_ready: impl FnOnce(&str)) -> Result<(
     ));
     let runs = runs::RunManager::start(
         store.clone(),
-        engine,
+        Arc::clone(&engine),
         &config.data,
         config.slots,
         config.node.clone(),
         open_objects(config.artifacts.as_deref())?,
     )?;
     tracing::info!(worker = %runs.node_name(), slots = config.slots, "worker started");
-    on_ready(runs.node_name());
+    // A server's local worker takes its external runs' connections from
+    // the server, on loopback, behind the server's relay token.
+    let relay_token = std::env::var(local_workers::RELAY_TOKEN_VAR)
+        .ok()
+        .filter(|token| config.serve_child && !token.is_empty());
+    let relay = match relay_token {
+        Some(token) => {
+            let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+            let listener = tokio::net::TcpListener::bind(loopback)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: loopback,
+                    source,
+                })?;
+            let address = listener.local_addr().map_err(|source| ServeError::Bind {
+                addr: loopback,
+                source,
+            })?;
+            let mut relay_config = ServeConfig::new(address, config.data.clone());
+            relay_config.store = config.store.clone();
+            relay_config.node = config.node.clone();
+            relay_config.max_concurrent_runs = config.slots;
+            relay_config.token = Some(token);
+            let state = Arc::new(AppState {
+                engine,
+                config: relay_config,
+                store: store.clone(),
+                runs: Arc::clone(&runs),
+                local_workers: None,
+                envs: gym::Instances::default(),
+                started: Instant::now(),
+            });
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, relay_app(state)).await;
+            });
+            Some(address)
+        }
+        None => None,
+    };
+    let serve_child = config.serve_child;
+    let (server_gone, parent) = tokio::sync::oneshot::channel::<()>();
+    if serve_child {
+        let waking = Arc::clone(&runs);
+        std::thread::Builder::new()
+            .name("server-pipe".into())
+            .spawn(move || {
+                use std::io::Read;
+                let mut wakes = [0u8; 64];
+                let mut stdin = std::io::stdin().lock();
+                while matches!(stdin.read(&mut wakes), Ok(n) if n > 0) {
+                    waking.wake();
+                }
+                let _ = server_gone.send(());
+            })
+            .map_err(|source| ServeError::LocalWorkers { source })?;
+    }
+    let parent = async move {
+        if serve_child {
+            let _ = parent.await;
+            tracing::info!("the server that started this worker stopped: stopping");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    on_ready(runs.node_name(), relay);
     let idle = async {
         let Some(limit) = config.exit_when_idle else {
             return std::future::pending().await;
@@ -277,8 +403,13 @@ pub async fn work(config: WorkerConfig, on_ready: impl FnOnce(&str)) -> Result<(
     tokio::select! {
         _ = shutdown_signal() => {},
         _ = idle => {},
+        _ = parent => {},
     }
-    tracing::info!("shutting down: handing running runs back to the queue");
+    if serve_child {
+        tracing::info!("shutting down: checkpointing running runs as interrupted");
+    } else {
+        tracing::info!("shutting down: handing running runs back to the queue");
+    }
     let stopping = Arc::clone(&runs);
     let _ = tokio::task::spawn_blocking(move || stopping.shutdown(Duration::from_secs(8))).await;
     store.flush();
@@ -388,6 +519,18 @@ pub fn app(state: Shared) -> Router {
         .layer(SetRequestIdLayer::x_request_id(
             request_id::MakeRequestIds::default(),
         ))
+        .with_state(state)
+}
+
+/// What a server's local worker serves on loopback: the `connect` route
+/// of the external runs it executes, for its server's relay, behind the
+/// relay token (as the bearer token).
+fn relay_app(state: Shared) -> Router {
+    let (router, _) = OpenApiRouter::new()
+        .merge(api::connect_router())
+        .split_for_parts();
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
@@ -506,7 +649,14 @@ pub async fn serve(
     let _ = stop.send(true);
     tracing::info!("shutting down: checkpointing running runs");
     let runs = Arc::clone(&state.runs);
-    let _ = tokio::task::spawn_blocking(move || runs.shutdown(Duration::from_secs(7))).await;
+    let stopping_runs = tokio::task::spawn_blocking(move || runs.shutdown(Duration::from_secs(7)));
+    let workers = state.local_workers.clone();
+    let stopping_workers = tokio::task::spawn_blocking(move || {
+        if let Some(workers) = workers {
+            workers.shutdown(Duration::from_secs(8));
+        }
+    });
+    let _ = tokio::join!(stopping_runs, stopping_workers);
     let _ = tokio::time::timeout(Duration::from_secs(1), done_rx).await;
     serving.abort();
     state.store.flush();

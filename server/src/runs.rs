@@ -7,7 +7,7 @@
 //! and publishes them to live subscribers. Nothing a subscriber does can
 //! block a worker.
 
-use crate::store::{MetricValue, Store, StoreError, StoreFault, WindowColumns, Write};
+use crate::store::{ClaimScope, MetricValue, Store, StoreError, StoreFault, WindowColumns, Write};
 use crate::tensorboard::EventWriter;
 use rl_agent::{Agent, Aggregate, Record, Sink};
 use rl_external::{Ending, EnvEnd, ExternalConfig, Link};
@@ -65,12 +65,18 @@ pub struct NodeConfig {
     /// Most claims of one run: a run whose worker is lost this many times
     /// ends `failed`.
     pub max_attempts: u32,
-    /// Whether it takes runs of `external` envs: only a server can, since
-    /// their env processes connect to the server that executes them.
-    pub takes_external: bool,
+    /// Which runs it claims: only a server (or its local workers, to which
+    /// it relays the connections) takes runs of `external` envs, since
+    /// their env processes connect to the server.
+    pub claims: ClaimScope,
     /// Whether a shutdown hands its runs back to the queue (a worker) or
-    /// marks them `interrupted` (a server, whose user resumes them).
+    /// marks them `interrupted` (a server and its local workers, whose user
+    /// resumes them).
     pub hands_back: bool,
+    /// Whether the store is this server's alone (SQLite, shared with its
+    /// own local workers at most): runs found `running` when it starts died
+    /// with the last server, and become `interrupted`.
+    pub owns_store: bool,
 }
 
 impl NodeConfig {
@@ -82,8 +88,9 @@ impl NodeConfig {
             lease: Duration::from_secs(15),
             heartbeat: Duration::from_secs(5),
             max_attempts: 3,
-            takes_external: true,
+            claims: ClaimScope::Any,
             hands_back: false,
+            owns_store: false,
         }
     }
 }
@@ -298,6 +305,9 @@ pub struct RunManager {
     /// the heartbeat).
     tick: Condvar,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Also told when a run is queued here: a server's local worker
+    /// processes, which a SQLite file cannot notify.
+    also_wake: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
@@ -312,8 +322,8 @@ impl RunManager {
     /// Starts `slots` threads that claim queued runs from the store and
     /// execute them (none: a server that only answers), and the heartbeat
     /// thread. On a store of its own (SQLite), runs found `running` died
-    /// with the last server and become `interrupted`; on a shared one
-    /// (PostgreSQL), only those this server's name held do, and other
+    /// with the last server and become `interrupted`; on one shared with
+    /// other servers (PostgreSQL), only those this server's name held do, and other
     /// processes' runs are left to their leases. A worker (`hands_back`)
     /// leaves even its own name's runs to their leases, which requeue
     /// them: a worker restarted under its name (by Ray, a supervisor)
@@ -330,7 +340,7 @@ impl RunManager {
         let shared = store.shared();
         for row in store.runs(Some(RunStatus::Running), None, usize::MAX)? {
             let own = row.worker.as_deref() == Some(node.name.as_str());
-            if !shared || (own && !node.hands_back) {
+            if !shared || node.owns_store || (own && !node.hands_back) {
                 store.set_status(
                     &row.id,
                     RunStatus::Interrupted,
@@ -350,6 +360,7 @@ impl RunManager {
             ended: Condvar::new(),
             tick: Condvar::new(),
             workers: Mutex::new(Vec::new()),
+            also_wake: Mutex::new(None),
         });
         // A run queued by another process wakes the idle threads at once.
         let queue = Arc::downgrade(&manager.queue);
@@ -390,11 +401,24 @@ impl RunManager {
         &self.node.name
     }
 
-    /// Tells idle worker threads that a run may be waiting.
-    fn wake(&self) {
+    /// Tells idle worker threads, here and in the processes given to
+    /// [`RunManager::also_wake`], that a run may be waiting.
+    pub fn wake(&self) {
         let (mutex, ready) = &*self.queue;
         lock(mutex).wakes += 1;
         ready.notify_all();
+        self.wake_others();
+    }
+
+    /// Has `wake` called too whenever a run is queued here.
+    pub fn also_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        *self.also_wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(wake);
+    }
+
+    fn wake_others(&self) {
+        if let Some(wake) = &*self.also_wake.lock().unwrap_or_else(|p| p.into_inner()) {
+            wake();
+        }
     }
 
     /// Whether this process executes nothing and has no run left: a
@@ -565,6 +589,7 @@ impl RunManager {
         let id = self.store.insert_run(value)?;
         lock(mutex).wakes += 1;
         ready.notify_one();
+        self.wake_others();
         Ok(id)
     }
 
@@ -592,6 +617,7 @@ impl RunManager {
         let (sweep, ids) = self.store.insert_sweep(name, spec, configurations, runs)?;
         lock(mutex).wakes += 1;
         ready.notify_all();
+        self.wake_others();
         Ok((sweep, ids))
     }
 
@@ -751,6 +777,8 @@ impl RunManager {
         self.store.set_status(id, RunStatus::Queued, None, None)?;
         queue.wakes += 1;
         ready.notify_one();
+        drop(queue);
+        self.wake_others();
         Ok(())
     }
 
@@ -877,9 +905,9 @@ impl RunManager {
                 }
                 queue.wakes
             };
-            let claimed =
-                self.store
-                    .claim(&self.node.name, self.node.lease, self.node.takes_external);
+            let claimed = self
+                .store
+                .claim(&self.node.name, self.node.lease, self.node.claims);
             let mut queue = lock(mutex);
             match claimed {
                 Ok(Some(id)) => {

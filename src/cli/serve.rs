@@ -35,12 +35,15 @@ pub struct ServeArgs {
     /// the data folder alone.
     #[arg(long, env = "RL_LAB_ARTIFACTS", value_name = "URL")]
     artifacts: Option<String>,
-    /// Runs training at once (default: the number of cores); more queue in order.
+    /// Runs training at once (default: the number of cores), each in a
+    /// local worker process of its own; more queue in order.
     #[arg(long, conflicts_with = "slots")]
     max_concurrent_runs: Option<usize>,
-    /// Runs this server executes at once, as --max-concurrent-runs; 0 with
-    /// a PostgreSQL --store: none, the server only answers, and other
-    /// servers or `rl-lab worker` processes on the same store execute them.
+    /// Local worker processes this server starts, one run each, as
+    /// --max-concurrent-runs. Runs never execute in the server's own
+    /// process (only runs of `external` envs do, whose env processes
+    /// connect to it). 0 with a PostgreSQL --store: none, the server only
+    /// answers, and `rl-lab worker` processes on the same store execute runs.
     #[arg(long)]
     slots: Option<usize>,
     #[command(flatten)]
@@ -68,12 +71,27 @@ pub struct ServeArgs {
     /// it only loopback URLs are allowed. HOST alone or HOST:* allows every
     /// port; *.example.org allows every name under example.org; * allows every
     /// host. Names are matched as written, not resolved.
-    #[arg(long = "allow-remote-env", value_name = "HOST[:PORT]", value_parser = parse_host_pattern)]
-    allow_remote_env: Vec<rl_runner::envs::HostPattern>,
+    #[arg(long = "allow-remote-env", value_name = "HOST[:PORT]", value_parser = host_pattern)]
+    allow_remote_env: Vec<String>,
 }
 
-fn parse_host_pattern(text: &str) -> Result<rl_runner::envs::HostPattern, String> {
-    text.parse()
+/// A `--allow-remote-env` value, checked; kept as written, for the local
+/// workers' own flags.
+pub fn host_pattern(text: &str) -> Result<String, String> {
+    text.parse::<rl_runner::envs::HostPattern>()?;
+    Ok(text.to_string())
+}
+
+/// The URL policy of checked `--allow-remote-env` values.
+pub fn remote_env_policy(patterns: &[String]) -> Result<rl_runner::envs::UrlPolicy, CliError> {
+    let patterns = patterns
+        .iter()
+        .map(|text| {
+            text.parse()
+                .map_err(|e| CliError::input(format!("--allow-remote-env: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(rl_runner::envs::UrlPolicy::LoopbackAnd(patterns))
 }
 
 /// The log format on stderr.
@@ -83,6 +101,16 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+impl LogFormat {
+    /// The `--log-format` value that names it.
+    fn flag(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Logs to stderr, filtered by `RL_LAB_LOG` (default `info`); a run's log
@@ -174,6 +202,26 @@ impl QueueArgs {
     }
 }
 
+impl QueueArgs {
+    /// The same flags for a local worker process (its `--name` is added).
+    fn for_local_worker(&self) -> Vec<std::ffi::OsString> {
+        let lease = self.lease.to_string();
+        let heartbeat = self.heartbeat.to_string();
+        let max_attempts = self.max_attempts.to_string();
+        [
+            "--lease",
+            &lease,
+            "--heartbeat",
+            &heartbeat,
+            "--max-attempts",
+            &max_attempts,
+        ]
+        .iter()
+        .map(Into::into)
+        .collect()
+    }
+}
+
 /// Serves until SIGINT or SIGTERM. The first line on stdout is
 /// `listening on http://ADDR`. `RL_LAB_TOKEN` turns on token authentication.
 pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
@@ -189,23 +237,66 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
         return Err(CliError::input("--max-instances: must be at least 1"));
     }
     let node = args.queue.node(rl_server::runs::NodeConfig::server())?;
+    let remote_envs = remote_env_policy(&args.allow_remote_env)?;
+    let mut config = ServeConfig::new(args.addr, args.data.clone());
+    // The store as the local workers are told it: the same URL (its
+    // password reaches them through the environment they inherit), or
+    // the SQLite file.
+    let store_for_workers = match &args.store {
+        Some(url) => {
+            config.store = store_location(url)?;
+            url.clone()
+        }
+        None => format!("sqlite:{}", args.data.join("rl-lab.db").display()),
+    };
+    let program = std::env::current_exe().map_err(|e| CliError {
+        code: 1,
+        message: format!("finding this program, to start its local workers: {e}"),
+    })?;
     init_logs(args.log_format);
-    let mut config = ServeConfig::new(args.addr, args.data);
-    if let Some(url) = args.store {
-        config.store = store_location(&url)?;
-    }
     config.node = node;
-    config.artifacts = args.artifacts;
+    config.artifacts = args.artifacts.clone();
     config.env_plugins = lab.env_plugins().to_vec();
     if let Some(n) = args.max_concurrent_runs.or(args.slots) {
         config.max_concurrent_runs = n;
     }
+    let slots = config.max_concurrent_runs;
+    // One figure for the server's 422 and its workers' own check.
+    let max_run_memory = args
+        .max_run_memory
+        .unwrap_or_else(|| rl_runner::memory::default_max_run_memory(slots));
     config.max_body_bytes = args.max_body_bytes;
     config.instance_idle_timeout = Duration::from_secs(args.instance_idle_timeout);
     config.max_instances = args.max_instances;
-    config.max_run_memory = args.max_run_memory;
+    config.max_run_memory = Some(max_run_memory);
     config.token = std::env::var("RL_LAB_TOKEN").ok().filter(|t| !t.is_empty());
-    config.remote_envs = rl_runner::envs::UrlPolicy::LoopbackAnd(args.allow_remote_env);
+    config.remote_envs = remote_envs;
+    let mut worker_args: Vec<std::ffi::OsString> = vec![
+        "worker".into(),
+        "--serve-child".into(),
+        "--store".into(),
+        store_for_workers.into(),
+        "--data".into(),
+        args.data.into(),
+        "--slots".into(),
+        "1".into(),
+        "--max-run-memory".into(),
+        max_run_memory.to_string().into(),
+        "--log-format".into(),
+        args.log_format.flag().into(),
+    ];
+    worker_args.extend(args.queue.for_local_worker());
+    if let Some(artifacts) = &args.artifacts {
+        worker_args.extend(["--artifacts".into(), artifacts.into()]);
+    }
+    for pattern in &args.allow_remote_env {
+        worker_args.extend(["--allow-remote-env".into(), pattern.into()]);
+    }
+    config.local_workers = Some(rl_server::local_workers::LocalWorkerCommand {
+        program,
+        args: worker_args,
+        count: slots,
+    });
     run_async(rl_server::serve(config, |bound| {
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "listening on http://{bound}");

@@ -1,6 +1,8 @@
 //! `rl-lab worker`: executes runs queued in a shared store.
 
-use super::serve::{LogFormat, QueueArgs, init_logs, run_async, store_location};
+use super::serve::{
+    LogFormat, QueueArgs, host_pattern, init_logs, remote_env_policy, run_async, store_location,
+};
 use super::{CliError, CliResult};
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,15 +42,17 @@ pub struct WorkerArgs {
     max_run_memory: Option<u64>,
     /// Lets runs use `remote` envs served at HOST[:PORT] (repeatable), as
     /// `rl-lab serve --allow-remote-env`; loopback only without it.
-    #[arg(long = "allow-remote-env", value_name = "HOST[:PORT]", value_parser = parse_host_pattern)]
-    allow_remote_env: Vec<rl_runner::envs::HostPattern>,
+    #[arg(long = "allow-remote-env", value_name = "HOST[:PORT]", value_parser = host_pattern)]
+    allow_remote_env: Vec<String>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
-}
-
-fn parse_host_pattern(text: &str) -> Result<rl_runner::envs::HostPattern, String> {
-    text.parse()
+    /// Started by `rl-lab serve` as one of its local workers: --store may
+    /// be sqlite:PATH, stdin is the server's pipe (a byte: a run was
+    /// queued; its end: the server stopped, and so does this worker), and
+    /// a stop checkpoints runs as `interrupted` as the server's would.
+    #[arg(long, hide = true)]
+    serve_child: bool,
 }
 
 /// Claims and executes runs until SIGINT or SIGTERM (or --exit-when-idle),
@@ -58,10 +62,28 @@ pub fn worker(args: WorkerArgs, lab: &super::Lab) -> CliResult {
     if args.slots == Some(0) {
         return Err(CliError::input("--slots: must be at least 1"));
     }
-    let store = store_location(&args.store)?;
+    let store = match args.store.strip_prefix("sqlite:") {
+        Some(path) if args.serve_child => {
+            rl_server::store::StoreLocation::Sqlite(PathBuf::from(path))
+        }
+        Some(_) => {
+            return Err(CliError::input(
+                "--store: rl-lab worker takes postgres://…; a SQLite file's workers are the ones \
+                 rl-lab serve starts itself (--slots)",
+            ));
+        }
+        None => store_location(&args.store)?,
+    };
+    let remote_envs = remote_env_policy(&args.allow_remote_env)?;
     let base = rl_server::runs::NodeConfig {
-        takes_external: false,
-        hands_back: true,
+        // A server's local workers take external runs too: the server
+        // relays their env processes' connections.
+        claims: if args.serve_child {
+            rl_server::store::ClaimScope::Any
+        } else {
+            rl_server::store::ClaimScope::NotExternal
+        },
+        hands_back: !args.serve_child,
         ..rl_server::runs::NodeConfig::server()
     };
     let node = args.queue.node(base)?;
@@ -77,10 +99,14 @@ pub fn worker(args: WorkerArgs, lab: &super::Lab) -> CliResult {
         exit_when_idle: args.exit_when_idle.map(Duration::from_secs),
         max_run_memory: args.max_run_memory,
         env_plugins: lab.env_plugins().to_vec(),
-        remote_envs: rl_runner::envs::UrlPolicy::LoopbackAnd(args.allow_remote_env),
+        remote_envs,
+        serve_child: args.serve_child,
     };
-    run_async(rl_server::work(config, |name| {
+    run_async(rl_server::work(config, |name, relay| {
         let mut stdout = std::io::stdout();
+        if let Some(address) = relay {
+            let _ = writeln!(stdout, "{}{address}", rl_server::local_workers::RELAY_LINE);
+        }
         let _ = writeln!(stdout, "worker {name} ready");
         let _ = stdout.flush();
     }))

@@ -242,18 +242,23 @@ def test_workers_page_shows_who_runs_what_and_their_heartbeats(page, server):
     run = post(server, "/v1/runs", {"env": {"id": "CartPole-v1"}, "agent": {"id": "dqn"},
                                     "budget": {"steps": 5_000_000}, "seed": 1})
     wait_for_status(server, run["id"], {"running"})
+    # One of the server's local worker processes holds it, never the
+    # server itself.
+    holder = get(server, f"/v1/runs/{run['id']}")["worker"]
+    assert holder.startswith(f"{me}."), (holder, me)
     page.goto("/#/workers")
-    row = page.locator(f"#workers-table tr[data-worker='{me}']")
-    expect(row).to_contain_text("(this server)")
+    expect(page.locator(f"#workers-table tr[data-worker='{me}']")).to_contain_text("(this server)")
+    row = page.locator(f"#workers-table tr[data-worker='{holder}']")
+    expect(row).to_contain_text("(this server's local worker)")
     expect(row.locator(f"a[href='#/runs/{run['id']}']")).to_be_visible()
     expect(row.locator("td.heartbeat")).to_contain_text("ago")
     screenshot(page, "workers")
     # The run's page names its worker.
     page.goto(f"/#/runs/{run['id']}")
-    expect(page.locator("#run-worker")).to_contain_text(me)
+    expect(page.locator("#run-worker")).to_contain_text(holder)
     post(server, f"/v1/runs/{run['id']}/cancel", {})
     wait_for_status(server, run["id"], {"cancelled"})
-    # Once the run stops, the next refresh shows the server idle.
+    # Once the run stops, the next refresh shows its worker idle.
     page.goto("/#/workers")
     expect(row).to_contain_text("idle", timeout=10_000)
 

@@ -3,11 +3,13 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running server, killed when dropped.
+/// A running server, killed when dropped, with its local worker
+/// processes (it leads a process group of its own).
 pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -59,6 +61,7 @@ impl Server {
             .args(extra)
             .env_remove("RL_LAB_TOKEN")
             .envs(env.iter().copied())
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(log) = log {
@@ -99,13 +102,42 @@ impl Server {
         self.child.id()
     }
 
-    /// Sends `signal` (e.g. `-TERM`) to the process.
+    /// Sends `signal` (e.g. `-TERM`) to the server's process alone.
     pub fn signal(&mut self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Sends `signal` to the server and its local worker processes.
+    pub fn signal_group(&mut self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.child.id())])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The process ids of the server's local workers (its children, of
+    /// whichever of its threads started them).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut pids: Vec<u32> = std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|task| {
+                std::fs::read_to_string(task.path().join("children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|pid| pid.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 
     /// Waits for the process to exit; returns how long it took.
@@ -126,6 +158,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -34,6 +34,10 @@ pub struct PanicConfig {
     /// run that takes down its worker costs that worker only, and after
     /// its attempts it ends failed. Never when absent.
     pub abort_at_step: Option<u64>,
+    /// Milliseconds `act` sleeps each step: a run that holds its worker
+    /// for as long as a test needs while using neither CPU nor disk. No
+    /// sleep when absent.
+    pub sleep_ms_per_step: Option<u64>,
 }
 
 /// Acts with the space's first action; panics at `panic_at_step`, aborts
@@ -88,6 +92,9 @@ impl Agent for PanicAgent {
                 self.steps
             );
             std::process::abort();
+        }
+        if let Some(ms) = self.config.sleep_ms_per_step {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
         }
         Ok(Action::Discrete(self.first_action))
     }

@@ -6,6 +6,14 @@
 import { api } from './api.js';
 import { h, time } from './util.js';
 
+// This server, or one of the local worker processes it started (named
+// after it: `SERVER.1`, `SERVER.2`, …), which execute its runs.
+function role(name, server) {
+  if (name === server) return h('span', { class: 'muted' }, ' (this server)');
+  if (name.startsWith(`${server}.`)) return h('span', { class: 'muted' }, ' (this server\'s local worker)');
+  return null;
+}
+
 export const title = () => 'Workers';
 
 /** How often the list is read again. */
@@ -45,7 +53,7 @@ export function render(main) {
       const busy = list.workers.filter((w) => w.runs.length).length;
       summary.textContent = `${list.workers.length} worker${list.workers.length === 1 ? '' : 's'}, ${busy} running something; this server is ${list.server}.`;
       tbody.replaceChildren(...list.workers.map((w) => h('tr', { dataset: { worker: w.name } },
-        h('td', { class: 'mono' }, w.name, w.name === list.server ? h('span', { class: 'muted' }, ' (this server)') : null),
+        h('td', { class: 'mono' }, w.name, role(w.name, list.server)),
         h('td', {}, w.host), h('td', { class: 'num' }, String(w.pid)), h('td', { class: 'num' }, String(w.slots)),
         h('td', { class: 'heartbeat', title: time(w.heartbeat_at) }, ago(newest - w.heartbeat_at)),
         h('td', {}, time(w.started_at)),

@@ -47,20 +47,21 @@ async fn connect(
     Path(id): Path<String>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    if let Some(workers) = state.local_workers.clone() {
+        // A local worker process executes the run: this server carries
+        // the frames to it (and checks the run the same way first).
+        let checking = state.clone();
+        let run = id.clone();
+        blocking(move || {
+            external_run(&checking, &run)
+                .and_then(|(row, _)| super::relay::check(&workers, &run, &row))
+        })
+        .await??;
+        let upgrade = upgrade.map_err(|_| not_an_upgrade())?;
+        return Ok(upgrade.on_upgrade(move |socket| super::relay::relay(socket, state, id)));
+    }
     let link = blocking(move || {
-        let row = state
-            .store
-            .run(&id)?
-            .ok_or_else(|| ApiError::RunNotFound(id.clone()))?;
-        let not_external = || ApiError::Conflict {
-            id: id.clone(),
-            status: row.status,
-            why: "only a run whose env.id is \"external\" takes env processes",
-        };
-        let spec = RunSpec::from_value(&row.spec).map_err(|_| not_external())?;
-        if !spec.env_is_external() {
-            return Err(not_external());
-        }
+        let (row, spec) = external_run(&state, &id)?;
         let config = ExternalConfig::from_json(&spec.env.config)
             .map_err(|e| ApiError::internal("reading a stored external run's config", e))?;
         Ok::<_, ApiError>(state.runs.external_link(
@@ -72,11 +73,33 @@ async fn connect(
         )?)
     })
     .await??;
-    let upgrade = upgrade.map_err(|_| ApiError::BadHeader {
+    let upgrade = upgrade.map_err(|_| not_an_upgrade())?;
+    Ok(upgrade.on_upgrade(move |socket| drive(socket, Connection::new(link))))
+}
+
+fn not_an_upgrade() -> ApiError {
+    ApiError::BadHeader {
         header: "upgrade",
         message: "this route takes a WebSocket upgrade (GET with Upgrade: websocket)",
-    })?;
-    Ok(upgrade.on_upgrade(move |socket| drive(socket, Connection::new(link))))
+    }
+}
+
+/// Run `id`'s row and spec, when it is a run of an `external` env.
+fn external_run(state: &Shared, id: &str) -> ApiResult<(crate::store::RunRow, RunSpec)> {
+    let row = state
+        .store
+        .run(id)?
+        .ok_or_else(|| ApiError::RunNotFound(id.to_string()))?;
+    let not_external = || ApiError::Conflict {
+        id: id.to_string(),
+        status: row.status,
+        why: "only a run whose env.id is \"external\" takes env processes",
+    };
+    let spec = RunSpec::from_value(&row.spec).map_err(|_| not_external())?;
+    if !spec.env_is_external() {
+        return Err(not_external());
+    }
+    Ok((row, spec))
 }
 
 /// Carries one connection: each text frame in, its answer out, until the
@@ -139,7 +162,7 @@ async fn send(socket: &mut WebSocket, reply: &Reply) -> Result<(), axum::Error> 
 
 /// Says goodbye: `finished` and a normal close when the run completed,
 /// else a close frame whose reason says why.
-async fn close(mut socket: WebSocket, closing: Closing) {
+pub(super) async fn close(mut socket: WebSocket, closing: Closing) {
     let (code, reason) = match closing {
         Closing::Run(Ending::Finished) => {
             let _ = send(&mut socket, &Reply::Finished).await;
@@ -156,7 +179,7 @@ async fn close(mut socket: WebSocket, closing: Closing) {
 }
 
 /// A close frame's reason is at most 123 bytes; cut at a character boundary.
-fn fit_close_reason(reason: &str) -> &str {
+pub(super) fn fit_close_reason(reason: &str) -> &str {
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;

@@ -13,6 +13,7 @@ mod connect;
 mod evaluate;
 mod events;
 mod ops;
+mod relay;
 mod runs;
 mod sweeps;
 
@@ -23,6 +24,11 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
+
+/// The `connect` route alone: what a local worker serves for its server.
+pub fn connect_router() -> OpenApiRouter<Shared> {
+    connect::router()
+}
 
 /// Every route of the runs API, the catalogue and operations.
 pub fn router() -> OpenApiRouter<Shared> {

@@ -16,7 +16,7 @@ pub mod sqlite;
 mod writer;
 
 pub use downsample::{MetricPoint, downsample};
-pub use writer::{BatchFailure, FLUSH_PERIOD, WorkerInfo, Write};
+pub use writer::{BatchFailure, ClaimScope, DeadWorker, FLUSH_PERIOD, WorkerInfo, Write};
 
 use rl_runner::RunStatus;
 use serde::{Deserialize, Serialize};
@@ -535,14 +535,28 @@ impl Store {
     /// Opens (or creates) the SQLite database at `path`, migrates it, and
     /// starts the writer thread.
     pub fn open(path: &Path) -> StoreResult<Store> {
-        let backend = sqlite::Sqlite::open(path)?;
+        let backend = sqlite::Sqlite::open(path, false)?;
         Store::start(Arc::new(backend))
     }
 
     /// Opens the store at `location`, migrating its schema.
     pub fn open_at(location: &StoreLocation) -> StoreResult<Store> {
+        Store::open_location(location, false)
+    }
+
+    /// Opens the store at `location` to share it with other processes: a
+    /// SQLite file that a server's local worker processes write to as well
+    /// (WAL serialises their commits), or PostgreSQL, shared anyway.
+    pub fn open_shared(location: &StoreLocation) -> StoreResult<Store> {
+        Store::open_location(location, true)
+    }
+
+    fn open_location(location: &StoreLocation, shared: bool) -> StoreResult<Store> {
         match location {
-            StoreLocation::Sqlite(path) => Store::open(path),
+            StoreLocation::Sqlite(path) => {
+                let backend = sqlite::Sqlite::open(path, shared)?;
+                Store::start(Arc::new(backend))
+            }
             StoreLocation::Postgres { target, password } => {
                 let backend = postgres::Postgres::connect(target, password.as_ref())?;
                 Store::start(Arc::new(backend))
@@ -832,20 +846,19 @@ impl Store {
         self.send_and_wait(write).map(drop)
     }
 
-    /// Takes the oldest queued run for `worker`, which then holds it for
-    /// `lease`; `external`: whether runs of `external` envs may be taken.
-    /// Each queued run is taken by exactly one claim, across every process
-    /// sharing the database.
+    /// Takes the oldest queued run in `scope` for `worker`, which then
+    /// holds it for `lease`. Each queued run is taken by exactly one claim,
+    /// across every process sharing the database.
     pub fn claim(
         &self,
         worker: &str,
         lease: std::time::Duration,
-        external: bool,
+        scope: ClaimScope,
     ) -> StoreResult<Option<String>> {
         let write = Write::Claim {
             worker: worker.into(),
             lease_seconds: lease.as_secs_f64(),
-            external,
+            scope,
         };
         match self.send_and_wait(write)? {
             Applied::Claimed(id) => Ok(id),
@@ -894,7 +907,22 @@ impl Store {
     /// Queues again the running runs whose worker stopped renewing their
     /// leases, or fails those that have been claimed `max_attempts` times.
     pub fn reap(&self, max_attempts: u32) -> StoreResult<()> {
-        self.send_and_wait(Write::Reap { max_attempts }).map(drop)
+        let write = Write::Reap {
+            max_attempts,
+            dead: None,
+        };
+        self.send_and_wait(write).map(drop)
+    }
+
+    /// Takes back at once the runs of a worker known to have died (a
+    /// server's local worker process that exited), as a lapsed lease
+    /// would: queued again, or failed after `max_attempts`.
+    pub fn reap_dead(&self, dead: DeadWorker, max_attempts: u32) -> StoreResult<()> {
+        let write = Write::Reap {
+            max_attempts,
+            dead: Some(dead),
+        };
+        self.send_and_wait(write).map(drop)
     }
 
     /// Records a worker's heartbeat, for the workers list.

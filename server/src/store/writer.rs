@@ -118,9 +118,9 @@ pub enum Write {
         worker: String,
         /// How long the claim holds without renewal.
         lease_seconds: f64,
-        /// Whether it may take runs whose env is `external` (their env
-        /// processes connect to the server that executes them).
-        external: bool,
+        /// Which runs it may take: runs of `external` envs only go to
+        /// the server their env processes connect to, or its workers.
+        scope: ClaimScope,
     },
     /// Renews `worker`'s leases of `runs`; answers those it still holds.
     RenewLeases {
@@ -146,6 +146,10 @@ pub enum Write {
     Reap {
         /// Most claims a run may have.
         max_attempts: u32,
+        /// A worker known dead (a server's local worker process that
+        /// exited): its runs are taken back now, without waiting for their
+        /// leases, and their history says how it died.
+        dead: Option<DeadWorker>,
     },
     /// A worker's heartbeat, for the workers list.
     Heartbeat {
@@ -154,6 +158,37 @@ pub enum Write {
     },
     /// Commits everything before it.
     Flush,
+}
+
+/// Which queued runs a claim may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimScope {
+    /// Any run.
+    Any,
+    /// Runs whose env is not `external`: a worker's, which no env process
+    /// connects to (a server's local workers take them all: their server
+    /// relays the connections).
+    NotExternal,
+}
+
+impl ClaimScope {
+    /// Whether runs of other envs, and runs of `external` envs, may be
+    /// taken.
+    pub(super) fn takes(self) -> (bool, bool) {
+        match self {
+            ClaimScope::Any => (true, true),
+            ClaimScope::NotExternal => (true, false),
+        }
+    }
+}
+
+/// A worker process known to have died, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadWorker {
+    /// Its name in the store.
+    pub name: String,
+    /// How it ended, said of it: `was killed by signal 6 (SIGABRT…)`.
+    pub cause: String,
 }
 
 /// A process that executes runs, as the workers list shows it.
@@ -193,7 +228,10 @@ impl Write {
             }
             Write::RequestCancel { run_id } => format!("ask {run_id}'s worker to cancel it"),
             Write::CancelQueued { run_id } => format!("cancel {run_id} while queued"),
-            Write::Reap { .. } => "queue again the runs of lost workers".into(),
+            Write::Reap { dead: None, .. } => "queue again the runs of lost workers".into(),
+            Write::Reap {
+                dead: Some(dead), ..
+            } => format!("queue again the runs of {}, which died", dead.name),
             Write::Heartbeat { worker } => format!("record {}'s heartbeat", worker.name),
             Write::Flush => "flush".into(),
         }
@@ -497,28 +535,33 @@ pub(super) fn lost_worker_message(
     attempts: i64,
     max_attempts: u32,
     cancel_requested: bool,
+    dead: Option<&DeadWorker>,
 ) -> (RunStatus, String) {
     let worker = worker.unwrap_or("its worker");
+    let lost = match dead.filter(|dead| dead.name == worker) {
+        Some(dead) => format!("{worker} {}", dead.cause),
+        None => format!("{worker} stopped renewing its lease"),
+    };
     if cancel_requested {
         return (
             RunStatus::Cancelled,
-            format!("{worker} stopped renewing its lease after the run was cancelled"),
+            format!("{lost} after the run was cancelled"),
         );
     }
     if attempts < i64::from(max_attempts) {
         (
             RunStatus::Queued,
             format!(
-                "{worker} stopped renewing its lease (attempt {attempts} of {max_attempts}); \
-                 the run is queued again and resumes from its last checkpoint"
+                "{lost} (attempt {attempts} of {max_attempts}); the run is queued again and \
+                 resumes from its last checkpoint"
             ),
         )
     } else {
         (
             RunStatus::Failed,
             format!(
-                "the run's worker was lost on each of its {attempts} attempts (the last was \
-                 {worker}); it is not tried again: a run that takes down its worker (memory, \
+                "the run's worker was lost on each of its {attempts} attempts (the last time: \
+                 {lost}); it is not tried again: a run that takes down its worker (memory, \
                  a crash) needs mending first"
             ),
         )

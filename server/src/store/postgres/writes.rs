@@ -371,8 +371,9 @@ async fn apply(
         Write::Claim {
             worker,
             lease_seconds,
-            external,
+            scope,
         } => {
+            let (plain, external) = scope.takes();
             // SKIP LOCKED: claimers on other connections pass over the row
             // this one is taking instead of waiting for it.
             let claimed = tx
@@ -382,9 +383,10 @@ async fn apply(
                         attempts = attempts + 1, cancel_requested = false, started_at = $3,
                         finished_at = NULL, error = NULL, summary = NULL
                      WHERE seq = (SELECT seq FROM runs WHERE status = 'queued'
-                         AND ($4 OR NOT external) ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+                         AND (($4 AND NOT external) OR ($5 AND external))
+                         ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
                      RETURNING id",
-                    &[&*worker, &*lease_seconds, &time, &*external],
+                    &[&*worker, &*lease_seconds, &time, &plain, &external],
                 )
                 .await?
                 .map(|row| row.get::<_, String>(0));
@@ -437,21 +439,28 @@ async fn apply(
             }
             return Ok(Applied::Cancelled(changed == 1));
         }
-        Write::Reap { max_attempts } => {
+        Write::Reap { max_attempts, dead } => {
+            let dead_name = dead.as_ref().map(|dead| dead.name.as_str());
             let lost = tx
                 .query(
                     "SELECT id, worker, attempts, cancel_requested FROM runs
                      WHERE status = 'running'
-                       AND lease_until < extract(epoch FROM clock_timestamp())::float8
+                       AND (lease_until < extract(epoch FROM clock_timestamp())::float8
+                            OR worker = $1::text)
                      ORDER BY seq FOR UPDATE SKIP LOCKED",
-                    &[],
+                    &[&dead_name],
                 )
                 .await?;
             for row in lost {
                 let run_id: String = row.get(0);
                 let worker: Option<String> = row.get(1);
-                let (status, error) =
-                    lost_worker_message(worker.as_deref(), row.get(2), *max_attempts, row.get(3));
+                let (status, error) = lost_worker_message(
+                    worker.as_deref(),
+                    row.get(2),
+                    *max_attempts,
+                    row.get(3),
+                    dead.as_ref(),
+                );
                 let finished = status.is_final().then_some(time);
                 tx.execute(
                     "UPDATE runs SET status = $2, lease_until = NULL, cancel_requested = false,

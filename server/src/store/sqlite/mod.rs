@@ -20,11 +20,15 @@ pub struct Sqlite {
     /// The one connection that writes; only the writer thread locks it.
     writer: Mutex<Connection>,
     readers: reads::ReaderPool,
+    /// Whether other processes write to the file too (a server's local
+    /// workers): then events are tailed, and runs may be theirs.
+    shared: bool,
 }
 
 impl Sqlite {
-    /// Opens (or creates) the database at `path` and migrates it.
-    pub fn open(path: &Path) -> StoreResult<Sqlite> {
+    /// Opens (or creates) the database at `path` and migrates it; `shared`
+    /// when other processes on this machine write to it too.
+    pub fn open(path: &Path, shared: bool) -> StoreResult<Sqlite> {
         let mut conn = schema::open(path)?;
         let file = DbFile::open(path)?;
         file.check(true).map_err(StoreError::Unavailable)?;
@@ -34,6 +38,7 @@ impl Sqlite {
             file,
             writer: Mutex::new(conn),
             readers: reads::ReaderPool::default(),
+            shared,
         })
     }
 }
@@ -255,6 +260,7 @@ mod tests {
             file: DbFile::open(&path).unwrap(),
             writer: Mutex::new(conn),
             readers: reads::ReaderPool::default(),
+            shared: false,
         };
         let (queue, writes) = mpsc::sync_channel(16);
         let (publish, _) = broadcast::channel(16);

@@ -150,6 +150,10 @@ impl Backend for Sqlite {
         super::writes::commit(&mut conn, batch)
     }
 
+    fn shared(&self) -> bool {
+        self.shared
+    }
+
     fn disk_full(&self) -> bool {
         self.file.is_full()
     }
@@ -643,7 +647,7 @@ mod tests {
     #[test]
     fn a_burst_of_reads_never_holds_more_than_the_cap() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("rl-lab.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("rl-lab.db"), false).unwrap();
         let inside = AtomicUsize::new(0);
         let most_inside = AtomicUsize::new(0);
         // Three times the cap at once, each holding its connection a while:
@@ -673,7 +677,7 @@ mod tests {
     #[test]
     fn a_panicking_read_gives_its_connection_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("rl-lab.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("rl-lab.db"), false).unwrap();
         for _ in 0..2 * MAX_READERS {
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 store.read::<()>(|_| panic!("a read that panics"))

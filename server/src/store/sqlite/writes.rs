@@ -24,7 +24,10 @@ pub(super) fn commit(
         fault: StoreFault::of_sqlite(&cause),
     };
     let mut tx = conn
-        .transaction()
+        // Immediate: the write lock is taken at the start, so that another
+        // process's commit (local workers share the file) makes this one
+        // wait its turn instead of failing as a stale snapshot.
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| failed("begin a transaction".into(), e, size))?;
     let time = now();
     let mut applied = Vec::with_capacity(size);
@@ -290,17 +293,19 @@ fn apply(
         Write::Claim {
             worker,
             lease_seconds,
-            external,
+            scope,
         } => {
+            let (plain, external) = scope.takes();
             let claimed: Option<String> = tx
                 .query_row(
                     "UPDATE runs SET status = 'running', worker = ?1, lease_until = ?2 + ?3,
                         attempts = attempts + 1, cancel_requested = 0, started_at = ?2,
                         finished_at = NULL, error = NULL, summary = NULL
                      WHERE seq = (SELECT seq FROM runs WHERE status = 'queued'
-                         AND (?4 OR external = 0) ORDER BY seq LIMIT 1)
+                         AND ((?4 AND external = 0) OR (?5 AND external = 1))
+                         ORDER BY seq LIMIT 1)
                      RETURNING id",
-                    params![worker, time, lease_seconds, external],
+                    params![worker, time, lease_seconds, plain, external],
                     |row| row.get(0),
                 )
                 .optional()?;
@@ -349,13 +354,15 @@ fn apply(
             }
             return Ok(Applied::Cancelled(changed == 1));
         }
-        Write::Reap { max_attempts } => {
+        Write::Reap { max_attempts, dead } => {
+            let dead_name = dead.as_ref().map(|dead| dead.name.as_str());
             let lost: Vec<(String, Option<String>, i64, bool)> = tx
                 .prepare(
                     "SELECT id, worker, attempts, cancel_requested FROM runs
-                     WHERE status = 'running' AND lease_until < ?1 ORDER BY seq",
+                     WHERE status = 'running' AND (lease_until < ?1 OR worker = ?2)
+                     ORDER BY seq",
                 )?
-                .query_map([time], |row| {
+                .query_map(params![time, dead_name], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })?
                 .collect::<Result<_, _>>()?;
@@ -365,6 +372,7 @@ fn apply(
                     attempts,
                     *max_attempts,
                     cancel_requested,
+                    dead.as_ref(),
                 );
                 let finished = status.is_final().then_some(time);
                 tx.execute(
