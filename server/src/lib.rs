@@ -182,8 +182,11 @@ impl AppState {
         let store = if local.is_some() {
             // Its local workers execute every run, and this process none.
             // A SQLite file is the server's alone: runs found running died
-            // with the last server (and its workers).
-            node.owns_store = matches!(config.store, store::StoreLocation::Sqlite(_));
+            // with the last server (and its workers, which it waits for).
+            if let store::StoreLocation::Sqlite(path) = &config.store {
+                node.owns_store = true;
+                local_workers::wait_for_last_workers(path);
+            }
             store::Store::open_shared(&config.store)?
         } else {
             store::Store::open_at(&config.store)?
@@ -265,7 +268,8 @@ fn open_objects(url: Option<&str>) -> Result<Option<Arc<objects::Objects>>, Serv
 /// How `rl-lab worker` is started.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    /// The store it claims runs from (PostgreSQL).
+    /// The store it claims runs from: PostgreSQL, or for a server's local
+    /// worker the server's SQLite file.
     pub store: store::StoreLocation,
     /// Run folders: checkpoints, metrics files, TensorBoard files. Workers
     /// that may resume each other's runs share it.
@@ -303,7 +307,19 @@ pub async fn work(
         path: config.data.display().to_string(),
         source,
     })?;
-    let store = store::Store::open_shared(&config.store)?;
+    // A server's local worker on its SQLite file: held while it runs, so
+    // that the server's next start waits for it before it marks runs that
+    // are still running here `interrupted`.
+    let _running_on_file = match &config.store {
+        store::StoreLocation::Sqlite(path) if config.serve_child => Some(
+            local_workers::hold_worker_lock(path).map_err(|source| ServeError::Data {
+                path: path.display().to_string(),
+                source,
+            })?,
+        ),
+        _ => None,
+    };
+    let store = store::Store::open_for_worker(&config.store, config.slots)?;
     logs::attach(store.clone());
     let engine = Arc::new(engine(
         &config.env_plugins,
@@ -369,8 +385,13 @@ pub async fn work(
                 use std::io::Read;
                 let mut wakes = [0u8; 64];
                 let mut stdin = std::io::stdin().lock();
-                while matches!(stdin.read(&mut wakes), Ok(n) if n > 0) {
-                    waking.wake();
+                loop {
+                    match stdin.read(&mut wakes) {
+                        Ok(0) => break,
+                        Ok(_) => waking.wake(),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
                 }
                 let _ = server_gone.send(());
             })
@@ -411,7 +432,14 @@ pub async fn work(
         tracing::info!("shutting down: handing running runs back to the queue");
     }
     let stopping = Arc::clone(&runs);
-    let _ = tokio::task::spawn_blocking(move || stopping.shutdown(Duration::from_secs(8))).await;
+    // A server's local worker stops inside its server's budget, which
+    // kills it after 8.5 s.
+    let budget = if serve_child {
+        Duration::from_millis(6500)
+    } else {
+        Duration::from_secs(8)
+    };
+    let _ = tokio::task::spawn_blocking(move || stopping.shutdown(budget)).await;
     store.flush();
     tracing::info!("stopped");
     Ok(())
@@ -653,7 +681,8 @@ pub async fn serve(
     let workers = state.local_workers.clone();
     let stopping_workers = tokio::task::spawn_blocking(move || {
         if let Some(workers) = workers {
-            workers.shutdown(Duration::from_secs(8));
+            // Past the workers' own 6.5 s (`work`), within the 10 s.
+            workers.shutdown(Duration::from_millis(8500));
         }
     });
     let _ = tokio::join!(stopping_runs, stopping_workers);

@@ -15,10 +15,11 @@
 //! ([`RELAY_TOKEN_VAR`]) that no client has.
 
 use crate::store::{DeadWorker, Store};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -46,6 +47,68 @@ pub const RELAY_TOKEN_VAR: &str = "RL_LAB_RELAY_TOKEN";
 /// address of its `external` runs' WebSocket: `external-runs ADDR`.
 pub const RELAY_LINE: &str = "external-runs ";
 
+/// How long a server starting on a SQLite file waits for the last
+/// server's local workers to stop (a server killed outright leaves them
+/// checkpointing for a few seconds).
+const LAST_WORKERS_WAIT: Duration = Duration::from_secs(12);
+
+/// The lock file beside a SQLite database that its server's local workers
+/// hold shared while they run.
+fn worker_lock_path(database: &Path) -> PathBuf {
+    database.with_extension("workers.lock")
+}
+
+/// Held shared by a local worker on `database` for as long as it runs.
+pub fn hold_worker_lock(database: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(worker_lock_path(database))?;
+    file.lock_shared()?;
+    Ok(file)
+}
+
+/// Waits (up to [`LAST_WORKERS_WAIT`]) until no local worker of an
+/// earlier server holds `database`'s lock: their last checkpoints and
+/// statuses are stored before this server marks what is still `running`
+/// as `interrupted`, and none of them writes after it.
+pub fn wait_for_last_workers(database: &Path) {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(worker_lock_path(database))
+    else {
+        return;
+    };
+    let began = Instant::now();
+    let mut told = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return,
+            Err(std::fs::TryLockError::WouldBlock) if began.elapsed() < LAST_WORKERS_WAIT => {
+                if !told {
+                    tracing::info!("waiting for the last server's local workers to stop");
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::warn!(
+                    "the last server's local workers still run after {} s; going on without them",
+                    LAST_WORKERS_WAIT.as_secs()
+                );
+                return;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::warn!("cannot lock the local workers' lock file: {e}");
+                return;
+            }
+        }
+    }
+}
+
 /// How often the supervisor looks for children that ended.
 const WATCH_PERIOD: Duration = Duration::from_millis(100);
 
@@ -70,6 +133,10 @@ struct Slot {
     restart_at: Instant,
     /// Where the child takes its external runs' connections, once it said.
     relay: Arc<Mutex<Option<SocketAddr>>>,
+    /// How the last child died, while its runs are not yet all taken
+    /// back: no new child takes the name until they are (it would find
+    /// them as its own and mark them `interrupted`).
+    unreaped: Option<String>,
 }
 
 struct Inner {
@@ -90,6 +157,28 @@ struct Inner {
 pub struct LocalWorkers {
     inner: Arc<Inner>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// Env-process connections relayed by the server that wait, per run,
+    /// for a worker to take the run.
+    waiting: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One relayed connection waiting for its run's worker; counted until
+/// dropped.
+pub struct Waiting {
+    run: String,
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.run) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.run);
+            }
+        }
+    }
 }
 
 fn lock(slots: &Mutex<Vec<Slot>>) -> MutexGuard<'_, Vec<Slot>> {
@@ -116,6 +205,7 @@ impl LocalWorkers {
                 quick_deaths: 0,
                 restart_at: now,
                 relay: Arc::new(Mutex::new(None)),
+                unreaped: None,
             })
             .collect();
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
@@ -147,6 +237,7 @@ impl LocalWorkers {
         Ok(Arc::new(LocalWorkers {
             inner,
             supervisor: Mutex::new(Some(supervisor)),
+            waiting: Arc::new(Mutex::new(HashMap::new())),
         }))
     }
 
@@ -173,6 +264,21 @@ impl LocalWorkers {
         Some((address, self.inner.relay_token.clone()))
     }
 
+    /// Counts a relayed connection that waits for run `run`'s worker,
+    /// unless `most` (the run's copies: one env process each) already do.
+    pub fn wait_for(&self, run: &str, most: usize) -> Option<Waiting> {
+        let mut counts = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(run.to_string()).or_insert(0);
+        if *count >= most {
+            return None;
+        }
+        *count += 1;
+        Some(Waiting {
+            run: run.to_string(),
+            counts: Arc::clone(&self.waiting),
+        })
+    }
+
     /// Whether `name` is one of these workers.
     pub fn is_local(&self, name: &str) -> bool {
         lock(&self.inner.slots).iter().any(|slot| slot.name == name)
@@ -191,6 +297,20 @@ impl LocalWorkers {
     /// still there then are killed.
     pub fn shutdown(&self, timeout: Duration) {
         self.inner.closing.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        // The pipes close first, so that the children stop while the
+        // supervisor finishes what it was doing; nothing waits holding the
+        // slots, which wake-ups and relayed connections read.
+        let mut children: Vec<(String, Child)> = {
+            let mut slots = lock(&self.inner.slots);
+            slots
+                .iter_mut()
+                .filter_map(|slot| {
+                    slot.stdin = None;
+                    slot.child.take().map(|child| (slot.name.clone(), child))
+                })
+                .collect()
+        };
         if let Some(supervisor) = self
             .supervisor
             .lock()
@@ -199,28 +319,20 @@ impl LocalWorkers {
         {
             let _ = supervisor.join();
         }
-        let mut slots = lock(&self.inner.slots);
-        for slot in slots.iter_mut() {
-            slot.stdin = None;
-        }
-        let deadline = Instant::now() + timeout;
-        for slot in slots.iter_mut() {
-            let Some(child) = slot.child.as_mut() else {
-                continue;
-            };
+        for (name, child) in &mut children {
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) | Err(_) => break,
                     Ok(None) if Instant::now() >= deadline => {
-                        tracing::warn!(worker = %slot.name, "the local worker did not stop in time: killed");
+                        tracing::warn!(worker = %name, "the local worker did not stop in time: killed");
                         let _ = child.kill();
                         let _ = child.wait();
+                        self.inner.interrupt_held(name);
                         break;
                     }
                     Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
-            slot.child = None;
         }
     }
 }
@@ -244,7 +356,8 @@ impl Inner {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
-        *slot.relay.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        // A new cell: the last child's reader may still be draining.
+        slot.relay = Arc::new(Mutex::new(None));
         if let Some(stdout) = child.stdout.take() {
             let relay = Arc::clone(&slot.relay);
             std::thread::Builder::new()
@@ -266,6 +379,55 @@ impl Inner {
         Ok(())
     }
 
+    /// Marks `interrupted` the runs a worker killed at shutdown still held,
+    /// as its own stop would have.
+    fn interrupt_held(&self, name: &str) {
+        let held = match self
+            .store
+            .runs(Some(rl_runner::RunStatus::Running), None, usize::MAX)
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(worker = %name, "reading the runs of a killed local worker: {e}");
+                return;
+            }
+        };
+        for row in held
+            .iter()
+            .filter(|row| row.worker.as_deref() == Some(name))
+        {
+            let why = "the server stopped and the run's local worker did not stop in time; resume it from its last checkpoint";
+            if let Err(e) = self.store.set_status_held(
+                &row.id,
+                Some(name),
+                rl_runner::RunStatus::Interrupted,
+                Some(why.into()),
+                None,
+            ) {
+                tracing::warn!(run_id = %row.id, "marking a killed worker's run interrupted: {e}");
+            }
+        }
+    }
+
+    /// Queues again (or fails) the runs `dead` held, and checks that none
+    /// is left in its name.
+    fn take_back(&self, dead: &DeadWorker) -> Result<(), String> {
+        self.store
+            .reap_dead(dead.clone(), self.max_attempts)
+            .map_err(|e| e.to_string())?;
+        let held = self
+            .store
+            .runs(Some(rl_runner::RunStatus::Running), None, usize::MAX)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|row| row.worker.as_deref() == Some(dead.name.as_str()))
+            .count();
+        match held {
+            0 => Ok(()),
+            n => Err(format!("{n} of its runs are still held in its name")),
+        }
+    }
+
     fn wake(&self) {
         for slot in lock(&self.slots).iter_mut() {
             if let Some(stdin) = &slot.stdin {
@@ -280,7 +442,6 @@ impl Inner {
     fn watch(&self) {
         while !self.closing.load(Ordering::SeqCst) {
             std::thread::sleep(WATCH_PERIOD);
-            let mut died = Vec::new();
             {
                 let mut slots = lock(&self.slots);
                 for slot in slots.iter_mut() {
@@ -296,7 +457,8 @@ impl Inner {
                         let lived = slot.started.elapsed();
                         slot.child = None;
                         slot.stdin = None;
-                        *slot.relay.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        slot.relay = Arc::new(Mutex::new(None));
+                        slot.unreaped = Some(status.clone());
                         if lived < STEADY {
                             slot.quick_deaths += 1;
                         } else {
@@ -318,26 +480,46 @@ impl Inner {
                                 format!(", and a new worker starts in {:.1} s", backoff.as_secs_f64())
                             }
                         );
-                        died.push(DeadWorker {
-                            name: slot.name.clone(),
-                            cause: status,
-                        });
                     }
                 }
             }
-            let any_died = !died.is_empty();
-            // Before a new child takes the name: its runs must be back in
-            // the queue (or failed) first.
-            for dead in died {
-                if let Err(e) = self.store.reap_dead(dead, self.max_attempts) {
-                    tracing::error!(
-                        "taking back a dead local worker's runs: {e}; their leases lapse instead"
-                    );
+            // Before a new child takes the name, its runs must be back in
+            // the queue (or failed): tried again each tick until they are.
+            let unreaped: Vec<DeadWorker> = {
+                let slots = lock(&self.slots);
+                slots
+                    .iter()
+                    .filter_map(|slot| {
+                        Some(DeadWorker {
+                            name: slot.name.clone(),
+                            cause: slot.unreaped.clone()?,
+                        })
+                    })
+                    .collect()
+            };
+            let mut reaped = Vec::new();
+            for dead in unreaped {
+                match self.take_back(&dead) {
+                    Ok(()) => reaped.push(dead.name),
+                    Err(e) => tracing::error!(
+                        worker = %dead.name,
+                        "taking back a dead local worker's runs: {e}; tried again shortly"
+                    ),
+                }
+            }
+            if !reaped.is_empty() {
+                for slot in lock(&self.slots).iter_mut() {
+                    if reaped.contains(&slot.name) {
+                        slot.unreaped = None;
+                    }
                 }
             }
             let mut slots = lock(&self.slots);
             for slot in slots.iter_mut() {
-                if slot.child.is_none() && Instant::now() >= slot.restart_at {
+                if slot.child.is_none()
+                    && slot.unreaped.is_none()
+                    && Instant::now() >= slot.restart_at
+                {
                     if self.closing.load(Ordering::SeqCst) {
                         return;
                     }
@@ -349,7 +531,8 @@ impl Inner {
                 }
             }
             drop(slots);
-            if any_died {
+            // Their runs are queued again: the other workers take them now.
+            if !reaped.is_empty() {
                 (self.wake_all)();
             }
         }

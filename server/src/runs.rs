@@ -132,6 +132,9 @@ struct Active {
     cancel: CancelFlag,
     stop: Option<StopReason>,
     progress: Arc<Mutex<LiveProgress>>,
+    /// Its training is over and its end is being recorded: its lease is
+    /// not renewed (the status it ends with releases it).
+    ending: bool,
 }
 
 /// An external run's link, from the first connection (or the start of
@@ -449,7 +452,12 @@ impl RunManager {
                 if queue.closing {
                     return;
                 }
-                let ids: Vec<String> = queue.active.keys().cloned().collect();
+                let ids: Vec<String> = queue
+                    .active
+                    .iter()
+                    .filter(|(_, active)| !active.ending)
+                    .map(|(id, _)| id.clone())
+                    .collect();
                 drop(queue);
                 if !ids.is_empty() {
                     match self.store.cancel_requests(&self.node.name) {
@@ -962,6 +970,7 @@ impl RunManager {
                             cancel: cancel.clone(),
                             stop: None,
                             progress: Arc::clone(&progress),
+                            ending: false,
                         },
                     );
                     return Some((id, cancel, progress));
@@ -991,7 +1000,14 @@ impl RunManager {
             let outcome = span.in_scope(|| {
                 std::panic::catch_unwind(AssertUnwindSafe(|| self.execute(&id, &cancel, &progress)))
             });
-            let stop = lock(mutex).active.get(&id).and_then(|a| a.stop);
+            let stop = {
+                let mut queue = lock(mutex);
+                let active = queue.active.get_mut(&id);
+                active.and_then(|active| {
+                    active.ending = true;
+                    active.stop
+                })
+            };
             let ending = match (&outcome, stop) {
                 (Ok(Ok(summary)), _) if summary.status == RunStatus::Completed => Ending::Finished,
                 (Ok(Ok(_)), Some(StopReason::Interrupted | StopReason::HandedBack)) => {

@@ -41,9 +41,10 @@ pub struct ServeArgs {
     max_concurrent_runs: Option<usize>,
     /// Local worker processes this server starts, one run each, as
     /// --max-concurrent-runs. Runs never execute in the server's own
-    /// process (only runs of `external` envs do, whose env processes
-    /// connect to it). 0 with a PostgreSQL --store: none, the server only
-    /// answers, and `rl-lab worker` processes on the same store execute runs.
+    /// process (it relays the connections of `external` runs' env
+    /// processes to the worker that executes the run). 0 with a PostgreSQL
+    /// --store: none, the server only answers, and `rl-lab worker`
+    /// processes on the same store execute runs.
     #[arg(long)]
     slots: Option<usize>,
     #[command(flatten)]
@@ -148,6 +149,8 @@ pub struct QueueArgs {
     name: Option<String>,
     /// Seconds a claimed run is held without renewal: the runs of a process
     /// that stops renewing (killed, cut off) go back to the queue after this.
+    /// (A server on SQLite gives its local workers at least 600: it sees
+    /// them die at once, and a busy machine must not cost runs progress.)
     #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
     lease: f64,
     /// Seconds between lease renewals; under --lease.
@@ -202,10 +205,22 @@ impl QueueArgs {
     }
 }
 
+/// The shortest lease of a server's local worker on SQLite, in seconds.
+const LOCAL_SQLITE_LEASE: f64 = 600.0;
+
 impl QueueArgs {
     /// The same flags for a local worker process (its `--name` is added).
-    fn for_local_worker(&self) -> Vec<std::ffi::OsString> {
-        let lease = self.lease.to_string();
+    /// On the server's own SQLite file a worker's lease is at least
+    /// [`LOCAL_SQLITE_LEASE`]: the server sees its workers die at once,
+    /// and a machine too busy to renew in time must not cost runs their
+    /// progress since the last checkpoint.
+    fn for_local_worker(&self, sqlite: bool) -> Vec<std::ffi::OsString> {
+        let lease = if sqlite {
+            self.lease.max(LOCAL_SQLITE_LEASE)
+        } else {
+            self.lease
+        }
+        .to_string();
         let heartbeat = self.heartbeat.to_string();
         let max_attempts = self.max_attempts.to_string();
         [
@@ -237,6 +252,11 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
         return Err(CliError::input("--max-instances: must be at least 1"));
     }
     let node = args.queue.node(rl_server::runs::NodeConfig::server())?;
+    if node.name.len() > 190 {
+        return Err(CliError::input(
+            "--name: at most 190 characters for a server, whose local workers are named after it (NAME.1, NAME.2, …)",
+        ));
+    }
     let remote_envs = remote_env_policy(&args.allow_remote_env)?;
     let mut config = ServeConfig::new(args.addr, args.data.clone());
     // The store as the local workers are told it: the same URL (its
@@ -285,7 +305,7 @@ pub fn serve(args: ServeArgs, lab: &super::Lab) -> CliResult {
         "--log-format".into(),
         args.log_format.flag().into(),
     ];
-    worker_args.extend(args.queue.for_local_worker());
+    worker_args.extend(args.queue.for_local_worker(args.store.is_none()));
     if let Some(artifacts) = &args.artifacts {
         worker_args.extend(["--artifacts".into(), artifacts.into()]);
     }

@@ -52,13 +52,22 @@ async fn connect(
         // the frames to it (and checks the run the same way first).
         let checking = state.clone();
         let run = id.clone();
-        blocking(move || {
-            external_run(&checking, &run)
-                .and_then(|(row, _)| super::relay::check(&workers, &run, &row))
+        let waiting = blocking(move || {
+            let (row, spec) = external_run(&checking, &run)?;
+            super::relay::check(&workers, &run, &row)?;
+            workers
+                .wait_for(&run, spec.env.num_envs)
+                .ok_or(ApiError::Conflict {
+                    id: run,
+                    status: row.status,
+                    why: "as many env processes as the run has copies (env.num_envs) already wait for it to start",
+                })
         })
         .await??;
         let upgrade = upgrade.map_err(|_| not_an_upgrade())?;
-        return Ok(upgrade.on_upgrade(move |socket| super::relay::relay(socket, state, id)));
+        return Ok(
+            upgrade.on_upgrade(move |socket| super::relay::relay(socket, state, id, waiting))
+        );
     }
     let link = blocking(move || {
         let (row, spec) = external_run(&state, &id)?;

@@ -7,7 +7,7 @@
 
 use super::connect::{close, fit_close_reason};
 use crate::error::{ApiError, ApiResult};
-use crate::local_workers::LocalWorkers;
+use crate::local_workers::{LocalWorkers, Waiting};
 use crate::store::RunRow;
 use crate::{Shared, blocking};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -21,6 +21,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// How often a connection to a queued run looks whether a worker took it.
 const WAIT_PERIOD: Duration = Duration::from_millis(100);
+
+/// How long the worker's loopback port may take to accept a relayed
+/// connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Frames an env process may send before a worker takes its run (the
 /// protocol asks one question at a time: `hello` is the one).
@@ -84,7 +88,7 @@ async fn holder(state: &Shared, id: &str) -> Holder {
 
 /// Carries one env process's connection to the local worker that takes
 /// run `id`, once one has.
-pub(super) async fn relay(mut env: WebSocket, state: Shared, id: String) {
+pub(super) async fn relay(mut env: WebSocket, state: Shared, id: String, waiting: Waiting) {
     let mut early = Vec::new();
     let (address, token) = loop {
         match holder(&state, &id).await {
@@ -105,11 +109,33 @@ pub(super) async fn relay(mut env: WebSocket, state: Shared, id: String) {
             () = tokio::time::sleep(WAIT_PERIOD) => {}
         }
     };
-    let worker = match connect_worker(address, &token, &id).await {
-        Ok(worker) => worker,
-        Err(e) => {
+    drop(waiting);
+    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, connect_worker(address, &token, &id));
+    let worker = match connecting.await {
+        Ok(Ok(worker)) => worker,
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            // The worker's own refusal (the run left it meanwhile): its
+            // body says why.
+            let status = response.status();
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let why = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|reply| reply["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("the run's worker refused the connection ({status})"));
+            return close(env, Closing::Dropped(why)).await;
+        }
+        Ok(Err(e)) => {
             tracing::error!(run_id = %id, "relaying an env process to its local worker: {e}");
             let why = "the worker executing the run cannot be reached; connect again";
+            return close(env, Closing::Run(Ending::Stopped(why.into()))).await;
+        }
+        Err(_) => {
+            tracing::error!(run_id = %id, "relaying an env process to its local worker: no answer");
+            let why = "the worker executing the run did not answer; connect again";
             return close(env, Closing::Run(Ending::Stopped(why.into()))).await;
         }
     };

@@ -438,6 +438,13 @@ pub(crate) trait Backend: Send + Sync {
         true
     }
 
+    /// What the writer tries while the disk is full: as `keep_reserve`,
+    /// but never within a moment of another process sharing the file
+    /// giving the reserve back, whose runs' ends need that space first.
+    fn retake_reserve(&self) -> bool {
+        self.keep_reserve()
+    }
+
     /// Gives the space kept back to the disk.
     fn release_reserve(&self) {}
 
@@ -541,24 +548,35 @@ impl Store {
 
     /// Opens the store at `location`, migrating its schema.
     pub fn open_at(location: &StoreLocation) -> StoreResult<Store> {
-        Store::open_location(location, false)
+        Store::open_location(location, false, postgres::POOL_SIZE)
     }
 
     /// Opens the store at `location` to share it with other processes: a
     /// SQLite file that a server's local worker processes write to as well
     /// (WAL serialises their commits), or PostgreSQL, shared anyway.
     pub fn open_shared(location: &StoreLocation) -> StoreResult<Store> {
-        Store::open_location(location, true)
+        Store::open_location(location, true, postgres::POOL_SIZE)
     }
 
-    fn open_location(location: &StoreLocation, shared: bool) -> StoreResult<Store> {
+    /// Opens the store at `location` for a worker process with `slots`
+    /// run threads: shared, and on PostgreSQL with a pool of its size, so
+    /// that a server's one-slot local workers hold few connections each.
+    pub fn open_for_worker(location: &StoreLocation, slots: usize) -> StoreResult<Store> {
+        Store::open_location(location, true, postgres::worker_pool_size(slots))
+    }
+
+    fn open_location(
+        location: &StoreLocation,
+        shared: bool,
+        pool_size: usize,
+    ) -> StoreResult<Store> {
         match location {
             StoreLocation::Sqlite(path) => {
                 let backend = sqlite::Sqlite::open(path, shared)?;
                 Store::start(Arc::new(backend))
             }
             StoreLocation::Postgres { target, password } => {
-                let backend = postgres::Postgres::connect(target, password.as_ref())?;
+                let backend = postgres::Postgres::connect(target, password.as_ref(), pool_size)?;
                 Store::start(Arc::new(backend))
             }
         }

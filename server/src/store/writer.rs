@@ -350,7 +350,7 @@ pub(super) fn writer_loop(
         // would take the space the reserve gave back.
         if backend.disk_full() && last_room_check.elapsed() >= FULL_DISK_PAUSE {
             last_room_check = Instant::now();
-            backend.keep_reserve();
+            backend.retake_reserve();
         }
         if backend.disk_full() {
             let before = batch.len();

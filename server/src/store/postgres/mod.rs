@@ -45,8 +45,14 @@ pub const QUEUE_CHANNEL: &str = "rl_lab_queue";
 pub const CANCEL_CHANNEL: &str = "rl_lab_cancel";
 
 /// Most connections one process holds: the writer's, the API's reads and
-/// the run threads' own reads.
-const POOL_SIZE: usize = 16;
+/// the run threads' own reads (besides the one that listens).
+pub const POOL_SIZE: usize = 16;
+
+/// Most connections a worker with `slots` run threads holds (besides the
+/// one that listens): its writer, its heartbeat, and one read per run.
+pub fn worker_pool_size(slots: usize) -> usize {
+    (2 + slots).min(POOL_SIZE)
+}
 
 /// How long a connection may take to open, and a caller to wait for a free
 /// one, before the store reports the database unreachable.
@@ -190,8 +196,13 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Connects to `target` and brings its schema up to date.
-    pub fn connect(target: &Target, password: Option<&Password>) -> StoreResult<Postgres> {
+    /// Connects to `target`, holding at most `pool_size` connections (and
+    /// one that listens), and brings its schema up to date.
+    pub fn connect(
+        target: &Target,
+        password: Option<&Password>,
+        pool_size: usize,
+    ) -> StoreResult<Postgres> {
         let runtime = OwnRuntime::new("store-postgres").map_err(StoreError::Thread)?;
         let mut config = tokio_postgres::Config::new();
         config
@@ -218,7 +229,7 @@ impl Postgres {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(pool_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(CONNECT_TIMEOUT))
             .create_timeout(Some(CONNECT_TIMEOUT))

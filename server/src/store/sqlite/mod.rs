@@ -30,7 +30,7 @@ impl Sqlite {
     /// when other processes on this machine write to it too.
     pub fn open(path: &Path, shared: bool) -> StoreResult<Sqlite> {
         let mut conn = schema::open(path)?;
-        let file = DbFile::open(path)?;
+        let file = DbFile::open(path, shared)?;
         file.check(true).map_err(StoreError::Unavailable)?;
         schema::migrate(&mut conn)?;
         Ok(Sqlite {
@@ -56,18 +56,73 @@ pub(super) struct DbFile {
     /// be made again: meanwhile runs stop recording and the writer tries
     /// only what must be recorded, so the space goes to runs' ends.
     full: std::sync::atomic::AtomicBool,
+    /// Whether other processes (a server's local workers) write to the
+    /// file: any of them may give the reserve back, and all must then
+    /// hold back.
+    shared: bool,
+    /// When the reserve was last looked for, and since when it has been
+    /// seen missing (given back by another process).
+    look: Mutex<ReserveLook>,
 }
 
+/// What [`DbFile::is_full`] last saw of a reserve shared with other
+/// processes.
+#[derive(Debug)]
+struct ReserveLook {
+    at: std::time::Instant,
+    /// Whether this process has seen the reserve (made it, or found it):
+    /// only a reserve that was there and went was given back.
+    seen: bool,
+    missing_since: Option<std::time::Instant>,
+}
+
+/// How often a shared reserve is looked for: `is_full` is asked for each
+/// metric record.
+const RESERVE_LOOK_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a reserve another process gave back stays given back before
+/// this one makes it again: time for that process to record the run ends
+/// it freed the space for.
+const RESERVE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl DbFile {
-    fn open(path: &Path) -> StoreResult<DbFile> {
+    fn open(path: &Path, shared: bool) -> StoreResult<DbFile> {
         use std::os::unix::fs::MetadataExt;
         let metadata = std::fs::metadata(path)
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+        let now = std::time::Instant::now();
         Ok(DbFile {
             path: path.to_path_buf(),
             identity: (metadata.dev(), metadata.ino()),
             full: std::sync::atomic::AtomicBool::new(false),
+            shared,
+            look: Mutex::new(ReserveLook {
+                at: now.checked_sub(RESERVE_LOOK_PERIOD).unwrap_or(now),
+                seen: false,
+                missing_since: None,
+            }),
         })
+    }
+
+    /// Since when the reserve has been missing after it was there (another
+    /// process gave it back), looked at once per [`RESERVE_LOOK_PERIOD`];
+    /// `None` when it is there, or when this process alone writes to the
+    /// file (it knows what it gave back).
+    fn reserve_missing_since(&self) -> Option<std::time::Instant> {
+        if !self.shared {
+            return None;
+        }
+        let mut look = self.look.lock().unwrap_or_else(|p| p.into_inner());
+        if look.at.elapsed() >= RESERVE_LOOK_PERIOD {
+            look.at = std::time::Instant::now();
+            if self.reserve_path().exists() {
+                look.seen = true;
+                look.missing_since = None;
+            } else if look.seen && look.missing_since.is_none() {
+                look.missing_since = Some(look.at);
+            }
+        }
+        look.missing_since
     }
 
     /// Whether the file at the path is still the one opened (and, for a
@@ -91,6 +146,22 @@ impl DbFile {
     /// Whether the disk was found full and has not had room since.
     pub(super) fn is_full(&self) -> bool {
         self.full.load(std::sync::atomic::Ordering::Relaxed)
+            || self.reserve_missing_since().is_some()
+    }
+
+    /// As [`DbFile::keep_reserve`], but not within [`RESERVE_GRACE`] of
+    /// seeing another process give the reserve back (the writer's retries
+    /// while the disk is full; a run that starts takes it back at once).
+    pub(super) fn retake_reserve(&self) -> bool {
+        let given_back = self
+            .look
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .missing_since;
+        if given_back.is_some_and(|since| since.elapsed() < RESERVE_GRACE) {
+            return false;
+        }
+        self.keep_reserve()
     }
 
     /// Makes the reserve if missing; true when it is there (the disk has
@@ -101,6 +172,9 @@ impl DbFile {
         let kept = path.exists() || std::fs::write(&path, vec![0u8; RESERVE_BYTES]).is_ok();
         if kept {
             self.full.store(false, std::sync::atomic::Ordering::Relaxed);
+            let mut look = self.look.lock().unwrap_or_else(|p| p.into_inner());
+            look.seen = true;
+            look.missing_since = None;
         } else {
             let _ = std::fs::remove_file(&path);
         }
@@ -139,6 +213,37 @@ mod tests {
 
     fn spec() -> Value {
         serde_json::json!({"env": {"id": "CartPole-v1"}, "agent": {"id": "dqn"}})
+    }
+
+    #[test]
+    fn a_reserve_another_process_gave_back_holds_this_one_back_too() {
+        use crate::store::Backend;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rl-lab.db");
+        // The server and one of its local workers, on one file.
+        let server = Sqlite::open(&path, true).unwrap();
+        let worker = Sqlite::open(&path, true).unwrap();
+        assert!(server.keep_reserve() && worker.keep_reserve());
+        assert!(!server.disk_full());
+        worker.release_reserve();
+        assert!(worker.disk_full());
+        std::thread::sleep(RESERVE_LOOK_PERIOD + Duration::from_millis(50));
+        assert!(server.disk_full(), "the server goes on writing metrics");
+        assert!(
+            !server.retake_reserve(),
+            "the server's writer takes the space back before the worker recorded its run's end"
+        );
+        std::thread::sleep(RESERVE_GRACE);
+        assert!(server.retake_reserve());
+        assert!(!server.disk_full());
+        std::thread::sleep(RESERVE_LOOK_PERIOD + Duration::from_millis(50));
+        assert!(worker.keep_reserve() && !worker.disk_full());
+        // A store of one process's own knows what it gave back itself.
+        let alone = Sqlite::open(&dir.path().join("alone.db"), false).unwrap();
+        assert!(alone.keep_reserve());
+        std::fs::remove_file(dir.path().join("alone.reserve")).unwrap();
+        std::thread::sleep(RESERVE_LOOK_PERIOD + Duration::from_millis(50));
+        assert!(!alone.disk_full());
     }
 
     /// A second connection to the store's database, to break it.
@@ -257,7 +362,7 @@ mod tests {
         conn.pragma_update(None, "max_page_count", pages).unwrap();
         let backend = Sqlite {
             path: path.clone(),
-            file: DbFile::open(&path).unwrap(),
+            file: DbFile::open(&path, false).unwrap(),
             writer: Mutex::new(conn),
             readers: reads::ReaderPool::default(),
             shared: false,

@@ -162,6 +162,10 @@ impl Backend for Sqlite {
         self.file.keep_reserve()
     }
 
+    fn retake_reserve(&self) -> bool {
+        self.file.retake_reserve()
+    }
+
     fn release_reserve(&self) {
         self.file.release_reserve();
     }
