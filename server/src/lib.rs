@@ -296,9 +296,12 @@ pub struct WorkerConfig {
 }
 
 /// Executes queued runs from the store until SIGINT or SIGTERM (or, with
-/// `exit_when_idle`, until nothing has run for that long); then hands the
+/// `exit_when_idle`, until nothing has run for that long; or, as a
+/// server's local worker, until its server's pipe closes); then hands the
 /// runs it holds back to the queue, checkpointed, for another worker to
-/// resume, and returns within 10 s. `on_ready` is called once it claims.
+/// resume (a server's local worker marks them `interrupted`, as its server
+/// would), and returns within 10 s. `on_ready` is called once it claims,
+/// with the address of its `external` runs' WebSocket for a local worker.
 pub async fn work(
     config: WorkerConfig,
     on_ready: impl FnOnce(&str, Option<SocketAddr>),

@@ -246,14 +246,6 @@ impl LocalWorkers {
         self.inner.wake();
     }
 
-    /// The children's names, in slot order.
-    pub fn names(&self) -> Vec<String> {
-        lock(&self.inner.slots)
-            .iter()
-            .map(|slot| slot.name.clone())
-            .collect()
-    }
-
     /// Where local worker `name` takes the WebSocket of the external runs
     /// it executes, and the token to show it; `None` when `name` is not
     /// one of them or has not said yet.
@@ -282,14 +274,6 @@ impl LocalWorkers {
     /// Whether `name` is one of these workers.
     pub fn is_local(&self, name: &str) -> bool {
         lock(&self.inner.slots).iter().any(|slot| slot.name == name)
-    }
-
-    /// The children's process ids (those alive), in slot order.
-    pub fn pids(&self) -> Vec<u32> {
-        lock(&self.inner.slots)
-            .iter()
-            .filter_map(|slot| slot.child.as_ref().map(Child::id))
-            .collect()
     }
 
     /// Closes the children's pipes, so that each checkpoints its run as
