@@ -15,7 +15,8 @@
 //!   from the first send to the commit of the last. Goal: at least 50,000
 //!   a second into PostgreSQL from one process.
 //! - **dqn**: one DQN run on CartPole trained by a worker on PostgreSQL and
-//!   by `rl-lab serve` on SQLite, alternating, its env steps per second
+//!   by `rl-lab serve` on SQLite (in its local worker process, as every
+//!   run there), alternating, its env steps per second
 //!   (the summary's steps over its train seconds). Goal: the worker within
 //!   5% of the server, since storage is off the training thread.
 
