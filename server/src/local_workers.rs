@@ -58,13 +58,18 @@ fn worker_lock_path(database: &Path) -> PathBuf {
     database.with_extension("workers.lock")
 }
 
-/// Held shared by a local worker on `database` for as long as it runs.
-pub fn hold_worker_lock(database: &Path) -> std::io::Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
+/// The lock file beside `database`, opened (made if missing).
+fn open_worker_lock(database: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(worker_lock_path(database))?;
+        .open(worker_lock_path(database))
+}
+
+/// Held shared by a local worker on `database` for as long as it runs.
+pub fn hold_worker_lock(database: &Path) -> std::io::Result<std::fs::File> {
+    let file = open_worker_lock(database)?;
     file.lock_shared()?;
     Ok(file)
 }
@@ -74,12 +79,7 @@ pub fn hold_worker_lock(database: &Path) -> std::io::Result<std::fs::File> {
 /// statuses are stored before this server marks what is still `running`
 /// as `interrupted`, and none of them writes after it.
 pub fn wait_for_last_workers(database: &Path) {
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(worker_lock_path(database))
-    else {
+    let Ok(file) = open_worker_lock(database) else {
         return;
     };
     let began = Instant::now();

@@ -31,6 +31,14 @@ pub const CHECKPOINT_PERIOD: Duration = Duration::from_secs(30);
 /// under the 2 s a client is promised, with room for the request itself.
 pub const CANCEL_WAIT: Duration = Duration::from_millis(1500);
 
+/// Why an env process is refused a run another server executes.
+pub(crate) const EXECUTES_ELSEWHERE: &str =
+    "the run executes on another server (its `worker`); its env processes connect there";
+
+/// Why an env process is refused a run that is neither queued nor running.
+pub(crate) const NOT_QUEUED_OR_RUNNING: &str =
+    "env processes connect to a queued or running run only";
+
 /// What an external run's connections are told when the server stops.
 const SHUTTING_DOWN: &str =
     "the server is shutting down; the run was interrupted and can be resumed";
@@ -810,9 +818,9 @@ impl RunManager {
                 id: id.into(),
                 status,
                 why: if status == RunStatus::Running {
-                    "the run executes on another server (its `worker`); its env processes connect there"
+                    EXECUTES_ELSEWHERE
                 } else {
-                    "env processes connect to a queued or running run only"
+                    NOT_QUEUED_OR_RUNNING
                 },
             });
         }
@@ -922,13 +930,7 @@ impl RunManager {
                     if queue.closing {
                         drop(queue);
                         // Taken as the process closed: back to the queue.
-                        let _ = self.store.set_status_held(
-                            &id,
-                            Some(&self.node.name),
-                            RunStatus::Queued,
-                            None,
-                            None,
-                        );
+                        self.put_back(&id);
                         return None;
                     }
                     if let Some(earlier) = queue.active.get_mut(&id) {
@@ -939,13 +941,7 @@ impl RunManager {
                         earlier.stop.get_or_insert(StopReason::LeaseLost);
                         earlier.cancel.cancel();
                         drop(queue);
-                        let _ = self.store.set_status_held(
-                            &id,
-                            Some(&self.node.name),
-                            RunStatus::Queued,
-                            None,
-                            None,
-                        );
+                        self.put_back(&id);
                         // Not again until the earlier execution has gone.
                         let mut queue = lock(mutex);
                         let deadline = Instant::now() + Duration::from_secs(30);
@@ -987,6 +983,13 @@ impl RunManager {
                     .unwrap_or_else(|p| p.into_inner());
             }
         }
+    }
+
+    /// Queues again a run this process just claimed and will not execute.
+    fn put_back(&self, id: &str) {
+        let _ =
+            self.store
+                .set_status_held(id, Some(&self.node.name), RunStatus::Queued, None, None);
     }
 
     /// A worker: takes queued runs until the server closes.

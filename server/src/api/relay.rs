@@ -39,12 +39,12 @@ pub(super) fn check(workers: &LocalWorkers, id: &str, row: &RunRow) -> ApiResult
         RunStatus::Running => Err(ApiError::Conflict {
             id: id.to_string(),
             status: row.status,
-            why: "the run executes on another server (its `worker`); its env processes connect there",
+            why: crate::runs::EXECUTES_ELSEWHERE,
         }),
         status => Err(ApiError::Conflict {
             id: id.to_string(),
             status,
-            why: "env processes connect to a queued or running run only",
+            why: crate::runs::NOT_QUEUED_OR_RUNNING,
         }),
     }
 }
